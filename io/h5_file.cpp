@@ -1,0 +1,174 @@
+// h5_file.cpp
+#include "io/h5_file.h"
+
+#include "mpi/native.h"
+#include "src/common/input_error.h"
+
+namespace rw::io {
+namespace {
+
+hid_t memory_type(ElementType t) {
+  switch (t) {
+    case ElementType::f32: return H5T_NATIVE_FLOAT;
+    case ElementType::i32: return H5T_NATIVE_INT32;
+    default: RW_FAIL("unsupported element type");
+  }
+}
+
+hid_t file_type(ElementType t) {
+  switch (t) {
+    case ElementType::f32: return H5T_IEEE_F32LE;
+    case ElementType::i32: return H5T_STD_I32LE;
+    default: RW_FAIL("unsupported element type");
+  }
+}
+
+hid_t mpio_access_list() {
+  hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+  RW_H5_CHECK(fapl);
+  RW_H5_CHECK(H5Pset_fapl_mpio(fapl, mpi::world_comm(), MPI_INFO_NULL));
+  return fapl;
+}
+
+hid_t collective_transfer_list() {
+  hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+  RW_H5_CHECK(dxpl);
+  RW_H5_CHECK(H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE));
+  return dxpl;
+}
+
+// File dataspace of dims with the union of token runs selected along token_axis.
+hid_t select_runs(const std::vector<int64_t>& dims, int token_axis, const std::vector<TokenRun>& runs,
+                  hsize_t* n_selected) {
+  const int rank = static_cast<int>(dims.size());
+  std::vector<hsize_t> hdims(dims.begin(), dims.end());
+  hid_t space = H5Screate_simple(rank, hdims.data(), nullptr);
+  RW_H5_CHECK(space);
+  RW_H5_CHECK(H5Sselect_none(space));
+  hsize_t per_token = 1;
+  for (int a = 0; a < rank; ++a)
+    if (a != token_axis) per_token *= hdims[a];
+  hsize_t tokens = 0;
+  for (const TokenRun& run : runs) {
+    if (run.count == 0) continue;
+    std::vector<hsize_t> start(rank, 0), stride(rank, 1), count(hdims), block(rank, 1);
+    start[token_axis] = static_cast<hsize_t>(run.start);
+    stride[token_axis] = static_cast<hsize_t>(run.stride);
+    count[token_axis] = static_cast<hsize_t>(run.count);
+    RW_H5_CHECK(H5Sselect_hyperslab(space, H5S_SELECT_OR, start.data(), stride.data(), count.data(),
+                                    block.data()));
+    tokens += static_cast<hsize_t>(run.count);
+  }
+  *n_selected = tokens * per_token;
+  return space;
+}
+
+}  // namespace
+
+void silence_hdf5_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+std::string dims_text(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
+
+H5File H5File::open_read(const std::string& path) {
+  hid_t fapl = mpio_access_list();
+  hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
+  H5Pclose(fapl);
+  if (id < 0) throw InputError("cannot open '" + path + "' as an HDF5 file (missing, unreadable or not HDF5)");
+  return H5File(id, path);
+}
+
+H5File H5File::create(const std::string& path) {
+  hid_t fapl = mpio_access_list();
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+  H5Pclose(fapl);
+  if (id < 0) throw InputError("cannot create HDF5 file '" + path + "'");
+  return H5File(id, path);
+}
+
+H5File::~H5File() {
+  if (id_ >= 0) H5Fclose(id_);
+}
+
+void H5File::close() {
+  if (id_ >= 0) RW_H5_CHECK(H5Fclose(id_));
+  id_ = -1;
+}
+
+bool H5File::has_dataset(const std::string& name) const {
+  if (H5Lexists(id_, name.c_str(), H5P_DEFAULT) <= 0) return false;
+  H5O_info_t info;
+  if (H5Oget_info_by_name(id_, name.c_str(), &info, H5P_DEFAULT) < 0) return false;
+  return info.type == H5O_TYPE_DATASET;
+}
+
+DatasetInfo H5File::dataset_info(const std::string& name) const {
+  if (!has_dataset(name)) throw InputError("'" + path_ + "' has no dataset '" + name + "'");
+  hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) throw InputError("cannot open dataset '" + name + "' in '" + path_ + "'");
+  DatasetInfo info;
+  hid_t space = H5Dget_space(ds);
+  hid_t type = H5Dget_type(ds);
+  int rank = space >= 0 ? H5Sget_simple_extent_ndims(space) : -1;
+  if (rank >= 0) {
+    std::vector<hsize_t> dims(rank);
+    H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    info.dims.assign(dims.begin(), dims.end());
+  }
+  H5T_class_t cls = H5Tget_class(type);
+  std::size_t size = H5Tget_size(type);
+  if (cls == H5T_FLOAT) {
+    info.type_text = "float" + std::to_string(8 * size);
+    if (size == 4) info.type = ElementType::f32;
+  } else if (cls == H5T_INTEGER) {
+    bool is_signed = H5Tget_sign(type) == H5T_SGN_2;
+    info.type_text = std::string(is_signed ? "int" : "uint") + std::to_string(8 * size);
+    if (size == 4 && is_signed) info.type = ElementType::i32;
+  } else {
+    info.type_text = "non-numeric";
+  }
+  H5Tclose(type);
+  H5Sclose(space);
+  H5Dclose(ds);
+  if (rank < 0) throw InputError("dataset '" + name + "' in '" + path_ + "' has no simple shape");
+  return info;
+}
+
+void H5File::read_token_runs(const std::string& name, const std::vector<int64_t>& dims, int token_axis,
+                             const std::vector<TokenRun>& runs, ElementType type, void* out) const {
+  hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+  RW_H5_CHECK(ds);
+  hsize_t n = 0;
+  hid_t file_space = select_runs(dims, token_axis, runs, &n);
+  hid_t mem_space = H5Screate_simple(1, &n, nullptr);
+  hid_t dxpl = collective_transfer_list();
+  RW_H5_CHECK(H5Dread(ds, memory_type(type), mem_space, file_space, dxpl, out));
+  H5Pclose(dxpl);
+  H5Sclose(mem_space);
+  H5Sclose(file_space);
+  H5Dclose(ds);
+}
+
+void H5File::write_token_runs(const std::string& name, const std::vector<int64_t>& dims, int token_axis,
+                              const std::vector<TokenRun>& runs, ElementType type, const void* data) {
+  std::vector<hsize_t> hdims(dims.begin(), dims.end());
+  hid_t whole = H5Screate_simple(static_cast<int>(hdims.size()), hdims.data(), nullptr);
+  RW_H5_CHECK(whole);
+  hid_t ds = H5Dcreate2(id_, name.c_str(), file_type(type), whole, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  RW_H5_CHECK(ds);
+  hsize_t n = 0;
+  hid_t file_space = select_runs(dims, token_axis, runs, &n);
+  hid_t mem_space = H5Screate_simple(1, &n, nullptr);
+  hid_t dxpl = collective_transfer_list();
+  RW_H5_CHECK(H5Dwrite(ds, memory_type(type), mem_space, file_space, dxpl, data));
+  H5Pclose(dxpl);
+  H5Sclose(mem_space);
+  H5Sclose(file_space);
+  H5Sclose(whole);
+  H5Dclose(ds);
+}
+
+}  // namespace rw::io

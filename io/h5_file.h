@@ -1,0 +1,70 @@
+// h5_file.h: parallel HDF5 files and token-sharded reads and writes.
+// Every rank opens the same file collectively (MPI-IO driver) and reads or writes only its own
+// tokens: a selection of token runs (layout.h) along one axis of a global tensor, all other
+// axes whole. Runs are ascending, so the selected elements arrive in the local token order.
+// Errors: a file or dataset the user named that is missing or malformed is an InputError;
+// a failing HDF5 call on a file already validated is fatal (RW_H5_CHECK).
+#pragma once
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/attention/layout.h"
+#include "src/common/fatal.h"
+
+#define RW_H5_CHECK(call)                                                                 \
+  do {                                                                                    \
+    if ((call) < 0) ::rw::fatal(#call, __FILE__, __LINE__, "HDF5 call failed");           \
+  } while (0)
+
+namespace rw::io {
+
+enum class ElementType { f32, i32, other };
+
+struct DatasetInfo {
+  std::vector<int64_t> dims;
+  ElementType type = ElementType::other;
+  std::string type_text;  // for messages: "float32", "int32", "float64", ...
+};
+
+// RAII owner of an HDF5 file id.
+class H5File {
+ public:
+  // Collective over the world. Throws InputError if the file cannot be opened as HDF5.
+  static H5File open_read(const std::string& path);
+  // Collective: creates (truncates) path.
+  static H5File create(const std::string& path);
+  H5File(H5File&& other) noexcept : id_(other.id_), path_(std::move(other.path_)) { other.id_ = -1; }
+  H5File& operator=(H5File&&) = delete;
+  H5File(const H5File&) = delete;
+  ~H5File();
+  void close();  // collective
+  hid_t id() const { return id_; }
+  const std::string& path() const { return path_; }
+
+  bool has_dataset(const std::string& name) const;
+  // Throws InputError if absent or not a simple dataspace.
+  DatasetInfo dataset_info(const std::string& name) const;
+
+  // Reads the token runs along token_axis of dataset `name` (global dims `dims`) into out,
+  // which holds the selection in row-major order. Collective.
+  void read_token_runs(const std::string& name, const std::vector<int64_t>& dims, int token_axis,
+                       const std::vector<TokenRun>& runs, ElementType type, void* out) const;
+  // Creates dataset `name` with global dims and writes this rank's token runs. Collective.
+  void write_token_runs(const std::string& name, const std::vector<int64_t>& dims, int token_axis,
+                        const std::vector<TokenRun>& runs, ElementType type, const void* data);
+
+ private:
+  H5File(hid_t id, std::string path) : id_(id), path_(std::move(path)) {}
+  hid_t id_ = -1;
+  std::string path_;
+};
+
+std::string dims_text(const std::vector<int64_t>& dims);  // "[2, 64, 4, 16]"
+
+// Turns off HDF5's own error-stack printing (we print one clear line instead).
+void silence_hdf5_errors();
+
+}  // namespace rw::io

@@ -1,0 +1,107 @@
+// ring_exchange.cpp
+#include "mpi/ring_exchange.h"
+
+#include <mpi.h>
+
+#include <climits>
+#include <string>
+#include <vector>
+
+#include "mpi/mpi_check.h"
+#include "mpi/runtime.h"
+#include "src/common/timer.h"
+
+namespace rw::mpi {
+
+struct RingExchange::State {
+  MPI_Comm comm = MPI_COMM_NULL;
+  int rank = 0, size = 1;
+  double timeout_s = 0;
+  std::vector<MPI_Request> requests;  // slot per handle; MPI_REQUEST_NULL when done
+  std::vector<int> free_slots;
+  std::vector<char> active;           // handle given out and not yet waited on
+
+  int take_slot() {
+    if (free_slots.empty()) {
+      requests.push_back(MPI_REQUEST_NULL);
+      active.push_back(0);
+      return static_cast<int>(requests.size()) - 1;
+    }
+    int slot = free_slots.back();
+    free_slots.pop_back();
+    return slot;
+  }
+};
+
+RingExchange::RingExchange(double wait_timeout_s) : state_(std::make_unique<State>()) {
+  RW_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &state_->comm));
+  RW_MPI_CHECK(MPI_Comm_set_errhandler(state_->comm, MPI_ERRORS_RETURN));
+  RW_MPI_CHECK(MPI_Comm_rank(state_->comm, &state_->rank));
+  RW_MPI_CHECK(MPI_Comm_size(state_->comm, &state_->size));
+  state_->timeout_s = wait_timeout_s;
+}
+
+RingExchange::~RingExchange() {
+  for (std::size_t i = 0; i < state_->requests.size(); ++i)
+    if (state_->requests[i] != MPI_REQUEST_NULL) MPI_Wait(&state_->requests[i], MPI_STATUS_IGNORE);
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized && state_->comm != MPI_COMM_NULL) MPI_Comm_free(&state_->comm);
+}
+
+int RingExchange::rank() const { return state_->rank; }
+int RingExchange::size() const { return state_->size; }
+
+RingTransport::Request RingExchange::post_send_next(const void* data, std::size_t n_bytes, int tag) {
+  RW_CHECK(n_bytes <= static_cast<std::size_t>(INT_MAX),
+           "ring message of " + std::to_string(n_bytes) + " bytes exceeds MPI's int count");
+  int slot = state_->take_slot();
+  int next = (state_->rank + 1) % state_->size;
+  RW_MPI_CHECK(MPI_Isend(data, static_cast<int>(n_bytes), MPI_BYTE, next, tag, state_->comm,
+                         &state_->requests[slot]));
+  state_->active[slot] = 1;
+  return slot;
+}
+
+RingTransport::Request RingExchange::post_recv_prev(void* data, std::size_t n_bytes, int tag) {
+  RW_CHECK(n_bytes <= static_cast<std::size_t>(INT_MAX),
+           "ring message of " + std::to_string(n_bytes) + " bytes exceeds MPI's int count");
+  int slot = state_->take_slot();
+  int prev = (state_->rank + state_->size - 1) % state_->size;
+  RW_MPI_CHECK(MPI_Irecv(data, static_cast<int>(n_bytes), MPI_BYTE, prev, tag, state_->comm,
+                         &state_->requests[slot]));
+  state_->active[slot] = 1;
+  return slot;
+}
+
+void RingExchange::wait(Request& request, const char* what) {
+  if (request == kNoRequest) return;
+  RW_CHECK(request >= 0 && request < static_cast<int>(state_->requests.size()) && state_->active[request],
+           "wait on an unknown ring request");
+  MPI_Request& r = state_->requests[request];
+  const double start = wall_seconds();
+  MPI_Status status;
+  for (;;) {
+    int done = 0;
+    RW_MPI_CHECK(MPI_Test(&r, &done, &status));
+    if (done) break;
+    if (state_->timeout_s > 0 && wall_seconds() - start > state_->timeout_s) {
+      RW_FAIL("rank " + std::to_string(state_->rank) + " on " + host_name() + ": no progress for " +
+              std::to_string(state_->timeout_s) + " s waiting for " + what);
+    }
+  }
+  state_->active[request] = 0;
+  state_->free_slots.push_back(request);
+  request = kNoRequest;
+}
+
+void RingExchange::progress() {
+  if (state_->requests.empty()) return;
+  int flag = 0;
+  // Testall on the whole table drives the progress engine; completed requests become
+  // MPI_REQUEST_NULL and their later wait() returns at once.
+  RW_MPI_CHECK(MPI_Testall(static_cast<int>(state_->requests.size()), state_->requests.data(), &flag,
+                           MPI_STATUSES_IGNORE));
+}
+
+}  // namespace rw::mpi

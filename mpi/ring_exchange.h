@@ -1,0 +1,32 @@
+// ring_exchange.h: RingTransport over MPI point-to-point: non-blocking sends to the next rank
+// and receives from the previous one, a progress call for use between compute tiles, and
+// waits that never hang silently: a wait longer than the timeout aborts the job with the rank,
+// host and what was awaited.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "src/attention/ring_transport.h"
+
+namespace rw::mpi {
+
+class RingExchange : public RingTransport {
+ public:
+  // The ring over all ranks of the world, in rank order. wait_timeout_s <= 0 disables the
+  // timeout.
+  explicit RingExchange(double wait_timeout_s = 900.0);
+  ~RingExchange() override;
+
+  int rank() const override;
+  int size() const override;
+  Request post_send_next(const void* data, std::size_t n_bytes, int tag) override;
+  Request post_recv_prev(void* data, std::size_t n_bytes, int tag) override;
+  void wait(Request& request, const char* what) override;
+  void progress() override;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace rw::mpi

@@ -1,0 +1,93 @@
+// runtime.cpp
+#include "mpi/runtime.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <vector>
+
+#include "mpi/mpi_check.h"
+#include "mpi/native.h"
+
+namespace rw::mpi {
+namespace {
+
+void abort_job(const std::string& message) {
+  int rank = -1, initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (initialized && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  std::fprintf(stderr, "[rank %d on %s] %s\n", rank, host_name().c_str(), message.c_str());
+  std::fflush(stderr);
+  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, 1);
+  std::_Exit(1);
+}
+
+}  // namespace
+
+MPI_Comm world_comm() { return MPI_COMM_WORLD; }
+
+Runtime::Runtime(int& argc, char**& argv) {
+  int provided = 0;
+  if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    std::fprintf(stderr, "ringworld: MPI_Init_thread failed\n");
+    std::_Exit(1);
+  }
+  set_fatal_handler(&abort_job);
+  RW_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
+  RW_CHECK(provided >= MPI_THREAD_FUNNELED, "the MPI library does not provide MPI_THREAD_FUNNELED");
+}
+
+Runtime::~Runtime() {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+  set_fatal_handler(nullptr);
+}
+
+int world_rank() {
+  int rank = 0;
+  RW_MPI_CHECK(MPI_Comm_rank(MPI_COMM_WORLD, &rank));
+  return rank;
+}
+
+int world_size() {
+  int size = 1;
+  RW_MPI_CHECK(MPI_Comm_size(MPI_COMM_WORLD, &size));
+  return size;
+}
+
+std::string host_name() {
+  char name[256] = {0};
+  if (gethostname(name, sizeof name - 1) != 0) return "unknown-host";
+  return name;
+}
+
+std::string agree_on_error(const std::string& local_error) {
+  const int size = world_size(), rank = world_rank();
+  int mine = local_error.empty() ? size : rank, first = size;
+  RW_MPI_CHECK(MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD));
+  if (first == size) return "";
+  int length = rank == first ? static_cast<int>(local_error.size()) : 0;
+  RW_MPI_CHECK(MPI_Bcast(&length, 1, MPI_INT, first, MPI_COMM_WORLD));
+  std::vector<char> text(local_error.begin(), local_error.end());
+  text.resize(length);
+  RW_MPI_CHECK(MPI_Bcast(text.data(), length, MPI_CHAR, first, MPI_COMM_WORLD));
+  return std::string(text.begin(), text.end());
+}
+
+void barrier() { RW_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
+
+namespace {
+double allreduce(double value, MPI_Op op) {
+  double out = 0;
+  RW_MPI_CHECK(MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, op, MPI_COMM_WORLD));
+  return out;
+}
+}  // namespace
+
+double allreduce_max(double value) { return allreduce(value, MPI_MAX); }
+double allreduce_min(double value) { return allreduce(value, MPI_MIN); }
+double allreduce_sum(double value) { return allreduce(value, MPI_SUM); }
+
+}  // namespace rw::mpi

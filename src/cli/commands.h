@@ -1,0 +1,9 @@
+// commands.h: the subcommands of the ringworld binary (one file each), dispatched by main.cpp.
+// Each returns the process exit code; MPI is initialised before and finalised after.
+#pragma once
+
+namespace rw::cli {
+
+int run_attn(int argc, char** argv);
+
+}  // namespace rw::cli

@@ -1,0 +1,36 @@
+// main.cpp: `ringworld <command> [options]`. Initialises MPI, dispatches, finalises.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "mpi/runtime.h"
+#include "src/cli/commands.h"
+
+namespace {
+
+const char* kUsage =
+    "usage: ringworld <command> [options]     (run under mpirun -np N for N ranks)\n"
+    "\n"
+    "commands:\n"
+    "  attn      exact ring attention on tensors from an HDF5 file (forward, --backward)\n"
+    "\n"
+    "`ringworld <command> --help` describes a command's options.\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  rw::mpi::Runtime mpi_runtime(argc, argv);
+  const bool is_root = rw::mpi::world_rank() == 0;
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    if (is_root) std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  if (command == "--version") {
+    if (is_root) std::printf("ringworld 0.1.0\n");
+    return 0;
+  }
+  if (command == "attn") return rw::cli::run_attn(argc - 1, argv + 1);
+  if (is_root) std::fprintf(stderr, "ringworld: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+  return 2;
+}

@@ -1,0 +1,18 @@
+# check_layering.cmake: fails if a file under src/ includes <mpi.h>, <cuda_runtime.h> or
+# <hdf5.h>, or one of our headers that does (mpi/mpi_check.h, mpi/native.h, io/h5_file.h).
+file(GLOB_RECURSE sources "${ROOT}/src/*.h" "${ROOT}/src/*.cpp")
+set(bad 0)
+foreach(f ${sources})
+  file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include")
+  foreach(line ${lines})
+    if(line MATCHES "[<\"](mpi\\.h|cuda_runtime\\.h|hdf5\\.h|mpi/mpi_check\\.h|mpi/native\\.h|io/h5_file\\.h)[>\"]")
+      message(SEND_ERROR "layering: ${f} includes ${CMAKE_MATCH_1}")
+      set(bad 1)
+    endif()
+  endforeach()
+endforeach()
+list(LENGTH sources n)
+if(bad)
+  message(FATAL_ERROR "src/ must not include MPI, CUDA or HDF5 headers")
+endif()
+message(STATUS "layering: ${n} files under src/ checked")
