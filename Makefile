@@ -1,0 +1,47 @@
+# ringworld: a thin wrapper over CMake.
+#   make demo    install what is missing, build, run the main job on its embedded default
+#   make test    install what is missing, build, run the whole test suite
+#   make deps    install missing Debian packages (idempotent; says what it installs)
+#   make build   configure and build (Release) in $(BUILD_DIR)
+#   make bench   kernel and ring benchmarks (parseable tables; see perf/)
+#   make clean   remove $(BUILD_DIR)
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CMAKE_FLAGS ?=
+
+DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
+                libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make
+
+.PHONY: all build deps test bench demo clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "deps: all Debian packages present"; exit 0; fi; \
+	echo "deps: installing:$$missing"; \
+	SUDO=""; [ "$$(id -u)" -ne 0 ] && SUDO=sudo; \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null && \
+	echo "deps: done"
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
+
+build: deps $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build
+	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
+
+bench: build
+	cmake --build $(BUILD_DIR) --target bench
+
+demo: build
+	@bash jobs/demo.sh $(BUILD_DIR)
+
+clean:
+	rm -rf $(BUILD_DIR)

@@ -1,0 +1,624 @@
+// test_attn_tool.cpp: end-to-end test of `mpirun -np N ringworld attn`.
+//
+// A plain (non-MPI) Catch2 program: it writes input files with the serial HDF5 C API, runs the
+// tool under mpirun (RW_MPIEXEC, RW_RINGWORLD_BIN from CMake) and reads the output files back.
+//
+// What is tested:
+//   * Correctness: out, lse and (--backward) dq, dk, dv against a full-sequence fp64 reference
+//     (device/cpu/attention_reference.h), for np 1..4 x layouts contiguous/striped/zigzag,
+//     causal and not, forward-only and --backward, GQA (kv_heads 2) and MHA (kv_heads 4),
+//     head_dim 16 and 32, seq 48 and 96, small and ragged tiles (--block-q/--block-k), the
+//     default mask (no segment_ids/positions datasets) and packed documents (non-monotone
+//     segment ids, positions restarting at 0, documents of length 1, documents straddling
+//     rank and zigzag-chunk boundaries). The full layout x causal set runs at np 2 and np 3.
+//   * Repeatability: the same run (np 3, zigzag, causal, backward) twice gives bit-identical
+//     values in every output dataset.
+//   * Bad input: every rank exits non-zero (none hangs: each run is under `timeout`), the tool
+//     prints exactly one line on stderr naming the problem, and neither OUT.h5 nor OUT.h5.tmp
+//     is left behind. mpirun's own "process returned a non-zero exit code" banner is allowed;
+//     the tool's lines are those starting with "ringworld".
+//
+// Tolerance basis (style.md item 6, FlashAttention's rule), per output tensor, max-abs error:
+//     max|tool - fp64| <= 2 * max|naive32 - fp64| + 8 * FLT_EPSILON * max|fp64|
+// fp64 is reference<double,double> on the fp32 inputs widened to double; naive32 is
+// reference<float,float> (plain loops in fp32) on the same fp32 inputs. The first term: the
+// tool may be at most twice as wrong as a straightforward fp32 implementation; the second is
+// a floor of a few ulps of the tensor's scale for tensors where the naive error happens to be
+// ~0.
+#include <hdf5.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cfloat>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "device/attention_args.h"
+#include "device/cpu/attention_reference.h"
+
+#ifndef RW_MPIEXEC
+#error "RW_MPIEXEC (the mpirun command line with its flags) must be defined"
+#endif
+#ifndef RW_RINGWORLD_BIN
+#error "RW_RINGWORLD_BIN (path of the ringworld binary) must be defined"
+#endif
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// ---- deterministic inputs --------------------------------------------------------------------
+
+// splitmix64: the same numbers on every platform (std distributions are not portable).
+struct Rng {
+  uint64_t state;
+  explicit Rng(uint64_t seed) : state(seed) {}
+  uint64_t next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  float symmetric(float scale) {  // uniform in [-scale, scale)
+    double u = static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
+    return static_cast<float>((2 * u - 1) * scale);
+  }
+};
+
+std::vector<float> random_values(std::size_t n, uint64_t seed, float scale) {
+  Rng rng(seed);
+  std::vector<float> v(n);
+  for (float& x : v) x = rng.symmetric(scale);
+  return v;
+}
+
+// One attention problem in the tool's file layout (token-major, see the tool's --help).
+struct Problem {
+  std::string name;
+  int batch = 0, seq = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  bool write_mask = false;        // false: no segment_ids/positions datasets (tool defaults)
+  std::vector<float> q, k, v, dout;
+  std::vector<int32_t> seg, pos;  // [batch, seq]: always filled (the defaults if !write_mask)
+};
+
+// doc_lengths: per batch row, the lengths of its packed documents (summing to seq); empty for
+// one document per row with position = token index (the tool's defaults).
+Problem make_problem(const std::string& name, int batch, int seq, int heads, int kv_heads, int head_dim,
+                     const std::vector<std::vector<int>>& doc_lengths, uint64_t seed) {
+  Problem p;
+  p.name = name;
+  p.batch = batch;
+  p.seq = seq;
+  p.heads = heads;
+  p.kv_heads = kv_heads;
+  p.head_dim = head_dim;
+  const std::size_t n_q = static_cast<std::size_t>(batch) * seq * heads * head_dim;
+  const std::size_t n_kv = static_cast<std::size_t>(batch) * seq * kv_heads * head_dim;
+  // Amplitude 2: scores scale*q.k have a spread of ~1.5, so softmax rows are far from uniform.
+  p.q = random_values(n_q, seed + 1, 2.f);
+  p.k = random_values(n_kv, seed + 2, 2.f);
+  p.v = random_values(n_kv, seed + 3, 1.f);
+  p.dout = random_values(n_q, seed + 4, 1.f);
+  p.seg.assign(static_cast<std::size_t>(batch) * seq, 0);
+  p.pos.resize(p.seg.size());
+  p.write_mask = !doc_lengths.empty();
+  for (int b = 0; b < batch; ++b) {
+    int32_t* seg = p.seg.data() + static_cast<std::size_t>(b) * seq;
+    int32_t* pos = p.pos.data() + static_cast<std::size_t>(b) * seq;
+    if (doc_lengths.empty()) {
+      for (int t = 0; t < seq; ++t) pos[t] = t;
+      continue;
+    }
+    int t = 0, doc = 0;
+    for (int len : doc_lengths.at(b)) {
+      // Distinct, non-monotone segment ids per row (3, 10, 6, 2, 9, ...): tile summaries by
+      // min/max of segment ids must still be right when ids are not sorted.
+      const int32_t id = (doc * 7 + 3 + b) % 11;
+      for (int i = 0; i < len; ++i, ++t) {
+        seg[t] = id;
+        pos[t] = i;
+      }
+      ++doc;
+    }
+    REQUIRE(t == seq);  // the test's own document table must cover each row exactly
+  }
+  return p;
+}
+
+// ---- HDF5 (serial API, default sec2 driver: no MPI needed in this process) -------------------
+
+class H5Writer {
+ public:
+  explicit H5Writer(const fs::path& path) {
+    id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(id_ >= 0);
+  }
+  ~H5Writer() {
+    if (id_ >= 0) H5Fclose(id_);
+  }
+  H5Writer(const H5Writer&) = delete;
+  H5Writer& operator=(const H5Writer&) = delete;
+
+  void f32(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<float>& data) {
+    write(name, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data.data(), data.size());
+  }
+  void f64(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<double>& data) {
+    write(name, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data.data(), data.size());
+  }
+  void i32(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<int32_t>& data) {
+    write(name, dims, H5T_STD_I32LE, H5T_NATIVE_INT32, data.data(), data.size());
+  }
+
+ private:
+  void write(const std::string& name, const std::vector<hsize_t>& dims, hid_t file_type, hid_t mem_type,
+             const void* data, std::size_t n_elems) {
+    hsize_t count = 1;
+    for (hsize_t d : dims) count *= d;
+    REQUIRE(count == n_elems);
+    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
+    REQUIRE(space >= 0);
+    hid_t ds = H5Dcreate2(id_, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(ds >= 0);
+    herr_t status = H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
+    H5Dclose(ds);
+    H5Sclose(space);
+    REQUIRE(status >= 0);
+  }
+  hid_t id_ = -1;
+};
+
+// Reads a float32 dataset, requiring its shape to be `dims`.
+std::vector<float> read_f32(hid_t file, const std::string& name, const std::vector<hsize_t>& dims) {
+  INFO("output dataset '" << name << "'");
+  REQUIRE(H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0);
+  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
+  REQUIRE(ds >= 0);
+  hid_t space = H5Dget_space(ds), type = H5Dget_type(ds);
+  const int rank = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> got(rank > 0 ? rank : 0);
+  H5Sget_simple_extent_dims(space, got.data(), nullptr);
+  const bool is_f32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
+  H5Tclose(type);
+  H5Sclose(space);
+  CHECK(is_f32);
+  CHECK(got == dims);
+  std::vector<float> data;
+  if (got == dims) {
+    hsize_t count = 1;
+    for (hsize_t d : dims) count *= d;
+    data.resize(count);
+    CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) >= 0);
+  }
+  H5Dclose(ds);
+  return data;
+}
+
+std::vector<hsize_t> q_dims(const Problem& p) {
+  return {hsize_t(p.batch), hsize_t(p.seq), hsize_t(p.heads), hsize_t(p.head_dim)};
+}
+std::vector<hsize_t> kv_dims(const Problem& p) {
+  return {hsize_t(p.batch), hsize_t(p.seq), hsize_t(p.kv_heads), hsize_t(p.head_dim)};
+}
+std::vector<hsize_t> tok_dims(const Problem& p) { return {hsize_t(p.batch), hsize_t(p.seq)}; }
+std::vector<hsize_t> lse_dims(const Problem& p) { return {hsize_t(p.batch), hsize_t(p.heads), hsize_t(p.seq)}; }
+
+void write_problem(const fs::path& path, const Problem& p) {
+  H5Writer f(path);
+  f.f32("q", q_dims(p), p.q);
+  f.f32("k", kv_dims(p), p.k);
+  f.f32("v", kv_dims(p), p.v);
+  f.f32("dout", q_dims(p), p.dout);
+  if (p.write_mask) {
+    f.i32("segment_ids", tok_dims(p), p.seg);
+    f.i32("positions", tok_dims(p), p.pos);
+  }
+}
+
+struct Outputs {
+  std::vector<float> out, lse, dq, dk, dv;  // dq, dk, dv empty without --backward
+};
+
+Outputs read_outputs(const fs::path& path, const Problem& p, bool backward) {
+  INFO("reading " << path);
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  REQUIRE(f >= 0);
+  Outputs o;
+  o.out = read_f32(f, "out", q_dims(p));
+  o.lse = read_f32(f, "lse", lse_dims(p));
+  if (backward) {
+    o.dq = read_f32(f, "dq", q_dims(p));
+    o.dk = read_f32(f, "dk", kv_dims(p));
+    o.dv = read_f32(f, "dv", kv_dims(p));
+  } else {
+    CHECK(H5Lexists(f, "dq", H5P_DEFAULT) == 0);  // no gradients written without --backward
+  }
+  H5Fclose(f);
+  return o;
+}
+
+// ---- references --------------------------------------------------------------------------------
+
+struct Reference {
+  std::vector<double> out, lse, dq, dk, dv;
+};
+
+// Full attention (one call over the whole sequence) forward and backward in precision T.
+template <class T>
+Reference full_attention(const Problem& p, bool causal) {
+  using namespace rw::device;
+  const AttnShape shape{p.batch, p.seq, p.seq, p.heads, p.kv_heads, p.head_dim};
+  AttnMaskArgs mask;
+  mask.q_pos = mask.k_pos = p.pos.data();
+  mask.q_seg = mask.k_seg = p.seg.data();
+  mask.causal = causal;
+  const T scale = T(1) / std::sqrt(static_cast<T>(p.head_dim));
+  const std::vector<T> q(p.q.begin(), p.q.end()), k(p.k.begin(), p.k.end()), v(p.v.begin(), p.v.end()),
+      dout(p.dout.begin(), p.dout.end());
+  const std::size_t n_rows = static_cast<std::size_t>(p.batch) * p.heads * p.seq;
+  std::vector<T> out(q.size(), T(0)), lse(n_rows, -std::numeric_limits<T>::infinity()), delta(n_rows);
+  std::vector<T> dq(q.size(), T(0)), dk(k.size(), T(0)), dv(v.size(), T(0));
+  reference::attn_fwd_step<T, T>(shape, mask, scale, q.data(), k.data(), v.data(), out.data(), lse.data());
+  reference::attn_row_dot<T, T>(shape, out.data(), dout.data(), delta.data());
+  reference::attn_bwd_step<T, T>(shape, mask, scale, q.data(), k.data(), v.data(), dout.data(), lse.data(),
+                                 delta.data(), dq.data(), dk.data(), dv.data());
+  auto widen = [](const std::vector<T>& x) { return std::vector<double>(x.begin(), x.end()); };
+  return {widen(out), widen(lse), widen(dq), widen(dk), widen(dv)};
+}
+
+double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
+  double m = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
+  return m;
+}
+
+// The tolerance rule of the header comment, for one tensor.
+void check_tensor(const char* name, const std::vector<float>& tool, const std::vector<double>& fp64,
+                  const std::vector<double>& naive32) {
+  REQUIRE(tool.size() == fp64.size());
+  double err_tool = 0, ref_max = 0;
+  bool finite = true;
+  for (std::size_t i = 0; i < tool.size(); ++i) {
+    finite = finite && std::isfinite(tool[i]);
+    err_tool = std::max(err_tool, std::fabs(double(tool[i]) - fp64[i]));
+    ref_max = std::max(ref_max, std::fabs(fp64[i]));
+  }
+  const double err_naive = max_abs_diff(naive32, fp64);
+  const double bound = 2 * err_naive + 8 * FLT_EPSILON * ref_max;  // basis: header comment
+  INFO(name << ": max|tool-fp64| = " << err_tool << ", max|naive32-fp64| = " << err_naive
+            << ", max|fp64| = " << ref_max << ", bound = " << bound);
+  CHECK(finite);
+  CHECK(err_tool <= bound);
+}
+
+// ---- running the tool ------------------------------------------------------------------------
+
+// A scratch directory under the current directory (ctest: the build's tests dir), removed at
+// the end of the test case.
+struct ScratchDir {
+  fs::path path;
+  explicit ScratchDir(const std::string& tag) {
+    path = fs::current_path() / ("attn_tool_" + tag + "_" + std::to_string(getpid()));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  fs::path operator/(const std::string& name) const { return path / name; }
+};
+
+struct RunResult {
+  int exit_code = -1;  // -1: did not exit normally; 124: killed by `timeout` (a hang)
+  std::string stderr_text;
+  std::string command;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
+
+// Runs `timeout T mpirun -np N ringworld attn ARGS`, stdout and stderr to files in dir.
+RunResult run_attn(const ScratchDir& dir, int np, const std::string& args, int timeout_s = 60) {
+  const fs::path out_log = dir / "stdout.txt", err_log = dir / "stderr.txt";
+  RunResult r;
+  r.command = "timeout " + std::to_string(timeout_s) + " " + RW_MPIEXEC + " -np " + std::to_string(np) + " " +
+              RW_RINGWORLD_BIN + " attn " + args;
+  const int status = std::system((r.command + " >" + quoted(out_log) + " 2>" + quoted(err_log)).c_str());
+  if (status != -1 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  r.stderr_text = slurp(err_log);
+  return r;
+}
+
+std::vector<std::string> tool_lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("ringworld", 0) == 0) lines.push_back(line);
+  return lines;
+}
+
+// Bad input: non-zero exit without a hang, one tool line on stderr that names the problem
+// (contains `needle`), no fatal/abort path taken, and no output or temporary file left.
+void expect_clean_failure(const RunResult& r, const fs::path& output, const std::string& needle) {
+  INFO("command: " << r.command);
+  INFO("stderr:\n" << r.stderr_text);
+  CHECK(r.exit_code != 124);  // timed out: some rank hung
+  CHECK(r.exit_code != 0);
+  const auto lines = tool_lines(r.stderr_text);
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("error") != std::string::npos);
+  CHECK(lines[0].find(needle) != std::string::npos);
+  CHECK(r.stderr_text.find("fatal") == std::string::npos);
+  CHECK(r.stderr_text.find("MPI_ABORT") == std::string::npos);
+  CHECK_FALSE(fs::exists(output));
+  CHECK_FALSE(fs::exists(output.string() + ".tmp"));
+}
+
+// ---- correctness cases ---------------------------------------------------------------------
+
+// Packed documents. seq 48 boundaries: np 2 contiguous 24; np 3 16, 32; np 4 12, 24, 36;
+// zigzag chunks of 24/np tokens. Row 0 documents end at 5, 19, 20, 39, 48 (one of length 1);
+// row 1 at 17, 20, 48: most cross a rank or chunk boundary somewhere.
+const std::vector<std::vector<int>> kDocs48 = {{5, 14, 1, 19, 9}, {17, 3, 28}};
+// seq 96 (zigzag chunks of 48/np tokens): row 0 ends 30, 32, 73, 96; row 1 at 1, 51, 96.
+const std::vector<std::vector<int>> kDocs96 = {{30, 2, 41, 23}, {1, 50, 45}};
+
+struct Case {
+  int np;
+  const char* layout;
+  bool causal, backward;
+  const char* problem;
+  int block_q, block_k;
+};
+
+std::string describe(const Case& c) {
+  std::ostringstream s;
+  s << "np " << c.np << ", " << c.layout << (c.causal ? ", causal" : ", full") << (c.backward ? ", backward" : "")
+    << ", problem " << c.problem << ", block " << c.block_q << "x" << c.block_k;
+  return s.str();
+}
+
+std::map<std::string, Problem> make_problems() {
+  std::map<std::string, Problem> m;
+  // A: GQA (4 query heads on 2 kv heads), packed documents, seq 48.
+  m["A"] = make_problem("A", 2, 48, 4, 2, 16, kDocs48, 1000);
+  // B: MHA, default mask (no segment_ids/positions datasets), seq 48, head_dim 32.
+  m["B"] = make_problem("B", 2, 48, 4, 4, 32, {}, 2000);
+  // C: GQA, packed documents, seq 96, head_dim 32.
+  m["C"] = make_problem("C", 2, 96, 4, 2, 32, kDocs96, 3000);
+  // D: MHA, packed documents, seq 48, head_dim 16.
+  m["D"] = make_problem("D", 2, 48, 4, 4, 16, kDocs48, 4000);
+  return m;
+}
+
+// Every np covers each layout, causal and not, forward-only and --backward, GQA and MHA,
+// packed and default masks; np 2 and np 3 run the full layout x causal set. Block sizes 8/16
+// give many tiles; 7x5 and 16x8 give ragged last tiles (n_local = 48/np or 96/np).
+const std::vector<Case> kCases = {
+    {1, "contiguous", true, true, "A", 8, 8},
+    {1, "striped", false, false, "B", 16, 8},
+    {1, "zigzag", true, true, "C", 16, 16},
+    {1, "zigzag", false, true, "D", 7, 5},
+    {2, "contiguous", true, true, "A", 8, 8},
+    {2, "contiguous", false, true, "A", 16, 8},
+    {2, "striped", true, true, "A", 8, 16},
+    {2, "striped", false, true, "A", 8, 8},
+    {2, "zigzag", true, true, "A", 8, 8},
+    {2, "zigzag", false, true, "A", 7, 5},
+    {2, "zigzag", true, false, "B", 8, 8},
+    {2, "contiguous", false, true, "B", 16, 16},
+    {2, "striped", true, true, "D", 8, 8},
+    {3, "contiguous", true, true, "C", 16, 8},
+    {3, "contiguous", false, true, "C", 8, 8},
+    {3, "striped", true, true, "C", 8, 16},
+    {3, "striped", false, true, "C", 16, 16},
+    {3, "zigzag", true, true, "C", 8, 8},
+    {3, "zigzag", false, true, "C", 7, 5},
+    {3, "zigzag", true, false, "A", 8, 8},
+    {3, "striped", true, true, "B", 8, 8},
+    {3, "contiguous", true, false, "D", 8, 8},
+    {4, "contiguous", true, true, "A", 8, 8},
+    {4, "striped", false, true, "C", 8, 8},
+    {4, "zigzag", true, true, "B", 8, 8},
+    {4, "zigzag", false, false, "C", 16, 8},
+    {4, "striped", true, false, "A", 8, 16},
+    {4, "zigzag", true, true, "D", 5, 7},
+    {4, "contiguous", false, true, "C", 16, 16},
+};
+
+std::string attn_args(const fs::path& in, const fs::path& out, const std::string& layout, bool causal,
+                      bool backward, int block_q, int block_k) {
+  std::string a = "--quiet --input " + quoted(in) + " --output " + quoted(out) + " --layout " + layout +
+                  " --block-q " + std::to_string(block_q) + " --block-k " + std::to_string(block_k);
+  if (causal) a += " --causal";
+  if (backward) a += " --backward";
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("attn tool matches the fp64 reference for every rank count, layout and mask", "[attn_tool]") {
+  ScratchDir dir("correct");
+  const auto problems = make_problems();
+  for (const auto& [name, p] : problems) write_problem(dir / ("in_" + name + ".h5"), p);
+
+  // references[(problem, causal)] = {fp64, naive fp32}
+  std::map<std::pair<std::string, bool>, std::pair<Reference, Reference>> references;
+  for (const auto& [name, p] : problems)
+    for (bool causal : {false, true})
+      references[{name, causal}] = {full_attention<double>(p, causal), full_attention<float>(p, causal)};
+
+  for (const Case& c : kCases) {
+    INFO(describe(c));
+    const Problem& p = problems.at(c.problem);
+    const fs::path in = dir / ("in_" + p.name + ".h5"), out = dir / "out.h5";
+    const RunResult r = run_attn(dir, c.np, attn_args(in, out, c.layout, c.causal, c.backward, c.block_q, c.block_k));
+    INFO("command: " << r.command << "\nstderr:\n" << r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+    CHECK_FALSE(fs::exists(out.string() + ".tmp"));
+    const Outputs o = read_outputs(out, p, c.backward);
+    const auto& [fp64, naive32] = references.at({p.name, c.causal});
+    check_tensor("out", o.out, fp64.out, naive32.out);
+    check_tensor("lse", o.lse, fp64.lse, naive32.lse);
+    if (c.backward) {
+      check_tensor("dq", o.dq, fp64.dq, naive32.dq);
+      check_tensor("dk", o.dk, fp64.dk, naive32.dk);
+      check_tensor("dv", o.dv, fp64.dv, naive32.dv);
+    }
+    fs::remove(out);
+  }
+}
+
+TEST_CASE("attn tool is bit-for-bit repeatable", "[attn_tool]") {
+  ScratchDir dir("repeat");
+  const Problem p = make_problem("C", 2, 96, 4, 2, 32, kDocs96, 3000);
+  const fs::path in = dir / "in.h5", out1 = dir / "out1.h5", out2 = dir / "out2.h5";
+  write_problem(in, p);
+  for (const fs::path& out : {out1, out2}) {
+    const RunResult r = run_attn(dir, 3, attn_args(in, out, "zigzag", true, true, 8, 8));
+    INFO("command: " << r.command << "\nstderr:\n" << r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+  }
+  const Outputs a = read_outputs(out1, p, true), b = read_outputs(out2, p, true);
+  auto same_bits = [](const std::vector<float>& x, const std::vector<float>& y) {
+    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+  };
+  CHECK(same_bits(a.out, b.out));
+  CHECK(same_bits(a.lse, b.lse));
+  CHECK(same_bits(a.dq, b.dq));
+  CHECK(same_bits(a.dk, b.dk));
+  CHECK(same_bits(a.dv, b.dv));
+}
+
+TEST_CASE("attn tool rejects bad input cleanly on every rank", "[attn_tool]") {
+  ScratchDir dir("bad");
+  const fs::path out = dir / "out.h5";
+  const Problem p = make_problem("A", 2, 48, 4, 2, 16, kDocs48, 1000);
+  const std::vector<hsize_t> q_shape = q_dims(p), kv_shape = kv_dims(p);
+  const std::string tail = " --output " + quoted(out);
+
+  SECTION("missing input file") {
+    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(dir / "nope.h5") + tail), out, "nope.h5");
+  }
+  SECTION("input is not an HDF5 file") {
+    const fs::path in = dir / "text.h5";
+    std::ofstream(in) << "this is not an HDF5 file\n";
+    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "as an HDF5 file");
+  }
+  SECTION("missing dataset 'k' (np 3)") {
+    const fs::path in = dir / "no_k.h5";
+    {
+      H5Writer f(in);
+      f.f32("q", q_shape, p.q);
+      f.f32("v", kv_shape, p.v);
+    }
+    expect_clean_failure(run_attn(dir, 3, "--input " + quoted(in) + tail), out, "dataset 'k'");
+  }
+  SECTION("q of rank 3") {
+    const fs::path in = dir / "q_rank3.h5";
+    {
+      H5Writer f(in);
+      f.f32("q", {2, 48, 64}, p.q);
+      f.f32("k", kv_shape, p.k);
+      f.f32("v", kv_shape, p.v);
+    }
+    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "dataset 'q'");
+  }
+  SECTION("q stored as float64") {
+    const fs::path in = dir / "q_f64.h5";
+    {
+      H5Writer f(in);
+      f.f64("q", q_shape, std::vector<double>(p.q.begin(), p.q.end()));
+      f.f32("k", kv_shape, p.k);
+      f.f32("v", kv_shape, p.v);
+    }
+    const RunResult r = run_attn(dir, 2, "--input " + quoted(in) + tail);
+    expect_clean_failure(r, out, "float64");
+    CHECK(r.stderr_text.find("'q'") != std::string::npos);
+  }
+  SECTION("k with a different seq than q") {
+    const fs::path in = dir / "k_seq.h5";
+    {
+      H5Writer f(in);
+      f.f32("q", q_shape, p.q);
+      f.f32("k", {2, 40, 2, 16}, random_values(2 * 40 * 2 * 16, 7, 1.f));
+      f.f32("v", kv_shape, p.v);
+    }
+    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "dataset 'k'");
+  }
+  SECTION("heads not divisible by kv_heads") {
+    const fs::path in = dir / "gqa_3.h5";
+    const std::vector<float> kv = random_values(2 * 48 * 3 * 16, 8, 1.f);
+    {
+      H5Writer f(in);
+      f.f32("q", q_shape, p.q);
+      f.f32("k", {2, 48, 3, 16}, kv);
+      f.f32("v", {2, 48, 3, 16}, kv);
+    }
+    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "kv_heads");
+  }
+  SECTION("seq 50 over 4 ranks (contiguous)") {
+    const fs::path in = dir / "seq50.h5";
+    write_problem(in, make_problem("s50", 1, 50, 4, 2, 16, {}, 9));
+    expect_clean_failure(run_attn(dir, 4, "--layout contiguous --input " + quoted(in) + tail), out,
+                         "sequence length 50");
+  }
+  SECTION("seq 52 over 4 ranks (zigzag needs a multiple of 8)") {
+    const fs::path in = dir / "seq52.h5";
+    write_problem(in, make_problem("s52", 1, 52, 4, 2, 16, {}, 10));
+    expect_clean_failure(run_attn(dir, 4, "--layout zigzag --input " + quoted(in) + tail), out,
+                         "sequence length 52");
+  }
+  SECTION("--backward without dout") {
+    const fs::path in = dir / "no_dout.h5";
+    {
+      H5Writer f(in);
+      f.f32("q", q_shape, p.q);
+      f.f32("k", kv_shape, p.k);
+      f.f32("v", kv_shape, p.v);
+    }
+    expect_clean_failure(run_attn(dir, 2, "--backward --input " + quoted(in) + tail), out, "'dout'");
+  }
+  SECTION("segment_ids of the wrong shape") {
+    const fs::path in = dir / "seg_shape.h5";
+    {
+      H5Writer f(in);
+      f.f32("q", q_shape, p.q);
+      f.f32("k", kv_shape, p.k);
+      f.f32("v", kv_shape, p.v);
+      f.i32("segment_ids", {2, 24}, std::vector<int32_t>(48, 0));
+    }
+    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "segment_ids");
+  }
+  SECTION("unknown layout") {
+    const fs::path in = dir / "ok.h5";
+    write_problem(in, p);
+    expect_clean_failure(run_attn(dir, 2, "--layout spiral --input " + quoted(in) + tail), out, "spiral");
+  }
+  SECTION("output in a directory that does not exist") {
+    const fs::path in = dir / "ok.h5", missing_dir = dir / "no_such_dir", bad_out = missing_dir / "out.h5";
+    write_problem(in, p);
+    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + " --output " + quoted(bad_out)), bad_out,
+                         "out.h5");
+    CHECK_FALSE(fs::exists(missing_dir));
+  }
+}

@@ -1,0 +1,230 @@
+// test_attention_kernels.cpp: every backend's attention tile kernels against the fp64
+// reference, with the tolerance rule of tests/test_support.h.
+//
+// A case is a sequence of n tokens (one document, or packed documents with positions that
+// restart) whose n queries meet its keys in two kernel calls (two "ring steps", key sets A and
+// B), so the (O, lse) merge is exercised. Keys are in order (tiles skipped, full and masked all
+// occur) or shuffled (every tile masked element by element). With `subset` only A is given, so
+// some rows see no key at all (lse -inf, out 0, zero gradient). Shapes are deliberately not
+// multiples of the block sizes.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+
+#include "device/backend.h"
+#include "tests/test_support.h"
+
+using namespace rw;
+using namespace rw::test;
+
+namespace {
+
+struct KernelCase {
+  const char* name;
+  int batch, n, heads, kv_heads, head_dim, block_q, block_k;
+  bool causal, packed, shuffle, subset;
+};
+
+// Gathers rows `idx` of a [batch, n, heads, d] tensor (or [batch, n] when width == 1).
+template <class T>
+std::vector<T> gather_tokens(const std::vector<T>& x, int batch, int n, int width, const std::vector<int>& idx) {
+  std::vector<T> out(static_cast<std::size_t>(batch) * idx.size() * width);
+  for (int b = 0; b < batch; ++b)
+    for (std::size_t i = 0; i < idx.size(); ++i)
+      std::copy_n(&x[(static_cast<std::size_t>(b) * n + idx[i]) * width], width,
+                  &out[(static_cast<std::size_t>(b) * idx.size() + i) * width]);
+  return out;
+}
+
+void run_case(const KernelCase& c, device::Backend& backend) {
+  INFO("backend " << backend.name() << ", case " << c.name);
+  const int qw = c.heads * c.head_dim, kw = c.kv_heads * c.head_dim;
+  auto q = random_vector(static_cast<std::size_t>(c.batch) * c.n * qw, 11);
+  auto k_all = random_vector(static_cast<std::size_t>(c.batch) * c.n * kw, 12);
+  auto v_all = random_vector(static_cast<std::size_t>(c.batch) * c.n * kw, 13);
+  auto dout = random_vector(q.size(), 14);
+  std::vector<int32_t> seg, pos;
+  if (c.packed) packed_documents(c.batch, c.n, 13, 15, seg, pos);
+  else single_document(c.batch, c.n, seg, pos);
+
+  // Key order and the split into steps A and B.
+  std::vector<int> order(c.n);
+  std::iota(order.begin(), order.end(), 0);
+  if (c.shuffle) {
+    Rng rng(16);
+    for (int i = c.n - 1; i > 0; --i) std::swap(order[i], order[rng.below(i + 1)]);
+  }
+  const int n_a = c.n * 3 / 7 + 1;
+  std::vector<int> idx_a(order.begin(), order.begin() + n_a), idx_b(order.begin() + n_a, order.end());
+  if (c.subset) idx_b.clear();
+  std::vector<int> idx_all = idx_a;
+  idx_all.insert(idx_all.end(), idx_b.begin(), idx_b.end());
+
+  auto k = gather_tokens(k_all, c.batch, c.n, kw, idx_all);
+  auto v = gather_tokens(v_all, c.batch, c.n, kw, idx_all);
+  auto k_pos = gather_tokens(pos, c.batch, c.n, 1, idx_all), k_seg = gather_tokens(seg, c.batch, c.n, 1, idx_all);
+  const int n_k = static_cast<int>(idx_all.size());
+
+  device::AttnShape full_shape{c.batch, c.n, n_k, c.heads, c.kv_heads, c.head_dim};
+  device::AttnMaskArgs full_mask{pos.data(), seg.data(), k_pos.data(), k_seg.data(), c.causal};
+  FullAttention<double, double> gold(full_shape, full_mask, q, k, v, &dout);
+  FullAttention<float, float> naive(full_shape, full_mask, q, k, v, &dout);
+
+  // Device copies, and the two steps.
+  struct Step {
+    device::DeviceArray<float> k, v;
+    device::DeviceArray<int32_t> pos, seg;
+    int n_k;
+  };
+  auto make_step = [&](const std::vector<int>& idx) {
+    Step s{device::DeviceArray<float>(backend, static_cast<std::size_t>(c.batch) * idx.size() * kw),
+           device::DeviceArray<float>(backend, static_cast<std::size_t>(c.batch) * idx.size() * kw),
+           device::DeviceArray<int32_t>(backend, static_cast<std::size_t>(c.batch) * idx.size()),
+           device::DeviceArray<int32_t>(backend, static_cast<std::size_t>(c.batch) * idx.size()),
+           static_cast<int>(idx.size())};
+    if (idx.empty()) return s;
+    s.k.upload(gather_tokens(k_all, c.batch, c.n, kw, idx).data());
+    s.v.upload(gather_tokens(v_all, c.batch, c.n, kw, idx).data());
+    s.pos.upload(gather_tokens(pos, c.batch, c.n, 1, idx).data());
+    s.seg.upload(gather_tokens(seg, c.batch, c.n, 1, idx).data());
+    return s;
+  };
+  std::vector<Step> steps;
+  steps.push_back(make_step(idx_a));
+  if (!idx_b.empty()) steps.push_back(make_step(idx_b));
+
+  device::DeviceArray<float> dq_(backend, q.size()), dout_d(backend, q.size()), out_d(backend, q.size()),
+      lse_d(backend, gold.lse.size()), delta_d(backend, gold.lse.size()), dq_d(backend, q.size());
+  device::DeviceArray<int32_t> qpos_d(backend, pos.size()), qseg_d(backend, seg.size());
+  qpos_d.upload(pos.data());
+  qseg_d.upload(seg.data());
+  dq_.upload(q.data());
+  dout_d.upload(dout.data());
+  backend.fill(out_d.data(), out_d.size(), 0.f);
+  backend.fill(lse_d.data(), lse_d.size(), -std::numeric_limits<float>::infinity());
+
+  const float scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
+  for (Step& s : steps) {
+    device::AttnFwdStepArgs a;
+    a.shape = {c.batch, c.n, s.n_k, c.heads, c.kv_heads, c.head_dim};
+    a.mask = {qpos_d.data(), qseg_d.data(), s.pos.data(), s.seg.data(), c.causal};
+    a.tiling = {c.block_q, c.block_k};
+    a.scale = scale;
+    a.q = dq_.data();
+    a.k = s.k.data();
+    a.v = s.v.data();
+    a.out = out_d.data();
+    a.lse = lse_d.data();
+    backend.attn_fwd_step(a, {});
+  }
+  backend.synchronize({});
+  std::vector<float> out(q.size()), lse(gold.lse.size());
+  out_d.download(out.data());
+  lse_d.download(lse.data());
+  CHECK(max_abs_error(out, gold.out) <= tolerance(naive.out, gold.out));
+  CHECK(max_abs_error(lse, gold.lse) <= tolerance(naive.lse, gold.lse));
+
+  // Backward from the kernel's own forward, two steps, dK/dV per step.
+  device::AttnShape row_shape{c.batch, c.n, c.n, c.heads, c.kv_heads, c.head_dim};
+  backend.attn_row_dot(row_shape, out_d.data(), dout_d.data(), delta_d.data());
+  backend.fill(dq_d.data(), dq_d.size(), 0.f);
+  std::vector<float> dk, dv;
+  for (Step& s : steps) {
+    device::DeviceArray<float> dk_d(backend, s.k.size()), dv_d(backend, s.v.size());
+    backend.fill(dk_d.data(), dk_d.size(), 0.f);
+    backend.fill(dv_d.data(), dv_d.size(), 0.f);
+    device::AttnBwdStepArgs a;
+    a.shape = {c.batch, c.n, s.n_k, c.heads, c.kv_heads, c.head_dim};
+    a.mask = {qpos_d.data(), qseg_d.data(), s.pos.data(), s.seg.data(), c.causal};
+    a.tiling = {c.block_q, c.block_k};
+    a.scale = scale;
+    a.q = dq_.data();
+    a.k = s.k.data();
+    a.v = s.v.data();
+    a.dout = dout_d.data();
+    a.lse = lse_d.data();
+    a.delta = delta_d.data();
+    a.dq = dq_d.data();
+    a.dk = dk_d.data();
+    a.dv = dv_d.data();
+    backend.attn_bwd_step(a, {});
+    backend.synchronize({});
+    std::vector<float> dk_s(dk_d.size()), dv_s(dv_d.size());
+    dk_d.download(dk_s.data());
+    dv_d.download(dv_s.data());
+    // Steps hold consecutive key rows per batch: re-interleave into [batch, n_k, kv, d].
+    dk.resize(k.size());
+    dv.resize(v.size());
+    const int first = &s == &steps[0] ? 0 : static_cast<int>(idx_a.size());
+    for (int b = 0; b < c.batch; ++b)
+      for (int i = 0; i < s.n_k; ++i)
+        for (int x = 0; x < kw; ++x) {
+          dk[(static_cast<std::size_t>(b) * n_k + first + i) * kw + x] = dk_s[(static_cast<std::size_t>(b) * s.n_k + i) * kw + x];
+          dv[(static_cast<std::size_t>(b) * n_k + first + i) * kw + x] = dv_s[(static_cast<std::size_t>(b) * s.n_k + i) * kw + x];
+        }
+  }
+  std::vector<float> dq(q.size());
+  dq_d.download(dq.data());
+  CHECK(max_abs_error(dq, gold.dq) <= tolerance(naive.dq, gold.dq));
+  CHECK(max_abs_error(dk, gold.dk) <= tolerance(naive.dk, gold.dk));
+  CHECK(max_abs_error(dv, gold.dv) <= tolerance(naive.dv, gold.dv));
+}
+
+const KernelCase kCases[] = {
+    // name                      b   n  h kv  d  bq bk causal packed shuffle subset
+    {"full, MHA",                2, 70, 4, 4, 16, 16, 16, false, false, false, false},
+    {"causal, MHA",              2, 70, 4, 4, 16, 16, 8,  true,  false, false, false},
+    {"causal, GQA 4:2",          1, 93, 4, 2, 32, 8,  16, true,  false, false, false},
+    {"causal, MQA 4:1",          2, 64, 4, 1, 16, 16, 16, true,  false, false, false},
+    {"packed causal",            2, 90, 4, 2, 16, 8,  8,  true,  true,  false, false},
+    {"packed full",              2, 90, 2, 2, 16, 16, 8,  false, true,  false, false},
+    {"packed causal shuffled",   2, 77, 4, 2, 16, 16, 16, true,  true,  true,  false},
+    {"causal shuffled",          1, 77, 2, 1, 32, 8,  16, true,  false, true,  false},
+    {"packed subset (empty rows)", 2, 90, 2, 1, 16, 8, 8, true,  true,  false, true},
+    {"head_dim 64, big blocks",  1, 200, 2, 2, 64, 64, 128, true, false, false, false},
+    {"head_dim 128",             1, 130, 2, 1, 128, 32, 32, true, true, false, false},
+};
+
+}  // namespace
+
+TEST_CASE("attention kernels of every backend match the fp64 reference", "[kernels]") {
+  for (const std::string& name : device::backend_names()) {
+    auto backend = device::make_backend(name);
+    for (const KernelCase& c : kCases) run_case(c, *backend);
+  }
+}
+
+TEST_CASE("merge and row_dot match the reference", "[kernels]") {
+  const device::AttnShape s{2, 33, 33, 4, 2, 16};
+  const std::size_t n_out = static_cast<std::size_t>(s.batch) * s.n_q * s.heads * s.head_dim;
+  const std::size_t n_rows = static_cast<std::size_t>(s.batch) * s.heads * s.n_q;
+  auto out_a = random_vector(n_out, 1), out_b = random_vector(n_out, 2), dout = random_vector(n_out, 3);
+  auto lse_a = random_vector(n_rows, 4, 5.f), lse_b = random_vector(n_rows, 5, 5.f);
+  const float inf = std::numeric_limits<float>::infinity();
+  lse_a[0] = -inf;  // one side empty
+  lse_b[1] = -inf;
+  lse_a[2] = lse_b[2] = -inf;  // both empty: stays (out_a, -inf)
+  std::vector<double> gold_out = to<double>(out_a), gold_lse = to<double>(lse_a);
+  rw::device::reference::attn_merge<double, double>(s, gold_out.data(), gold_lse.data(), to<double>(out_b).data(),
+                                                    to<double>(lse_b).data());
+  std::vector<float> naive_out = out_a, naive_lse = lse_a;
+  rw::device::reference::attn_merge<float, float>(s, naive_out.data(), naive_lse.data(), out_b.data(), lse_b.data());
+  std::vector<double> gold_delta(n_rows);
+  rw::device::reference::attn_row_dot<double, double>(s, to<double>(out_a).data(), to<double>(dout).data(),
+                                                      gold_delta.data());
+  std::vector<float> naive_delta(n_rows);
+  rw::device::reference::attn_row_dot<float, float>(s, out_a.data(), dout.data(), naive_delta.data());
+  for (const std::string& name : device::backend_names()) {
+    INFO("backend " << name);
+    auto backend = device::make_backend(name);
+    std::vector<float> o = out_a, l = lse_a, delta(n_rows);
+    backend->attn_row_dot(s, out_a.data(), dout.data(), delta.data());  // cpu memory is host memory
+    backend->attn_merge(s, o.data(), l.data(), out_b.data(), lse_b.data());
+    CHECK(max_abs_error(o, gold_out) <= tolerance(naive_out, gold_out));
+    CHECK(max_abs_error(l, gold_lse) <= tolerance(naive_lse, gold_lse));
+    CHECK(max_abs_error(delta, gold_delta) <= tolerance(naive_delta, gold_delta));
+    CHECK(l[2] == -inf);
+  }
+}
