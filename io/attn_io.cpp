@@ -117,8 +117,13 @@ AttnShard AttnInputFile::read_shard(const AttnProblem& p, const std::vector<Toke
   return s;
 }
 
-void write_attn_output(const std::string& path, const AttnProblem& p, const std::vector<TokenRun>& runs,
-                       const AttnOutputShard& shard) {
+namespace {
+
+// Collective: creates path + ".tmp", lets `fill` write datasets, closes it and renames it to
+// path (rank 0) once every rank's part is in. On a fatal error anywhere the temporary file is
+// removed (cleanup path); if the file cannot be created every rank throws the same InputError.
+template <class Fill>
+void write_atomically(const std::string& path, Fill fill) {
   silence_hdf5_errors();
   const std::string tmp = path + ".tmp";
   add_cleanup_path(tmp);
@@ -136,15 +141,7 @@ void write_attn_output(const std::string& path, const AttnProblem& p, const std:
     if (mpi::world_rank() == 0) std::remove(tmp.c_str());
     throw InputError(error);
   }
-  const std::vector<int64_t> q_dims{p.batch, p.seq_len, p.heads, p.head_dim};
-  const std::vector<int64_t> kv_dims{p.batch, p.seq_len, p.kv_heads, p.head_dim};
-  file->write_token_runs("out", q_dims, 1, runs, ElementType::f32, shard.out);
-  file->write_token_runs("lse", {p.batch, p.heads, p.seq_len}, 2, runs, ElementType::f32, shard.lse);
-  if (shard.dq) {
-    file->write_token_runs("dq", q_dims, 1, runs, ElementType::f32, shard.dq);
-    file->write_token_runs("dk", kv_dims, 1, runs, ElementType::f32, shard.dk);
-    file->write_token_runs("dv", kv_dims, 1, runs, ElementType::f32, shard.dv);
-  }
+  fill(*file);
   file->close();  // collective: every rank's part is on disk after this
   mpi::barrier();
   if (mpi::world_rank() == 0) {
@@ -152,6 +149,38 @@ void write_attn_output(const std::string& path, const AttnProblem& p, const std:
   }
   remove_cleanup_path(tmp);
   mpi::barrier();
+}
+
+}  // namespace
+
+void write_attn_output(const std::string& path, const AttnProblem& p, const std::vector<TokenRun>& runs,
+                       const AttnOutputShard& shard) {
+  const std::vector<int64_t> q_dims{p.batch, p.seq_len, p.heads, p.head_dim};
+  const std::vector<int64_t> kv_dims{p.batch, p.seq_len, p.kv_heads, p.head_dim};
+  write_atomically(path, [&](H5File& file) {
+    file.write_token_runs("out", q_dims, 1, runs, ElementType::f32, shard.out);
+    file.write_token_runs("lse", {p.batch, p.heads, p.seq_len}, 2, runs, ElementType::f32, shard.lse);
+    if (shard.dq) {
+      file.write_token_runs("dq", q_dims, 1, runs, ElementType::f32, shard.dq);
+      file.write_token_runs("dk", kv_dims, 1, runs, ElementType::f32, shard.dk);
+      file.write_token_runs("dv", kv_dims, 1, runs, ElementType::f32, shard.dv);
+    }
+  });
+}
+
+void write_attn_input(const std::string& path, const AttnProblem& p, const std::vector<TokenRun>& runs,
+                      const AttnShard& shard) {
+  const std::vector<int64_t> q_dims{p.batch, p.seq_len, p.heads, p.head_dim};
+  const std::vector<int64_t> kv_dims{p.batch, p.seq_len, p.kv_heads, p.head_dim};
+  write_atomically(path, [&](H5File& file) {
+    file.write_token_runs("q", q_dims, 1, runs, ElementType::f32, shard.q.data());
+    file.write_token_runs("k", kv_dims, 1, runs, ElementType::f32, shard.k.data());
+    file.write_token_runs("v", kv_dims, 1, runs, ElementType::f32, shard.v.data());
+    if (p.has_dout) file.write_token_runs("dout", q_dims, 1, runs, ElementType::f32, shard.dout.data());
+    if (p.has_positions) file.write_token_runs("positions", {p.batch, p.seq_len}, 1, runs, ElementType::i32, shard.pos.data());
+    if (p.has_segment_ids)
+      file.write_token_runs("segment_ids", {p.batch, p.seq_len}, 1, runs, ElementType::i32, shard.seg.data());
+  });
 }
 
 }  // namespace rw::io

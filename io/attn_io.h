@@ -53,4 +53,9 @@ struct AttnOutputShard {
 void write_attn_output(const std::string& path, const AttnProblem& problem,
                        const std::vector<TokenRun>& runs, const AttnOutputShard& shard);
 
+// Collective, atomic like write_attn_output: writes an input file for the tool (q, k, v, and
+// dout / positions / segment_ids when the problem says it has them).
+void write_attn_input(const std::string& path, const AttnProblem& problem,
+                      const std::vector<TokenRun>& runs, const AttnShard& shard);
+
 }  // namespace rw::io

@@ -6,9 +6,11 @@
 
 #include <catch2/catch.hpp>
 
+#include "device/cpu/blas_kernel_select.h"
 #include "mpi/runtime.h"
 
 int main(int argc, char** argv) {
+  rw::device::cpu::select_blas_kernel(argc, argv);
   rw::mpi::Runtime runtime(argc, argv);
   Catch::Session session;
   int rc = session.applyCommandLine(argc, argv);

@@ -5,5 +5,6 @@
 namespace rw::cli {
 
 int run_attn(int argc, char** argv);
+int run_attn_input(int argc, char** argv);
 
 }  // namespace rw::cli

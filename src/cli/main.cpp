@@ -3,6 +3,7 @@
 #include <cstring>
 #include <string>
 
+#include "device/cpu/blas_kernel_select.h"
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
 
@@ -12,13 +13,15 @@ const char* kUsage =
     "usage: ringworld <command> [options]     (run under mpirun -np N for N ranks)\n"
     "\n"
     "commands:\n"
-    "  attn      exact ring attention on tensors from an HDF5 file (forward, --backward)\n"
+    "  attn        exact ring attention on tensors from an HDF5 file (forward, --backward)\n"
+    "  attn-input  write a random input file for attn (any size, packed documents)\n"
     "\n"
     "`ringworld <command> --help` describes a command's options.\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  rw::device::cpu::select_blas_kernel(argc, argv);
   rw::mpi::Runtime mpi_runtime(argc, argv);
   const bool is_root = rw::mpi::world_rank() == 0;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
@@ -31,6 +34,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (command == "attn") return rw::cli::run_attn(argc - 1, argv + 1);
+  if (command == "attn-input") return rw::cli::run_attn_input(argc - 1, argv + 1);
   if (is_root) std::fprintf(stderr, "ringworld: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }
