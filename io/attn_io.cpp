@@ -1,7 +1,12 @@
 // attn_io.cpp
 #include "io/attn_io.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <optional>
 
 #include "io/h5_file.h"
@@ -144,12 +149,30 @@ void write_atomically(const std::string& path, Fill fill) {
   fill(*file);
   file->close();  // collective: every rank's part is on disk after this
   mpi::barrier();
-  if (mpi::world_rank() == 0) {
-    RW_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '" + tmp + "' to '" + path + "'");
+  std::string rename_error;
+  if (mpi::world_rank() == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    rename_error = "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno);
+    std::remove(tmp.c_str());
   }
   remove_cleanup_path(tmp);
-  mpi::barrier();
+  rename_error = mpi::agree_on_error(rename_error);
+  if (!rename_error.empty()) throw InputError(rename_error);
 }
+
+}  // namespace
+
+void check_output_path(const std::string& path) {
+  struct stat info {};
+  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
+    throw InputError("output '" + path + "' is a directory");
+  const std::size_t slash = path.find_last_of('/');
+  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode))
+    throw InputError("output directory '" + dir + "' does not exist");
+  if (access(dir.c_str(), W_OK) != 0) throw InputError("output directory '" + dir + "' is not writable");
+}
+
+namespace {
 
 }  // namespace
 

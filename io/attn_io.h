@@ -53,6 +53,10 @@ struct AttnOutputShard {
 void write_attn_output(const std::string& path, const AttnProblem& problem,
                        const std::vector<TokenRun>& runs, const AttnOutputShard& shard);
 
+// Throws InputError when path is a directory or its directory is missing or not writable;
+// commands call it before computing, so a bad --output costs nothing.
+void check_output_path(const std::string& path);
+
 // Collective, atomic like write_attn_output: writes an input file for the tool (q, k, v, and
 // dout / positions / segment_ids when the problem says it has them).
 void write_attn_input(const std::string& path, const AttnProblem& problem,

@@ -82,6 +82,7 @@ int run_attn(int argc, char** argv) {
   try {
     layout = parse_layout(o.layout);
     backend = device::make_backend(o.device);
+    io::check_output_path(o.output);
     input = std::make_unique<io::AttnInputFile>(o.input);
     problem = input->inspect(o.backward);
     check_ring_split(layout, problem.seq_len, n_ranks);

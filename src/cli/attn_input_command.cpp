@@ -62,6 +62,7 @@ int run_attn_input(int argc, char** argv) {
       throw InputError("sizes must be positive and --documents at most --seq");
     if (heads % kv_heads) throw InputError("--heads must be a multiple of --kv-heads");
     check_ring_split(Layout::contiguous, seq, mpi::world_size());
+    io::check_output_path(output);
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld attn-input: error: %s\n", e.what());
     return 2;

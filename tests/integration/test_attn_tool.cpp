@@ -618,7 +618,18 @@ TEST_CASE("attn tool rejects bad input cleanly on every rank", "[attn_tool]") {
     const fs::path in = dir / "ok.h5", missing_dir = dir / "no_such_dir", bad_out = missing_dir / "out.h5";
     write_problem(in, p);
     expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + " --output " + quoted(bad_out)), bad_out,
-                         "out.h5");
+                         "no_such_dir");
     CHECK_FALSE(fs::exists(missing_dir));
+  }
+  SECTION("output path that is a directory") {
+    const fs::path in = dir / "ok.h5", out_dir = dir / "out_dir";
+    write_problem(in, p);
+    fs::create_directory(out_dir);
+    const RunResult r = run_attn(dir, 2, "--input " + quoted(in) + " --output " + quoted(out_dir));
+    CHECK(r.exit_code != 0);
+    CHECK(r.stderr_text.find("is a directory") != std::string::npos);
+    CHECK(r.stderr_text.find("fatal") == std::string::npos);
+    CHECK(fs::is_directory(out_dir));
+    CHECK_FALSE(fs::exists(fs::path(out_dir.string() + ".tmp")));
   }
 }
