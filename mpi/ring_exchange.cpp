@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "mpi/communicator_impl.h"
 #include "mpi/mpi_check.h"
 #include "mpi/runtime.h"
 #include "src/common/timer.h"
@@ -33,8 +34,10 @@ struct RingExchange::State {
   }
 };
 
-RingExchange::RingExchange(double wait_timeout_s) : state_(std::make_unique<State>()) {
-  RW_MPI_CHECK(MPI_Comm_dup(MPI_COMM_WORLD, &state_->comm));
+RingExchange::RingExchange(double wait_timeout_s) : RingExchange(Communicator::world(), wait_timeout_s) {}
+
+RingExchange::RingExchange(const Communicator& comm, double wait_timeout_s) : state_(std::make_unique<State>()) {
+  RW_MPI_CHECK(MPI_Comm_dup(comm.impl().comm, &state_->comm));
   RW_MPI_CHECK(MPI_Comm_set_errhandler(state_->comm, MPI_ERRORS_RETURN));
   RW_MPI_CHECK(MPI_Comm_rank(state_->comm, &state_->rank));
   RW_MPI_CHECK(MPI_Comm_size(state_->comm, &state_->size));

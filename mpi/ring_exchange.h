@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "mpi/communicator.h"
 #include "src/attention/ring_transport.h"
 
 namespace rw::mpi {
@@ -15,6 +16,8 @@ class RingExchange : public RingTransport {
   // The ring over all ranks of the world, in rank order. wait_timeout_s <= 0 disables the
   // timeout.
   explicit RingExchange(double wait_timeout_s = 900.0);
+  // The ring over the ranks of `comm`, in its rank order (the communicator is duplicated).
+  RingExchange(const Communicator& comm, double wait_timeout_s);
   ~RingExchange() override;
 
   int rank() const override;

@@ -1,0 +1,97 @@
+// attention_ops.h: the model's AttentionOp implementations.
+//   RingAttentionOp       fp32 exact ring attention over the grid's sp ring (training).
+//   ReferenceAttentionOp  the plain-loop reference on one process, in T (fp64 model tests).
+// Model tensors live in host memory here, which is device memory for the CPU backend; a GPU
+// backend will hand the model device buffers instead.
+#pragma once
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "device/backend.h"
+#include "device/cpu/attention_reference.h"
+#include "src/attention/ring_attention.h"
+#include "src/model/model_interfaces.h"
+
+namespace rw {
+
+class RingAttentionOp : public model::AttentionOp<float> {
+ public:
+  RingAttentionOp(device::Backend& backend, RingTransport& ring, RingOptions options)
+      : backend_(backend), ring_(ring), options_(options) {}
+
+  void forward(int layer, const model::AttentionShape& s, const float* q, const float* k, const float* v,
+               const int32_t* pos, const int32_t* seg, float* out, float* lse) override {
+    RingAttention attention(backend_, ring_, with_layer(layer));
+    attention.forward(shard(s, q, k, v, pos, seg), out, lse);
+    accumulate(attention.last_stats());
+  }
+  void backward(int layer, const model::AttentionShape& s, const float* q, const float* k, const float* v,
+                const int32_t* pos, const int32_t* seg, const float* out, const float* dout, const float* lse,
+                float* dq, float* dk, float* dv) override {
+    RingAttention attention(backend_, ring_, with_layer(layer));
+    attention.backward(shard(s, q, k, v, pos, seg), out, dout, lse, dq, dk, dv);
+    accumulate(attention.last_stats());
+  }
+
+  // Totals since the last reset (for step logs).
+  double compute_s = 0, wait_s = 0;
+  std::size_t bytes_sent = 0;
+  void reset_stats() { compute_s = wait_s = 0, bytes_sent = 0; }
+
+ private:
+  RingOptions with_layer(int layer) const {
+    RingOptions o = options_;
+    o.layer = layer;
+    return o;
+  }
+  static RingShard shard(const model::AttentionShape& s, const float* q, const float* k, const float* v,
+                         const int32_t* pos, const int32_t* seg) {
+    return RingShard{s.batch, s.n_local, s.heads, s.kv_heads, s.head_dim, q, k, v, pos, seg};
+  }
+  void accumulate(const std::vector<RingStepStats>& stats) {
+    for (const auto& st : stats) {
+      compute_s += st.compute_s;
+      wait_s += st.wait_s;
+      bytes_sent += st.bytes_sent;
+    }
+  }
+  device::Backend& backend_;
+  RingTransport& ring_;
+  RingOptions options_;
+};
+
+template <class T>
+class ReferenceAttentionOp : public model::AttentionOp<T> {
+ public:
+  explicit ReferenceAttentionOp(bool causal) : causal_(causal) {}
+  void forward(int, const model::AttentionShape& s, const T* q, const T* k, const T* v, const int32_t* pos,
+               const int32_t* seg, T* out, T* lse) override {
+    const device::AttnShape shape = to_shape(s);
+    std::fill(out, out + static_cast<std::size_t>(s.batch) * s.n_local * s.heads * s.head_dim, T(0));
+    std::fill(lse, lse + static_cast<std::size_t>(s.batch) * s.heads * s.n_local, -std::numeric_limits<T>::infinity());
+    device::reference::attn_fwd_step<T, T>(shape, mask(pos, seg), T(1) / std::sqrt(T(s.head_dim)), q, k, v, out, lse);
+  }
+  void backward(int, const model::AttentionShape& s, const T* q, const T* k, const T* v, const int32_t* pos,
+                const int32_t* seg, const T* out, const T* dout, const T* lse, T* dq, T* dk, T* dv) override {
+    const device::AttnShape shape = to_shape(s);
+    std::vector<T> delta(static_cast<std::size_t>(s.batch) * s.heads * s.n_local);
+    device::reference::attn_row_dot<T, T>(shape, out, dout, delta.data());
+    std::fill(dq, dq + static_cast<std::size_t>(s.batch) * s.n_local * s.heads * s.head_dim, T(0));
+    std::fill(dk, dk + static_cast<std::size_t>(s.batch) * s.n_local * s.kv_heads * s.head_dim, T(0));
+    std::fill(dv, dv + static_cast<std::size_t>(s.batch) * s.n_local * s.kv_heads * s.head_dim, T(0));
+    device::reference::attn_bwd_step<T, T>(shape, mask(pos, seg), T(1) / std::sqrt(T(s.head_dim)), q, k, v, dout,
+                                           lse, delta.data(), dq, dk, dv);
+  }
+
+ private:
+  static device::AttnShape to_shape(const model::AttentionShape& s) {
+    return {s.batch, s.n_local, s.n_local, s.heads, s.kv_heads, s.head_dim};
+  }
+  device::AttnMaskArgs mask(const int32_t* pos, const int32_t* seg) const {
+    return {pos, seg, pos, seg, causal_};
+  }
+  bool causal_;
+};
+
+}  // namespace rw

@@ -1,0 +1,60 @@
+// global_batch.cpp
+#include "src/data/global_batch.h"
+
+#include <string>
+
+#include "src/common/input_error.h"
+
+namespace rw::data {
+
+LocalBatch slice_global_batch(const GlobalBatch& g, int dp, int dp_rank, int sp, int sp_rank, Layout layout) {
+  if (g.n_sequences % dp != 0)
+    throw InputError("the global batch of " + std::to_string(g.n_sequences) + " sequences cannot be split over dp = " +
+                     std::to_string(dp) + " groups");
+  check_ring_split(layout, g.seq_len, sp);
+  const int per_group = g.n_sequences / dp;
+  const auto idx = local_token_indices(layout, g.seq_len, sp, sp_rank);
+  LocalBatch b;
+  b.n_sequences = per_group;
+  b.n_local = static_cast<int>(idx.size());
+  const std::size_t n = static_cast<std::size_t>(per_group) * idx.size();
+  b.tokens.resize(n);
+  b.targets.resize(n);
+  b.positions.resize(n);
+  b.segment_ids.resize(n);
+  b.loss_weights.resize(n);
+  for (int s = 0; s < per_group; ++s) {
+    const std::size_t src_row = static_cast<std::size_t>(dp_rank * per_group + s) * g.seq_len;
+    for (std::size_t i = 0; i < idx.size(); ++i) {
+      const std::size_t dst = static_cast<std::size_t>(s) * idx.size() + i, src = src_row + idx[i];
+      b.tokens[dst] = g.tokens[src];
+      b.targets[dst] = g.targets[src];
+      b.positions[dst] = g.positions[src];
+      b.segment_ids[dst] = g.segment_ids[src];
+      b.loss_weights[dst] = g.loss_weights[src];
+    }
+  }
+  return b;
+}
+
+void derive_targets_positions_weights(GlobalBatch& g) {
+  const std::size_t n = static_cast<std::size_t>(g.n_sequences) * g.seq_len;
+  g.targets.assign(n, -1);
+  g.positions.assign(n, 0);
+  g.loss_weights.assign(n, 0.f);
+  for (int s = 0; s < g.n_sequences; ++s) {
+    const std::size_t row = static_cast<std::size_t>(s) * g.seq_len;
+    int32_t pos = 0;
+    for (int t = 0; t < g.seq_len; ++t) {
+      const std::size_t i = row + t;
+      if (t > 0 && g.segment_ids[i] != g.segment_ids[i - 1]) pos = 0;
+      g.positions[i] = pos++;
+      if (t + 1 < g.seq_len && g.segment_ids[i + 1] == g.segment_ids[i]) {
+        g.targets[i] = g.tokens[i + 1];
+        g.loss_weights[i] = 1.f;
+      }
+    }
+  }
+}
+
+}  // namespace rw::data

@@ -1,0 +1,100 @@
+// llama_config.cpp
+#include "src/model/llama_config.h"
+
+#include "src/common/input_error.h"
+
+namespace rw::model {
+
+void LlamaConfig::validate() const {
+  auto positive = [](int64_t v, const char* name) {
+    if (v <= 0) throw InputError(std::string("model config: ") + name + " must be positive (got " + std::to_string(v) + ")");
+  };
+  positive(vocab_size, "vocab_size");
+  positive(hidden_size, "hidden_size");
+  positive(intermediate_size, "intermediate_size");
+  positive(num_hidden_layers, "num_hidden_layers");
+  positive(num_attention_heads, "num_attention_heads");
+  positive(num_key_value_heads, "num_key_value_heads");
+  if (hidden_size % num_attention_heads != 0)
+    throw InputError("model config: hidden_size (" + std::to_string(hidden_size) +
+                     ") must be a multiple of num_attention_heads (" + std::to_string(num_attention_heads) + ")");
+  if (num_attention_heads % num_key_value_heads != 0)
+    throw InputError("model config: num_attention_heads (" + std::to_string(num_attention_heads) +
+                     ") must be a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) + ")");
+  if (head_dim() % 2 != 0) throw InputError("model config: head_dim (hidden_size / num_attention_heads) must be even for RoPE");
+  if (!(rms_norm_eps > 0)) throw InputError("model config: rms_norm_eps must be positive");
+  if (!(rope_theta > 1)) throw InputError("model config: rope_theta must be greater than 1");
+}
+
+int64_t LlamaConfig::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& unit : parameter_units(*this)) n += unit.count;
+  return n;
+}
+
+std::string LlamaConfig::describe() const {
+  return "vocab " + std::to_string(vocab_size) + ", hidden " + std::to_string(hidden_size) + ", intermediate " +
+         std::to_string(intermediate_size) + ", layers " + std::to_string(num_hidden_layers) + ", heads " +
+         std::to_string(num_attention_heads) + "/" + std::to_string(num_key_value_heads) + ", rope_theta " +
+         std::to_string(static_cast<long long>(rope_theta)) + ", " + std::to_string(parameter_count()) + " parameters";
+}
+
+LlamaConfig preset_config(const std::string& name) {
+  LlamaConfig c;
+  if (name == "tiny") return c;  // the defaults above
+  if (name == "small") {
+    c.vocab_size = 512;
+    c.hidden_size = 256;
+    c.intermediate_size = 688;
+    c.num_hidden_layers = 4;
+    c.num_attention_heads = 4;
+    c.num_key_value_heads = 2;
+    return c;
+  }
+  if (name == "7b") {  // LLaMA-2 7B
+    c.vocab_size = 32000;
+    c.hidden_size = 4096;
+    c.intermediate_size = 11008;
+    c.num_hidden_layers = 32;
+    c.num_attention_heads = 32;
+    c.num_key_value_heads = 32;
+    c.rms_norm_eps = 1e-5;
+    c.rope_theta = 10000.0;
+    return c;
+  }
+  throw InputError("unknown model preset '" + name + "' (known: tiny, small, 7b)");
+}
+
+std::vector<ParamUnit> parameter_units(const LlamaConfig& c) {
+  const int64_t h = c.hidden_size, kv = c.kv_width(), inter = c.intermediate_size;
+  std::vector<ParamUnit> units;
+  auto add = [](ParamUnit& u, TensorSpec t) {
+    u.offsets.push_back(u.count);
+    u.count += t.count();
+    u.tensors.push_back(std::move(t));
+  };
+  ParamUnit embed;
+  add(embed, {"model.embed_tokens.weight", {c.vocab_size, h}, false});
+  units.push_back(std::move(embed));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    ParamUnit u;
+    add(u, {p + "input_layernorm.weight", {h}, true});
+    add(u, {p + "self_attn.q_proj.weight", {h, h}, false});
+    add(u, {p + "self_attn.k_proj.weight", {kv, h}, false});
+    add(u, {p + "self_attn.v_proj.weight", {kv, h}, false});
+    add(u, {p + "self_attn.o_proj.weight", {h, h}, false});
+    add(u, {p + "post_attention_layernorm.weight", {h}, true});
+    add(u, {p + "mlp.gate_proj.weight", {inter, h}, false});
+    add(u, {p + "mlp.up_proj.weight", {inter, h}, false});
+    add(u, {p + "mlp.down_proj.weight", {h, inter}, false});
+    units.push_back(std::move(u));
+  }
+  ParamUnit head;
+  add(head, {"model.norm.weight", {h}, true});
+  add(head, {"lm_head.weight", {c.vocab_size, h}, false});
+  units.push_back(std::move(head));
+  return units;
+}
+
+}  // namespace rw::model

@@ -1,0 +1,48 @@
+// model_interfaces.h: what the transformer needs from the rest of the system, as interfaces,
+// so one model code runs in fp32 on the ring with FSDP-sharded weights (training) and in fp64 on
+// one process with whole weights (the finite-difference tests).
+#pragma once
+#include <cstdint>
+
+namespace rw::model {
+
+// Full weights of a parameter unit (llama_config.h) for the time they are used, and the sink of
+// that unit's gradients. Every rank calls these in the same order (they may be collective).
+template <class T>
+class ParamSource {
+ public:
+  virtual ~ParamSource() = default;
+  virtual const T* gather(int unit) = 0;  // valid until release(unit)
+  virtual void release(int unit) = 0;
+  // Adds this rank's contribution to the unit's gradient (full unit shape) to its owner(s).
+  virtual void reduce_grad(int unit, const T* grad) = 0;
+};
+
+// Attention over this rank's tokens, all local sequences at once. Shapes as in
+// device/attention_args.h with n_q = n_k = n_local: q/out/dout [batch, n_local, heads, head_dim],
+// k/v [batch, n_local, kv_heads, head_dim], lse [batch, heads, n_local]; pos/seg [batch, n_local].
+struct AttentionShape {
+  int batch = 0, n_local = 0, heads = 0, kv_heads = 0, head_dim = 0;
+};
+
+template <class T>
+class AttentionOp {
+ public:
+  virtual ~AttentionOp() = default;
+  virtual void forward(int layer, const AttentionShape& shape, const T* q, const T* k, const T* v,
+                       const int32_t* pos, const int32_t* seg, T* out, T* lse) = 0;
+  virtual void backward(int layer, const AttentionShape& shape, const T* q, const T* k, const T* v,
+                        const int32_t* pos, const int32_t* seg, const T* out, const T* dout, const T* lse,
+                        T* dq, T* dk, T* dv) = 0;
+};
+
+// Row-major C = alpha op(A) op(B) + beta C.
+template <class T>
+class MatMul {
+ public:
+  virtual ~MatMul() = default;
+  virtual void operator()(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                          int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) = 0;
+};
+
+}  // namespace rw::model
