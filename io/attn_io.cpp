@@ -122,45 +122,6 @@ AttnShard AttnInputFile::read_shard(const AttnProblem& p, const std::vector<Toke
   return s;
 }
 
-namespace {
-
-// Collective: creates path + ".tmp", lets `fill` write datasets, closes it and renames it to
-// path (rank 0) once every rank's part is in. On a fatal error anywhere the temporary file is
-// removed (cleanup path); if the file cannot be created every rank throws the same InputError.
-template <class Fill>
-void write_atomically(const std::string& path, Fill fill) {
-  silence_hdf5_errors();
-  const std::string tmp = path + ".tmp";
-  add_cleanup_path(tmp);
-  std::string error;
-  std::optional<H5File> file;
-  try {
-    file.emplace(H5File::create(tmp));
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  error = mpi::agree_on_error(error);
-  if (!error.empty()) {
-    file.reset();
-    remove_cleanup_path(tmp);
-    if (mpi::world_rank() == 0) std::remove(tmp.c_str());
-    throw InputError(error);
-  }
-  fill(*file);
-  file->close();  // collective: every rank's part is on disk after this
-  mpi::barrier();
-  std::string rename_error;
-  if (mpi::world_rank() == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    rename_error = "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno);
-    std::remove(tmp.c_str());
-  }
-  remove_cleanup_path(tmp);
-  rename_error = mpi::agree_on_error(rename_error);
-  if (!rename_error.empty()) throw InputError(rename_error);
-}
-
-}  // namespace
-
 void check_output_path(const std::string& path) {
   struct stat info {};
   if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode))
@@ -172,15 +133,11 @@ void check_output_path(const std::string& path) {
   if (access(dir.c_str(), W_OK) != 0) throw InputError("output directory '" + dir + "' is not writable");
 }
 
-namespace {
-
-}  // namespace
-
 void write_attn_output(const std::string& path, const AttnProblem& p, const std::vector<TokenRun>& runs,
                        const AttnOutputShard& shard) {
   const std::vector<int64_t> q_dims{p.batch, p.seq_len, p.heads, p.head_dim};
   const std::vector<int64_t> kv_dims{p.batch, p.seq_len, p.kv_heads, p.head_dim};
-  write_atomically(path, [&](H5File& file) {
+  write_file_atomically(path, [&](H5File& file) {
     file.write_token_runs("out", q_dims, 1, runs, ElementType::f32, shard.out);
     file.write_token_runs("lse", {p.batch, p.heads, p.seq_len}, 2, runs, ElementType::f32, shard.lse);
     if (shard.dq) {
@@ -195,7 +152,7 @@ void write_attn_input(const std::string& path, const AttnProblem& p, const std::
                       const AttnShard& shard) {
   const std::vector<int64_t> q_dims{p.batch, p.seq_len, p.heads, p.head_dim};
   const std::vector<int64_t> kv_dims{p.batch, p.seq_len, p.kv_heads, p.head_dim};
-  write_atomically(path, [&](H5File& file) {
+  write_file_atomically(path, [&](H5File& file) {
     file.write_token_runs("q", q_dims, 1, runs, ElementType::f32, shard.q.data());
     file.write_token_runs("k", kv_dims, 1, runs, ElementType::f32, shard.k.data());
     file.write_token_runs("v", kv_dims, 1, runs, ElementType::f32, shard.v.data());

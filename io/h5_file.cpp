@@ -1,7 +1,15 @@
 // h5_file.cpp
 #include "io/h5_file.h"
 
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <optional>
+
 #include "mpi/native.h"
+#include "mpi/runtime.h"
 #include "src/common/input_error.h"
 
 namespace rw::io {
@@ -169,6 +177,49 @@ void H5File::write_token_runs(const std::string& name, const std::vector<int64_t
   H5Sclose(file_space);
   H5Sclose(whole);
   H5Dclose(ds);
+}
+
+void H5File::write_scalar(const std::string& name, double value) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t ds = H5Dcreate2(id_, name.c_str(), H5T_IEEE_F64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  RW_H5_CHECK(ds);
+  RW_H5_CHECK(H5Dwrite(ds, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value));
+  H5Dclose(ds);
+  H5Sclose(space);
+}
+
+// Collective: creates path + ".tmp", lets `fill` write datasets, closes it and renames it to
+// path (rank 0) once every rank's part is in. On a fatal error anywhere the temporary file is
+// removed (cleanup path); if the file cannot be created every rank throws the same InputError.
+void write_file_atomically(const std::string& path, const std::function<void(H5File&)>& fill) {
+  silence_hdf5_errors();
+  const std::string tmp = path + ".tmp";
+  add_cleanup_path(tmp);
+  std::string error;
+  std::optional<H5File> file;
+  try {
+    file.emplace(H5File::create(tmp));
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  error = mpi::agree_on_error(error);
+  if (!error.empty()) {
+    file.reset();
+    remove_cleanup_path(tmp);
+    if (mpi::world_rank() == 0) std::remove(tmp.c_str());
+    throw InputError(error);
+  }
+  fill(*file);
+  file->close();  // collective: every rank's part is on disk after this
+  mpi::barrier();
+  std::string rename_error;
+  if (mpi::world_rank() == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) {
+    rename_error = "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno);
+    std::remove(tmp.c_str());
+  }
+  remove_cleanup_path(tmp);
+  rename_error = mpi::agree_on_error(rename_error);
+  if (!rename_error.empty()) throw InputError(rename_error);
 }
 
 }  // namespace rw::io

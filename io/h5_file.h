@@ -8,6 +8,7 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,6 +56,8 @@ class H5File {
   // Creates dataset `name` with global dims and writes this rank's token runs. Collective.
   void write_token_runs(const std::string& name, const std::vector<int64_t>& dims, int token_axis,
                         const std::vector<TokenRun>& runs, ElementType type, const void* data);
+  // Creates a scalar float64 dataset; every rank passes the same value. Collective.
+  void write_scalar(const std::string& name, double value);
 
  private:
   H5File(hid_t id, std::string path) : id_(id), path_(std::move(path)) {}
@@ -63,6 +66,11 @@ class H5File {
 };
 
 std::string dims_text(const std::vector<int64_t>& dims);  // "[2, 64, 4, 16]"
+
+// Collective: creates path + ".tmp", lets `fill` write it, closes it and renames it to path
+// (rank 0) once every rank's part is in. A fatal error anywhere removes the temporary file;
+// if it cannot be created, or the rename fails, every rank throws the same InputError.
+void write_file_atomically(const std::string& path, const std::function<void(H5File&)>& fill);
 
 // Turns off HDF5's own error-stack printing (we print one clear line instead).
 void silence_hdf5_errors();

@@ -6,5 +6,7 @@ namespace rw::cli {
 
 int run_attn(int argc, char** argv);
 int run_attn_input(int argc, char** argv);
+int run_train(int argc, char** argv);
+int run_forward(int argc, char** argv);
 
 }  // namespace rw::cli

@@ -39,6 +39,20 @@ std::string LlamaConfig::describe() const {
          std::to_string(static_cast<long long>(rope_theta)) + ", " + std::to_string(parameter_count()) + " parameters";
 }
 
+const std::vector<ConfigField>& config_fields() {
+  static const std::vector<ConfigField> fields = {
+      {"vocab_size", &LlamaConfig::vocab_size, nullptr},
+      {"hidden_size", &LlamaConfig::hidden_size, nullptr},
+      {"intermediate_size", &LlamaConfig::intermediate_size, nullptr},
+      {"num_hidden_layers", &LlamaConfig::num_hidden_layers, nullptr},
+      {"num_attention_heads", &LlamaConfig::num_attention_heads, nullptr},
+      {"num_key_value_heads", &LlamaConfig::num_key_value_heads, nullptr},
+      {"rms_norm_eps", nullptr, &LlamaConfig::rms_norm_eps},
+      {"rope_theta", nullptr, &LlamaConfig::rope_theta},
+  };
+  return fields;
+}
+
 LlamaConfig preset_config(const std::string& name) {
   LlamaConfig c;
   if (name == "tiny") return c;  // the defaults above

@@ -25,6 +25,14 @@ struct LlamaConfig {
   std::string describe() const;  // one line
 };
 
+// The configuration fields by their LlamaConfig names (exactly one member pointer is set).
+struct ConfigField {
+  const char* name;
+  int64_t LlamaConfig::*integer;
+  double LlamaConfig::*real;
+};
+const std::vector<ConfigField>& config_fields();
+
 // A named preset ("tiny", "small", "7b") or throws InputError.
 LlamaConfig preset_config(const std::string& name);
 

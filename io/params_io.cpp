@@ -1,0 +1,194 @@
+// params_io.cpp
+#include "io/params_io.h"
+
+#include <set>
+
+#include "io/params_io_internal.h"
+#include "src/common/input_error.h"
+
+namespace rw::io {
+namespace {
+
+bool read_attribute(hid_t file, const char* name, hid_t mem_type, void* out) {
+  if (H5Aexists(file, name) <= 0) return false;
+  hid_t attr = H5Aopen(file, name, H5P_DEFAULT);
+  if (attr < 0) return false;
+  hid_t space = H5Aget_space(attr);
+  const bool scalar = H5Sget_simple_extent_npoints(space) == 1;
+  H5Sclose(space);
+  const bool ok = scalar && H5Aread(attr, mem_type, out) >= 0;
+  H5Aclose(attr);
+  return ok;
+}
+
+void write_attribute(hid_t file, const std::string& name, hid_t file_type, hid_t mem_type, const void* value) {
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t attr = H5Acreate2(file, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT);
+  RW_H5_CHECK(attr);
+  RW_H5_CHECK(H5Awrite(attr, mem_type, value));
+  H5Aclose(attr);
+  H5Sclose(space);
+}
+
+// File dataspace of `dims` (1-D or 2-D, row-major) with the flat element range [begin, end)
+// selected: at most three blocks (a partial row, whole rows, a partial row), in flat order.
+hid_t select_flat_range(const std::vector<int64_t>& dims, int64_t begin, int64_t end) {
+  std::vector<hsize_t> hd(dims.begin(), dims.end());
+  hid_t space = H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr);
+  RW_H5_CHECK(space);
+  RW_H5_CHECK(H5Sselect_none(space));
+  if (dims.size() == 1) {
+    hsize_t start = begin, count = end - begin;
+    RW_H5_CHECK(H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr));
+    return space;
+  }
+  const int64_t cols = dims[1];
+  auto add = [&](int64_t row, int64_t col, int64_t rows, int64_t n_cols) {
+    if (rows <= 0 || n_cols <= 0) return;
+    hsize_t start[2] = {hsize_t(row), hsize_t(col)}, count[2] = {hsize_t(rows), hsize_t(n_cols)};
+    RW_H5_CHECK(H5Sselect_hyperslab(space, H5S_SELECT_OR, start, nullptr, count, nullptr));
+  };
+  const int64_t r0 = begin / cols, c0 = begin % cols, r1 = (end - 1) / cols, c1 = (end - 1) % cols;
+  if (r0 == r1) {
+    add(r0, c0, 1, c1 - c0 + 1);
+  } else {
+    add(r0, c0, 1, cols - c0);
+    add(r0 + 1, 0, r1 - r0 - 1, cols);
+    add(r1, 0, 1, c1 + 1);
+  }
+  return space;
+}
+
+// For each tensor of each unit, the part of this rank's shard that falls in it.
+template <class Visit>
+void for_each_owned_piece(train::FsdpParams& params, Visit visit) {
+  const auto& units = params.units();
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    auto& shard = params.shards()[u];
+    for (std::size_t t = 0; t < units[u].tensors.size(); ++t) {
+      const int64_t t_begin = units[u].offsets[t], t_end = t_begin + units[u].tensors[t].count();
+      const int64_t lo = std::max(t_begin, shard.begin), hi = std::min(t_end, shard.end);
+      visit(u, units[u].tensors[t], lo - t_begin, hi - t_begin, lo - shard.begin, shard);
+    }
+  }
+}
+
+}  // namespace
+
+model::LlamaConfig read_model_config(const std::string& path) {
+  silence_hdf5_errors();
+  H5File file = H5File::open_read(path);
+  model::LlamaConfig c;
+  for (const auto& f : model::config_fields()) {
+    const bool ok = f.integer ? read_attribute(file.id(), f.name, H5T_NATIVE_INT64, &(c.*f.integer))
+                              : read_attribute(file.id(), f.name, H5T_NATIVE_DOUBLE, &(c.*f.real));
+    if (!ok) throw InputError("'" + path + "' has no numeric root attribute '" + f.name + "' (model config)");
+  }
+  try {
+    c.validate();
+  } catch (const InputError& e) {
+    throw InputError("'" + path + "': " + e.what());
+  }
+  return c;
+}
+
+void read_param_shards(const std::string& path, train::FsdpParams& params) {
+  silence_hdf5_errors();
+  H5File file = H5File::open_read(path);
+  std::set<std::string> expected;
+  for (const auto& unit : params.units())
+    for (const auto& t : unit.tensors) {
+      const std::string name = "params/" + t.name;
+      expected.insert(t.name);
+      DatasetInfo info = file.dataset_info(name);
+      if (info.type != ElementType::f32)
+        throw InputError("parameter '" + t.name + "' in '" + path + "' is " + info.type_text + ", expected float32");
+      if (info.dims != t.shape)
+        throw InputError("parameter '" + t.name + "' in '" + path + "' has shape " + dims_text(info.dims) +
+                         ", the config needs " + dims_text(t.shape));
+    }
+  // Refuse parameters this model does not have (a config/checkpoint mismatch).
+  hid_t group = H5Gopen2(file.id(), "params", H5P_DEFAULT);
+  if (group < 0) throw InputError("'" + path + "' has no /params group");
+  H5G_info_t ginfo;
+  RW_H5_CHECK(H5Gget_info(group, &ginfo));
+  std::vector<std::string> unknown;
+  for (hsize_t i = 0; i < ginfo.nlinks; ++i) {
+    char name[1024];
+    ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+    if (n > 0 && !expected.count(name)) unknown.push_back(name);
+  }
+  H5Gclose(group);
+  if (!unknown.empty())
+    throw InputError("'" + path + "' has parameter '" + unknown.front() + "' that this model config does not have");
+
+  for_each_owned_piece(params, [&](std::size_t, const model::TensorSpec& t, int64_t begin, int64_t end,
+                                   int64_t shard_offset, train::FsdpParams::Shard& shard) {
+    // Every rank opens and closes every dataset (H5Dclose is collective); only owners read.
+    hid_t ds = H5Dopen2(file.id(), ("params/" + t.name).c_str(), H5P_DEFAULT);
+    RW_H5_CHECK(ds);
+    if (end > begin) {
+      hid_t file_space = select_flat_range(t.shape, begin, end);
+      hsize_t n = end - begin;
+      hid_t mem_space = H5Screate_simple(1, &n, nullptr);
+      RW_H5_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, shard.weights.data() + shard_offset));
+      H5Sclose(mem_space);
+      H5Sclose(file_space);
+    }
+    H5Dclose(ds);
+  });
+}
+
+void write_config_attributes(H5File& file, const model::LlamaConfig& config,
+                             const std::vector<std::pair<std::string, double>>& extra_attributes) {
+  for (const auto& f : model::config_fields()) {
+    if (f.integer) write_attribute(file.id(), f.name, H5T_STD_I64LE, H5T_NATIVE_INT64, &(config.*f.integer));
+    else write_attribute(file.id(), f.name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &(config.*f.real));
+  }
+  for (const auto& [name, value] : extra_attributes)
+    write_attribute(file.id(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
+}
+
+void write_tensor_group(H5File& file, train::FsdpParams& params, const std::string& group, bool from_grads) {
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  RW_H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+  // Create every dataset collectively first (metadata), then each rank writes its pieces.
+  std::vector<hid_t> datasets;
+  for (const auto& unit : params.units())
+    for (const auto& t : unit.tensors) {
+      std::vector<hsize_t> hd(t.shape.begin(), t.shape.end());
+      hid_t space = H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr);
+      hid_t ds = H5Dcreate2(file.id(), (group + "/" + t.name).c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT,
+                            H5P_DEFAULT);
+      RW_H5_CHECK(ds);
+      H5Sclose(space);
+      datasets.push_back(ds);
+    }
+  std::size_t index = 0;
+  for_each_owned_piece(params, [&](std::size_t, const model::TensorSpec& t, int64_t begin, int64_t end,
+                                   int64_t shard_offset, train::FsdpParams::Shard& shard) {
+    hid_t ds = datasets[index++];
+    if (end <= begin) return;
+    const float* src = (from_grads ? shard.grads.data() : shard.weights.data()) + shard_offset;
+    hid_t file_space = select_flat_range(t.shape, begin, end);
+    hsize_t n = end - begin;
+    hid_t mem_space = H5Screate_simple(1, &n, nullptr);
+    RW_H5_CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, src));
+    H5Sclose(mem_space);
+    H5Sclose(file_space);
+  });
+  for (hid_t ds : datasets) H5Dclose(ds);
+  H5Pclose(lcpl);
+}
+
+void write_sharded_tensors(const std::string& path, const model::LlamaConfig& config, train::FsdpParams& params,
+                           const std::vector<TensorGroup>& groups,
+                           const std::vector<std::pair<std::string, double>>& extra_attributes) {
+  write_file_atomically(path, [&](H5File& file) {
+    write_config_attributes(file, config, extra_attributes);
+    for (const TensorGroup& g : groups)
+      write_tensor_group(file, params, g.group, g.source == TensorGroup::Source::grads);
+  });
+}
+
+}  // namespace rw::io
