@@ -237,6 +237,8 @@ int run_train(int argc, char** argv) {
       metrics->flush();
     }
   }
+  const double peak_rss_mib = mpi::allreduce_max(static_cast<double>(peak_rss_bytes())) / 1048576.0;
+  if (is_root) std::printf("  peak resident memory per rank (max over ranks): %.1f MiB\n", peak_rss_mib);
   if (!s.save_params.empty()) {
     try {
       io::write_sharded_tensors(s.save_params, config, trainer.params(), {{"/params", io::TensorGroup::Source::weights}},
