@@ -1,6 +1,7 @@
 // params_io.cpp
 #include "io/params_io.h"
 
+#include <cstring>
 #include <set>
 
 #include "io/params_io_internal.h"
@@ -8,6 +9,21 @@
 
 namespace rw::io {
 namespace {
+
+}  // namespace
+
+uint64_t tensor_checksum_part(const float* values, int64_t begin, int64_t end) {
+  uint64_t sum = 0;
+  for (int64_t i = begin; i < end; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &values[i - begin], sizeof bits);
+    uint64_t z = (static_cast<uint64_t>(i) << 32 | bits) + 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    sum += z ^ (z >> 31);
+  }
+  return sum;
+}
 
 bool read_attribute(hid_t file, const char* name, hid_t mem_type, void* out) {
   if (H5Aexists(file, name) <= 0) return false;
@@ -29,6 +45,8 @@ void write_attribute(hid_t file, const std::string& name, hid_t file_type, hid_t
   H5Aclose(attr);
   H5Sclose(space);
 }
+
+namespace {
 
 // File dataspace of `dims` (1-D or 2-D, row-major) with the flat element range [begin, end)
 // selected: at most three blocks (a partial row, whole rows, a partial row), in flat order.
@@ -57,6 +75,16 @@ hid_t select_flat_range(const std::vector<int64_t>& dims, int64_t begin, int64_t
     add(r1, 0, 1, c1 + 1);
   }
   return space;
+}
+
+float* shard_data(train::FsdpParams::Shard& shard, ShardField field) {
+  switch (field) {
+    case ShardField::weights: return shard.weights.data();
+    case ShardField::grads: return shard.grads.data();
+    case ShardField::adam_m: return shard.adam_m.data();
+    case ShardField::adam_v: return shard.adam_v.data();
+  }
+  RW_FAIL("unknown shard field");
 }
 
 // For each tensor of each unit, the part of this rank's shard that falls in it.
@@ -92,51 +120,76 @@ model::LlamaConfig read_model_config(const std::string& path) {
   return c;
 }
 
-void read_param_shards(const std::string& path, train::FsdpParams& params) {
-  silence_hdf5_errors();
-  H5File file = H5File::open_read(path);
+void read_tensor_group(const H5File& file, train::FsdpParams& params, const std::string& group, ShardField into,
+                       bool verify_checksums) {
+  const std::string& path = file.path();
+  const std::string prefix = group.empty() || group.back() == '/' ? group : group + "/";
   std::set<std::string> expected;
   for (const auto& unit : params.units())
     for (const auto& t : unit.tensors) {
-      const std::string name = "params/" + t.name;
       expected.insert(t.name);
-      DatasetInfo info = file.dataset_info(name);
+      DatasetInfo info = file.dataset_info(prefix + t.name);
       if (info.type != ElementType::f32)
-        throw InputError("parameter '" + t.name + "' in '" + path + "' is " + info.type_text + ", expected float32");
+        throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' is " + info.type_text + ", expected float32");
       if (info.dims != t.shape)
-        throw InputError("parameter '" + t.name + "' in '" + path + "' has shape " + dims_text(info.dims) +
-                         ", the config needs " + dims_text(t.shape));
+        throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' has shape " + dims_text(info.dims) +
+                         ", the model config needs " + dims_text(t.shape));
     }
-  // Refuse parameters this model does not have (a config/checkpoint mismatch).
-  hid_t group = H5Gopen2(file.id(), "params", H5P_DEFAULT);
-  if (group < 0) throw InputError("'" + path + "' has no /params group");
+  // Refuse tensors this model does not have (a config/file mismatch).
+  hid_t g = H5Gopen2(file.id(), prefix.c_str(), H5P_DEFAULT);
+  if (g < 0) throw InputError("'" + path + "' has no group '" + prefix + "'");
   H5G_info_t ginfo;
-  RW_H5_CHECK(H5Gget_info(group, &ginfo));
+  RW_H5_CHECK(H5Gget_info(g, &ginfo));
   std::vector<std::string> unknown;
   for (hsize_t i = 0; i < ginfo.nlinks; ++i) {
     char name[1024];
-    ssize_t n = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+    ssize_t n = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
     if (n > 0 && !expected.count(name)) unknown.push_back(name);
   }
-  H5Gclose(group);
+  H5Gclose(g);
   if (!unknown.empty())
-    throw InputError("'" + path + "' has parameter '" + unknown.front() + "' that this model config does not have");
+    throw InputError("'" + path + "' has tensor '" + prefix + unknown.front() + "' that this model config does not have");
 
+  std::vector<uint64_t> sums, stored;
   for_each_owned_piece(params, [&](std::size_t, const model::TensorSpec& t, int64_t begin, int64_t end,
                                    int64_t shard_offset, train::FsdpParams::Shard& shard) {
     // Every rank opens and closes every dataset (H5Dclose is collective); only owners read.
-    hid_t ds = H5Dopen2(file.id(), ("params/" + t.name).c_str(), H5P_DEFAULT);
+    hid_t ds = H5Dopen2(file.id(), (prefix + t.name).c_str(), H5P_DEFAULT);
     RW_H5_CHECK(ds);
+    float* dst = shard_data(shard, into) + shard_offset;
     if (end > begin) {
       hid_t file_space = select_flat_range(t.shape, begin, end);
       hsize_t n = end - begin;
       hid_t mem_space = H5Screate_simple(1, &n, nullptr);
-      RW_H5_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, shard.weights.data() + shard_offset));
+      RW_H5_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, dst));
       H5Sclose(mem_space);
       H5Sclose(file_space);
     }
+    if (verify_checksums) {
+      uint64_t value = 0;
+      if (!read_attribute(ds, "checksum", H5T_NATIVE_UINT64, &value))
+        throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' has no checksum attribute");
+      stored.push_back(value);
+      sums.push_back(end > begin ? tensor_checksum_part(dst, begin, end) : 0);
+    }
     H5Dclose(ds);
   });
+  if (!verify_checksums) return;
+  params.grid().allreduce_sum_u64(sums.data(), static_cast<int>(sums.size()));
+  std::size_t index = 0;
+  for (const auto& unit : params.units())
+    for (const auto& t : unit.tensors) {
+      if (sums[index] != stored[index])
+        throw InputError("tensor '" + prefix + t.name + "' in '" + path +
+                         "' fails its checksum: the file is corrupted (or was modified after it was written)");
+      ++index;
+    }
+}
+
+void read_param_shards(const std::string& path, train::FsdpParams& params) {
+  silence_hdf5_errors();
+  H5File file = H5File::open_read(path);
+  read_tensor_group(file, params, "params", ShardField::weights, false);
 }
 
 void write_config_attributes(H5File& file, const model::LlamaConfig& config,
@@ -149,7 +202,8 @@ void write_config_attributes(H5File& file, const model::LlamaConfig& config,
     write_attribute(file.id(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
-void write_tensor_group(H5File& file, train::FsdpParams& params, const std::string& group, bool from_grads) {
+void write_tensor_group(H5File& file, train::FsdpParams& params, const std::string& group, ShardField from,
+                        bool with_checksums) {
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   RW_H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
   // Create every dataset collectively first (metadata), then each rank writes its pieces.
@@ -164,12 +218,14 @@ void write_tensor_group(H5File& file, train::FsdpParams& params, const std::stri
       H5Sclose(space);
       datasets.push_back(ds);
     }
+  std::vector<uint64_t> sums;
   std::size_t index = 0;
   for_each_owned_piece(params, [&](std::size_t, const model::TensorSpec& t, int64_t begin, int64_t end,
                                    int64_t shard_offset, train::FsdpParams::Shard& shard) {
     hid_t ds = datasets[index++];
+    const float* src = shard_data(shard, from) + shard_offset;
+    sums.push_back(end > begin ? tensor_checksum_part(src, begin, end) : 0);
     if (end <= begin) return;
-    const float* src = (from_grads ? shard.grads.data() : shard.weights.data()) + shard_offset;
     hid_t file_space = select_flat_range(t.shape, begin, end);
     hsize_t n = end - begin;
     hid_t mem_space = H5Screate_simple(1, &n, nullptr);
@@ -177,6 +233,11 @@ void write_tensor_group(H5File& file, train::FsdpParams& params, const std::stri
     H5Sclose(mem_space);
     H5Sclose(file_space);
   });
+  if (with_checksums) {
+    params.grid().allreduce_sum_u64(sums.data(), static_cast<int>(sums.size()));
+    for (std::size_t i = 0; i < datasets.size(); ++i)
+      write_attribute(datasets[i], "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, &sums[i]);
+  }
   for (hid_t ds : datasets) H5Dclose(ds);
   H5Pclose(lcpl);
 }
@@ -187,7 +248,8 @@ void write_sharded_tensors(const std::string& path, const model::LlamaConfig& co
   write_file_atomically(path, [&](H5File& file) {
     write_config_attributes(file, config, extra_attributes);
     for (const TensorGroup& g : groups)
-      write_tensor_group(file, params, g.group, g.source == TensorGroup::Source::grads);
+      write_tensor_group(file, params, g.group,
+                         g.source == TensorGroup::Source::grads ? ShardField::grads : ShardField::weights, true);
   });
 }
 

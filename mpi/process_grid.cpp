@@ -55,6 +55,10 @@ double ProcessGrid::allreduce_sum(double value) {
   return value;
 }
 
+void ProcessGrid::allreduce_sum_u64(uint64_t* values, int count) {
+  RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_UINT64_T, MPI_SUM, all_.impl().comm));
+}
+
 void ProcessGrid::barrier() { RW_MPI_CHECK(MPI_Barrier(all_.impl().comm)); }
 
 }  // namespace rw::mpi

@@ -5,6 +5,7 @@
 // over the whole grid. Free of <mpi.h>.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 
 #include "mpi/communicator.h"
@@ -33,6 +34,7 @@ class ProcessGrid {
   void reduce_scatter_sum(const float* full, float* shard, std::size_t shard_count);
   void allreduce_sum(double* values, int count);
   double allreduce_sum(double value);
+  void allreduce_sum_u64(uint64_t* values, int count);  // wraps modulo 2^64
   void barrier();
 
  private:
