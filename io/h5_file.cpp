@@ -1,7 +1,9 @@
 // h5_file.cpp
 #include "io/h5_file.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -72,6 +74,13 @@ hid_t select_runs(const std::vector<int64_t>& dims, int token_axis, const std::v
 }
 
 }  // namespace
+
+void sync_path(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return;
+  fsync(fd);
+  close(fd);
+}
 
 void silence_hdf5_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
 
@@ -188,6 +197,28 @@ void H5File::write_scalar(const std::string& name, double value) {
   H5Sclose(space);
 }
 
+void H5File::write_scalar_u64(const std::string& name, uint64_t value) {
+  hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
+  RW_H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+  hid_t space = H5Screate(H5S_SCALAR);
+  hid_t ds = H5Dcreate2(id_, name.c_str(), H5T_STD_U64LE, space, lcpl, H5P_DEFAULT, H5P_DEFAULT);
+  RW_H5_CHECK(ds);
+  RW_H5_CHECK(H5Dwrite(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value));
+  H5Dclose(ds);
+  H5Sclose(space);
+  H5Pclose(lcpl);
+}
+
+uint64_t H5File::read_scalar_u64(const std::string& name) const {
+  hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
+  if (ds < 0) throw InputError("'" + path_ + "' has no dataset '" + name + "'");
+  uint64_t value = 0;
+  const herr_t rc = H5Dread(ds, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &value);
+  H5Dclose(ds);
+  if (rc < 0) throw InputError("cannot read '" + name + "' in '" + path_ + "'");
+  return value;
+}
+
 // Collective: creates path + ".tmp", lets `fill` write datasets, closes it and renames it to
 // path (rank 0) once every rank's part is in. On a fatal error anywhere the temporary file is
 // removed (cleanup path); if the file cannot be created every rank throws the same InputError.
@@ -210,12 +241,20 @@ void write_file_atomically(const std::string& path, const std::function<void(H5F
     throw InputError(error);
   }
   fill(*file);
-  file->close();  // collective: every rank's part is on disk after this
+  RW_H5_CHECK(H5Fflush(file->id(), H5F_SCOPE_GLOBAL));
+  file->close();  // collective: every rank's part is written after this
   mpi::barrier();
   std::string rename_error;
-  if (mpi::world_rank() == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) {
-    rename_error = "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno);
-    std::remove(tmp.c_str());
+  if (mpi::world_rank() == 0) {
+    // Durable before visible: the data reaches the disk, then the new name, then the directory.
+    sync_path(tmp);
+    if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+      rename_error = "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno);
+      std::remove(tmp.c_str());
+    } else {
+      const std::size_t slash = path.find_last_of('/');
+      sync_path(slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash)));
+    }
   }
   remove_cleanup_path(tmp);
   rename_error = mpi::agree_on_error(rename_error);

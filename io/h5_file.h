@@ -58,6 +58,9 @@ class H5File {
                         const std::vector<TokenRun>& runs, ElementType type, const void* data);
   // Creates a scalar float64 dataset; every rank passes the same value. Collective.
   void write_scalar(const std::string& name, double value);
+  // Scalar uint64 datasets (intermediate groups created). Write: collective, same value.
+  void write_scalar_u64(const std::string& name, uint64_t value);
+  uint64_t read_scalar_u64(const std::string& name) const;
 
  private:
   H5File(hid_t id, std::string path) : id_(id), path_(std::move(path)) {}
@@ -71,6 +74,9 @@ std::string dims_text(const std::vector<int64_t>& dims);  // "[2, 64, 4, 16]"
 // (rank 0) once every rank's part is in. A fatal error anywhere removes the temporary file;
 // if it cannot be created, or the rename fails, every rank throws the same InputError.
 void write_file_atomically(const std::string& path, const std::function<void(H5File&)>& fill);
+
+// fsync of a file or directory (best effort; used before and after an atomic rename).
+void sync_path(const std::string& path);
 
 // Turns off HDF5's own error-stack printing (we print one clear line instead).
 void silence_hdf5_errors();

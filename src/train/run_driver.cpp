@@ -1,0 +1,328 @@
+// run_driver.cpp
+#include "src/train/run_driver.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include "device/backend.h"
+#include "device/cpu/sgemm_peak.h"
+#include "io/attn_io.h"
+#include "io/checkpoint.h"
+#include "io/params_io.h"
+#include "mpi/process_grid.h"
+#include "mpi/runtime.h"
+#include "src/common/input_error.h"
+#include "src/common/timer.h"
+#include "src/data/synthetic_source.h"
+#include "src/train/trainer.h"
+
+namespace rw::train {
+namespace {
+
+volatile std::sig_atomic_t g_stop_requested = 0;
+void on_stop_signal(int) { g_stop_requested = 1; }
+
+bool file_exists(const std::string& path) {
+  struct stat info {};
+  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+std::string join(const std::string& dir, const std::string& name) { return dir.empty() ? name : dir + "/" + name; }
+std::string final_name(const std::string& stage) { return "ckpt-" + stage + "-final.h5"; }
+std::string step_name(const std::string& stage, int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%08lld", static_cast<long long>(step));
+  return "ckpt-" + stage + "-step" + buf + ".h5";
+}
+
+// Rank 0 writes `text` to dir/name atomically (temporary file, fsync, rename).
+void write_small_file_atomically(const std::string& dir, const std::string& name, const std::string& text) {
+  if (mpi::world_rank() != 0) return;
+  const std::string path = join(dir, name), tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    RW_CHECK(out.good(), "cannot write '" + tmp + "'");
+  }
+  std::FILE* f = std::fopen(tmp.c_str(), "r");
+  if (f) {
+    fsync(fileno(f));
+    std::fclose(f);
+  }
+  RW_CHECK(std::rename(tmp.c_str(), path.c_str()) == 0, "cannot rename '" + tmp + "' to '" + path + "'");
+}
+
+std::string read_latest(const std::string& run_dir) {
+  std::ifstream in(join(run_dir, "latest"));
+  std::string name;
+  if (!(in >> name)) return "";
+  return name;
+}
+
+// Keeps the newest `keep` step checkpoints of a stage and removes the older ones (rank 0). Called
+// only after a newer complete checkpoint exists, so a complete one always remains.
+void prune(const std::string& run_dir, const std::string& stage, int keep) {
+  if (mpi::world_rank() != 0 || keep < 0) return;
+  const std::string prefix = "ckpt-" + stage + "-step";
+  std::vector<std::string> names;
+  if (DIR* dir = opendir(run_dir.c_str())) {
+    while (dirent* entry = readdir(dir)) {
+      const std::string name = entry->d_name;
+      if (name.rfind(prefix, 0) == 0 && name.size() > 3 && name.compare(name.size() - 3, 3, ".h5") == 0)
+        names.push_back(name);
+    }
+    closedir(dir);
+  }
+  std::sort(names.begin(), names.end());  // zero-padded step numbers sort in step order
+  for (std::size_t i = 0; i + keep < names.size(); ++i) std::remove(join(run_dir, names[i]).c_str());
+}
+
+std::string agree(const std::string& error) { return mpi::agree_on_error(error); }
+
+}  // namespace
+
+void install_stop_signal_handlers() {
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGUSR1, &action, nullptr);
+}
+
+int run_training(RunPlan plan) {
+  const bool is_root = mpi::world_rank() == 0;
+  auto fail = [&](const std::string& message) {
+    if (is_root) std::fprintf(stderr, "ringworld train: error: %s\n", message.c_str());
+    return 1;
+  };
+  const Layout layout = parse_layout(plan.layout);
+  std::unique_ptr<mpi::ProcessGrid> grid;
+  std::unique_ptr<device::Backend> backend;
+  std::string error;
+  try {
+    grid = std::make_unique<mpi::ProcessGrid>(plan.dp, plan.sp, plan.timeout_s);
+    backend = device::make_backend(plan.device);
+    if (!plan.run_dir.empty()) {
+      if (is_root && mkdir(plan.run_dir.c_str(), 0755) != 0 && errno != EEXIST)
+        error = "cannot create run directory '" + plan.run_dir + "': " + std::strerror(errno);
+    }
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (!(error = agree(error)).empty()) return fail(error);
+  if (!plan.run_dir.empty()) write_small_file_atomically(plan.run_dir, "run.ini", to_ini(plan));
+  if (plan.metrics.empty() && !plan.run_dir.empty()) plan.metrics = join(plan.run_dir, "metrics.jsonl");
+
+  const int threads = std::max(1, std::atoi(std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "1"));
+  const double peak_gflops = grid->allreduce_sum(device::cpu::measure_sgemm_gflops(768, threads, 3));
+  std::unique_ptr<std::ofstream> metrics;
+  if (is_root && !plan.metrics.empty()) {
+    metrics = std::make_unique<std::ofstream>(plan.metrics, std::ios::app);
+    if (!*metrics) std::fprintf(stderr, "ringworld train: warning: cannot write metrics to '%s'\n", plan.metrics.c_str());
+  }
+  if (is_root) {
+    std::printf("ringworld train: %d rank(s) as dp %d x sp %d, %s layout; sgemm peak %.1f GFLOP/s over all ranks\n",
+                grid->size(), plan.dp, plan.sp, plan.layout.c_str(), peak_gflops);
+    std::fflush(stdout);
+  }
+
+  // A resumed run starts at the stage and step of the run directory's latest checkpoint.
+  std::string resume_path;
+  io::CheckpointState resume_state;
+  if (plan.resume) {
+    try {
+      const std::string latest = read_latest(plan.run_dir);
+      if (latest.empty()) throw InputError("--resume: run directory '" + plan.run_dir + "' has no 'latest' checkpoint");
+      resume_path = join(plan.run_dir, latest);
+      model::LlamaConfig saved;
+      resume_state = io::read_checkpoint_state(resume_path, &saved);
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    if (!(error = agree(error)).empty()) return fail(error);
+  }
+
+  for (std::size_t index = 0; index < plan.stages.size(); ++index) {
+    const StageSpec& stage = plan.stages[index];
+    if (!plan.only_stage.empty() && stage.name != plan.only_stage) continue;
+    const std::string final_path = plan.run_dir.empty() ? "" : join(plan.run_dir, final_name(stage.name));
+    if (!final_path.empty() && file_exists(final_path)) {
+      if (is_root) std::printf("== stage %s: already complete (%s); skipped\n", stage.name.c_str(), final_path.c_str());
+      continue;
+    }
+    model::LlamaConfig config = plan.model;
+    config.rope_theta = stage.rope_theta;
+    const int64_t batch_tokens = stage.global_batch_tokens > 0 ? stage.global_batch_tokens
+                                                               : static_cast<int64_t>(stage.seq_len) * plan.dp;
+    try {
+      config.validate();
+      check_ring_split(layout, stage.seq_len, plan.sp);
+      if (batch_tokens % stage.seq_len != 0 || (batch_tokens / stage.seq_len) % plan.dp != 0)
+        throw InputError("stage '" + stage.name + "': global-batch-tokens " + std::to_string(batch_tokens) +
+                         " must be a multiple of seq-len " + std::to_string(stage.seq_len) + " x dp " +
+                         std::to_string(plan.dp));
+      if (stage.data != "synthetic" && stage.data != "synthetic:flat")
+        throw InputError("stage '" + stage.name + "': data '" + stage.data + "' is not available (synthetic, synthetic:flat)");
+      if (stage.steps < 1) throw InputError("stage '" + stage.name + "': steps must be at least 1");
+    } catch (const InputError& e) {
+      return fail(e.what());
+    }
+    TrainerOptions options;
+    options.adamw = plan.adamw;
+    options.schedule.kind = parse_schedule(stage.schedule);
+    options.schedule.peak_lr = stage.lr;
+    options.schedule.min_lr = stage.min_lr;
+    options.schedule.warmup_steps = stage.warmup_steps;
+    options.schedule.total_steps = stage.steps;
+    options.clip_grad_norm = plan.clip_grad_norm;
+    options.tiling = {plan.block_q, plan.block_k};
+    options.transformer.ffn_chunk_tokens = plan.ffn_chunk;
+    data::SyntheticOptions so;
+    so.seed = plan.seed + 1000003ull * index;
+    so.seq_len = stage.seq_len;
+    so.global_sequences = static_cast<int>(batch_tokens / stage.seq_len);
+    so.vocab_size = static_cast<int>(config.vocab_size);
+    so.packed = stage.data == "synthetic";
+    data::SyntheticSource source(so, grid->dp(), grid->dp_rank(), grid->sp(), grid->sp_rank(), layout);
+    Trainer trainer(config, *grid, *backend, source, options);
+
+    // Where the stage starts from.
+    std::string start_note;
+    try {
+      if (!resume_path.empty() && resume_state.stage == stage.name) {
+        io::load_checkpoint(resume_path, trainer.params(), true);
+        trainer.set_steps_done(static_cast<int>(resume_state.step));
+        source.seek(resume_state.data_cursor);
+        start_note = "resumed from " + resume_path + " at step " + std::to_string(resume_state.step);
+        resume_path.clear();
+      } else if (index > 0 && !plan.run_dir.empty()) {
+        const std::string previous = join(plan.run_dir, final_name(plan.stages[index - 1].name));
+        if (!file_exists(previous))
+          throw InputError("stage '" + stage.name + "' starts from stage '" + plan.stages[index - 1].name +
+                           "', whose final checkpoint " + previous + " does not exist: run that stage first");
+        io::load_checkpoint(previous, trainer.params(), plan.carry_optimizer);
+        start_note = "initialised from " + previous + (plan.carry_optimizer ? " (with optimizer state)" : "");
+      } else if (!plan.init_params.empty()) {
+        model::LlamaConfig file_config = io::read_model_config(plan.init_params);
+        file_config.rope_theta = config.rope_theta;
+        if (file_config.describe() != config.describe())
+          throw InputError("--init-params '" + plan.init_params + "' holds a model of " + file_config.describe() +
+                           ", but the run configures " + config.describe());
+        io::read_param_shards(plan.init_params, trainer.params());
+        start_note = "initialised from " + plan.init_params;
+      } else {
+        trainer.params().initialize(plan.seed);
+        start_note = "random initialisation (seed " + std::to_string(plan.seed) + ")";
+      }
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    if (!(error = agree(error)).empty()) return fail(error);
+    const double flops_per_step = 3 * forward_flops(config, so.global_sequences, stage.seq_len, true);
+    if (is_root) {
+      std::printf("== stage %s (%zu/%zu): seq_len %d, rope_theta %g, %lld tokens/step, %d steps, lr %g (%s, warm-up %d)\n",
+                  stage.name.c_str(), index + 1, plan.stages.size(), stage.seq_len, stage.rope_theta,
+                  static_cast<long long>(batch_tokens), stage.steps, stage.lr, stage.schedule.c_str(), stage.warmup_steps);
+      std::printf("   model %s; %s\n", config.describe().c_str(), start_note.c_str());
+      std::fflush(stdout);
+    }
+
+    auto save = [&](const std::string& name) {
+      io::CheckpointState st;
+      st.stage = stage.name;
+      st.stage_index = static_cast<int64_t>(index);
+      st.step = trainer.steps_done();
+      st.tokens_seen = static_cast<int64_t>(trainer.steps_done()) * batch_tokens;
+      st.seq_len = stage.seq_len;
+      st.layout = plan.layout;
+      st.data_cursor = source.cursor();
+      st.seed = plan.seed;
+      st.world_size = grid->size();
+      st.dp = grid->dp();
+      st.sp = grid->sp();
+      const double t0 = wall_seconds();
+      io::save_checkpoint(join(plan.run_dir, name), config, trainer.params(), st);
+      write_small_file_atomically(plan.run_dir, "latest", name + "\n");
+      if (is_root) {
+        std::printf("   checkpoint %s (%.2f s)\n", join(plan.run_dir, name).c_str(), wall_seconds() - t0);
+        std::fflush(stdout);
+      }
+    };
+
+    for (int step = trainer.steps_done(); step < stage.steps; ++step) {
+      const StepReport r = trainer.step();
+      if (!std::isfinite(r.loss)) return fail("loss is " + std::to_string(r.loss) + " at step " + std::to_string(step + 1));
+      const double tokens_per_s = r.tokens / r.seconds, gflops = flops_per_step / r.seconds / 1e9;
+      const double mfu = gflops / peak_gflops;
+      if (is_root && (step % plan.log_every == 0 || step + 1 == stage.steps)) {
+        std::printf("step %5d/%d | loss %.4f | grad_norm %.3f | lr %.2e | %8.0f tok/s | %7.1f GFLOP/s | MFU %.2f | ring wait %.0f%%\n",
+                    step + 1, stage.steps, r.loss, r.grad_norm, r.lr, tokens_per_s, gflops, mfu,
+                    100.0 * r.ring_wait_s / std::max(1e-12, r.ring_compute_s + r.ring_wait_s));
+        std::fflush(stdout);
+      }
+      if (metrics && *metrics) {
+        char line[512];
+        std::snprintf(line, sizeof line,
+                      "{\"stage\":\"%s\",\"step\":%d,\"loss\":%.9g,\"grad_norm\":%.6g,\"lr\":%.6g,\"tokens\":%lld,"
+                      "\"seconds\":%.6g,\"tokens_per_s\":%.6g,\"gflops\":%.6g,\"mfu\":%.4f,\"ring_compute_s\":%.6g,"
+                      "\"ring_wait_s\":%.6g}\n",
+                      stage.name.c_str(), step + 1, r.loss, r.grad_norm, r.lr, static_cast<long long>(r.tokens), r.seconds,
+                      tokens_per_s, gflops, mfu, r.ring_compute_s, r.ring_wait_s);
+        *metrics << line;
+        metrics->flush();
+      }
+      const bool last = step + 1 == stage.steps;
+      const bool stop = grid->allreduce_sum(g_stop_requested ? 1.0 : 0.0) > 0;
+      if (plan.run_dir.empty()) {
+        if (stop) {
+          if (is_root) std::fprintf(stderr, "ringworld train: stopped by a signal at step %d (no --run-dir: nothing saved)\n", step + 1);
+          return kRunStoppedBySignal;
+        }
+        continue;
+      }
+      if (last) break;
+      if (stop || (plan.checkpoint_every > 0 && (step + 1) % plan.checkpoint_every == 0)) {
+        save(step_name(stage.name, step + 1));
+        prune(plan.run_dir, stage.name, std::max(1, plan.keep_last));
+      }
+      if (stop) {
+        if (is_root)
+          std::printf("ringworld train: stopped by a signal at step %d of stage %s; checkpoint saved, resume with --resume %s\n",
+                      step + 1, stage.name.c_str(), plan.run_dir.c_str());
+        return kRunStoppedBySignal;
+      }
+    }
+    if (!plan.run_dir.empty()) {
+      save(final_name(stage.name));
+      prune(plan.run_dir, stage.name, 0);  // the final checkpoint supersedes them
+    }
+    if (!plan.save_params.empty() && index + 1 == plan.stages.size()) {
+      try {
+        io::write_sharded_tensors(plan.save_params, config, trainer.params(),
+                                  {{"/params", io::TensorGroup::Source::weights}}, {{"step", double(trainer.steps_done())}});
+      } catch (const InputError& e) {
+        return fail(e.what());
+      }
+      if (is_root) std::printf("   wrote parameters to %s\n", plan.save_params.c_str());
+    }
+  }
+  const double peak_rss_mib = mpi::allreduce_max(static_cast<double>(peak_rss_bytes())) / 1048576.0;
+  if (is_root) std::printf("  peak resident memory per rank (max over ranks): %.1f MiB\n", peak_rss_mib);
+  return kRunComplete;
+}
+
+}  // namespace rw::train

@@ -1,0 +1,58 @@
+// run_plan.h: everything a training run is: the model, the grid, the optimizer, and the stages
+// of progressive context extension (LWM: each stage a longer sequence and a larger RoPE theta,
+// initialised from the previous stage's final parameters). A run without stages is one stage.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/model/llama_config.h"
+#include "src/train/optimizer.h"
+
+namespace rw::train {
+
+struct StageSpec {
+  std::string name = "main";
+  int seq_len = 1024;
+  double rope_theta = 10000;
+  int64_t global_batch_tokens = 0;  // 0: one sequence per dp group
+  int steps = 100;
+  int warmup_steps = 10;
+  double lr = 1e-3, min_lr = 1e-4;
+  std::string schedule = "cosine";
+  std::string data = "synthetic";
+};
+
+struct RunPlan {
+  model::LlamaConfig model;
+  std::string model_preset = "tiny";
+  int dp = 0, sp = 0;
+  std::string layout = "zigzag", device = "cpu";
+  uint64_t seed = 1;
+  AdamWConfig adamw;
+  double clip_grad_norm = 1.0;
+  int block_q = 128, block_k = 128;
+  int64_t ffn_chunk = 1024;
+  int log_every = 1;
+  double timeout_s = 900;
+  std::string metrics;          // JSON-lines file ("" = none; default run_dir/metrics.jsonl)
+  std::string run_dir;          // checkpoints ("" = none)
+  int checkpoint_every = 0;     // steps between checkpoints within a stage (0: stage ends only)
+  int keep_last = 2;            // step checkpoints kept per stage (stage finals are always kept)
+  bool carry_optimizer = false; // a new stage keeps the previous stage's AdamW moments
+  std::string only_stage;       // run just this stage ("" = all, in order)
+  bool resume = false;          // continue from run_dir's latest checkpoint
+  std::string init_params, save_params;
+  std::vector<StageSpec> stages;
+};
+
+// The keys a [stage.NAME] section may set, and which of them are required.
+const std::vector<std::string>& stage_keys();
+const std::vector<std::string>& required_stage_keys();
+// Sets one stage field from its INI text; throws InputError naming the key on a bad value.
+void set_stage_field(StageSpec& stage, const std::string& key, const std::string& value);
+
+// The plan as an INI file that --config (or --resume RUN_DIR) reads back to the same plan.
+std::string to_ini(const RunPlan& plan);
+
+}  // namespace rw::train
