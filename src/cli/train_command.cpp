@@ -55,6 +55,8 @@ int run_train(int argc, char** argv) {
       ("stage", po::value(&plan.only_stage), "run only this stage (one Slurm job per stage)")
       ("checkpoint-every", po::value(&plan.checkpoint_every)->default_value(0), "steps between checkpoints (0: stage ends)")
       ("keep-last", po::value(&plan.keep_last)->default_value(2), "step checkpoints kept per stage")
+      ("stop-after-steps", po::value(&plan.stop_after_steps)->default_value(0),
+       "stop after this many steps with a checkpoint, as on SIGTERM (tests, time-boxed jobs)")
       ("carry-optimizer", po::value<int>()->default_value(0), "1: a new stage keeps the AdamW moments")
       ("dp", po::value(&plan.dp)->default_value(0), "data-parallel groups (0: world / sp)")
       ("sp", po::value(&plan.sp)->default_value(0), "ranks per ring (0: world / dp)")

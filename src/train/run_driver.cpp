@@ -93,6 +93,30 @@ void prune(const std::string& run_dir, const std::string& stage, int keep) {
 
 std::string agree(const std::string& error) { return mpi::agree_on_error(error); }
 
+int64_t batch_tokens_of(const StageSpec& stage, const RunPlan& plan) {
+  return stage.global_batch_tokens > 0 ? stage.global_batch_tokens : static_cast<int64_t>(stage.seq_len) * plan.dp;
+}
+
+// Everything about a stage that can be wrong in the user's plan, checked before any work.
+void validate_stage(const StageSpec& stage, const RunPlan& plan, Layout layout) {
+  model::LlamaConfig config = plan.model;
+  config.rope_theta = stage.rope_theta;
+  try {
+    config.validate();
+  } catch (const InputError& e) {
+    throw InputError("stage '" + stage.name + "': " + e.what());
+  }
+  check_ring_split(layout, stage.seq_len, plan.sp);
+  const int64_t batch_tokens = batch_tokens_of(stage, plan);
+  if (batch_tokens % stage.seq_len != 0 || (batch_tokens / stage.seq_len) % plan.dp != 0)
+    throw InputError("stage '" + stage.name + "': global-batch-tokens " + std::to_string(batch_tokens) +
+                     " must be a multiple of seq-len " + std::to_string(stage.seq_len) + " x dp " + std::to_string(plan.dp));
+  if (stage.data != "synthetic" && stage.data != "synthetic:flat")
+    throw InputError("stage '" + stage.name + "': data '" + stage.data + "' is not available (synthetic, synthetic:flat)");
+  if (stage.steps < 1) throw InputError("stage '" + stage.name + "': steps must be at least 1");
+  parse_schedule(stage.schedule);
+}
+
 }  // namespace
 
 void install_stop_signal_handlers() {
@@ -110,6 +134,12 @@ int run_training(RunPlan plan) {
     return 1;
   };
   const Layout layout = parse_layout(plan.layout);
+  try {
+    for (const StageSpec& stage : plan.stages)
+      if (plan.only_stage.empty() || stage.name == plan.only_stage) validate_stage(stage, plan, layout);
+  } catch (const InputError& e) {
+    return fail(e.what());
+  }
   std::unique_ptr<mpi::ProcessGrid> grid;
   std::unique_ptr<device::Backend> backend;
   std::string error;
@@ -156,6 +186,7 @@ int run_training(RunPlan plan) {
     if (!(error = agree(error)).empty()) return fail(error);
   }
 
+  int steps_this_invocation = 0;
   for (std::size_t index = 0; index < plan.stages.size(); ++index) {
     const StageSpec& stage = plan.stages[index];
     if (!plan.only_stage.empty() && stage.name != plan.only_stage) continue;
@@ -166,21 +197,7 @@ int run_training(RunPlan plan) {
     }
     model::LlamaConfig config = plan.model;
     config.rope_theta = stage.rope_theta;
-    const int64_t batch_tokens = stage.global_batch_tokens > 0 ? stage.global_batch_tokens
-                                                               : static_cast<int64_t>(stage.seq_len) * plan.dp;
-    try {
-      config.validate();
-      check_ring_split(layout, stage.seq_len, plan.sp);
-      if (batch_tokens % stage.seq_len != 0 || (batch_tokens / stage.seq_len) % plan.dp != 0)
-        throw InputError("stage '" + stage.name + "': global-batch-tokens " + std::to_string(batch_tokens) +
-                         " must be a multiple of seq-len " + std::to_string(stage.seq_len) + " x dp " +
-                         std::to_string(plan.dp));
-      if (stage.data != "synthetic" && stage.data != "synthetic:flat")
-        throw InputError("stage '" + stage.name + "': data '" + stage.data + "' is not available (synthetic, synthetic:flat)");
-      if (stage.steps < 1) throw InputError("stage '" + stage.name + "': steps must be at least 1");
-    } catch (const InputError& e) {
-      return fail(e.what());
-    }
+    const int64_t batch_tokens = batch_tokens_of(stage, plan);
     TrainerOptions options;
     options.adamw = plan.adamw;
     options.schedule.kind = parse_schedule(stage.schedule);
@@ -277,7 +294,7 @@ int run_training(RunPlan plan) {
       if (metrics && *metrics) {
         char line[512];
         std::snprintf(line, sizeof line,
-                      "{\"stage\":\"%s\",\"step\":%d,\"loss\":%.9g,\"grad_norm\":%.6g,\"lr\":%.6g,\"tokens\":%lld,"
+                      "{\"stage\":\"%s\",\"step\":%d,\"loss\":%.17g,\"grad_norm\":%.6g,\"lr\":%.6g,\"tokens\":%lld,"
                       "\"seconds\":%.6g,\"tokens_per_s\":%.6g,\"gflops\":%.6g,\"mfu\":%.4f,\"ring_compute_s\":%.6g,"
                       "\"ring_wait_s\":%.6g}\n",
                       stage.name.c_str(), step + 1, r.loss, r.grad_norm, r.lr, static_cast<long long>(r.tokens), r.seconds,
@@ -286,7 +303,9 @@ int run_training(RunPlan plan) {
         metrics->flush();
       }
       const bool last = step + 1 == stage.steps;
-      const bool stop = grid->allreduce_sum(g_stop_requested ? 1.0 : 0.0) > 0;
+      ++steps_this_invocation;
+      const bool stop = grid->allreduce_sum(g_stop_requested ? 1.0 : 0.0) > 0 ||
+                        (plan.stop_after_steps > 0 && steps_this_invocation >= plan.stop_after_steps);
       if (plan.run_dir.empty()) {
         if (stop) {
           if (is_root) std::fprintf(stderr, "ringworld train: stopped by a signal at step %d (no --run-dir: nothing saved)\n", step + 1);

@@ -42,6 +42,7 @@ struct RunPlan {
   bool carry_optimizer = false; // a new stage keeps the previous stage's AdamW moments
   std::string only_stage;       // run just this stage ("" = all, in order)
   bool resume = false;          // continue from run_dir's latest checkpoint
+  int stop_after_steps = 0;     // stop (with a checkpoint, like SIGTERM) after this many steps (0: never)
   std::string init_params, save_params;
   std::vector<StageSpec> stages;
 };

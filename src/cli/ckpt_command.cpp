@@ -1,0 +1,152 @@
+// ckpt_command.cpp: `ringworld ckpt info FILE` (attributes, tensors, shapes, checksum validity)
+// and `ringworld ckpt convert --input A --output B` (checkpoint -> plain parameter file with
+// the same names, readable by any HDF5 tool; or a parameter file -> a checkpoint at step 0 with
+// zero optimizer state).
+#include <boost/program_options.hpp>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "io/attn_io.h"
+#include "io/checkpoint.h"
+#include "io/params_io.h"
+#include "mpi/process_grid.h"
+#include "mpi/runtime.h"
+#include "src/cli/commands.h"
+#include "src/common/input_error.h"
+
+namespace po = boost::program_options;
+
+namespace rw::cli {
+namespace {
+
+int fail(const std::string& message) {
+  if (mpi::world_rank() == 0) std::fprintf(stderr, "ringworld ckpt: error: %s\n", message.c_str());
+  return 1;
+}
+
+int ckpt_info(const std::string& path) {
+  const bool is_root = mpi::world_rank() == 0;
+  std::string error, listing;
+  model::LlamaConfig config;
+  io::CheckpointState state;
+  bool is_checkpoint = false;
+  try {
+    listing = io::describe_checkpoint(path);
+    try {
+      state = io::read_checkpoint_state(path, &config);
+      is_checkpoint = true;
+    } catch (const InputError& e) {
+      config = io::read_model_config(path);  // a plain parameter file is fine too
+      listing += "  (not a checkpoint: " + std::string(e.what()) + ")\n";
+    }
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  if (is_root) std::printf("%s", listing.c_str());
+  mpi::ProcessGrid grid(1, mpi::world_size());
+  train::FsdpParams params(config, grid);
+  try {
+    if (is_checkpoint) io::load_checkpoint(path, params, true);
+    else io::read_param_shards(path, params);
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  error = mpi::agree_on_error(error);
+  if (is_root) {
+    if (error.empty())
+      std::printf("  valid: %s; model %s%s\n", is_checkpoint ? "every tensor present, shaped and checksummed" : "every parameter present and shaped",
+                  config.describe().c_str(),
+                  is_checkpoint ? (", stage '" + state.stage + "' step " + std::to_string(state.step)).c_str() : "");
+    else
+      std::printf("  INVALID: %s\n", error.c_str());
+  }
+  return error.empty() ? 0 : 1;
+}
+
+int ckpt_convert(const std::string& input, const std::string& output) {
+  std::string error;
+  model::LlamaConfig config;
+  bool from_checkpoint = false;
+  try {
+    io::check_output_path(output);
+    try {
+      io::read_checkpoint_state(input, &config);
+      from_checkpoint = true;
+    } catch (const InputError&) {
+      config = io::read_model_config(input);
+    }
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  mpi::ProcessGrid grid(1, mpi::world_size());
+  train::FsdpParams params(config, grid);
+  try {
+    if (from_checkpoint) {
+      io::load_checkpoint(input, params, false);
+      io::write_sharded_tensors(output, config, params, {{"/params", io::TensorGroup::Source::weights}});
+    } else {
+      io::read_param_shards(input, params);
+      io::CheckpointState state;
+      state.layout = "zigzag";
+      state.world_size = grid.size();
+      state.dp = grid.dp();
+      state.sp = grid.sp();
+      io::save_checkpoint(output, config, params, state);
+    }
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  if (mpi::world_rank() == 0)
+    std::printf("ringworld ckpt convert: %s (%s) -> %s (%s)\n", input.c_str(), from_checkpoint ? "checkpoint" : "parameters",
+                output.c_str(), from_checkpoint ? "parameters" : "checkpoint at step 0");
+  return 0;
+}
+
+}  // namespace
+
+int run_ckpt(int argc, char** argv) {
+  const bool is_root = mpi::world_rank() == 0;
+  const char* usage =
+      "usage: [mpirun -np N] ringworld ckpt info FILE\n"
+      "       [mpirun -np N] ringworld ckpt convert --input FILE --output FILE\n"
+      "  convert: a checkpoint becomes a plain parameter file (/params/<name>, config attributes);\n"
+      "           a parameter file becomes a checkpoint at step 0 with zero optimizer state.\n";
+  if (argc < 2) {
+    if (is_root) std::fputs(usage, stderr);
+    return 2;
+  }
+  const std::string sub = argv[1];
+  if (sub == "info") {
+    if (argc != 3) {
+      if (is_root) std::fputs(usage, stderr);
+      return 2;
+    }
+    return ckpt_info(argv[2]);
+  }
+  if (sub == "convert") {
+    std::string input, output;
+    po::options_description desc("convert options");
+    desc.add_options()("input", po::value(&input), "checkpoint or parameter file")("output", po::value(&output),
+                                                                                 "file to write (atomic)");
+    try {
+      po::variables_map vm;
+      po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).run(), vm);
+      po::notify(vm);
+      if (input.empty() || output.empty()) throw InputError("--input and --output are required");
+    } catch (const std::exception& e) {
+      if (is_root) std::fprintf(stderr, "ringworld ckpt convert: error: %s\n%s", e.what(), usage);
+      return 2;
+    }
+    return ckpt_convert(input, output);
+  }
+  if (is_root) std::fprintf(stderr, "ringworld ckpt: unknown subcommand '%s'\n%s", sub.c_str(), usage);
+  return 2;
+}
+
+}  // namespace rw::cli
