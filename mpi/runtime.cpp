@@ -76,6 +76,15 @@ std::string agree_on_error(const std::string& local_error) {
   return std::string(text.begin(), text.end());
 }
 
+int ranks_on_this_node() {
+  MPI_Comm node;
+  RW_MPI_CHECK(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node));
+  int size = 1;
+  RW_MPI_CHECK(MPI_Comm_size(node, &size));
+  RW_MPI_CHECK(MPI_Comm_free(&node));
+  return size;
+}
+
 void barrier() { RW_MPI_CHECK(MPI_Barrier(MPI_COMM_WORLD)); }
 
 namespace {

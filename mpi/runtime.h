@@ -24,6 +24,9 @@ std::string host_name();
 // print one message (from rank 0) and have every rank exit non-zero, none left waiting.
 std::string agree_on_error(const std::string& local_error);
 
+// Ranks of the world that share this node's memory (MPI_Comm_split_type SHARED). Collective.
+int ranks_on_this_node();
+
 void barrier();
 double allreduce_max(double value);
 double allreduce_min(double value);

@@ -9,4 +9,7 @@ double wall_seconds();  // monotonic, arbitrary origin
 // Peak resident set size of this process in bytes (from getrusage), 0 if unknown.
 long long peak_rss_bytes();
 
+// Memory this node can still give (MemAvailable from /proc/meminfo), 0 if unknown.
+long long available_memory_bytes();
+
 }  // namespace rw

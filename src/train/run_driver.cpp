@@ -154,6 +154,19 @@ int run_training(RunPlan plan) {
     error = e.what();
   }
   if (!(error = agree(error)).empty()) return fail(error);
+  {
+    // Parameters, gradients and two AdamW moments, fp32, sharded over all ranks: 16 bytes per
+    // parameter / ranks, before any activation. Refuse what cannot fit instead of being killed.
+    const double at_rest = 16.0 * static_cast<double>(plan.model.parameter_count()) / grid->size();
+    const int local_ranks = mpi::ranks_on_this_node();
+    const double available = static_cast<double>(available_memory_bytes()) / local_ranks;
+    if (available > 0 && at_rest > available)
+      return fail("the model's " + std::to_string(plan.model.parameter_count()) + " parameters need " +
+                  std::to_string(static_cast<long long>(at_rest / 1048576)) +
+                  " MiB per rank at rest (16 bytes per parameter over " + std::to_string(grid->size()) +
+                  " ranks) but this node has " + std::to_string(static_cast<long long>(available / 1048576)) +
+                  " MiB available per rank (" + std::to_string(local_ranks) + " ranks on the node): use more ranks or a smaller model");
+  }
   if (!plan.run_dir.empty()) write_small_file_atomically(plan.run_dir, "run.ini", to_ini(plan));
   if (plan.metrics.empty() && !plan.run_dir.empty()) plan.metrics = join(plan.run_dir, "metrics.jsonl");
 
