@@ -1,6 +1,8 @@
 // forward_io.cpp
 #include "io/forward_io.h"
 
+#include <cmath>
+
 #include "io/h5_file.h"
 #include "io/params_io_internal.h"
 #include "mpi/runtime.h"
@@ -77,10 +79,12 @@ data::LocalBatch read_forward_input(const std::string& path, int64_t vocab, Layo
       for (const TokenRun& r : runs)
         for (int64_t t = 0; t < r.count; ++t) b.positions[i++] = static_cast<int32_t>(r.start + t * r.stride);
   }
-  // Token ids and targets must index the vocabulary.
+  // Token ids and targets must index the vocabulary; loss weights must be finite and >= 0.
   std::string bad;
   for (std::size_t i = 0; i < n && bad.empty(); ++i) {
-    if (b.tokens[i] < 0 || b.tokens[i] >= vocab)
+    if (!(b.loss_weights[i] >= 0.f) || !std::isfinite(b.loss_weights[i]))
+      bad = "loss weight " + std::to_string(b.loss_weights[i]) + " in 'loss_weights' is negative or not finite";
+    else if (b.tokens[i] < 0 || b.tokens[i] >= vocab)
       bad = "token id " + std::to_string(b.tokens[i]) + " in 'tokens' is outside the model's vocabulary [0, " +
             std::to_string(vocab) + ")";
     else if (b.targets[i] >= vocab)

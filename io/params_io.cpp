@@ -32,7 +32,14 @@ bool read_attribute(hid_t file, const char* name, hid_t mem_type, void* out) {
   hid_t space = H5Aget_space(attr);
   const bool scalar = H5Sget_simple_extent_npoints(space) == 1;
   H5Sclose(space);
-  const bool ok = scalar && H5Aread(attr, mem_type, out) >= 0;
+  // An integer is read only from an integer attribute (no silent float -> int conversion);
+  // a float may come from either.
+  hid_t stored = H5Aget_type(attr);
+  const H5T_class_t stored_class = H5Tget_class(stored);
+  H5Tclose(stored);
+  const bool type_ok = H5Tget_class(mem_type) == H5T_INTEGER ? stored_class == H5T_INTEGER
+                                                             : stored_class == H5T_INTEGER || stored_class == H5T_FLOAT;
+  const bool ok = scalar && type_ok && H5Aread(attr, mem_type, out) >= 0;
   H5Aclose(attr);
   return ok;
 }
@@ -110,7 +117,9 @@ model::LlamaConfig read_model_config(const std::string& path) {
   for (const auto& f : model::config_fields()) {
     const bool ok = f.integer ? read_attribute(file.id(), f.name, H5T_NATIVE_INT64, &(c.*f.integer))
                               : read_attribute(file.id(), f.name, H5T_NATIVE_DOUBLE, &(c.*f.real));
-    if (!ok) throw InputError("'" + path + "' has no numeric root attribute '" + f.name + "' (model config)");
+    if (!ok)
+      throw InputError("'" + path + "' has no scalar " + std::string(f.integer ? "integer" : "numeric") +
+                       " root attribute '" + f.name + "' (model config)");
   }
   try {
     c.validate();

@@ -36,7 +36,8 @@ std::string LlamaConfig::describe() const {
   return "vocab " + std::to_string(vocab_size) + ", hidden " + std::to_string(hidden_size) + ", intermediate " +
          std::to_string(intermediate_size) + ", layers " + std::to_string(num_hidden_layers) + ", heads " +
          std::to_string(num_attention_heads) + "/" + std::to_string(num_key_value_heads) + ", rope_theta " +
-         std::to_string(static_cast<long long>(rope_theta)) + ", " + std::to_string(parameter_count()) + " parameters";
+         std::to_string(static_cast<long long>(rope_theta)) + ", rms_norm_eps " + std::to_string(rms_norm_eps) + ", " +
+         std::to_string(parameter_count()) + " parameters";
 }
 
 const std::vector<ConfigField>& config_fields() {
@@ -51,6 +52,14 @@ const std::vector<ConfigField>& config_fields() {
       {"rope_theta", nullptr, &LlamaConfig::rope_theta},
   };
   return fields;
+}
+
+bool LlamaConfig::same_architecture(const LlamaConfig& o) const {
+  for (const auto& f : config_fields()) {
+    if (f.real == &LlamaConfig::rope_theta) continue;
+    if (f.integer ? this->*f.integer != o.*f.integer : this->*f.real != o.*f.real) return false;
+  }
+  return true;
 }
 
 LlamaConfig preset_config(const std::string& name) {

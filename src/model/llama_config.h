@@ -23,6 +23,8 @@ struct LlamaConfig {
   void validate() const;
   int64_t parameter_count() const;
   std::string describe() const;  // one line
+  // Same shape and numerics; rope_theta aside (it changes between context-extension stages).
+  bool same_architecture(const LlamaConfig& other) const;
 };
 
 // The configuration fields by their LlamaConfig names (exactly one member pointer is set).

@@ -247,9 +247,8 @@ int run_training(RunPlan plan) {
         io::load_checkpoint(previous, trainer.params(), plan.carry_optimizer);
         start_note = "initialised from " + previous + (plan.carry_optimizer ? " (with optimizer state)" : "");
       } else if (!plan.init_params.empty()) {
-        model::LlamaConfig file_config = io::read_model_config(plan.init_params);
-        file_config.rope_theta = config.rope_theta;
-        if (file_config.describe() != config.describe())
+        const model::LlamaConfig file_config = io::read_model_config(plan.init_params);
+        if (!file_config.same_architecture(config))
           throw InputError("--init-params '" + plan.init_params + "' holds a model of " + file_config.describe() +
                            ", but the run configures " + config.describe());
         io::read_param_shards(plan.init_params, trainer.params());
