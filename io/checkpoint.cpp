@@ -76,6 +76,12 @@ void save_checkpoint(const std::string& path, const model::LlamaConfig& config, 
   });
 }
 
+bool is_checkpoint_file(const std::string& path) {
+  silence_hdf5_errors();
+  H5File file = H5File::open_read(path);
+  return H5Aexists(file.id(), "format") > 0;
+}
+
 CheckpointState read_checkpoint_state(const std::string& path, model::LlamaConfig* config) {
   silence_hdf5_errors();
   H5File file = H5File::open_read(path);

@@ -35,6 +35,11 @@ struct CheckpointState {
 void save_checkpoint(const std::string& path, const model::LlamaConfig& config, train::FsdpParams& params,
                      const CheckpointState& state);
 
+// True when the file has a format attribute, i.e. claims to be a checkpoint (read_checkpoint_state
+// then says whether it is a valid one); false for plain parameter files, which have none. Throws InputError if the
+// file cannot be opened as HDF5.
+bool is_checkpoint_file(const std::string& path);
+
 // Reads and checks the root attributes (format, version, config). Throws InputError.
 CheckpointState read_checkpoint_state(const std::string& path, model::LlamaConfig* config);
 

@@ -35,17 +35,17 @@ int ckpt_info(const std::string& path) {
   bool is_checkpoint = false;
   try {
     listing = io::describe_checkpoint(path);
-    try {
-      state = io::read_checkpoint_state(path, &config);
-      is_checkpoint = true;
-    } catch (const InputError& e) {
-      config = io::read_model_config(path);  // a plain parameter file is fine too
-      listing += "  (not a checkpoint: " + std::string(e.what()) + ")\n";
-    }
+    is_checkpoint = io::is_checkpoint_file(path);
+    if (is_checkpoint) state = io::read_checkpoint_state(path, &config);
+    else config = io::read_model_config(path);  // a plain parameter file is fine too
+    if (!is_checkpoint) listing += "  (a parameter file, not a checkpoint)\n";
   } catch (const InputError& e) {
     error = e.what();
   }
-  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  if (!(error = mpi::agree_on_error(error)).empty()) {
+    if (is_root && !listing.empty()) std::printf("%s  INVALID: %s\n", listing.c_str(), error.c_str());
+    return listing.empty() ? fail(error) : 1;
+  }
   if (is_root) std::printf("%s", listing.c_str());
   mpi::ProcessGrid grid(1, mpi::world_size());
   train::FsdpParams params(config, grid);

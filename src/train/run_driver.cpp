@@ -200,6 +200,7 @@ int run_training(RunPlan plan) {
   }
 
   int steps_this_invocation = 0;
+  bool stop_requested = false;
   for (std::size_t index = 0; index < plan.stages.size(); ++index) {
     const StageSpec& stage = plan.stages[index];
     if (!plan.only_stage.empty() && stage.name != plan.only_stage) continue;
@@ -318,21 +319,22 @@ int run_training(RunPlan plan) {
       ++steps_this_invocation;
       const bool stop = grid->allreduce_sum(g_stop_requested ? 1.0 : 0.0) > 0 ||
                         (plan.stop_after_steps > 0 && steps_this_invocation >= plan.stop_after_steps);
+      if (stop) stop_requested = true;
+      if (last) break;  // the stage's final checkpoint follows; a stop takes effect after it
       if (plan.run_dir.empty()) {
         if (stop) {
-          if (is_root) std::fprintf(stderr, "ringworld train: stopped by a signal at step %d (no --run-dir: nothing saved)\n", step + 1);
+          if (is_root) std::fprintf(stderr, "ringworld train: stopped at step %d (no --run-dir: nothing saved)\n", step + 1);
           return kRunStoppedBySignal;
         }
         continue;
       }
-      if (last) break;
       if (stop || (plan.checkpoint_every > 0 && (step + 1) % plan.checkpoint_every == 0)) {
         save(step_name(stage.name, step + 1));
         prune(plan.run_dir, stage.name, std::max(1, plan.keep_last));
       }
       if (stop) {
         if (is_root)
-          std::printf("ringworld train: stopped by a signal at step %d of stage %s; checkpoint saved, resume with --resume %s\n",
+          std::printf("ringworld train: stopped at step %d of stage %s; checkpoint saved, resume with --resume %s\n",
                       step + 1, stage.name.c_str(), plan.run_dir.c_str());
         return kRunStoppedBySignal;
       }
@@ -349,6 +351,13 @@ int run_training(RunPlan plan) {
         return fail(e.what());
       }
       if (is_root) std::printf("   wrote parameters to %s\n", plan.save_params.c_str());
+    }
+    const bool more_stages = index + 1 < plan.stages.size() && plan.only_stage.empty();
+    if (stop_requested && more_stages) {
+      if (is_root)
+        std::printf("ringworld train: stopped after completing stage %s; resume with --resume %s\n", stage.name.c_str(),
+                    plan.run_dir.empty() ? "DIR" : plan.run_dir.c_str());
+      return kRunStoppedBySignal;
     }
   }
   const double peak_rss_mib = mpi::allreduce_max(static_cast<double>(peak_rss_bytes())) / 1048576.0;
