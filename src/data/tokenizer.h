@@ -1,0 +1,35 @@
+// tokenizer.h: text to token ids. The built-in byte-level tokenizer needs nothing: each UTF-8
+// byte is one token (vocabulary 256), so any text round-trips exactly.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace rw::data {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  virtual std::vector<int32_t> encode(const std::string& text) const = 0;
+  virtual std::string decode(const std::vector<int32_t>& ids) const = 0;
+  virtual int64_t vocab_size() const = 0;
+  virtual std::string description() const = 0;  // stored with datasets
+};
+
+class ByteTokenizer : public Tokenizer {
+ public:
+  std::vector<int32_t> encode(const std::string& text) const override;
+  std::string decode(const std::vector<int32_t>& ids) const override;
+  int64_t vocab_size() const override { return 256; }
+  std::string description() const override { return "byte"; }
+};
+
+// "byte" (others, e.g. sentencepiece:MODEL, when built with them); throws InputError.
+std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
+
+// The "text" field of one JSON object per line (.jsonl). Throws InputError (with `where`, e.g.
+// "file.jsonl:12") when the line is not an object with a string "text" field.
+std::string jsonl_text_field(const std::string& line, const std::string& where);
+
+}  // namespace rw::data
