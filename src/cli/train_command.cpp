@@ -86,7 +86,7 @@ int run_train(int argc, char** argv) {
       ("lr", po::value(&cli_stage.lr)->default_value(cli_stage.lr), "peak learning rate")
       ("min-lr", po::value(&cli_stage.min_lr)->default_value(cli_stage.min_lr), "final lr of the cosine schedule")
       ("schedule", po::value(&cli_stage.schedule)->default_value(cli_stage.schedule), "constant | warmup | cosine")
-      ("data", po::value(&cli_stage.data)->default_value(cli_stage.data), "synthetic (packed) | synthetic:flat");
+      ("data", po::value(&cli_stage.data)->default_value(cli_stage.data), "synthetic | synthetic:flat | file:DATA.h5 | file-concat:DATA.h5");
   model_opts.add_options()("model", po::value(&plan.model_preset)->default_value(plan.model_preset),
                            "preset: tiny | small | 7b");
   for (const auto& f : model::config_fields()) {

@@ -26,7 +26,7 @@
 #include "mpi/runtime.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
-#include "src/data/synthetic_source.h"
+#include "src/data/data_sources.h"
 #include "src/train/trainer.h"
 
 namespace rw::train {
@@ -111,8 +111,11 @@ void validate_stage(const StageSpec& stage, const RunPlan& plan, Layout layout) 
   if (batch_tokens % stage.seq_len != 0 || (batch_tokens / stage.seq_len) % plan.dp != 0)
     throw InputError("stage '" + stage.name + "': global-batch-tokens " + std::to_string(batch_tokens) +
                      " must be a multiple of seq-len " + std::to_string(stage.seq_len) + " x dp " + std::to_string(plan.dp));
-  if (stage.data != "synthetic" && stage.data != "synthetic:flat")
-    throw InputError("stage '" + stage.name + "': data '" + stage.data + "' is not available (synthetic, synthetic:flat)");
+  try {
+    data::check_data_spec(stage.data);
+  } catch (const InputError& e) {
+    throw InputError("stage '" + stage.name + "': " + e.what());
+  }
   if (stage.steps < 1) throw InputError("stage '" + stage.name + "': steps must be at least 1");
   parse_schedule(stage.schedule);
 }
@@ -222,13 +225,24 @@ int run_training(RunPlan plan) {
     options.clip_grad_norm = plan.clip_grad_norm;
     options.tiling = {plan.block_q, plan.block_k};
     options.transformer.ffn_chunk_tokens = plan.ffn_chunk;
-    data::SyntheticOptions so;
-    so.seed = plan.seed + 1000003ull * index;
-    so.seq_len = stage.seq_len;
-    so.global_sequences = static_cast<int>(batch_tokens / stage.seq_len);
-    so.vocab_size = static_cast<int>(config.vocab_size);
-    so.packed = stage.data == "synthetic";
-    data::SyntheticSource source(so, grid->dp(), grid->dp_rank(), grid->sp(), grid->sp_rank(), layout);
+    data::SourceGeometry geometry;
+    geometry.seed = plan.seed + 1000003ull * index;
+    geometry.seq_len = stage.seq_len;
+    geometry.global_sequences = static_cast<int>(batch_tokens / stage.seq_len);
+    geometry.vocab_size = config.vocab_size;
+    geometry.dp = grid->dp();
+    geometry.dp_rank = grid->dp_rank();
+    geometry.sp = grid->sp();
+    geometry.sp_rank = grid->sp_rank();
+    geometry.layout = layout;
+    std::unique_ptr<data::DataSource> source_owner;
+    try {
+      source_owner = data::make_data_source(stage.data, geometry);
+    } catch (const InputError& e) {
+      error = "stage '" + stage.name + "': " + e.what();
+    }
+    if (!(error = agree(error)).empty()) return fail(error);
+    data::DataSource& source = *source_owner;
     Trainer trainer(config, *grid, *backend, source, options);
 
     // Where the stage starts from.
@@ -262,7 +276,7 @@ int run_training(RunPlan plan) {
       error = e.what();
     }
     if (!(error = agree(error)).empty()) return fail(error);
-    const double flops_per_step = 3 * forward_flops(config, so.global_sequences, stage.seq_len, true);
+    const double flops_per_step = 3 * forward_flops(config, geometry.global_sequences, stage.seq_len, true);
     if (is_root) {
       std::printf("== stage %s (%zu/%zu): seq_len %d, rope_theta %g, %lld tokens/step, %d steps, lr %g (%s, warm-up %d)\n",
                   stage.name.c_str(), index + 1, plan.stages.size(), stage.seq_len, stage.rope_theta,
