@@ -1,0 +1,166 @@
+// test_data.cpp: tokenizer round trips, the .jsonl reader, token dataset files, and the packed
+// loader: segments and positions, documents longer than a sequence and straddling ranks,
+// per-example weights, determinism and exact resume from a cursor.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <set>
+#include <string>
+
+#include "io/token_dataset.h"
+#include "src/common/input_error.h"
+#include "src/data/packed_loader.h"
+#include "src/data/tokenizer.h"
+
+using namespace rw;
+
+namespace {
+
+// A dataset of documents whose tokens encode (document, index) so tests can tell where every
+// token came from: token = (doc * 37 + index) % 251 + 1 (never 0), vocabulary 256.
+struct TempDataset {
+  std::string path;
+  std::vector<std::vector<int32_t>> docs;
+  explicit TempDataset(const std::vector<int>& lengths, const std::string& name) : path(name) {
+    io::TokenDatasetWriter w(path, 256, "test", false);
+    for (std::size_t d = 0; d < lengths.size(); ++d) {
+      std::vector<int32_t> doc(lengths[d]);
+      for (int i = 0; i < lengths[d]; ++i) doc[i] = static_cast<int32_t>((d * 37 + i) % 251 + 1);
+      w.add_document(doc);
+      docs.push_back(doc);
+    }
+    w.finish();
+  }
+  ~TempDataset() { std::remove(path.c_str()); }
+};
+
+}  // namespace
+
+TEST_CASE("byte tokenizer round-trips any bytes", "[data]") {
+  data::ByteTokenizer t;
+  std::string text = "ring attention \xc3\xa9\n";
+  text += std::string(1, '\0') + "\xff";
+  CHECK(t.decode(t.encode(text)) == text);
+  CHECK(t.encode("A") == std::vector<int32_t>{65});
+  CHECK_THROWS_AS(t.decode({300}), InputError);
+  CHECK_THROWS_WITH(data::make_tokenizer("nonsense"), Catch::Contains("nonsense"));
+}
+
+TEST_CASE("jsonl text field: escapes, other fields, errors", "[data]") {
+  CHECK(data::jsonl_text_field(R"({"id": 1, "text": "a\nb \"q\" \u00e9 \ud83d\ude00", "x": [1, {"y": null}]})", "f:1") ==
+        "a\nb \"q\" \xc3\xa9 \xf0\x9f\x98\x80");
+  CHECK_THROWS_WITH(data::jsonl_text_field(R"({"id": 1})", "f.jsonl:7"), Catch::Contains("f.jsonl:7"));
+  CHECK_THROWS_AS(data::jsonl_text_field(R"({"text": 5})", "f:1"), InputError);
+  CHECK_THROWS_AS(data::jsonl_text_field(R"({"text": "unterminated)", "f:1"), InputError);
+}
+
+TEST_CASE("token dataset files round-trip and are read in slices", "[data]") {
+  TempDataset ds({5, 1, 300, 17}, "test_data_roundtrip.h5");
+  io::TokenDatasetReader r(ds.path);
+  CHECK(r.info().n_docs == 4);
+  CHECK(r.info().n_tokens == 323);
+  CHECK(r.info().vocab_size == 256);
+  CHECK(r.info().tokenizer == "test");
+  std::vector<int32_t> tokens;
+  std::vector<uint8_t> mask;
+  for (int d = 0; d < 4; ++d) {
+    r.read_document(d, &tokens, &mask);
+    CHECK(tokens == ds.docs[d]);
+    CHECK(mask == std::vector<uint8_t>(ds.docs[d].size(), 1));
+  }
+  CHECK_THROWS_WITH(io::TokenDatasetReader("no_such_dataset.h5"), Catch::Contains("no_such_dataset.h5"));
+}
+
+TEST_CASE("masked packing: segments, positions, targets and per-example weights", "[data]") {
+  // 60 + 10 + 100 + 25 tokens into sequences of 48: documents straddle sequences.
+  TempDataset ds({60, 10, 100, 25}, "test_data_pack.h5");
+  data::PackedLoaderOptions o;
+  o.seq_len = 48;
+  o.global_sequences = 4;
+  o.seed = 3;
+  o.layout = Layout::contiguous;
+  data::PackedLoader loader(ds.path, o, 256);
+  const data::GlobalBatch g = loader.next_global();
+  REQUIRE(g.tokens.size() == 4u * 48u);
+  // Recover each token's (doc, index) from its value and position.
+  for (int s = 0; s < 4; ++s) {
+    std::map<int, double> weight_sum;  // per segment
+    std::map<int, int> targets;
+    for (int t = 0; t < 48; ++t) {
+      const std::size_t i = static_cast<std::size_t>(s) * 48 + t;
+      const int seg = g.segment_ids[i], pos = g.positions[i];
+      // The token at (segment, position) belongs to a document whose index `pos` holds it.
+      bool found = false;
+      for (const auto& doc : ds.docs)
+        if (pos < static_cast<int>(doc.size()) && doc[pos] == g.tokens[i]) {
+          found = true;
+          // target: the next token of that document, or -1 at its end
+          const int want = pos + 1 < static_cast<int>(doc.size()) ? doc[pos + 1] : -1;
+          if (g.targets[i] >= 0) CHECK(g.targets[i] == want);
+          if (want < 0) CHECK(g.targets[i] == -1);
+        }
+      CHECK(found);
+      if (t > 0 && g.segment_ids[i - 1] == seg) CHECK(pos == g.positions[i - 1] + 1);  // contiguous within a segment
+      if (g.targets[i] >= 0) {
+        weight_sum[seg] += g.loss_weights[i];
+        ++targets[seg];
+      } else {
+        CHECK(g.loss_weights[i] == 0.f);
+      }
+    }
+    for (const auto& [seg, w] : weight_sum) CHECK(w == Approx(1.0).epsilon(1e-6));  // each example weighs 1
+  }
+  // A document longer than the room left continues in the next sequence at later positions.
+  bool continued = false;
+  for (int s = 1; s < 4; ++s)
+    if (g.positions[static_cast<std::size_t>(s) * 48] > 0) continued = true;
+  CHECK(continued);
+}
+
+TEST_CASE("packing is deterministic, resumes exactly from a cursor, and splits over ranks", "[data]") {
+  std::vector<int> lengths;
+  for (int d = 0; d < 40; ++d) lengths.push_back(7 + (d * 13) % 90);
+  TempDataset ds(lengths, "test_data_resume.h5");
+  data::PackedLoaderOptions o;
+  o.seq_len = 64;
+  o.global_sequences = 4;
+  o.seed = 11;
+  o.layout = Layout::zigzag;
+  data::PackedLoader a(ds.path, o, 256), b(ds.path, o, 256);
+  std::vector<data::GlobalBatch> first;
+  for (int step = 0; step < 12; ++step) first.push_back(a.next_global());  // more than an epoch
+  for (int step = 0; step < 12; ++step) CHECK(b.next_global().tokens == first[step].tokens);
+  data::PackedLoader c(ds.path, o, 256);
+  c.seek(4 * 7);  // after 7 global batches
+  const data::GlobalBatch resumed = c.next_global();
+  CHECK(resumed.tokens == first[7].tokens);
+  CHECK(resumed.loss_weights == first[7].loss_weights);
+  // Every rank's local slice, put back together, is the global batch.
+  for (int dp : {1, 2})
+    for (int sp : {1, 2}) {
+      std::multiset<int32_t> all, parts;
+      for (int dr = 0; dr < dp; ++dr)
+        for (int sr = 0; sr < sp; ++sr) {
+          data::PackedLoaderOptions r = o;
+          r.dp = dp, r.dp_rank = dr, r.sp = sp, r.sp_rank = sr;
+          data::PackedLoader l(ds.path, r, 256);
+          const data::LocalBatch lb = l.next();
+          CHECK(lb.n_local == 64 / sp);
+          CHECK(lb.n_sequences == 4 / dp);
+          parts.insert(lb.tokens.begin(), lb.tokens.end());
+        }
+      all.insert(first[0].tokens.begin(), first[0].tokens.end());
+      CHECK(parts == all);
+    }
+}
+
+TEST_CASE("the loader refuses a vocabulary larger than the model's and empty length bounds", "[data]") {
+  TempDataset ds({30, 40}, "test_data_bad.h5");
+  data::PackedLoaderOptions o;
+  o.seq_len = 16;
+  CHECK_THROWS_WITH(data::PackedLoader(ds.path, o, 100), Catch::Contains("vocabulary 256"));
+  o.min_doc_tokens = 1000;
+  CHECK_THROWS_WITH(data::PackedLoader(ds.path, o, 256), Catch::Contains("bounds"));
+}
