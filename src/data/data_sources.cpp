@@ -3,18 +3,25 @@
 
 #include "src/common/input_error.h"
 #include "src/data/packed_loader.h"
+#include "src/data/passkey.h"
 #include "src/data/synthetic_source.h"
 
 namespace rw::data {
 
 void check_data_spec(const std::string& spec) {
-  if (spec == "synthetic" || spec == "synthetic:flat") return;
+  if (spec == "synthetic" || spec == "synthetic:flat" || spec == "synthetic:passkey") return;
   if ((spec.rfind("file:", 0) == 0 && spec.size() > 5) || (spec.rfind("file-concat:", 0) == 0 && spec.size() > 12)) return;
-  throw InputError("unknown data source '" + spec + "' (synthetic, synthetic:flat, file:PATH, file-concat:PATH)");
+  throw InputError("unknown data source '" + spec + "' (synthetic, synthetic:flat, synthetic:passkey, file:PATH, file-concat:PATH)");
 }
 
 std::unique_ptr<DataSource> make_data_source(const std::string& spec, const SourceGeometry& g) {
   check_data_spec(spec);
+  if (spec == "synthetic:passkey") {
+    PasskeyOptions o;
+    o.vocab_size = static_cast<int>(g.vocab_size);
+    return std::make_unique<PasskeySource>(o, g.seed, g.seq_len, g.global_sequences, g.dp, g.dp_rank, g.sp,
+                                           g.sp_rank, g.layout);
+  }
   if (spec.rfind("synthetic", 0) == 0) {
     SyntheticOptions o;
     o.seed = g.seed;

@@ -1,6 +1,7 @@
 // data_sources.h: the training data sources by name, as stages and `train --data` spell them:
 //   synthetic            packed documents of a learnable synthetic language (synthetic_source.h)
 //   synthetic:flat       the same, one document per sequence
+//   synthetic:passkey    needle-in-a-haystack retrieval documents (passkey.h)
 //   file:PATH            a token dataset (prepare's output), masked packing (packed_loader.h)
 //   file-concat:PATH     the same, plain concatenation
 #pragma once

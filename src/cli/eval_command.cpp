@@ -1,0 +1,179 @@
+// eval_command.cpp: `ringworld eval needle`: needle-in-a-haystack accuracy of a checkpoint (or a
+// parameter file) over context lengths x needle depths, on the ring of all ranks. Prints a text
+// heatmap, writes a CSV and, when gnuplot is installed, a PNG heatmap.
+#include <boost/program_options.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "device/backend.h"
+#include "io/attn_io.h"
+#include "io/params_io.h"
+#include "mpi/process_grid.h"
+#include "mpi/runtime.h"
+#include "src/attention/attention_ops.h"
+#include "src/cli/commands.h"
+#include "src/common/input_error.h"
+#include "src/common/timer.h"
+#include "src/infer/needle_eval.h"
+#include "src/model/matmul.h"
+#include "src/train/fsdp_params.h"
+
+namespace po = boost::program_options;
+
+namespace rw::cli {
+namespace {
+
+void reduce_over_grid(std::vector<double>& values, void* grid) {
+  static_cast<mpi::ProcessGrid*>(grid)->allreduce_sum(values.data(), static_cast<int>(values.size()));
+}
+
+void print_progress(const std::string& line) {
+  if (mpi::world_rank() == 0) {
+    std::printf("%s\n", line.c_str());
+    std::fflush(stdout);
+  }
+}
+
+bool have_program(const char* name) {
+  const std::string command = std::string("command -v ") + name + " > /dev/null 2>&1";
+  return std::system(command.c_str()) == 0;
+}
+
+}  // namespace
+
+int run_eval(int argc, char** argv) {
+  const bool is_root = mpi::world_rank() == 0;
+  if (argc < 2 || std::string(argv[1]) != "needle") {
+    if (is_root) std::fprintf(stderr, "usage: mpirun -np N ringworld eval needle --checkpoint CKPT [options]\n");
+    return 2;
+  }
+  std::string checkpoint, lengths_text = "512,1K,2K,4K,8K", depths_text = "0,25,50,75,100", csv, png, layout_text = "zigzag",
+                          title;
+  infer::NeedleEvalOptions options;
+  int block = 128;
+  po::options_description desc("eval needle options");
+  desc.add_options()("help,h", "show this help")
+      ("checkpoint", po::value(&checkpoint), "checkpoint or parameter file (HDF5)")
+      ("lengths", po::value(&lengths_text)->default_value(lengths_text), "context lengths (K = 1024)")
+      ("depths", po::value(&depths_text)->default_value(depths_text), "needle depths in percent")
+      ("trials", po::value(&options.trials)->default_value(options.trials), "documents per (length, depth)")
+      ("needles", po::value(&options.passkey.needles)->default_value(1), "needles per document")
+      ("ask", po::value(&options.passkey.asked)->default_value(1), "needles asked for")
+      ("digits", po::value(&options.passkey.digits)->default_value(options.passkey.digits), "digits per answer")
+      ("seed", po::value(&options.seed)->default_value(options.seed), "seed of the evaluation documents")
+      ("layout", po::value(&layout_text)->default_value(layout_text), "contiguous | striped | zigzag")
+      ("block", po::value(&block)->default_value(block), "attention tile rows")
+      ("csv", po::value(&csv), "write the accuracies here (CSV)")
+      ("png", po::value(&png), "write a heatmap here (PNG, needs gnuplot)")
+      ("title", po::value(&title), "title of the heatmap");
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+      if (is_root) std::cout << "usage: mpirun -np N ringworld eval needle --checkpoint CKPT [options]\n\n" << desc << "\n";
+      return 0;
+    }
+    if (checkpoint.empty()) throw InputError("--checkpoint is required");
+    options.lengths = infer::parse_lengths(lengths_text);
+    options.depths = infer::parse_depths(depths_text);
+    options.layout = parse_layout(layout_text);
+    if (options.trials < 1 || block < 1) throw InputError("--trials and --block must be positive");
+    for (int length : options.lengths) check_ring_split(options.layout, length, mpi::world_size());
+    if (!csv.empty()) io::check_output_path(csv);
+    if (!png.empty()) io::check_output_path(png);
+  } catch (const std::exception& e) {
+    if (is_root) std::fprintf(stderr, "ringworld eval needle: error: %s\n", e.what());
+    return 2;
+  }
+
+  std::string error;
+  model::LlamaConfig config;
+  try {
+    config = io::read_model_config(checkpoint);
+    options.passkey.vocab_size = static_cast<int>(config.vocab_size);
+    for (int length : options.lengths) data::make_passkey_document(options.passkey, length, 0, 0, 0);  // validates
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (!(error = mpi::agree_on_error(error)).empty()) {
+    if (is_root) std::fprintf(stderr, "ringworld eval needle: error: %s\n", error.c_str());
+    return 1;
+  }
+  mpi::ProcessGrid grid(1, mpi::world_size());
+  train::FsdpParams params(config, grid);
+  try {
+    io::read_param_shards(checkpoint, params);
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (!(error = mpi::agree_on_error(error)).empty()) {
+    if (is_root) std::fprintf(stderr, "ringworld eval needle: error: %s\n", error.c_str());
+    return 1;
+  }
+  auto backend = device::make_backend("cpu");
+  RingOptions ring_options;
+  ring_options.causal = true;
+  ring_options.tiling = {block, block};
+  RingAttentionOp attention(*backend, grid.ring(), ring_options);
+  model::BackendMatMul matmul(*backend);
+  model::Transformer<float> model(config, params, attention, matmul);
+  if (is_root) {
+    std::printf("ringworld eval needle: %s (rope_theta %g) on %d rank(s); %zu lengths x %zu depths x %d trials\n",
+                checkpoint.c_str(), config.rope_theta, grid.size(), options.lengths.size(), options.depths.size(),
+                options.trials);
+    std::fflush(stdout);
+  }
+  const double t0 = wall_seconds();
+  const auto cells = infer::evaluate_needles(model, options, grid.sp(), grid.sp_rank(), &reduce_over_grid, &grid,
+                                             &print_progress);
+  if (!is_root) return 0;
+  std::printf("needle accuracy (%s, %d trial(s) per cell, %.1f s):\n%s", title.empty() ? checkpoint.c_str() : title.c_str(),
+              options.trials, wall_seconds() - t0, infer::needle_table(cells).c_str());
+  if (!csv.empty()) {
+    const std::string tmp = csv + ".tmp";
+    {
+      std::ofstream out(tmp);
+      out << "length,depth,trials,correct,accuracy\n";
+      for (const auto& c : cells) out << c.length << "," << c.depth << "," << c.trials << "," << c.correct << "," << c.accuracy() << "\n";
+    }
+    std::rename(tmp.c_str(), csv.c_str());
+    std::printf("  wrote %s\n", csv.c_str());
+  }
+  if (!png.empty()) {
+    if (csv.empty() || !have_program("gnuplot")) {
+      std::printf("  skipped the PNG heatmap: %s\n", csv.empty() ? "it is drawn from --csv" : "gnuplot is not installed (apt-get install gnuplot-nox)");
+    } else {
+      // Cells as a matrix: x = length index, y = depth index.
+      const std::string script = png + ".gp";
+      std::ofstream gp(script);
+      gp << "set terminal png size 720,420\nset output '" << png << "'\nset title '"
+         << (title.empty() ? "needle retrieval accuracy" : title) << "'\nset xlabel 'context length'\nset ylabel 'needle depth (%)'\n"
+         << "set cbrange [0:1]\nset palette defined (0 '#b2182b', 0.5 '#f7f7f7', 1 '#2166ac')\nset datafile separator ','\n"
+         << "set xtics (";
+      for (std::size_t i = 0; i < options.lengths.size(); ++i) gp << (i ? ", " : "") << "'" << options.lengths[i] << "' " << i;
+      gp << ")\nset ytics (";
+      for (std::size_t i = 0; i < options.depths.size(); ++i) gp << (i ? ", " : "") << "'" << options.depths[i] << "' " << i;
+      gp << ")\nset xrange [-0.5:" << options.lengths.size() - 0.5 << "]\nset yrange [-0.5:" << options.depths.size() - 0.5
+         << "]\n$cells << EOD\n";
+      for (std::size_t l = 0; l < options.lengths.size(); ++l)
+        for (std::size_t d = 0; d < options.depths.size(); ++d)
+          for (const auto& c : cells)
+            if (c.length == options.lengths[l] && c.depth == options.depths[d]) gp << l << "," << d << "," << c.accuracy() << "\n";
+      gp << "EOD\nplot $cells using 1:2:3 with image notitle, $cells using 1:2:(sprintf('%.2f',$3)) with labels notitle\n";
+      gp.close();
+      const std::string command = "gnuplot '" + script + "' 2>&1";
+      if (std::system(command.c_str()) == 0) std::printf("  wrote %s\n", png.c_str());
+      else std::printf("  gnuplot failed; no PNG\n");
+      std::remove(script.c_str());
+    }
+  }
+  return 0;
+}
+
+}  // namespace rw::cli

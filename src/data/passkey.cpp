@@ -1,0 +1,166 @@
+// passkey.cpp
+#include "src/data/passkey.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "src/common/fatal.h"
+#include "src/common/input_error.h"
+#include "src/data/global_batch.h"
+#include "src/model/param_init.h"
+
+namespace rw::data {
+namespace {
+
+struct Draw {
+  uint64_t seed, stream, counter = 0;
+  double uniform() { return model::hashed_unit_interval(seed, stream, counter++); }
+  int below(int n) { return std::min(n - 1, static_cast<int>(uniform() * n)); }
+};
+
+// Filler grammar: words split into subjects, verbs and objects; subject s allows the verbs of
+// group s % 4 and the objects of group (s / 4) % 4, so a model can learn which follow which.
+struct Grammar {
+  int first, n_subjects, n_verbs, n_objects;
+  explicit Grammar(int vocab) {
+    const int words = vocab - PasskeyVocab::kFirstWord;
+    first = PasskeyVocab::kFirstWord;
+    n_subjects = std::max(4, words / 4);
+    n_verbs = std::max(4, (words - n_subjects) / 2);
+    n_objects = std::max(4, words - n_subjects - n_verbs);
+  }
+  void sentence(Draw& d, std::vector<int32_t>& out) const {
+    const int s = d.below(n_subjects);
+    const int verb_group = s % 4, object_group = (s / 4) % 4;
+    const int v = (verb_group + 4 * d.below(std::max(1, n_verbs / 4))) % n_verbs;
+    const int o = (object_group + 4 * d.below(std::max(1, n_objects / 4))) % n_objects;
+    out.push_back(first + s);
+    out.push_back(first + n_subjects + v);
+    out.push_back(first + n_subjects + n_verbs + o);
+    out.push_back(PasskeyVocab::kDot);
+  }
+};
+
+}  // namespace
+
+int passkey_min_length(const PasskeyOptions& o) {
+  // <bos>, needles (key, name, digits, dot), one sentence, questions (ask, name, is, digits), <eos>
+  return 1 + o.needles * (3 + o.digits) + 4 + o.asked * (3 + o.digits) + 1;
+}
+
+PasskeyDocument make_passkey_document(const PasskeyOptions& o, int length, double depth_percent, uint64_t seed,
+                                      uint64_t index) {
+  if (o.vocab_size < PasskeyVocab::kMinVocab)
+    throw InputError("the passkey task needs a vocabulary of at least " + std::to_string(PasskeyVocab::kMinVocab));
+  if (o.needles < 1 || o.needles > PasskeyVocab::kNames || o.asked < 1 || o.asked > o.needles || o.digits < 1)
+    throw InputError("passkey: needles must be 1-16, asked 1..needles, digits >= 1");
+  if (length < passkey_min_length(o))
+    throw InputError("passkey: a document of " + std::to_string(length) + " tokens is too short (at least " +
+                     std::to_string(passkey_min_length(o)) + ")");
+  Draw d{seed, index};
+  const Grammar grammar(o.vocab_size);
+  // Names and values of the needles.
+  std::vector<int32_t> names;
+  while (static_cast<int>(names.size()) < o.needles) {
+    const int32_t name = PasskeyVocab::kFirstName + d.below(PasskeyVocab::kNames);
+    if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
+  }
+  std::vector<std::vector<int32_t>> values(o.needles);
+  for (auto& v : values)
+    for (int k = 0; k < o.digits; ++k) v.push_back(PasskeyVocab::kDigit0 + d.below(10));
+  const int question_tokens = o.asked * (3 + o.digits) + 1;  // + <eos>
+  const int needle_tokens = 3 + o.digits;
+  const int filler_room = length - 1 - question_tokens - o.needles * needle_tokens;
+  // Filler as whole sentences, cut to the room.
+  std::vector<int32_t> filler;
+  while (static_cast<int>(filler.size()) < filler_room) grammar.sentence(d, filler);
+  filler.resize(filler_room);
+  // Needle positions in the filler: the first at the requested depth (at a sentence boundary
+  // at or before it), the others at random depths.
+  std::vector<int> at;
+  auto boundary = [&](int pos) {
+    pos = std::max(0, std::min(pos, filler_room));
+    while (pos > 0 && filler[pos - 1] != PasskeyVocab::kDot) --pos;
+    return pos;
+  };
+  at.push_back(boundary(static_cast<int>(std::lround(depth_percent / 100.0 * filler_room))));
+  for (int n = 1; n < o.needles; ++n) at.push_back(boundary(d.below(filler_room + 1)));
+  PasskeyDocument doc;
+  doc.tokens.reserve(length);
+  doc.tokens.push_back(PasskeyVocab::kBos);
+  std::vector<int> order(o.needles);
+  for (int n = 0; n < o.needles; ++n) order[n] = n;
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return at[a] < at[b]; });
+  doc.needle_positions.assign(o.needles, 0);
+  int next = 0;
+  for (int f = 0; f <= filler_room; ++f) {
+    while (next < o.needles && at[order[next]] == f) {
+      const int n = order[next++];
+      doc.needle_positions[n] = static_cast<int>(doc.tokens.size());
+      doc.tokens.push_back(PasskeyVocab::kKey);
+      doc.tokens.push_back(names[n]);
+      doc.tokens.insert(doc.tokens.end(), values[n].begin(), values[n].end());
+      doc.tokens.push_back(PasskeyVocab::kDot);
+    }
+    if (f < filler_room) doc.tokens.push_back(filler[f]);
+  }
+  for (int q = 0; q < o.asked; ++q) {  // ask needles 0..asked-1 (needle 0 is at the requested depth)
+    doc.tokens.push_back(PasskeyVocab::kAsk);
+    doc.tokens.push_back(names[q]);
+    doc.tokens.push_back(PasskeyVocab::kIs);
+    for (int32_t digit : values[q]) {
+      doc.answer_positions.push_back(static_cast<int>(doc.tokens.size()));
+      doc.tokens.push_back(digit);
+    }
+  }
+  doc.tokens.push_back(PasskeyVocab::kEos);
+  RW_CHECK(static_cast<int>(doc.tokens.size()) == length, "passkey document length mismatch");
+  return doc;
+}
+
+PasskeySource::PasskeySource(PasskeyOptions options, uint64_t seed, int seq_len, int global_sequences, int dp,
+                             int dp_rank, int sp, int sp_rank, Layout layout)
+    : options_(options), seed_(seed), seq_len_(seq_len), global_sequences_(global_sequences), dp_(dp),
+      dp_rank_(dp_rank), sp_(sp), sp_rank_(sp_rank), layout_(layout) {
+  if (seq_len < passkey_min_length(options))
+    throw InputError("passkey: seq-len " + std::to_string(seq_len) + " is shorter than one document (" +
+                     std::to_string(passkey_min_length(options)) + " tokens)");
+  if (global_sequences % dp) throw InputError("passkey: the global batch does not split over dp");
+}
+
+LocalBatch PasskeySource::next() {
+  const int per_group = global_sequences_ / dp_;
+  GlobalBatch g;
+  g.n_sequences = per_group;
+  g.seq_len = seq_len_;
+  const std::size_t n = static_cast<std::size_t>(per_group) * seq_len_;
+  g.tokens.assign(n, 0);
+  g.segment_ids.assign(n, 0);
+  std::vector<float> answer_weight(n, 1.f);
+  const int min_length = std::max(passkey_min_length(options_), seq_len_ / 4);
+  for (int s = 0; s < per_group; ++s) {
+    const uint64_t sequence = cursor_ + static_cast<uint64_t>(dp_rank_) * per_group + s;
+    Draw d{seed_, 1u << 20 | sequence};
+    int at = 0, segment = 0;
+    while (at < seq_len_) {
+      const int room = seq_len_ - at;
+      int length = room;
+      if (room >= 2 * min_length) length = min_length + d.below(std::min(seq_len_, room) - min_length + 1);
+      if (room - length < passkey_min_length(options_)) length = room;  // never leave a scrap
+      const PasskeyDocument doc =
+          make_passkey_document(options_, length, 100.0 * d.uniform(), seed_, (sequence << 16) + segment);
+      const std::size_t row = static_cast<std::size_t>(s) * seq_len_ + at;
+      std::copy(doc.tokens.begin(), doc.tokens.end(), g.tokens.begin() + row);
+      std::fill(g.segment_ids.begin() + row, g.segment_ids.begin() + row + length, segment);
+      for (int p : doc.answer_positions) answer_weight[row + p - 1] = options_.answer_weight;  // predicts the digit
+      at += length;
+      ++segment;
+    }
+  }
+  cursor_ += global_sequences_;
+  derive_targets_positions_weights(g);
+  for (std::size_t i = 0; i < n; ++i) g.loss_weights[i] *= answer_weight[i];
+  return slice_global_batch(g, 1, 0, sp_, sp_rank_, layout_);
+}
+
+}  // namespace rw::data

@@ -1,0 +1,69 @@
+// passkey.h: the built-in long-context retrieval task (LWM's needle in a haystack, in a small
+// token language that needs no tokenizer). A document is
+//   <bos> filler ... <key> NAME d1 .. dk <dot> filler ... <ask> NAME <is> d1 .. dk <eos>
+// with the needle (<key> NAME digits <dot>) at a chosen depth of the filler. Filler is a
+// learnable language: sentences "SUBJECT VERB OBJECT <dot>" whose verb and object classes depend
+// on the subject, drawn by a seeded generator, so the language-model loss on filler means
+// something. Multi-needle: N needles with distinct names, R of them asked (one question each).
+// The answer digits are the targets that matter; their tokens carry `answer_weight` in the loss.
+// The same generator serves training and evaluation with separate seeds.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/attention/layout.h"
+#include "src/data/batch.h"
+
+namespace rw::data {
+
+// Token ids of the passkey language.
+struct PasskeyVocab {
+  static constexpr int32_t kDigit0 = 0;  // digits 0..9
+  static constexpr int32_t kBos = 10, kEos = 11, kKey = 12, kAsk = 13, kIs = 14, kDot = 15;
+  static constexpr int32_t kFirstName = 16, kNames = 16;  // needle names 16..31
+  static constexpr int32_t kFirstWord = 32;               // filler words 32..vocab-1
+  static constexpr int32_t kMinVocab = 64;
+};
+
+struct PasskeyOptions {
+  int digits = 5;           // answer length
+  int needles = 1;          // needles in the document
+  int asked = 1;            // questions (answers), <= needles
+  float answer_weight = 10.f;
+  int vocab_size = 64;
+};
+
+struct PasskeyDocument {
+  std::vector<int32_t> tokens;
+  std::vector<int> answer_positions;  // token indices of answer digits (targets at index - 1)
+  std::vector<int> needle_positions;  // index of each needle's <key> token
+};
+
+// One document of exactly `length` tokens with its (first) needle at depth_percent (0-100) of
+// the filler. `length` must leave room: at least needle and question sizes plus a sentence.
+PasskeyDocument make_passkey_document(const PasskeyOptions& options, int length, double depth_percent,
+                                      uint64_t seed, uint64_t index);
+
+// Smallest length make_passkey_document accepts for these options.
+int passkey_min_length(const PasskeyOptions& options);
+
+// Training source: each sequence packs passkey documents of random lengths (a quarter of
+// seq_len up to seq_len) at random depths, masked packing; answer digits weighted.
+class PasskeySource : public DataSource {
+ public:
+  PasskeySource(PasskeyOptions options, uint64_t seed, int seq_len, int global_sequences, int dp, int dp_rank, int sp,
+                int sp_rank, Layout layout);
+  LocalBatch next() override;
+  uint64_t cursor() const override { return cursor_; }
+  void seek(uint64_t cursor) override { cursor_ = cursor; }
+
+ private:
+  PasskeyOptions options_;
+  uint64_t seed_;
+  int seq_len_, global_sequences_, dp_, dp_rank_, sp_, sp_rank_;
+  Layout layout_;
+  uint64_t cursor_ = 0;
+};
+
+}  // namespace rw::data
