@@ -174,7 +174,7 @@ int run_training(RunPlan plan) {
   if (plan.metrics.empty() && !plan.run_dir.empty()) plan.metrics = join(plan.run_dir, "metrics.jsonl");
 
   const int threads = std::max(1, std::atoi(std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "1"));
-  const double peak_gflops = grid->allreduce_sum(device::cpu::measure_sgemm_gflops(768, threads, 3));
+  const double peak_gflops = grid->allreduce_sum(device::cpu::measure_sgemm_gflops(1024, threads, 5));
   std::unique_ptr<std::ofstream> metrics;
   if (is_root && !plan.metrics.empty()) {
     metrics = std::make_unique<std::ofstream>(plan.metrics, std::ios::app);
