@@ -3,18 +3,21 @@
 #include "perf/bench_common.h"
 
 #include <cblas.h>
-#include <omp.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <limits>
+#include <new>
 #include <sstream>
 
+#include "src/common/fatal.h"
 #include "src/common/host_buffer.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
@@ -72,10 +75,10 @@ double median(std::vector<double> values) {
   return values.size() % 2 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
 }
 
-int reps_within_budget(double warmup_s, int max_reps, double budget_s) {
-  if (max_reps <= 1 || warmup_s <= 0) return std::max(1, max_reps);
-  const double affordable = std::floor(budget_s / warmup_s);
-  return static_cast<int>(std::clamp(affordable, 1.0, static_cast<double>(max_reps)));
+bool another_run(int runs_done, int max_reps, double spent_s, double budget_s) {
+  if (runs_done == 0) return true;
+  if (runs_done >= max_reps) return false;
+  return spent_s * (runs_done + 1) / runs_done <= budget_s;
 }
 
 // ---- machine reference points ------------------------------------------------------------------
@@ -180,6 +183,63 @@ std::string cpu_model_name() {
   return "unknown";
 }
 
+double process_cpu_seconds() {
+  struct rusage usage {};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return usage.ru_utime.tv_sec + 1e-6 * usage.ru_utime.tv_usec + usage.ru_stime.tv_sec +
+         1e-6 * usage.ru_stime.tv_usec;
+}
+
+double load_average_1min() {
+  std::ifstream file("/proc/loadavg");
+  double value = std::numeric_limits<double>::quiet_NaN();
+  file >> value;
+  return value;
+}
+
+SystemCpu system_cpu() {
+  std::ifstream file("/proc/stat");
+  std::string label;
+  double ticks[8] = {0};  // user nice system idle iowait irq softirq steal
+  file >> label;
+  for (double& t : ticks) file >> t;
+  if (!file || label != "cpu") return {};
+  const double per_s = static_cast<double>(sysconf(_SC_CLK_TCK));
+  SystemCpu c;
+  c.busy_s = (ticks[0] + ticks[1] + ticks[2] + ticks[5] + ticks[6]) / per_s;
+  c.steal_s = ticks[7] / per_s;
+  for (double t : ticks) c.total_s += t / per_s;
+  return c;
+}
+
+std::string machine_noise(const SystemCpu& start, const SystemCpu& end, double own_cpu_s) {
+  const double total_s = end.total_s - start.total_s;
+  if (total_s <= 0) return "machine load unknown (no /proc/stat)";
+  const double others = std::max(0.0, end.busy_s - start.busy_s - own_cpu_s) / total_s;
+  const double steal = (end.steal_s - start.steal_s) / total_s;
+  return format("other processes used %.0f%% of the machine's CPU time during the run, hypervisor steal %.0f%%",
+                100 * others, 100 * steal);
+}
+
+std::string openblas_core_name() { return openblas_get_corename(); }
+std::string openblas_config() { return openblas_get_config(); }
+
+std::string openblas_fallback_warning() {
+  static const char* const kNoAvxCores[] = {"Prescott", "Core2",  "Penryn",  "Dunnington", "Nehalem",
+                                            "Atom",     "Katmai", "Coppermine", "Northwood", "Banias",
+                                            "Opteron",  "Barcelona", "Bobcat", "Nano",  "Athlon"};
+  const std::string core = openblas_core_name();
+  const bool cpu_has_avx2 = __builtin_cpu_supports("avx2");
+  const bool cpu_has_avx512 = __builtin_cpu_supports("avx512f");
+  bool no_avx_core = false;
+  for (const char* name : kNoAvxCores) no_avx_core |= core == name;
+  if (!no_avx_core || !cpu_has_avx2) return "";
+  return format("WARNING: OpenBLAS runs its '%s' kernels (no AVX) on a CPU with %s: its DYNAMIC_ARCH "
+                "build does not know this CPU, and sgemm (so every kernel) runs several times below "
+                "what the CPU can do; set OPENBLAS_CORETYPE=%s in the environment to override",
+                core.c_str(), cpu_has_avx512 ? "AVX-512" : "AVX2", cpu_has_avx512 ? "SkylakeX" : "Haswell");
+}
+
 // ---- one-step dense attention ------------------------------------------------------------------
 
 double attention_fwd_flops(int batch, long long n_q, long long n_k, int heads, int head_dim,
@@ -201,7 +261,7 @@ void fill_uniform(device::Backend& backend, device::DeviceArray<float>& array, u
 
 DenseAttention::DenseAttention(device::Backend& backend, const AttentionCase& c,
                                bool with_backward, uint64_t seed)
-    : backend_(backend), case_(c) {
+    : backend_(backend), case_(c), with_backward_(with_backward) {
   const std::size_t q_count = static_cast<std::size_t>(c.batch) * c.seq_len * c.heads * c.head_dim;
   const std::size_t kv_count = static_cast<std::size_t>(c.batch) * c.seq_len * c.kv_heads * c.head_dim;
   const std::size_t row_count = static_cast<std::size_t>(c.batch) * c.heads * c.seq_len;
@@ -235,13 +295,21 @@ double DenseAttention::fwd_flops() const {
                              case_.causal);
 }
 
-double DenseAttention::forward_s() {
+device::AttnShape DenseAttention::shape_for(int n_tokens) const {
   const AttentionCase& c = case_;
+  // A prefix of [batch, tokens, heads, head_dim] is itself such a tensor only when batch is 1.
+  if (n_tokens <= 0 || n_tokens >= c.seq_len || c.batch != 1) n_tokens = c.seq_len;
+  return {c.batch, n_tokens, n_tokens, c.heads, c.kv_heads, c.head_dim};
+}
+
+double DenseAttention::forward_s(int n_tokens) {
+  const AttentionCase& c = case_;
+  const device::AttnShape shape = shape_for(n_tokens);
   backend_.fill(out_.data(), out_.size(), 0.f);
   backend_.fill(lse_.data(), lse_.size(), -std::numeric_limits<float>::infinity());
   backend_.synchronize();
   device::AttnFwdStepArgs args;
-  args.shape = {c.batch, c.seq_len, c.seq_len, c.heads, c.kv_heads, c.head_dim};
+  args.shape = shape;
   args.mask = {pos_.data(), seg_.data(), pos_.data(), seg_.data(), c.causal};
   args.tiling = c.tiling;
   args.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
@@ -256,14 +324,16 @@ double DenseAttention::forward_s() {
   return wall_seconds() - t0;
 }
 
-double DenseAttention::backward_s() {
+double DenseAttention::backward_s(int n_tokens) {
+  RW_CHECK(with_backward_, "DenseAttention::backward_s on a case built without backward buffers");
   const AttentionCase& c = case_;
+  const device::AttnShape shape = shape_for(n_tokens);
   backend_.fill(dq_.data(), dq_.size(), 0.f);
   backend_.fill(dk_.data(), dk_.size(), 0.f);
   backend_.fill(dv_.data(), dv_.size(), 0.f);
   backend_.synchronize();
   device::AttnBwdStepArgs args;
-  args.shape = {c.batch, c.seq_len, c.seq_len, c.heads, c.kv_heads, c.head_dim};
+  args.shape = shape;
   args.mask = {pos_.data(), seg_.data(), pos_.data(), seg_.data(), c.causal};
   args.tiling = c.tiling;
   args.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
@@ -277,10 +347,16 @@ double DenseAttention::backward_s() {
   args.dk = dk_.data();
   args.dv = dv_.data();
   const double t0 = wall_seconds();
-  backend_.attn_row_dot(args.shape, out_.data(), dout_.data(), delta_.data());
+  backend_.attn_row_dot(shape, out_.data(), dout_.data(), delta_.data());
   backend_.attn_bwd_step(args, {});
   backend_.synchronize();
   return wall_seconds() - t0;
+}
+
+void DenseAttention::warm_up() {
+  constexpr int kWarmupTokens = 1024;
+  forward_s(kWarmupTokens);
+  if (with_backward_) backward_s(kWarmupTokens);
 }
 
 // ---- option helpers ----------------------------------------------------------------------------

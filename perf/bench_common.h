@@ -24,10 +24,10 @@ namespace rw::perf {
 // Median of the values (mean of the middle two for an even count); NaN when empty.
 double median(std::vector<double> values);
 
-// How many timed runs fit the budget: min(max_reps, floor(budget_s / warmup_s)), at least 1.
-// The warm-up run (always done first, never timed) gives warmup_s. The budget keeps the
-// largest cases of a sweep affordable; the number of runs used is printed beside each result.
-int reps_within_budget(double warmup_s, int max_reps, double budget_s);
+// Whether to time another run: always the first, then while fewer than max_reps are done and
+// one more (at the mean time per run so far) keeps the total within budget_s. Keeps the largest
+// cases of a sweep affordable; the number of runs used is printed beside each result.
+bool another_run(int runs_done, int max_reps, double spent_s, double budget_s);
 
 // ---- machine reference points ------------------------------------------------------------------
 
@@ -56,6 +56,30 @@ std::size_t l3_cache_bytes();  // 0 when unknown
 int available_cores();         // CPUs this process may run on (sched_getaffinity), >= 1
 std::string cpu_model_name();  // from /proc/cpuinfo, "unknown" if absent
 
+// Noise indicators: CPU seconds this process has used (user + system, all threads), and the
+// 1-minute load average. cpu / (wall * threads) well below 1 means other processes took the
+// cores during the measurement.
+double process_cpu_seconds();
+double load_average_1min();
+// Whole-machine CPU seconds since boot from /proc/stat (all CPUs; zeros if unreadable).
+struct SystemCpu {
+  double busy_s = 0;   // user + nice + system + irq + softirq
+  double steal_s = 0;  // taken by the hypervisor for other guests
+  double total_s = 0;  // every state, idle included
+};
+SystemCpu system_cpu();
+// "other processes used X% of the machine, hypervisor steal Y%" between two samples, given
+// the CPU seconds this benchmark (all its processes) used in between.
+std::string machine_noise(const SystemCpu& start, const SystemCpu& end, double own_cpu_s);
+
+// OpenBLAS's kernel choice ("SkylakeX", ...) and build configuration.
+std::string openblas_core_name();
+std::string openblas_config();
+// Non-empty when OpenBLAS runs kernels without AVX on a CPU that has AVX2 (a DYNAMIC_ARCH
+// build older than the CPU falls back to e.g. Prescott, several times slower): says so and
+// how to override it (OPENBLAS_CORETYPE).
+std::string openblas_fallback_warning();
+
 // ---- one-step dense attention ------------------------------------------------------------------
 
 struct AttentionCase {
@@ -83,15 +107,23 @@ class DenseAttention {
   DenseAttention(device::Backend& backend, const AttentionCase& c, bool with_backward,
                  uint64_t seed = 1234);
   // One attn_fwd_step over the whole sequence (out, lse reset first); returns seconds.
-  double forward_s();
-  // attn_row_dot + attn_bwd_step (dq, dk, dv zeroed first); needs a forward before it.
-  double backward_s();
+  // n_tokens > 0 uses only the first n_tokens of the sequence (batch 1 only): a cheap warm-up.
+  double forward_s(int n_tokens = 0);
+  // attn_row_dot + attn_bwd_step (dq, dk, dv zeroed first); needs a forward of the same
+  // n_tokens before it.
+  double backward_s(int n_tokens = 0);
+  // Forward (and backward if allocated) on a short prefix: starts the OpenMP and OpenBLAS
+  // threads and warms the code paths; every buffer was already touched when it was filled.
+  void warm_up();
   const AttentionCase& config() const { return case_; }
   double fwd_flops() const;
 
  private:
+  device::AttnShape shape_for(int n_tokens) const;
+
   device::Backend& backend_;
   AttentionCase case_;
+  bool with_backward_;
   device::DeviceArray<float> q_, k_, v_, out_, lse_, dout_, dq_, dk_, dv_, delta_;
   device::DeviceArray<int32_t> pos_, seg_;
 };
