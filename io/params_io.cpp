@@ -13,14 +13,18 @@ namespace {
 }  // namespace
 
 uint64_t tensor_checksum_part(const float* values, int64_t begin, int64_t end) {
+  // Sum over elements of a 64-bit mix of (global index, value bits): order-independent, so any
+  // sharding can sum its parts; one multiply-xorshift round per element (vectorised), enough to
+  // catch flipped bits, swapped or shifted values and truncation.
   uint64_t sum = 0;
+#pragma omp simd reduction(+ : sum)
   for (int64_t i = begin; i < end; ++i) {
     uint32_t bits;
     std::memcpy(&bits, &values[i - begin], sizeof bits);
-    uint64_t z = (static_cast<uint64_t>(i) << 32 | bits) + 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    sum += z ^ (z >> 31);
+    uint64_t z = (static_cast<uint64_t>(i) * 0x9e3779b97f4a7c15ull) ^ (static_cast<uint64_t>(bits) * 0xbf58476d1ce4e5b9ull);
+    z ^= z >> 31;
+    z *= 0x94d049bb133111ebull;
+    sum += z ^ (z >> 29);
   }
   return sum;
 }
@@ -135,15 +139,7 @@ void read_tensor_group(const H5File& file, train::FsdpParams& params, const std:
   const std::string prefix = group.empty() || group.back() == '/' ? group : group + "/";
   std::set<std::string> expected;
   for (const auto& unit : params.units())
-    for (const auto& t : unit.tensors) {
-      expected.insert(t.name);
-      DatasetInfo info = file.dataset_info(prefix + t.name);
-      if (info.type != ElementType::f32)
-        throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' is " + info.type_text + ", expected float32");
-      if (info.dims != t.shape)
-        throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' has shape " + dims_text(info.dims) +
-                         ", the model config needs " + dims_text(t.shape));
-    }
+    for (const auto& t : unit.tensors) expected.insert(t.name);
   // Refuse tensors this model does not have (a config/file mismatch).
   hid_t g = H5Gopen2(file.id(), prefix.c_str(), H5P_DEFAULT);
   if (g < 0) throw InputError("'" + path + "' has no group '" + prefix + "'");
@@ -163,6 +159,13 @@ void read_tensor_group(const H5File& file, train::FsdpParams& params, const std:
   for_each_owned_piece(params, [&](std::size_t, const model::TensorSpec& t, int64_t begin, int64_t end,
                                    int64_t shard_offset, train::FsdpParams::Shard& shard) {
     // Every rank opens and closes every dataset (H5Dclose is collective); only owners read.
+    // The checks (present, float32, the config's shape) come first, the same on every rank.
+    DatasetInfo info = file.dataset_info(prefix + t.name);
+    if (info.type != ElementType::f32)
+      throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' is " + info.type_text + ", expected float32");
+    if (info.dims != t.shape)
+      throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' has shape " + dims_text(info.dims) +
+                       ", the model config needs " + dims_text(t.shape));
     hid_t ds = H5Dopen2(file.id(), (prefix + t.name).c_str(), H5P_DEFAULT);
     RW_H5_CHECK(ds);
     float* dst = shard_data(shard, into) + shard_offset;

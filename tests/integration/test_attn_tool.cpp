@@ -24,66 +24,31 @@
 // reference<float,float> (plain loops in fp32) on the same fp32 inputs. The first term: the
 // tool may be at most twice as wrong as a straightforward fp32 implementation; the second is
 // a floor of a few ulps of the tensor's scale for tensors where the naive error happens to be
-// ~0.
+// ~0 (check_tensor of integration_support.h).
 #include <hdf5.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
-#include <algorithm>
-#include <cfloat>
-#include <chrono>
-#include <cmath>
 #include <cstdint>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <limits>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "device/attention_args.h"
-#include "device/cpu/attention_reference.h"
-
-#ifndef RW_MPIEXEC
-#error "RW_MPIEXEC (the mpirun command line with its flags) must be defined"
-#endif
-#ifndef RW_RINGWORLD_BIN
-#error "RW_RINGWORLD_BIN (path of the ringworld binary) must be defined"
-#endif
+#include "tests/integration/integration_support.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
+using namespace rw::test;
 
 namespace {
 
 // ---- deterministic inputs --------------------------------------------------------------------
-
-// splitmix64: the same numbers on every platform (std distributions are not portable).
-struct Rng {
-  uint64_t state;
-  explicit Rng(uint64_t seed) : state(seed) {}
-  uint64_t next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  float symmetric(float scale) {  // uniform in [-scale, scale)
-    double u = static_cast<double>(next() >> 11) * (1.0 / 9007199254740992.0);
-    return static_cast<float>((2 * u - 1) * scale);
-  }
-};
-
-std::vector<float> random_values(std::size_t n, uint64_t seed, float scale) {
-  Rng rng(seed);
-  std::vector<float> v(n);
-  for (float& x : v) x = rng.symmetric(scale);
-  return v;
-}
 
 // One attention problem in the tool's file layout (token-major, see the tool's --help).
 struct Problem {
@@ -108,10 +73,10 @@ Problem make_problem(const std::string& name, int batch, int seq, int heads, int
   const std::size_t n_q = static_cast<std::size_t>(batch) * seq * heads * head_dim;
   const std::size_t n_kv = static_cast<std::size_t>(batch) * seq * kv_heads * head_dim;
   // Amplitude 2: scores scale*q.k have a spread of ~1.5, so softmax rows are far from uniform.
-  p.q = random_values(n_q, seed + 1, 2.f);
-  p.k = random_values(n_kv, seed + 2, 2.f);
-  p.v = random_values(n_kv, seed + 3, 1.f);
-  p.dout = random_values(n_q, seed + 4, 1.f);
+  p.q = random_vector(n_q, seed + 1, 2.f);
+  p.k = random_vector(n_kv, seed + 2, 2.f);
+  p.v = random_vector(n_kv, seed + 3, 1.f);
+  p.dout = random_vector(n_q, seed + 4, 1.f);
   p.seg.assign(static_cast<std::size_t>(batch) * seq, 0);
   p.pos.resize(p.seg.size());
   p.write_mask = !doc_lengths.empty();
@@ -138,73 +103,7 @@ Problem make_problem(const std::string& name, int batch, int seq, int heads, int
   return p;
 }
 
-// ---- HDF5 (serial API, default sec2 driver: no MPI needed in this process) -------------------
-
-class H5Writer {
- public:
-  explicit H5Writer(const fs::path& path) {
-    id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(id_ >= 0);
-  }
-  ~H5Writer() {
-    if (id_ >= 0) H5Fclose(id_);
-  }
-  H5Writer(const H5Writer&) = delete;
-  H5Writer& operator=(const H5Writer&) = delete;
-
-  void f32(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<float>& data) {
-    write(name, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data.data(), data.size());
-  }
-  void f64(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<double>& data) {
-    write(name, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data.data(), data.size());
-  }
-  void i32(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<int32_t>& data) {
-    write(name, dims, H5T_STD_I32LE, H5T_NATIVE_INT32, data.data(), data.size());
-  }
-
- private:
-  void write(const std::string& name, const std::vector<hsize_t>& dims, hid_t file_type, hid_t mem_type,
-             const void* data, std::size_t n_elems) {
-    hsize_t count = 1;
-    for (hsize_t d : dims) count *= d;
-    REQUIRE(count == n_elems);
-    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
-    REQUIRE(space >= 0);
-    hid_t ds = H5Dcreate2(id_, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(ds >= 0);
-    herr_t status = H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    H5Dclose(ds);
-    H5Sclose(space);
-    REQUIRE(status >= 0);
-  }
-  hid_t id_ = -1;
-};
-
-// Reads a float32 dataset, requiring its shape to be `dims`.
-std::vector<float> read_f32(hid_t file, const std::string& name, const std::vector<hsize_t>& dims) {
-  INFO("output dataset '" << name << "'");
-  REQUIRE(H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0);
-  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
-  REQUIRE(ds >= 0);
-  hid_t space = H5Dget_space(ds), type = H5Dget_type(ds);
-  const int rank = H5Sget_simple_extent_ndims(space);
-  std::vector<hsize_t> got(rank > 0 ? rank : 0);
-  H5Sget_simple_extent_dims(space, got.data(), nullptr);
-  const bool is_f32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
-  H5Tclose(type);
-  H5Sclose(space);
-  CHECK(is_f32);
-  CHECK(got == dims);
-  std::vector<float> data;
-  if (got == dims) {
-    hsize_t count = 1;
-    for (hsize_t d : dims) count *= d;
-    data.resize(count);
-    CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) >= 0);
-  }
-  H5Dclose(ds);
-  return data;
-}
+// ---- input and output files -----------------------------------------------------------------
 
 std::vector<hsize_t> q_dims(const Problem& p) {
   return {hsize_t(p.batch), hsize_t(p.seq), hsize_t(p.heads), hsize_t(p.head_dim)};
@@ -233,19 +132,18 @@ struct Outputs {
 
 Outputs read_outputs(const fs::path& path, const Problem& p, bool backward) {
   INFO("reading " << path);
-  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  REQUIRE(f >= 0);
+  const H5File f(path);
+  REQUIRE(f.ok());
   Outputs o;
-  o.out = read_f32(f, "out", q_dims(p));
-  o.lse = read_f32(f, "lse", lse_dims(p));
+  o.out = read_f32(f.id(), "out", q_dims(p));
+  o.lse = read_f32(f.id(), "lse", lse_dims(p));
   if (backward) {
-    o.dq = read_f32(f, "dq", q_dims(p));
-    o.dk = read_f32(f, "dk", kv_dims(p));
-    o.dv = read_f32(f, "dv", kv_dims(p));
+    o.dq = read_f32(f.id(), "dq", q_dims(p));
+    o.dk = read_f32(f.id(), "dk", kv_dims(p));
+    o.dv = read_f32(f.id(), "dv", kv_dims(p));
   } else {
-    CHECK(H5Lexists(f, "dq", H5P_DEFAULT) == 0);  // no gradients written without --backward
+    CHECK(H5Lexists(f.id(), "dq", H5P_DEFAULT) == 0);  // no gradients written without --backward
   }
-  H5Fclose(f);
   return o;
 }
 
@@ -255,122 +153,25 @@ struct Reference {
   std::vector<double> out, lse, dq, dk, dv;
 };
 
-// Full attention (one call over the whole sequence) forward and backward in precision T.
+// Full attention (one call over the whole sequence) forward and backward in precision T
+// (test_support.h's FullAttention<T, T>), widened to double.
 template <class T>
 Reference full_attention(const Problem& p, bool causal) {
-  using namespace rw::device;
-  const AttnShape shape{p.batch, p.seq, p.seq, p.heads, p.kv_heads, p.head_dim};
-  AttnMaskArgs mask;
+  const rw::device::AttnShape shape{p.batch, p.seq, p.seq, p.heads, p.kv_heads, p.head_dim};
+  rw::device::AttnMaskArgs mask;
   mask.q_pos = mask.k_pos = p.pos.data();
   mask.q_seg = mask.k_seg = p.seg.data();
   mask.causal = causal;
-  const T scale = T(1) / std::sqrt(static_cast<T>(p.head_dim));
-  const std::vector<T> q(p.q.begin(), p.q.end()), k(p.k.begin(), p.k.end()), v(p.v.begin(), p.v.end()),
-      dout(p.dout.begin(), p.dout.end());
-  const std::size_t n_rows = static_cast<std::size_t>(p.batch) * p.heads * p.seq;
-  std::vector<T> out(q.size(), T(0)), lse(n_rows, -std::numeric_limits<T>::infinity()), delta(n_rows);
-  std::vector<T> dq(q.size(), T(0)), dk(k.size(), T(0)), dv(v.size(), T(0));
-  reference::attn_fwd_step<T, T>(shape, mask, scale, q.data(), k.data(), v.data(), out.data(), lse.data());
-  reference::attn_row_dot<T, T>(shape, out.data(), dout.data(), delta.data());
-  reference::attn_bwd_step<T, T>(shape, mask, scale, q.data(), k.data(), v.data(), dout.data(), lse.data(),
-                                 delta.data(), dq.data(), dk.data(), dv.data());
+  const FullAttention<T, T> r(shape, mask, p.q, p.k, p.v, &p.dout);
   auto widen = [](const std::vector<T>& x) { return std::vector<double>(x.begin(), x.end()); };
-  return {widen(out), widen(lse), widen(dq), widen(dk), widen(dv)};
-}
-
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double m = 0;
-  for (std::size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(a[i] - b[i]));
-  return m;
-}
-
-// The tolerance rule of the header comment, for one tensor.
-void check_tensor(const char* name, const std::vector<float>& tool, const std::vector<double>& fp64,
-                  const std::vector<double>& naive32) {
-  REQUIRE(tool.size() == fp64.size());
-  double err_tool = 0, ref_max = 0;
-  bool finite = true;
-  for (std::size_t i = 0; i < tool.size(); ++i) {
-    finite = finite && std::isfinite(tool[i]);
-    err_tool = std::max(err_tool, std::fabs(double(tool[i]) - fp64[i]));
-    ref_max = std::max(ref_max, std::fabs(fp64[i]));
-  }
-  const double err_naive = max_abs_diff(naive32, fp64);
-  const double bound = 2 * err_naive + 8 * FLT_EPSILON * ref_max;  // basis: header comment
-  INFO(name << ": max|tool-fp64| = " << err_tool << ", max|naive32-fp64| = " << err_naive
-            << ", max|fp64| = " << ref_max << ", bound = " << bound);
-  CHECK(finite);
-  CHECK(err_tool <= bound);
+  return {widen(r.out), widen(r.lse), widen(r.dq), widen(r.dk), widen(r.dv)};
 }
 
 // ---- running the tool ------------------------------------------------------------------------
 
-// A scratch directory under the current directory (ctest: the build's tests dir), removed at
-// the end of the test case.
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& tag) {
-    path = fs::current_path() / ("attn_tool_" + tag + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-struct RunResult {
-  int exit_code = -1;  // -1: did not exit normally; 124: killed by `timeout` (a hang)
-  std::string stderr_text;
-  std::string command;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
-
 // Runs `timeout T mpirun -np N ringworld attn ARGS`, stdout and stderr to files in dir.
 RunResult run_attn(const ScratchDir& dir, int np, const std::string& args, int timeout_s = 60) {
-  const fs::path out_log = dir / "stdout.txt", err_log = dir / "stderr.txt";
-  RunResult r;
-  r.command = "timeout " + std::to_string(timeout_s) + " " + RW_MPIEXEC + " -np " + std::to_string(np) + " " +
-              RW_RINGWORLD_BIN + " attn " + args;
-  const int status = std::system((r.command + " >" + quoted(out_log) + " 2>" + quoted(err_log)).c_str());
-  if (status != -1 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  r.stderr_text = slurp(err_log);
-  return r;
-}
-
-std::vector<std::string> tool_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("ringworld", 0) == 0) lines.push_back(line);
-  return lines;
-}
-
-// Bad input: non-zero exit without a hang, one tool line on stderr that names the problem
-// (contains `needle`), no fatal/abort path taken, and no output or temporary file left.
-void expect_clean_failure(const RunResult& r, const fs::path& output, const std::string& needle) {
-  INFO("command: " << r.command);
-  INFO("stderr:\n" << r.stderr_text);
-  CHECK(r.exit_code != 124);  // timed out: some rank hung
-  CHECK(r.exit_code != 0);
-  const auto lines = tool_lines(r.stderr_text);
-  REQUIRE(lines.size() == 1);
-  CHECK(lines[0].find("error") != std::string::npos);
-  CHECK(lines[0].find(needle) != std::string::npos);
-  CHECK(r.stderr_text.find("fatal") == std::string::npos);
-  CHECK(r.stderr_text.find("MPI_ABORT") == std::string::npos);
-  CHECK_FALSE(fs::exists(output));
-  CHECK_FALSE(fs::exists(output.string() + ".tmp"));
+  return run_ringworld(np, "attn " + args, timeout_s, dir / "stdout.txt", dir / "stderr.txt");
 }
 
 // ---- correctness cases ---------------------------------------------------------------------
@@ -457,7 +258,7 @@ std::string attn_args(const fs::path& in, const fs::path& out, const std::string
 }  // namespace
 
 TEST_CASE("attn tool matches the fp64 reference for every rank count, layout and mask", "[attn_tool]") {
-  ScratchDir dir("correct");
+  ScratchDir dir("attn_tool_correct");
   const auto problems = make_problems();
   for (const auto& [name, p] : problems) write_problem(dir / ("in_" + name + ".h5"), p);
 
@@ -489,7 +290,7 @@ TEST_CASE("attn tool matches the fp64 reference for every rank count, layout and
 }
 
 TEST_CASE("attn tool is bit-for-bit repeatable", "[attn_tool]") {
-  ScratchDir dir("repeat");
+  ScratchDir dir("attn_tool_repeat");
   const Problem p = make_problem("C", 2, 96, 4, 2, 32, kDocs96, 3000);
   const fs::path in = dir / "in.h5", out1 = dir / "out1.h5", out2 = dir / "out2.h5";
   write_problem(in, p);
@@ -499,9 +300,6 @@ TEST_CASE("attn tool is bit-for-bit repeatable", "[attn_tool]") {
     REQUIRE(r.exit_code == 0);
   }
   const Outputs a = read_outputs(out1, p, true), b = read_outputs(out2, p, true);
-  auto same_bits = [](const std::vector<float>& x, const std::vector<float>& y) {
-    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
-  };
   CHECK(same_bits(a.out, b.out));
   CHECK(same_bits(a.lse, b.lse));
   CHECK(same_bits(a.dq, b.dq));
@@ -510,109 +308,103 @@ TEST_CASE("attn tool is bit-for-bit repeatable", "[attn_tool]") {
 }
 
 TEST_CASE("attn tool rejects bad input cleanly on every rank", "[attn_tool]") {
-  ScratchDir dir("bad");
+  ScratchDir dir("attn_tool_bad");
   const fs::path out = dir / "out.h5";
   const Problem p = make_problem("A", 2, 48, 4, 2, 16, kDocs48, 1000);
   const std::vector<hsize_t> q_shape = q_dims(p), kv_shape = kv_dims(p);
   const std::string tail = " --output " + quoted(out);
+  // dir / name holding the datasets `write` writes (closed before any run).
+  auto input_with = [&](const std::string& name, const std::function<void(H5Writer&)>& write) {
+    const fs::path in = dir / name;
+    H5Writer f(in);
+    write(f);
+    return in;
+  };
+  // `attn OPTIONS--input IN --output OUT` on np ranks fails cleanly, naming `needle`.
+  auto expect_rejected = [&](int np, const std::string& options, const fs::path& in, const std::string& needle) {
+    const RunResult r = run_attn(dir, np, options + "--input " + quoted(in) + tail);
+    expect_clean_failure(r, out, needle);
+    return r;
+  };
 
-  SECTION("missing input file") {
-    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(dir / "nope.h5") + tail), out, "nope.h5");
-  }
+  SECTION("missing input file") { expect_rejected(2, "", dir / "nope.h5", "nope.h5"); }
   SECTION("input is not an HDF5 file") {
     const fs::path in = dir / "text.h5";
     std::ofstream(in) << "this is not an HDF5 file\n";
-    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "as an HDF5 file");
+    expect_rejected(2, "", in, "as an HDF5 file");
   }
   SECTION("missing dataset 'k' (np 3)") {
-    const fs::path in = dir / "no_k.h5";
-    {
-      H5Writer f(in);
+    const fs::path in = input_with("no_k.h5", [&](H5Writer& f) {
       f.f32("q", q_shape, p.q);
       f.f32("v", kv_shape, p.v);
-    }
-    expect_clean_failure(run_attn(dir, 3, "--input " + quoted(in) + tail), out, "dataset 'k'");
+    });
+    expect_rejected(3, "", in, "dataset 'k'");
   }
   SECTION("q of rank 3") {
-    const fs::path in = dir / "q_rank3.h5";
-    {
-      H5Writer f(in);
+    const fs::path in = input_with("q_rank3.h5", [&](H5Writer& f) {
       f.f32("q", {2, 48, 64}, p.q);
       f.f32("k", kv_shape, p.k);
       f.f32("v", kv_shape, p.v);
-    }
-    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "dataset 'q'");
+    });
+    expect_rejected(2, "", in, "dataset 'q'");
   }
   SECTION("q stored as float64") {
-    const fs::path in = dir / "q_f64.h5";
-    {
-      H5Writer f(in);
+    const fs::path in = input_with("q_f64.h5", [&](H5Writer& f) {
       f.f64("q", q_shape, std::vector<double>(p.q.begin(), p.q.end()));
       f.f32("k", kv_shape, p.k);
       f.f32("v", kv_shape, p.v);
-    }
-    const RunResult r = run_attn(dir, 2, "--input " + quoted(in) + tail);
-    expect_clean_failure(r, out, "float64");
+    });
+    const RunResult r = expect_rejected(2, "", in, "float64");
     CHECK(r.stderr_text.find("'q'") != std::string::npos);
   }
   SECTION("k with a different seq than q") {
-    const fs::path in = dir / "k_seq.h5";
-    {
-      H5Writer f(in);
+    const fs::path in = input_with("k_seq.h5", [&](H5Writer& f) {
       f.f32("q", q_shape, p.q);
-      f.f32("k", {2, 40, 2, 16}, random_values(2 * 40 * 2 * 16, 7, 1.f));
+      f.f32("k", {2, 40, 2, 16}, random_vector(2 * 40 * 2 * 16, 7, 1.f));
       f.f32("v", kv_shape, p.v);
-    }
-    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "dataset 'k'");
+    });
+    expect_rejected(2, "", in, "dataset 'k'");
   }
   SECTION("heads not divisible by kv_heads") {
-    const fs::path in = dir / "gqa_3.h5";
-    const std::vector<float> kv = random_values(2 * 48 * 3 * 16, 8, 1.f);
-    {
-      H5Writer f(in);
+    const std::vector<float> kv = random_vector(2 * 48 * 3 * 16, 8, 1.f);
+    const fs::path in = input_with("gqa_3.h5", [&](H5Writer& f) {
       f.f32("q", q_shape, p.q);
       f.f32("k", {2, 48, 3, 16}, kv);
       f.f32("v", {2, 48, 3, 16}, kv);
-    }
-    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "kv_heads");
+    });
+    expect_rejected(2, "", in, "kv_heads");
   }
   SECTION("seq 50 over 4 ranks (contiguous)") {
     const fs::path in = dir / "seq50.h5";
     write_problem(in, make_problem("s50", 1, 50, 4, 2, 16, {}, 9));
-    expect_clean_failure(run_attn(dir, 4, "--layout contiguous --input " + quoted(in) + tail), out,
-                         "sequence length 50");
+    expect_rejected(4, "--layout contiguous ", in, "sequence length 50");
   }
   SECTION("seq 52 over 4 ranks (zigzag needs a multiple of 8)") {
     const fs::path in = dir / "seq52.h5";
     write_problem(in, make_problem("s52", 1, 52, 4, 2, 16, {}, 10));
-    expect_clean_failure(run_attn(dir, 4, "--layout zigzag --input " + quoted(in) + tail), out,
-                         "sequence length 52");
+    expect_rejected(4, "--layout zigzag ", in, "sequence length 52");
   }
   SECTION("--backward without dout") {
-    const fs::path in = dir / "no_dout.h5";
-    {
-      H5Writer f(in);
+    const fs::path in = input_with("no_dout.h5", [&](H5Writer& f) {
       f.f32("q", q_shape, p.q);
       f.f32("k", kv_shape, p.k);
       f.f32("v", kv_shape, p.v);
-    }
-    expect_clean_failure(run_attn(dir, 2, "--backward --input " + quoted(in) + tail), out, "'dout'");
+    });
+    expect_rejected(2, "--backward ", in, "'dout'");
   }
   SECTION("segment_ids of the wrong shape") {
-    const fs::path in = dir / "seg_shape.h5";
-    {
-      H5Writer f(in);
+    const fs::path in = input_with("seg_shape.h5", [&](H5Writer& f) {
       f.f32("q", q_shape, p.q);
       f.f32("k", kv_shape, p.k);
       f.f32("v", kv_shape, p.v);
       f.i32("segment_ids", {2, 24}, std::vector<int32_t>(48, 0));
-    }
-    expect_clean_failure(run_attn(dir, 2, "--input " + quoted(in) + tail), out, "segment_ids");
+    });
+    expect_rejected(2, "", in, "segment_ids");
   }
   SECTION("unknown layout") {
     const fs::path in = dir / "ok.h5";
     write_problem(in, p);
-    expect_clean_failure(run_attn(dir, 2, "--layout spiral --input " + quoted(in) + tail), out, "spiral");
+    expect_rejected(2, "--layout spiral ", in, "spiral");
   }
   SECTION("output in a directory that does not exist") {
     const fs::path in = dir / "ok.h5", missing_dir = dir / "no_such_dir", bad_out = missing_dir / "out.h5";

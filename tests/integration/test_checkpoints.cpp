@@ -1,10 +1,10 @@
 // test_checkpoints.cpp: end-to-end tests of training checkpoints: the file format and its
 // resharding, resume (same grid and resharded), crash safety, corrupted files, and stages.
 //
-// A plain (non-MPI) Catch2 program in the style of test_attn_tool.cpp: it runs
-// `timeout N mpirun -np N ringworld train|ckpt ...` (RW_MPIEXEC, RW_RINGWORLD_BIN from CMake)
-// and inspects and manipulates the files with the serial HDF5 C API, in scratch directories
-// under the current directory (ctest: the build's tests dir). Every run uses a tiny LLaMA
+// A plain (non-MPI) Catch2 program in the style of test_attn_tool.cpp (shared helpers:
+// integration_support.h): it runs `timeout N mpirun -np N ringworld train|ckpt ...` and
+// inspects and manipulates the files with the serial HDF5 C API, in scratch directories under
+// the current directory (ctest: the build's tests dir). Every run uses a tiny LLaMA
 // (hidden 32, intermediate 64, 2 layers, 4 heads on 2 kv heads, vocab 48) and seq 96, which
 // zigzag splits over 1..4 ranks, so the whole program takes about a minute on 2 cores.
 //
@@ -78,14 +78,10 @@
 #include <thread>
 #include <vector>
 
-#ifndef RW_MPIEXEC
-#error "RW_MPIEXEC (the mpirun command line with its flags) must be defined"
-#endif
-#ifndef RW_RINGWORLD_BIN
-#error "RW_RINGWORLD_BIN (path of the ringworld binary) must be defined"
-#endif
+#include "tests/integration/integration_support.h"
 
 namespace fs = std::filesystem;
+using namespace rw::test;
 
 namespace {
 
@@ -106,45 +102,9 @@ std::string main_run_args(const fs::path& run_dir, const std::string& extra = ""
          " --warmup-steps 2 --lr 3e-3 --checkpoint-every 2 --run-dir '" + run_dir.string() + "'" + extra;
 }
 
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 bool ends_with(const std::string& s, const std::string& tail) {
   return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
-// A scratch directory under the current directory, removed at the end of its scope.
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& tag) {
-    path = fs::current_path() / ("ckpt_" + tag + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-struct RunResult {
-  int exit_code = -1;  // -1: did not exit normally; 124: killed by `timeout` (a hang)
-  std::string out, err, command;
-};
-
-std::string show(const RunResult& r) {
-  return "command: " + r.command + "\nexit code: " + std::to_string(r.exit_code) + "\nstdout:\n" + r.out +
-         "\nstderr:\n" + r.err;
 }
 
 // Runs `timeout T mpirun -np N ringworld ARGS`; stdout and stderr go to numbered files in
@@ -152,15 +112,7 @@ std::string show(const RunResult& r) {
 RunResult ringworld(const fs::path& log_dir, int np, const std::string& args, int timeout_s = 90) {
   static int counter = 0;
   const std::string tag = std::to_string(++counter);
-  const fs::path out_log = log_dir / ("run" + tag + ".out"), err_log = log_dir / ("run" + tag + ".err");
-  RunResult r;
-  r.command = "timeout " + std::to_string(timeout_s) + " " + RW_MPIEXEC + " -np " + std::to_string(np) + " " +
-              RW_RINGWORLD_BIN + " " + args;
-  const int status = std::system((r.command + " >" + quoted(out_log) + " 2>" + quoted(err_log)).c_str());
-  if (status != -1 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  r.out = slurp(out_log);
-  r.err = slurp(err_log);
-  return r;
+  return run_ringworld(np, args, timeout_s, log_dir / ("run" + tag + ".out"), log_dir / ("run" + tag + ".err"));
 }
 
 // `ckpt info FILE` on np ranks: valid (exit 0, a "valid:" line saying every tensor was
@@ -169,8 +121,8 @@ void expect_valid_checkpoint(const fs::path& log_dir, int np, const fs::path& fi
   const RunResult r = ringworld(log_dir, np, "ckpt info " + quoted(file));
   INFO(show(r));
   CHECK(r.exit_code == 0);
-  CHECK(contains(r.out, "valid: every tensor present, shaped and checksummed"));
-  CHECK_FALSE(contains(r.out, "INVALID"));
+  CHECK(contains(r.stdout_text, "valid: every tensor present, shaped and checksummed"));
+  CHECK_FALSE(contains(r.stdout_text, "INVALID"));
 }
 
 // ---- metrics.jsonl ----------------------------------------------------------------------------
@@ -210,84 +162,8 @@ std::map<std::string, std::map<int, std::string>> losses_by_step(const std::vect
 
 // ---- HDF5 (serial API, default sec2 driver: no MPI needed in this process) -----------------
 
-struct H5Quiet {
-  H5Quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
-};
-
-class H5 {
- public:
-  explicit H5(const fs::path& path, bool writable = false) {
-    H5Quiet quiet;
-    id_ = H5Fopen(path.c_str(), writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
-  }
-  ~H5() {
-    if (id_ >= 0) H5Fclose(id_);
-  }
-  H5(const H5&) = delete;
-  H5& operator=(const H5&) = delete;
-  bool ok() const { return id_ >= 0; }
-  hid_t id() const { return id_; }
-
- private:
-  hid_t id_ = -1;
-};
-
-bool attr_i64(hid_t object, const char* name, int64_t* out) {
-  if (H5Aexists(object, name) <= 0) return false;
-  hid_t a = H5Aopen(object, name, H5P_DEFAULT);
-  const bool ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT64, out) >= 0;
-  if (a >= 0) H5Aclose(a);
-  return ok;
-}
-bool attr_u64(hid_t object, const char* name, uint64_t* out) {
-  if (H5Aexists(object, name) <= 0) return false;
-  hid_t a = H5Aopen(object, name, H5P_DEFAULT);
-  const bool ok = a >= 0 && H5Aread(a, H5T_NATIVE_UINT64, out) >= 0;
-  if (a >= 0) H5Aclose(a);
-  return ok;
-}
-bool attr_f64(hid_t object, const char* name, double* out) {
-  if (H5Aexists(object, name) <= 0) return false;
-  hid_t a = H5Aopen(object, name, H5P_DEFAULT);
-  const bool ok = a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
-  if (a >= 0) H5Aclose(a);
-  return ok;
-}
-bool attr_str(hid_t object, const char* name, std::string* out) {
-  if (H5Aexists(object, name) <= 0) return false;
-  hid_t a = H5Aopen(object, name, H5P_DEFAULT);
-  hid_t type = H5Aget_type(a);
-  bool ok = H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type);
-  if (ok) {
-    std::string buffer(H5Tget_size(type), '\0');
-    hid_t mem = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mem, buffer.size());
-    ok = H5Aread(a, mem, buffer.data()) >= 0;
-    H5Tclose(mem);
-    *out = buffer.c_str();
-  }
-  H5Tclose(type);
-  H5Aclose(a);
-  return ok;
-}
-int64_t get_i64(hid_t object, const char* name) {
-  int64_t v = -1;
-  INFO("integer attribute '" << name << "'");
-  CHECK(attr_i64(object, name, &v));
-  return v;
-}
-double get_f64(hid_t object, const char* name) {
-  double v = -1;
-  INFO("numeric attribute '" << name << "'");
-  CHECK(attr_f64(object, name, &v));
-  return v;
-}
-std::string get_str(hid_t object, const char* name) {
-  std::string v;
-  INFO("string attribute '" << name << "'");
-  CHECK(attr_str(object, name, &v));
-  return v;
-}
+// Damaged files are opened here on purpose: HDF5 prints no error stacks (from the start).
+const bool kHdf5Quiet = [] { return H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr) >= 0; }();
 
 // Every dataset of the file, as paths without the leading '/' ("params/lm_head.weight").
 std::set<std::string> dataset_names(hid_t file) {
@@ -311,41 +187,11 @@ std::set<std::string> under(const std::set<std::string>& names, const std::strin
   return out;
 }
 
-struct Tensor {
-  std::vector<hsize_t> dims;
-  std::vector<float> values;
-  bool is_f32 = false;
-};
-
-Tensor read_tensor(hid_t file, const std::string& name) {
-  Tensor t;
-  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
-  REQUIRE(ds >= 0);
-  hid_t space = H5Dget_space(ds), type = H5Dget_type(ds);
-  const int rank = H5Sget_simple_extent_ndims(space);
-  t.dims.resize(rank > 0 ? rank : 0);
-  if (rank > 0) H5Sget_simple_extent_dims(space, t.dims.data(), nullptr);
-  t.is_f32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
-  hsize_t count = 1;
-  for (hsize_t d : t.dims) count *= d;
-  t.values.resize(count);
-  CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.values.data()) >= 0);
-  H5Tclose(type);
-  H5Sclose(space);
-  H5Dclose(ds);
-  return t;
-}
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.dims == b.dims && a.values.size() == b.values.size() &&
-         std::memcmp(a.values.data(), b.values.data(), a.values.size() * sizeof(float)) == 0;
-}
-
 // Every tensor of `group` ("params", "optim/m", ...) in files a and b has the same names,
 // shapes and bits.
 void expect_same_group(const fs::path& a, const std::string& group_a, const fs::path& b, const std::string& group_b) {
   INFO(a << " /" << group_a << " vs " << b << " /" << group_b);
-  H5 fa(a), fb(b);
+  H5File fa(a), fb(b);
   REQUIRE(fa.ok());
   REQUIRE(fb.ok());
   const auto names_a = under(dataset_names(fa.id()), group_a + "/"), names_b = under(dataset_names(fb.id()), group_b + "/");
@@ -363,7 +209,7 @@ void expect_same_group(const fs::path& a, const std::string& group_a, const fs::
 
 // Byte offset of a contiguous dataset's data in the file, and its size.
 std::pair<uint64_t, uint64_t> data_extent(const fs::path& file, const std::string& name) {
-  H5 f(file);
+  H5File f(file);
   REQUIRE(f.ok());
   hid_t ds = H5Dopen2(f.id(), name.c_str(), H5P_DEFAULT);
   REQUIRE(ds >= 0);
@@ -391,7 +237,7 @@ void flip_bytes_in_dataset(const fs::path& file, const std::string& name) {
 }
 
 void set_string_attribute(const fs::path& file, const char* name, const std::string& value) {
-  H5 f(file, true);
+  H5File f(file, true);
   REQUIRE(f.ok());
   if (H5Aexists(f.id(), name) > 0) REQUIRE(H5Adelete(f.id(), name) >= 0);
   hid_t type = H5Tcopy(H5T_C_S1);
@@ -406,7 +252,7 @@ void set_string_attribute(const fs::path& file, const char* name, const std::str
 }
 
 void set_i64_attribute(const fs::path& file, const char* name, int64_t value) {
-  H5 f(file, true);
+  H5File f(file, true);
   REQUIRE(f.ok());
   hid_t a = H5Aopen(f.id(), name, H5P_DEFAULT);
   REQUIRE(a >= 0);
@@ -471,7 +317,7 @@ void copy_dir(const fs::path& from, const fs::path& to) {
 // of its directory is kept: the np-2 checkpoint at step 3 the reshard and corruption tests start
 // from) and resumed to the end.
 struct SharedRuns {
-  ScratchDir root{"shared"};
+  ScratchDir root{"ckpt_shared"};
   fs::path a_dir = root / "A", b_dir = root / "B", stopped_at_3 = root / "B_stopped_at_3";
   bool a_done = false, b_done = false;
   RunResult b_stop, b_resume;
@@ -599,8 +445,7 @@ KillOutcome run_and_kill(const fs::path& log_dir, const fs::path& run_dir, int n
   REQUIRE(inotify_add_watch(inotify, run_dir.c_str(), IN_CREATE | IN_MOVED_TO) >= 0);
   static int counter = 0;
   const std::string tag = "bg" + std::to_string(++counter);
-  const std::string cmd = std::string(RW_MPIEXEC) + " -np " + std::to_string(np) + " " + RW_RINGWORLD_BIN + " " + args;
-  const pid_t leader = spawn_session(cmd, log_dir / (tag + ".out"), log_dir / (tag + ".err"));
+  const pid_t leader = spawn_session(ringworld_command(np, args), log_dir / (tag + ".out"), log_dir / (tag + ".err"));
   REQUIRE(leader > 0);
   outcome.leader = leader;
   const auto t0 = std::chrono::steady_clock::now();
@@ -687,7 +532,7 @@ TEST_CASE("a checkpoint written by 2 ranks is complete, valid on 1-4 ranks, and 
           "[checkpoints]") {
   SharedRuns& runs = shared();
   const fs::path a = runs.run_a();
-  ScratchDir dir("format");
+  ScratchDir dir("ckpt_format");
   const fs::path ckpt = a / "ckpt-main-final.h5";
   REQUIRE(fs::exists(ckpt));
   CHECK(read_latest(a) == "ckpt-main-final.h5");
@@ -695,7 +540,7 @@ TEST_CASE("a checkpoint written by 2 ranks is complete, valid on 1-4 ranks, and 
   CHECK(names_in(a, is_h5_tmp).empty());
 
   {  // The documented layout.
-    H5 f(ckpt);
+    H5File f(ckpt);
     REQUIRE(f.ok());
     CHECK(get_str(f.id(), "format") == "ringworld-checkpoint");
     CHECK(get_i64(f.id(), "format_version") == 1);
@@ -732,7 +577,7 @@ TEST_CASE("a checkpoint written by 2 ranks is complete, valid on 1-4 ranks, and 
         hid_t ds = H5Dopen2(f.id(), (group + n).c_str(), H5P_DEFAULT);
         REQUIRE(ds >= 0);
         uint64_t checksum = 0;
-        CHECK(attr_u64(ds, "checksum", &checksum));
+        CHECK(read_attr_u64(ds, "checksum", &checksum));
         H5Dclose(ds);
         const Tensor t = read_tensor(f.id(), group + n);
         CHECK(t.is_f32);
@@ -760,7 +605,7 @@ TEST_CASE("a checkpoint written by 2 ranks is complete, valid on 1-4 ranks, and 
   CHECK_FALSE(fs::exists(dir / "params.h5.tmp"));
   expect_same_group(ckpt, "params", params, "params");
   {
-    H5 f(params);
+    H5File f(params);
     REQUIRE(f.ok());
     const auto names = dataset_names(f.id());
     CHECK(under(names, "optim/").empty());  // a plain parameter file
@@ -779,7 +624,7 @@ TEST_CASE("a checkpoint written by 2 ranks is complete, valid on 1-4 ranks, and 
   }
   expect_same_group(ckpt, "params", back, "params");
   {
-    H5 f(back);
+    H5File f(back);
     REQUIRE(f.ok());
     CHECK(get_str(f.id(), "format") == "ringworld-checkpoint");
     CHECK(get_i64(f.id(), "step") == 0);
@@ -800,13 +645,13 @@ TEST_CASE("a run stopped and resumed on the same grid is bit-identical to an uni
   const fs::path b = runs.b_dir, stopped = runs.stopped_at_3;
 
   // The stop: exit 75 after step 3 with a checkpoint that `latest` names.
-  CHECK(contains(runs.b_stop.out, "stopped"));
+  CHECK(contains(runs.b_stop.stdout_text, "stopped"));
   CHECK(read_latest(stopped) == "ckpt-main-step00000003.h5");
   CHECK(step_checkpoints(stopped, "main") ==
         std::vector<std::string>{"ckpt-main-step00000002.h5", "ckpt-main-step00000003.h5"});
   CHECK_FALSE(fs::exists(stopped / "ckpt-main-final.h5"));
   {
-    H5 f(stopped / "ckpt-main-step00000003.h5");
+    H5File f(stopped / "ckpt-main-step00000003.h5");
     REQUIRE(f.ok());
     CHECK(get_i64(f.id(), "step") == 3);
     CHECK(get_i64(f.id(), "tokens_seen") == 3 * 192);
@@ -818,8 +663,8 @@ TEST_CASE("a run stopped and resumed on the same grid is bit-identical to an uni
   // The resume: from step 3 to the end.
   INFO(show(runs.b_resume));
   REQUIRE(runs.b_resume.exit_code == 0);
-  CHECK(contains(runs.b_resume.out, "resumed from"));
-  CHECK(contains(runs.b_resume.out, "at step 3"));
+  CHECK(contains(runs.b_resume.stdout_text, "resumed from"));
+  CHECK(contains(runs.b_resume.stdout_text, "at step 3"));
   CHECK(read_latest(b) == "ckpt-main-final.h5");
 
   const auto ma = read_metrics(a / "metrics.jsonl"), mb = read_metrics(b / "metrics.jsonl");
@@ -842,7 +687,7 @@ TEST_CASE("a run resumed on 4, then 1, then 3 ranks follows the 2-rank run withi
   SharedRuns& runs = shared();
   const fs::path a = runs.run_a();
   runs.run_b();
-  ScratchDir dir("reshard");
+  ScratchDir dir("ckpt_reshard");
   const fs::path run = dir / "run";
   copy_dir(runs.stopped_at_3, run);  // the np-2 checkpoint at step 3
 
@@ -862,14 +707,14 @@ TEST_CASE("a run resumed on 4, then 1, then 3 ranks follows the 2-rank run withi
     const RunResult r = ringworld(dir.path, leg.np, "train --resume " + quoted(run) + leg.options);
     INFO("leg on " << leg.np << " ranks" << leg.options << "\n" << show(r));
     REQUIRE(r.exit_code == leg.expect_exit);
-    CHECK(contains(r.out, "resumed from"));
-    CHECK(contains(r.out, "at step " + std::to_string(start)));
-    CHECK(contains(r.out, std::to_string(leg.np) + " rank(s) as dp " + std::to_string(leg.dp) + " x sp " +
+    CHECK(contains(r.stdout_text, "resumed from"));
+    CHECK(contains(r.stdout_text, "at step " + std::to_string(start)));
+    CHECK(contains(r.stdout_text, std::to_string(leg.np) + " rank(s) as dp " + std::to_string(leg.dp) + " x sp " +
                               std::to_string(leg.sp)));
     const std::string latest = read_latest(run);
     CHECK(latest == (leg.end_step == kSteps ? std::string("ckpt-main-final.h5")
                                             : "ckpt-main-step0000000" + std::to_string(leg.end_step) + ".h5"));
-    H5 f(run / latest);
+    H5File f(run / latest);
     REQUIRE(f.ok());
     CHECK(get_i64(f.id(), "step") == leg.end_step);
     CHECK(get_i64(f.id(), "world_size") == leg.np);
@@ -906,7 +751,7 @@ TEST_CASE("a run resumed on 4, then 1, then 3 ranks follows the 2-rank run withi
 // ---- 4. crash safety ---------------------------------------------------------------------------
 
 TEST_CASE("a run killed with SIGKILL at any moment leaves a valid latest checkpoint and resumes", "[checkpoints]") {
-  ScratchDir dir("crash");
+  ScratchDir dir("ckpt_crash");
   const fs::path run = dir / "run";
   constexpr int kCrashSteps = 60;
   const std::string fresh = "train " + kModel + " --seq-len 96 --global-batch-tokens 192 --steps " +
@@ -943,13 +788,13 @@ TEST_CASE("a run killed with SIGKILL at any moment leaves a valid latest checkpo
   const RunResult r = ringworld(dir.path, 2, resume);
   INFO(show(r));
   REQUIRE(r.exit_code == 0);
-  CHECK(contains(r.out, "resumed from"));
+  CHECK(contains(r.stdout_text, "resumed from"));
   CHECK(read_latest(run) == "ckpt-main-final.h5");
   CHECK(step_checkpoints(run, "main").empty());
   CHECK(names_in(run, is_h5_tmp).empty());  // every stale temporary file was rewritten and renamed
   expect_valid_checkpoint(dir.path, 2, run / "ckpt-main-final.h5");
   {
-    H5 f(run / "ckpt-main-final.h5");
+    H5File f(run / "ckpt-main-final.h5");
     REQUIRE(f.ok());
     CHECK(get_i64(f.id(), "step") == kCrashSteps);
   }
@@ -975,7 +820,7 @@ TEST_CASE("a run killed with SIGKILL at any moment leaves a valid latest checkpo
 TEST_CASE("corrupted or foreign checkpoints are rejected with a clear message and never loaded", "[checkpoints]") {
   SharedRuns& runs = shared();
   runs.run_b();
-  ScratchDir dir("corrupt");
+  ScratchDir dir("ckpt_corrupt");
   const std::string victim = "ckpt-main-step00000003.h5";
 
   // A fresh copy of the np-2 run stopped at step 3, with its latest checkpoint modified.
@@ -994,19 +839,19 @@ TEST_CASE("corrupted or foreign checkpoints are rejected with a clear message an
       INFO(show(info));
       CHECK(info.exit_code != 0);
       CHECK(info.exit_code != 124);
-      CHECK_FALSE(contains(info.out, "valid: every tensor"));
-      if (info_says_invalid) CHECK(contains(info.out, "INVALID"));
-      for (const auto& n : info_needles) CHECK(contains(info.out + info.err, n));
+      CHECK_FALSE(contains(info.stdout_text, "valid: every tensor"));
+      if (info_says_invalid) CHECK(contains(info.stdout_text, "INVALID"));
+      for (const auto& n : info_needles) CHECK(contains(info.stdout_text + info.stderr_text, n));
     }
     const auto files_before = names_in(run, is_h5);
     const std::string metrics_before = slurp(run / "metrics.jsonl");
     const RunResult resume = ringworld(dir.path, 2, "train --resume " + quoted(run));
     INFO(show(resume));
     CHECK(resume.exit_code == 1);
-    CHECK(contains(resume.err, "ringworld train: error:"));
-    for (const auto& n : resume_needles) CHECK(contains(resume.err, n));
-    CHECK_FALSE(contains(resume.out, "step     4"));
-    CHECK_FALSE(contains(resume.err, "MPI_ABORT"));
+    CHECK(contains(resume.stderr_text, "ringworld train: error:"));
+    for (const auto& n : resume_needles) CHECK(contains(resume.stderr_text, n));
+    CHECK_FALSE(contains(resume.stdout_text, "step     4"));
+    CHECK_FALSE(contains(resume.stderr_text, "MPI_ABORT"));
     CHECK(read_latest(run) == victim);
     CHECK(names_in(run, is_h5) == files_before);
     CHECK(names_in(run, is_h5_tmp).empty());
@@ -1029,43 +874,37 @@ TEST_CASE("corrupted or foreign checkpoints are rejected with a clear message an
   }
   SECTION("a deleted dataset") {
     const fs::path run = prepare("deleted", [](const fs::path& f) {
-      H5 h(f, true);
+      H5File h(f, true);
       REQUIRE(h.ok());
       REQUIRE(H5Ldelete(h.id(), "/optim/v/lm_head.weight", H5P_DEFAULT) >= 0);
     });
     expect_rejected(run, {"optim/v/lm_head.weight"}, {"optim/v/lm_head.weight"}, true);
   }
-  SECTION("a wrong format attribute") {
-    const fs::path run = prepare("format", [](const fs::path& f) { set_string_attribute(f, "format", "not-ringworld"); });
-    // `ckpt info` also reads plain parameter files, so it may list this one as parameters; it
-    // must not call it a valid checkpoint and must say why it is not one.
+  // A file that is not a checkpoint of this format: `ckpt info` must not call it valid and must
+  // say why (`needle`); `train --resume` fails (exit 1, `needle`) without a step or a new `latest`.
+  auto expect_foreign = [&](const fs::path& run, const std::string& needle) {
     const RunResult info = ringworld(dir.path, 2, "ckpt info " + quoted(run / victim));
     {
       INFO(show(info));
-      CHECK_FALSE(contains(info.out, "valid: every tensor present, shaped and checksummed"));
-      CHECK(contains(info.out + info.err, "not a ringworld checkpoint"));
+      CHECK_FALSE(contains(info.stdout_text, "valid: every tensor present, shaped and checksummed"));
+      CHECK(contains(info.stdout_text + info.stderr_text, needle));
     }
     const RunResult resume = ringworld(dir.path, 2, "train --resume " + quoted(run));
     INFO(show(resume));
     CHECK(resume.exit_code == 1);
-    CHECK(contains(resume.err, "not a ringworld checkpoint"));
-    CHECK_FALSE(contains(resume.out, "step     4"));
+    CHECK(contains(resume.stderr_text, needle));
+    CHECK_FALSE(contains(resume.stdout_text, "step     4"));
     CHECK(read_latest(run) == victim);
+  };
+  SECTION("a wrong format attribute") {
+    // `ckpt info` also reads plain parameter files, so it may list this one as parameters (its
+    // exit code is not checked here); it must still say why it is not a checkpoint.
+    const fs::path run = prepare("format", [](const fs::path& f) { set_string_attribute(f, "format", "not-ringworld"); });
+    expect_foreign(run, "not a ringworld checkpoint");
   }
   SECTION("a wrong format_version") {
     const fs::path run = prepare("version", [](const fs::path& f) { set_i64_attribute(f, "format_version", 2); });
-    const RunResult info = ringworld(dir.path, 2, "ckpt info " + quoted(run / victim));
-    {
-      INFO(show(info));
-      CHECK_FALSE(contains(info.out, "valid: every tensor present, shaped and checksummed"));
-      CHECK(contains(info.out + info.err, "format version 2"));
-    }
-    const RunResult resume = ringworld(dir.path, 2, "train --resume " + quoted(run));
-    INFO(show(resume));
-    CHECK(resume.exit_code == 1);
-    CHECK(contains(resume.err, "format version 2"));
-    CHECK_FALSE(contains(resume.out, "step     4"));
-    CHECK(read_latest(run) == victim);
+    expect_foreign(run, "format version 2");
   }
   SECTION("latest naming a file that does not exist") {
     const fs::path run = dir / "missing";
@@ -1074,8 +913,8 @@ TEST_CASE("corrupted or foreign checkpoints are rejected with a clear message an
     const RunResult resume = ringworld(dir.path, 2, "train --resume " + quoted(run));
     INFO(show(resume));
     CHECK(resume.exit_code == 1);
-    CHECK(contains(resume.err, "ckpt-main-step00000099.h5"));
-    CHECK_FALSE(contains(resume.out, "step     4"));
+    CHECK(contains(resume.stderr_text, "ckpt-main-step00000099.h5"));
+    CHECK_FALSE(contains(resume.stdout_text, "step     4"));
   }
 }
 
@@ -1104,7 +943,7 @@ struct StageIni {
 
 TEST_CASE("stages run in order from each other's finals, skip when done, and keep the last checkpoints",
           "[checkpoints]") {
-  ScratchDir dir("stages");
+  ScratchDir dir("ckpt_stages");
   const fs::path ini = dir / "stages.ini", run = dir / "run";
   StageIni().write(ini);
   const std::string config = "train --config " + quoted(ini) + " --run-dir " + quoted(run);
@@ -1126,7 +965,7 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
   {
     INFO(show(r));
     REQUIRE(r.exit_code == 75);
-    CHECK(contains(r.out, "initialised from " + (run / "ckpt-a-final.h5").string()));
+    CHECK(contains(r.stdout_text, "initialised from " + (run / "ckpt-a-final.h5").string()));
     CHECK(fs::exists(run / "ckpt-a-final.h5"));
     CHECK(step_checkpoints(run, "a").empty());  // a's final supersedes them
     CHECK(read_latest(run) == "ckpt-b-step00000002.h5");
@@ -1139,7 +978,7 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
   {
     INFO(show(r));
     REQUIRE(r.exit_code == 0);
-    CHECK(contains(r.out, "resumed from"));
+    CHECK(contains(r.stdout_text, "resumed from"));
     CHECK(read_latest(run) == "ckpt-b-final.h5");
     CHECK(step_checkpoints(run, "a").empty());
     CHECK(step_checkpoints(run, "b").empty());
@@ -1147,7 +986,7 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
   }
   // The finals carry their stage.
   {
-    H5 fa(run / "ckpt-a-final.h5"), fb(run / "ckpt-b-final.h5");
+    H5File fa(run / "ckpt-a-final.h5"), fb(run / "ckpt-b-final.h5");
     REQUIRE(fa.ok());
     REQUIRE(fb.ok());
     CHECK(get_str(fa.id(), "stage") == "a");
@@ -1178,10 +1017,10 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
   {
     INFO(show(r));
     CHECK(r.exit_code == 0);
-    CHECK(contains(r.out, "stage a: already complete"));
-    CHECK(contains(r.out, "stage b: already complete"));
-    CHECK(contains(r.out, "skipped"));
-    CHECK_FALSE(contains(r.out, "step "));
+    CHECK(contains(r.stdout_text, "stage a: already complete"));
+    CHECK(contains(r.stdout_text, "stage b: already complete"));
+    CHECK(contains(r.stdout_text, "skipped"));
+    CHECK_FALSE(contains(r.stdout_text, "step "));
     CHECK(read_metrics(run / "metrics.jsonl").size() == metrics.size());
     CHECK(read_latest(run) == "ckpt-b-final.h5");
   }
@@ -1193,9 +1032,9 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
   {
     INFO(show(r));
     CHECK(r.exit_code == 1);
-    CHECK(contains(r.err, "ckpt-a-final.h5"));
-    CHECK(contains(r.err, "stage 'a'"));
-    CHECK(contains(r.err, "does not exist"));
+    CHECK(contains(r.stderr_text, "ckpt-a-final.h5"));
+    CHECK(contains(r.stderr_text, "stage 'a'"));
+    CHECK(contains(r.stderr_text, "does not exist"));
     CHECK(names_in(per_stage, is_h5).empty());
   }
   r = ringworld(dir.path, 2, per_stage_config + " --stage a");
@@ -1227,7 +1066,7 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
     const RunResult e = ringworld(dir.path, 1, "train --config " + quoted(bad_ini) + " --run-dir " + quoted(dir / "bad"));
     INFO("without '" << key << "'\n" << show(e));
     CHECK(e.exit_code == 2);
-    CHECK(contains(e.err, "stage 'b' is missing '" + key + "'"));
+    CHECK(contains(e.stderr_text, "stage 'b' is missing '" + key + "'"));
     CHECK_FALSE(fs::exists(dir / "bad"));
   }
   {
@@ -1238,7 +1077,7 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
     const RunResult e = ringworld(dir.path, 1, "train --config " + quoted(bad_ini) + " --run-dir " + quoted(dir / "bad"));
     INFO(show(e));
     CHECK(e.exit_code == 2);
-    CHECK(contains(e.err, "'seqlen'"));
+    CHECK(contains(e.stderr_text, "'seqlen'"));
     CHECK_FALSE(fs::exists(dir / "bad"));
   }
 }
@@ -1247,7 +1086,7 @@ TEST_CASE("stages run in order from each other's finals, skip when done, and kee
 // is not the last one takes effect right after that stage's final checkpoint: no step of the
 // next stage runs (it once did: the stop test came after the end-of-stage break).
 TEST_CASE("--stop-after-steps that ends a stage stops before the next stage", "[checkpoints]") {
-  ScratchDir dir("stop_at_boundary");
+  ScratchDir dir("ckpt_stop_at_boundary");
   const fs::path ini = dir / "stages.ini", run = dir / "run";
   StageIni().write(ini);  // stage a has 4 steps
   const RunResult r = ringworld(dir.path, 2, "train --config " + quoted(ini) + " --run-dir " + quoted(run) +
@@ -1264,13 +1103,13 @@ TEST_CASE("--stop-after-steps that ends a stage stops before the next stage", "[
 TEST_CASE("ckpt info calls a checkpoint of another format version invalid", "[checkpoints]") {
   SharedRuns& runs = shared();
   runs.run_b();
-  ScratchDir dir("info_version");
+  ScratchDir dir("ckpt_info_version");
   const fs::path file = dir / "v2.h5";
   fs::copy_file(runs.stopped_at_3 / "ckpt-main-step00000003.h5", file);
   set_i64_attribute(file, "format_version", 2);
   const RunResult r = ringworld(dir.path, 2, "ckpt info " + quoted(file));
   INFO(show(r));
   CHECK(r.exit_code != 0);
-  CHECK(contains(r.out, "INVALID"));
-  CHECK_FALSE(contains(r.out, "valid: every parameter present"));
+  CHECK(contains(r.stdout_text, "INVALID"));
+  CHECK_FALSE(contains(r.stdout_text, "valid: every parameter present"));
 }

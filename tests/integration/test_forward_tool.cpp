@@ -38,8 +38,6 @@
 // tool on any ring may be at most twice as wrong as a straightforward single-process fp32 run;
 // the second is a floor of a few ulps of the tensor's scale.
 #include <hdf5.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
@@ -53,7 +51,6 @@
 #include <fstream>
 #include <functional>
 #include <map>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -67,16 +64,11 @@
 #include "src/model/matmul.h"
 #include "src/model/param_init.h"
 #include "src/model/transformer.h"
+#include "tests/integration/integration_support.h"
 #include "tests/test_support.h"
 
-#ifndef RW_MPIEXEC
-#error "RW_MPIEXEC (the mpirun command line with its flags) must be defined"
-#endif
-#ifndef RW_RINGWORLD_BIN
-#error "RW_RINGWORLD_BIN (path of the ringworld binary) must be defined"
-#endif
-
 namespace fs = std::filesystem;
+using namespace rw::test;
 using rw::model::LlamaConfig;
 
 namespace {
@@ -248,22 +240,8 @@ References references(const LlamaConfig& config, const UnitWeights& weights, con
   return {run_model<double>(config, weights, batch, matmul64), run_model<float>(config, weights, batch, matmul32)};
 }
 
-// The tolerance rule of the header comment, for one tensor.
-void check_tensor(const std::string& name, const std::vector<float>& tool, const std::vector<double>& fp64,
-                  const std::vector<double>& fp32) {
-  REQUIRE(tool.size() == fp64.size());
-  REQUIRE(fp32.size() == fp64.size());
-  bool finite = true;
-  for (float x : tool) finite = finite && std::isfinite(x);
-  const double err_tool = rw::test::max_abs_error(tool, fp64), err_fp32 = rw::test::max_abs_error(fp32, fp64);
-  const double ref_max = rw::test::max_abs(fp64);
-  const double bound = 2 * err_fp32 + 8 * FLT_EPSILON * ref_max;  // basis: header comment
-  INFO(name << ": max|tool-fp64| = " << err_tool << ", max|fp32-fp64| = " << err_fp32 << ", max|fp64| = " << ref_max
-            << ", bound = " << bound);
-  CHECK(finite);
-  CHECK(err_tool <= bound);
-}
-
+// The tolerance rule of the header comment for the scalar loss (for a tensor: check_tensor of
+// integration_support.h).
 void check_scalar(const std::string& name, double tool, double fp64, double fp32) {
   const double err_tool = std::fabs(tool - fp64), err_fp32 = std::fabs(fp32 - fp64);
   const double bound = 2 * err_fp32 + 8 * FLT_EPSILON * std::fabs(fp64);  // basis: header comment
@@ -273,61 +251,7 @@ void check_scalar(const std::string& name, double tool, double fp64, double fp32
   CHECK(err_tool <= bound);
 }
 
-// ---- HDF5 (serial API, default sec2 driver: no MPI needed in this process) -------------------
-
-class H5Writer {
- public:
-  explicit H5Writer(const fs::path& path) {
-    id_ = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(id_ >= 0);
-  }
-  ~H5Writer() {
-    if (id_ >= 0) H5Fclose(id_);
-  }
-  H5Writer(const H5Writer&) = delete;
-  H5Writer& operator=(const H5Writer&) = delete;
-  hid_t id() const { return id_; }
-
-  void f32(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<float>& data) {
-    write(name, dims, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data.data(), data.size());
-  }
-  void i32(const std::string& name, const std::vector<hsize_t>& dims, const std::vector<int32_t>& data) {
-    write(name, dims, H5T_STD_I32LE, H5T_NATIVE_INT32, data.data(), data.size());
-  }
-  void group(const std::string& name) {
-    hid_t g = H5Gcreate2(id_, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(g >= 0);
-    H5Gclose(g);
-  }
-  void attr_i64(const std::string& name, int64_t value) { attr(name, H5T_STD_I64LE, H5T_NATIVE_INT64, &value); }
-  void attr_f64(const std::string& name, double value) { attr(name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value); }
-
- private:
-  void write(const std::string& name, const std::vector<hsize_t>& dims, hid_t file_type, hid_t mem_type,
-             const void* data, std::size_t n_elems) {
-    hsize_t count = 1;
-    for (hsize_t d : dims) count *= d;
-    REQUIRE(count == n_elems);
-    hid_t space = H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr);
-    REQUIRE(space >= 0);
-    hid_t ds = H5Dcreate2(id_, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(ds >= 0);
-    herr_t status = H5Dwrite(ds, mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data);
-    H5Dclose(ds);
-    H5Sclose(space);
-    REQUIRE(status >= 0);
-  }
-  void attr(const std::string& name, hid_t file_type, hid_t mem_type, const void* value) {
-    hid_t space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(id_, name.c_str(), file_type, space, H5P_DEFAULT, H5P_DEFAULT);
-    REQUIRE(a >= 0);
-    herr_t status = H5Awrite(a, mem_type, value);
-    H5Aclose(a);
-    H5Sclose(space);
-    REQUIRE(status >= 0);
-  }
-  hid_t id_ = -1;
-};
+// ---- input and output files -----------------------------------------------------------------
 
 // How to damage a checkpoint (bad-input cases); the default writes a correct one.
 struct CheckpointEdits {
@@ -378,47 +302,6 @@ void write_input(const fs::path& path, const Input& in) {
   if (!in.positions.empty()) f.i32("positions", dims, in.positions);
 }
 
-// RAII file id for reading.
-struct H5Reader {
-  hid_t id = -1;
-  explicit H5Reader(const fs::path& path) {
-    INFO("opening " << path);
-    id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    REQUIRE(id >= 0);
-  }
-  ~H5Reader() {
-    if (id >= 0) H5Fclose(id);
-  }
-  H5Reader(const H5Reader&) = delete;
-  H5Reader& operator=(const H5Reader&) = delete;
-};
-
-// Reads a float32 dataset, requiring its shape to be `dims`.
-std::vector<float> read_f32(hid_t file, const std::string& name, const std::vector<hsize_t>& dims) {
-  INFO("dataset '" << name << "'");
-  REQUIRE(H5Lexists(file, name.c_str(), H5P_DEFAULT) > 0);
-  hid_t ds = H5Dopen2(file, name.c_str(), H5P_DEFAULT);
-  REQUIRE(ds >= 0);
-  hid_t space = H5Dget_space(ds), type = H5Dget_type(ds);
-  const int rank = H5Sget_simple_extent_ndims(space);
-  std::vector<hsize_t> got(rank > 0 ? rank : 0);
-  H5Sget_simple_extent_dims(space, got.data(), nullptr);
-  const bool is_f32 = H5Tget_class(type) == H5T_FLOAT && H5Tget_size(type) == 4;
-  H5Tclose(type);
-  H5Sclose(space);
-  CHECK(is_f32);
-  CHECK(got == dims);
-  std::vector<float> data;
-  if (got == dims) {
-    hsize_t count = 1;
-    for (hsize_t d : dims) count *= d;
-    data.resize(count);
-    CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data()) >= 0);
-  }
-  H5Dclose(ds);
-  return data;
-}
-
 // Reads a scalar float64 dataset.
 double read_scalar_f64(hid_t file, const std::string& name) {
   INFO("dataset '" << name << "'");
@@ -438,21 +321,6 @@ double read_scalar_f64(hid_t file, const std::string& name) {
   return value;
 }
 
-bool read_attr_i64(hid_t file, const char* name, int64_t* out) {
-  if (H5Aexists(file, name) <= 0) return false;
-  hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-  const bool ok = a >= 0 && H5Aread(a, H5T_NATIVE_INT64, out) >= 0;
-  if (a >= 0) H5Aclose(a);
-  return ok;
-}
-bool read_attr_f64(hid_t file, const char* name, double* out) {
-  if (H5Aexists(file, name) <= 0) return false;
-  hid_t a = H5Aopen(file, name, H5P_DEFAULT);
-  const bool ok = a >= 0 && H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
-  if (a >= 0) H5Aclose(a);
-  return ok;
-}
-
 struct ToolOutput {
   std::vector<float> logits;
   double loss = 0;
@@ -461,36 +329,39 @@ struct ToolOutput {
 
 ToolOutput read_output(const fs::path& path, const LlamaConfig& config, const Input& in, bool backward) {
   INFO("reading " << path);
-  H5Reader f(path);
+  const H5File f(path);
+  REQUIRE(f.ok());
   ToolOutput o;
-  o.logits = read_f32(f.id, "logits", {hsize_t(in.batch), hsize_t(in.seq), hsize_t(config.vocab_size)});
-  o.loss = read_scalar_f64(f.id, "loss");
+  o.logits = read_f32(f.id(), "logits", {hsize_t(in.batch), hsize_t(in.seq), hsize_t(config.vocab_size)});
+  o.loss = read_scalar_f64(f.id(), "loss");
   if (backward) {
     for (const auto& unit : rw::model::parameter_units(config))
       for (const auto& t : unit.tensors)
-        o.grads[t.name] = read_f32(f.id, "grads/" + t.name, std::vector<hsize_t>(t.shape.begin(), t.shape.end()));
+        o.grads[t.name] = read_f32(f.id(), "grads/" + t.name, std::vector<hsize_t>(t.shape.begin(), t.shape.end()));
     // Nothing else under /grads.
     H5G_info_t info;
-    hid_t g = H5Gopen2(f.id, "grads", H5P_DEFAULT);
+    hid_t g = H5Gopen2(f.id(), "grads", H5P_DEFAULT);
     REQUIRE(g >= 0);
     CHECK(H5Gget_info(g, &info) >= 0);
     H5Gclose(g);
     CHECK(info.nlinks == o.grads.size());
   } else {
-    CHECK(H5Lexists(f.id, "grads", H5P_DEFAULT) == 0);  // no gradients written without --backward
+    CHECK(H5Lexists(f.id(), "grads", H5P_DEFAULT) == 0);  // no gradients written without --backward
   }
   return o;
 }
 
 // Reads /params/<name> of a parameter file into the unit layout of `config`.
 UnitWeights read_param_file(const fs::path& path, const LlamaConfig& config) {
-  H5Reader f(path);
+  INFO("reading " << path);
+  const H5File f(path);
+  REQUIRE(f.ok());
   UnitWeights w;
   for (const auto& unit : rw::model::parameter_units(config)) {
     std::vector<float> v(unit.count);
     for (std::size_t t = 0; t < unit.tensors.size(); ++t) {
       const auto& spec = unit.tensors[t];
-      const auto data = read_f32(f.id, "params/" + spec.name, std::vector<hsize_t>(spec.shape.begin(), spec.shape.end()));
+      const auto data = read_f32(f.id(), "params/" + spec.name, std::vector<hsize_t>(spec.shape.begin(), spec.shape.end()));
       REQUIRE(static_cast<int64_t>(data.size()) == spec.count());
       std::copy(data.begin(), data.end(), v.begin() + unit.offsets[t]);
     }
@@ -501,49 +372,10 @@ UnitWeights read_param_file(const fs::path& path, const LlamaConfig& config) {
 
 // ---- running the tools -----------------------------------------------------------------------
 
-// A scratch directory under the current directory (ctest: the build's tests dir), removed at
-// the end of the test case.
-struct ScratchDir {
-  fs::path path;
-  explicit ScratchDir(const std::string& tag) {
-    path = fs::current_path() / ("forward_tool_" + tag + "_" + std::to_string(getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  fs::path operator/(const std::string& name) const { return path / name; }
-};
-
-struct RunResult {
-  int exit_code = -1;  // -1: did not exit normally; 124: killed by `timeout` (a hang)
-  std::string stdout_text, stderr_text;
-  std::string command;
-};
-
-std::string slurp(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string quoted(const fs::path& p) { return "'" + p.string() + "'"; }
-
 // Runs `timeout T mpirun -np N ringworld ARGS` (ARGS starts with the command), stdout and
 // stderr to files in dir.
 RunResult run_tool(const ScratchDir& dir, int np, const std::string& args, int timeout_s = 60) {
-  const fs::path out_log = dir / "stdout.txt", err_log = dir / "stderr.txt";
-  RunResult r;
-  r.command = "timeout " + std::to_string(timeout_s) + " " + RW_MPIEXEC + " -np " + std::to_string(np) + " " +
-              RW_RINGWORLD_BIN + " " + args;
-  const int status = std::system((r.command + " >" + quoted(out_log) + " 2>" + quoted(err_log)).c_str());
-  if (status != -1 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  r.stdout_text = slurp(out_log);
-  r.stderr_text = slurp(err_log);
-  return r;
+  return run_ringworld(np, args, timeout_s, dir / "stdout.txt", dir / "stderr.txt");
 }
 
 std::string forward_args(const fs::path& ckpt, const fs::path& in, const fs::path& out, const std::string& layout,
@@ -559,31 +391,6 @@ std::string forward_args(const fs::path& ckpt, const fs::path& in, const fs::pat
 const char* kTrainModel =
     " --hidden_size 16 --intermediate_size 40 --num_hidden_layers 2 --num_attention_heads 4"
     " --num_key_value_heads 2 --vocab_size 37";
-
-std::vector<std::string> tool_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (line.rfind("ringworld", 0) == 0) lines.push_back(line);
-  return lines;
-}
-
-// Bad input: non-zero exit without a hang, one tool line on stderr that names the problem
-// (contains `needle`), no fatal/abort path taken, and no output or temporary file left.
-void expect_clean_failure(const RunResult& r, const fs::path& output, const std::string& needle) {
-  INFO("command: " << r.command);
-  INFO("stderr:\n" << r.stderr_text);
-  CHECK(r.exit_code != 124);  // timed out: some rank hung
-  CHECK(r.exit_code != 0);
-  const auto lines = tool_lines(r.stderr_text);
-  REQUIRE(lines.size() == 1);
-  CHECK(lines[0].find("error") != std::string::npos);
-  CHECK(lines[0].find(needle) != std::string::npos);
-  CHECK(r.stderr_text.find("fatal") == std::string::npos);
-  CHECK(r.stderr_text.find("MPI_ABORT") == std::string::npos);
-  CHECK_FALSE(fs::exists(output));
-  CHECK_FALSE(fs::exists(output.string() + ".tmp"));
-}
 
 // Runs forward and checks every output tensor against the references with the rule.
 void check_forward_run(const ScratchDir& dir, int np, const fs::path& ckpt, const fs::path& in_path,
@@ -638,7 +445,7 @@ const std::vector<Case> kPackedCases = {
 }  // namespace
 
 TEST_CASE("forward tool matches the fp64 model for every rank count and layout", "[forward_tool]") {
-  ScratchDir dir("correct");
+  ScratchDir dir("forward_tool_correct");
   const LlamaConfig config = tiny_config();
   const UnitWeights weights = random_weights(config, 101);
   const fs::path ckpt = dir / "ckpt.h5";
@@ -669,7 +476,7 @@ TEST_CASE("forward tool matches the fp64 model for every rank count and layout",
 }
 
 TEST_CASE("forward tool is bit-for-bit repeatable", "[forward_tool]") {
-  ScratchDir dir("repeat");
+  ScratchDir dir("forward_tool_repeat");
   const LlamaConfig config = tiny_config();
   const UnitWeights weights = random_weights(config, 111);
   const fs::path ckpt = dir / "ckpt.h5", in_path = dir / "in.h5", out1 = dir / "out1.h5", out2 = dir / "out2.h5";
@@ -682,9 +489,6 @@ TEST_CASE("forward tool is bit-for-bit repeatable", "[forward_tool]") {
     REQUIRE(r.exit_code == 0);
   }
   const ToolOutput a = read_output(out1, config, in, true), b = read_output(out2, config, in, true);
-  auto same_bits = [](const std::vector<float>& x, const std::vector<float>& y) {
-    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
-  };
   CHECK(same_bits(a.logits, b.logits));
   CHECK(std::memcmp(&a.loss, &b.loss, sizeof(double)) == 0);
   REQUIRE(a.grads.size() == b.grads.size());
@@ -695,7 +499,7 @@ TEST_CASE("forward tool is bit-for-bit repeatable", "[forward_tool]") {
 }
 
 TEST_CASE("train --save-params files feed forward and train --init-params", "[forward_tool]") {
-  ScratchDir dir("train");
+  ScratchDir dir("forward_tool_train");
   const LlamaConfig config = tiny_config();
   const fs::path params = dir / "P.h5";
 
@@ -705,7 +509,7 @@ TEST_CASE("train --save-params files feed forward and train --init-params", "[fo
                                  std::string("train --steps 3 --seq-len 32") + kTrainModel + " --save-params " +
                                      quoted(params),
                                  120);
-    INFO("command: " << r.command << "\nstdout:\n" << r.stdout_text << "\nstderr:\n" << r.stderr_text);
+    INFO(show(r));
     REQUIRE(r.exit_code == 0);
     REQUIRE(fs::exists(params));
     CHECK_FALSE(fs::exists(params.string() + ".tmp"));
@@ -713,22 +517,14 @@ TEST_CASE("train --save-params files feed forward and train --init-params", "[fo
 
   // 2. The file describes itself: every config attribute, and the step count.
   {
-    H5Reader f(params);
+    INFO("reading " << params);
+    const H5File f(params);
+    REQUIRE(f.ok());
     for (const auto& field : rw::model::config_fields()) {
-      INFO("attribute " << field.name);
-      if (field.integer) {
-        int64_t v = -1;
-        CHECK(read_attr_i64(f.id, field.name, &v));
-        CHECK(v == config.*field.integer);
-      } else {
-        double v = -1;
-        CHECK(read_attr_f64(f.id, field.name, &v));
-        CHECK(v == config.*field.real);
-      }
+      if (field.integer) CHECK(get_i64(f.id(), field.name) == config.*field.integer);
+      else CHECK(get_f64(f.id(), field.name) == config.*field.real);
     }
-    double step = -1;
-    CHECK(read_attr_f64(f.id, "step", &step));
-    CHECK(step == 3);
+    CHECK(get_f64(f.id(), "step") == 3);
   }
   const UnitWeights trained = read_param_file(params, config);
   {
@@ -797,7 +593,7 @@ TEST_CASE("train --save-params files feed forward and train --init-params", "[fo
                                      quoted(params) + " --metrics " + quoted(metrics) + " --save-params " +
                                      quoted(params2),
                                  120);
-    INFO("command: " << r.command << "\nstdout:\n" << r.stdout_text << "\nstderr:\n" << r.stderr_text);
+    INFO(show(r));
     REQUIRE(r.exit_code == 0);
     CHECK(fs::exists(params2));
   }
@@ -816,7 +612,7 @@ TEST_CASE("train --save-params files feed forward and train --init-params", "[fo
 }
 
 TEST_CASE("forward and train reject bad input cleanly on every rank", "[forward_tool]") {
-  ScratchDir dir("bad");
+  ScratchDir dir("forward_tool_bad");
   const LlamaConfig config = tiny_config();
   const UnitWeights weights = random_weights(config, 131);
   const fs::path out = dir / "out.h5", ckpt = dir / "ckpt.h5", in_path = dir / "in.h5";
@@ -826,86 +622,84 @@ TEST_CASE("forward and train reject bad input cleanly on every rank", "[forward_
   auto forward_cmd = [&](const fs::path& c, const fs::path& i) {
     return "forward --checkpoint " + quoted(c) + " --input " + quoted(i) + " --output " + quoted(out);
   };
-
-  SECTION("missing checkpoint file") {
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(dir / "nope.h5", in_path)), out, "nope.h5");
-  }
-  SECTION("checkpoint missing a parameter") {
-    const fs::path c = dir / "missing_param.h5";
+  // `forward` of checkpoint c on input i, on np ranks, fails cleanly, naming `needle`.
+  auto expect_rejected = [&](int np, const fs::path& c, const fs::path& i, const std::string& needle) {
+    const RunResult r = run_tool(dir, np, forward_cmd(c, i));
+    expect_clean_failure(r, out, needle);
+    return r;
+  };
+  // dir / name: the checkpoint of `weights`, damaged as `edit` says.
+  auto checkpoint_with = [&](const std::string& name, const std::function<void(CheckpointEdits&)>& edit) {
     CheckpointEdits e;
-    e.skip_tensor = "model.layers.1.mlp.up_proj.weight";
-    write_checkpoint(c, config, weights, e);
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(c, in_path)), out, "model.layers.1.mlp.up_proj.weight");
+    edit(e);
+    write_checkpoint(dir / name, config, weights, e);
+    return dir / name;
+  };
+  // dir / name: the input `good`, changed by `edit`.
+  auto input_with = [&](const std::string& name, const std::function<void(Input&)>& edit) {
+    Input bad = good;
+    edit(bad);
+    write_input(dir / name, bad);
+    return dir / name;
+  };
+
+  SECTION("missing checkpoint file") { expect_rejected(2, dir / "nope.h5", in_path, "nope.h5"); }
+  SECTION("checkpoint missing a parameter") {
+    const fs::path c =
+        checkpoint_with("missing_param.h5", [](CheckpointEdits& e) { e.skip_tensor = "model.layers.1.mlp.up_proj.weight"; });
+    expect_rejected(2, c, in_path, "model.layers.1.mlp.up_proj.weight");
   }
   SECTION("parameter with the wrong shape") {
-    const fs::path c = dir / "wrong_shape.h5";
-    CheckpointEdits e;
-    e.reshape_tensor = "model.layers.0.self_attn.k_proj.weight";
-    e.new_shape = {16, 16};  // the config needs [kv_width 8, hidden 16]
-    write_checkpoint(c, config, weights, e);
-    const RunResult r = run_tool(dir, 2, forward_cmd(c, in_path));
-    expect_clean_failure(r, out, "model.layers.0.self_attn.k_proj.weight");
+    const fs::path c = checkpoint_with("wrong_shape.h5", [](CheckpointEdits& e) {
+      e.reshape_tensor = "model.layers.0.self_attn.k_proj.weight";
+      e.new_shape = {16, 16};  // the config needs [kv_width 8, hidden 16]
+    });
+    const RunResult r = expect_rejected(2, c, in_path, "model.layers.0.self_attn.k_proj.weight");
     CHECK(r.stderr_text.find("[16, 16]") != std::string::npos);
   }
   SECTION("extra unknown parameter") {
-    const fs::path c = dir / "extra_param.h5";
-    CheckpointEdits e;
-    e.extra_tensor = "model.layers.2.input_layernorm.weight";  // a third layer the config lacks
-    write_checkpoint(c, config, weights, e);
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(c, in_path)), out, "model.layers.2.input_layernorm.weight");
+    const fs::path c = checkpoint_with("extra_param.h5", [](CheckpointEdits& e) {
+      e.extra_tensor = "model.layers.2.input_layernorm.weight";  // a third layer the config lacks
+    });
+    expect_rejected(2, c, in_path, "model.layers.2.input_layernorm.weight");
   }
   SECTION("missing config attribute") {
-    const fs::path c = dir / "no_rope_theta.h5";
-    CheckpointEdits e;
-    e.skip_attribute = "rope_theta";
-    write_checkpoint(c, config, weights, e);
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(c, in_path)), out, "rope_theta");
+    const fs::path c = checkpoint_with("no_rope_theta.h5", [](CheckpointEdits& e) { e.skip_attribute = "rope_theta"; });
+    expect_rejected(2, c, in_path, "rope_theta");
   }
   SECTION("token id equal to the vocabulary size") {
-    Input bad = good;
-    // Row 1, token 0 (rank 0): no token's target, so the token check is the first to fire.
-    bad.tokens[48] = static_cast<int32_t>(config.vocab_size);
-    const fs::path i = dir / "token_37.h5";
-    write_input(i, bad);
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(ckpt, i)), out, "token id 37");
+    const fs::path i = input_with("token_37.h5", [&](Input& bad) {
+      // Row 1, token 0 (rank 0): no token's target, so the token check is the first to fire.
+      bad.tokens[48] = static_cast<int32_t>(config.vocab_size);
+    });
+    expect_rejected(2, ckpt, i, "token id 37");
   }
   SECTION("negative token id") {
-    Input bad = good;
-    bad.tokens[3] = -3;
-    const fs::path i = dir / "token_neg.h5";
-    write_input(i, bad);
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(ckpt, i)), out, "token id -3");
+    const fs::path i = input_with("token_neg.h5", [](Input& bad) { bad.tokens[3] = -3; });
+    expect_rejected(2, ckpt, i, "token id -3");
   }
   SECTION("target id outside the vocabulary") {
-    Input bad = good;
-    bad.targets = whole_batch(good).targets;
-    bad.targets[20] = 40;
-    const fs::path i = dir / "target_40.h5";
-    write_input(i, bad);
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(ckpt, i)), out, "target id 40");
+    const fs::path i = input_with("target_40.h5", [&](Input& bad) {
+      bad.targets = whole_batch(good).targets;
+      bad.targets[20] = 40;
+    });
+    expect_rejected(2, ckpt, i, "target id 40");
   }
   SECTION("tokens stored as float32") {
     const fs::path i = dir / "tokens_f32.h5";
-    {
-      H5Writer f(i);
-      f.f32("tokens", {2, 48}, std::vector<float>(good.tokens.begin(), good.tokens.end()));
-    }
-    const RunResult r = run_tool(dir, 2, forward_cmd(ckpt, i));
-    expect_clean_failure(r, out, "'tokens'");
+    H5Writer(i).f32("tokens", {2, 48}, std::vector<float>(good.tokens.begin(), good.tokens.end()));
+    const RunResult r = expect_rejected(2, ckpt, i, "'tokens'");
     CHECK(r.stderr_text.find("float32") != std::string::npos);
   }
   SECTION("tokens of rank 3") {
     const fs::path i = dir / "tokens_rank3.h5";
-    {
-      H5Writer f(i);
-      f.i32("tokens", {2, 48, 1}, good.tokens);
-    }
-    expect_clean_failure(run_tool(dir, 2, forward_cmd(ckpt, i)), out, "'tokens'");
+    H5Writer(i).i32("tokens", {2, 48, 1}, good.tokens);
+    expect_rejected(2, ckpt, i, "'tokens'");
   }
   SECTION("seq 50 over 4 ranks") {
     const fs::path i = dir / "seq50.h5";
     write_input(i, random_tokens(2, 50, static_cast<int>(config.vocab_size), 606));
-    expect_clean_failure(run_tool(dir, 4, forward_cmd(ckpt, i)), out, "sequence length 50");
+    expect_rejected(4, ckpt, i, "sequence length 50");
   }
   SECTION("train with --dp 3 on 2 ranks") {
     expect_clean_failure(run_tool(dir, 2,
