@@ -47,7 +47,7 @@ struct Options {
   std::string seq_text = "4096,8192,16384";
   std::string head_dim_text = "64,128";
   int heads = 8;
-  int block_q = 128, block_k = 128;
+  int block_q = 256, block_k = 256;
   int reps = 3;
   double budget_s = 25;  // per case: timed runs of fwd+bwd together
   bool quick = false, json = false;

@@ -74,7 +74,7 @@ struct Options {
   std::string mem_seq_text = "16384,65536";
   std::string layout_text = "zigzag";
   int heads = 8, kv_heads = 8, head_dim = 64;
-  int block_q = 128, block_k = 128;
+  int block_q = 256, block_k = 256;
   int threads_per_rank = 1;
   int reps = 3;
   double budget_s = 60;  // per case: timed t1 + ring reps

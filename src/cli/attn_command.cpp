@@ -24,7 +24,7 @@ namespace {
 struct AttnOptions {
   std::string input, output, layout = "zigzag", device = "cpu";
   bool causal = false, backward = false, quiet = false;
-  int block_q = 128, block_k = 128;
+  int block_q = 256, block_k = 256;
   double timeout_s = 900;
 };
 

@@ -55,7 +55,7 @@ int run_eval(int argc, char** argv) {
   std::string checkpoint, lengths_text = "512,1K,2K,4K,8K", depths_text = "0,25,50,75,100", csv, png, layout_text = "zigzag",
                           title;
   infer::NeedleEvalOptions options;
-  int block = 128;
+  int block = 256;
   po::options_description desc("eval needle options");
   desc.add_options()("help,h", "show this help")
       ("checkpoint", po::value(&checkpoint), "checkpoint or parameter file (HDF5)")

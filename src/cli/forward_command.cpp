@@ -30,7 +30,7 @@ int run_forward(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
   std::string checkpoint, input, output, layout_text = "zigzag", device_name = "cpu";
   bool backward = false, quiet = false;
-  int block_q = 128, block_k = 128;
+  int block_q = 256, block_k = 256;
   double timeout = 900;
   po::options_description desc("options");
   desc.add_options()

@@ -31,7 +31,7 @@ struct RunPlan {
   uint64_t seed = 1;
   AdamWConfig adamw;
   double clip_grad_norm = 1.0;
-  int block_q = 128, block_k = 128;
+  int block_q = 256, block_k = 256;
   int64_t ffn_chunk = 1024;
   int log_every = 1;
   double timeout_s = 900;
