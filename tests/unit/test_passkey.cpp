@@ -1,0 +1,80 @@
+// test_passkey.cpp: the passkey documents: exact length, the needle at the requested depth, the
+// answer equal to the needle's digits, multi-needle questions, determinism; the training source
+// weights the answer digits; length parsing of the evaluation.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+
+#include "src/common/input_error.h"
+#include "src/data/passkey.h"
+#include "src/infer/needle_eval.h"
+
+using namespace rw;
+using data::PasskeyVocab;
+
+TEST_CASE("passkey documents put the needle at the requested depth", "[passkey]") {
+  data::PasskeyOptions o;
+  for (int length : {64, 500, 4096})
+    for (double depth : {0.0, 25.0, 50.0, 75.0, 100.0}) {
+      const auto doc = data::make_passkey_document(o, length, depth, 7, 3);
+      REQUIRE(static_cast<int>(doc.tokens.size()) == length);
+      CHECK(doc.tokens.front() == PasskeyVocab::kBos);
+      CHECK(doc.tokens.back() == PasskeyVocab::kEos);
+      const int key = doc.needle_positions[0];
+      REQUIRE(doc.tokens[key] == PasskeyVocab::kKey);
+      // Depth is measured over the filler (the document minus needle and question): the needle
+      // sits at a sentence boundary at or before the requested point, so within one sentence
+      // (4 tokens) of it.
+      const int question = 1 + o.asked * (3 + o.digits);
+      const int filler = length - 1 - question - (3 + o.digits);
+      const long wanted = 1 + std::lround(depth / 100.0 * filler);  // after <bos>
+      CHECK(key <= wanted);
+      CHECK(key >= wanted - 4);
+      // The answer repeats the needle's digits.
+      REQUIRE(doc.answer_positions.size() == static_cast<std::size_t>(o.digits));
+      for (int k = 0; k < o.digits; ++k) CHECK(doc.tokens[doc.answer_positions[k]] == doc.tokens[key + 2 + k]);
+      CHECK(doc.tokens[doc.answer_positions[0] - 2] == doc.tokens[key + 1]);  // asks for the needle's name
+    }
+}
+
+TEST_CASE("multi-needle documents ask for the right names; generation is deterministic", "[passkey]") {
+  data::PasskeyOptions o;
+  o.needles = 4;
+  o.asked = 2;
+  const auto a = data::make_passkey_document(o, 300, 40, 11, 5), b = data::make_passkey_document(o, 300, 40, 11, 5);
+  CHECK(a.tokens == b.tokens);
+  CHECK(data::make_passkey_document(o, 300, 40, 12, 5).tokens != a.tokens);
+  REQUIRE(a.answer_positions.size() == 2u * o.digits);
+  for (int q = 0; q < 2; ++q) {
+    const int first = a.answer_positions[q * o.digits];
+    const int32_t name = a.tokens[first - 2];
+    const int key = a.needle_positions[q];
+    CHECK(a.tokens[key + 1] == name);
+    for (int k = 0; k < o.digits; ++k) CHECK(a.tokens[a.answer_positions[q * o.digits + k]] == a.tokens[key + 2 + k]);
+  }
+  CHECK_THROWS_AS(data::make_passkey_document(o, 20, 0, 1, 1), InputError);
+}
+
+TEST_CASE("the passkey source packs documents and weights answer digits", "[passkey]") {
+  data::PasskeyOptions o;
+  data::PasskeySource source(o, 3, 256, 2, 1, 0, 1, 0, Layout::contiguous);
+  const data::LocalBatch b = source.next();
+  REQUIRE(b.tokens.size() == 512u);
+  int heavy = 0;
+  for (std::size_t i = 0; i < b.tokens.size(); ++i)
+    if (b.loss_weights[i] == o.answer_weight) {
+      ++heavy;
+      CHECK(b.targets[i] >= PasskeyVocab::kDigit0);
+      CHECK(b.targets[i] < PasskeyVocab::kDigit0 + 10);
+    }
+  CHECK(heavy >= 2 * o.digits);  // at least one document per sequence
+  CHECK(heavy % o.digits == 0);
+}
+
+TEST_CASE("needle evaluation options parse lengths and depths", "[passkey]") {
+  CHECK(infer::parse_lengths("512,1K,2k,1M") == std::vector<int>{512, 1024, 2048, 1048576});
+  CHECK_THROWS_AS(infer::parse_lengths("512,x"), InputError);
+  CHECK(infer::parse_depths("0,50,100") == std::vector<double>{0, 50, 100});
+  CHECK_THROWS_AS(infer::parse_depths("120"), InputError);
+}
