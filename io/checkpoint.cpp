@@ -1,6 +1,9 @@
 // checkpoint.cpp
 #include "io/checkpoint.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstring>
 #include <sstream>
 
@@ -109,6 +112,14 @@ CheckpointState read_checkpoint_state(const std::string& path, model::LlamaConfi
 
 void load_checkpoint(const std::string& path, train::FsdpParams& params, bool with_optimizer) {
   silence_hdf5_errors();
+  // Ask the kernel to read the file ahead while tensors are read and checksummed one by one, so
+  // device reads overlap the checksum work (every rank: nodes have their own page caches; on one
+  // node the repeated requests find the pages already on their way).
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd >= 0) {
+    posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+    close(fd);
+  }
   H5File file = H5File::open_read(path);
   read_tensor_group(file, params, "params", ShardField::weights, true);
   if (with_optimizer) {
