@@ -1,5 +1,6 @@
 # ringworld: a thin wrapper over CMake.
 #   make demo    install what is missing, build, run the main job on its embedded default
+#                (jobs/demo.sh: context extension 512 -> 2K -> 8K, needle evaluation; runs/demo)
 #   make test    install what is missing, build, run the whole test suite
 #   make deps    install missing Debian packages (idempotent; says what it installs)
 #   make build   configure and build (Release) in $(BUILD_DIR)
@@ -40,7 +41,11 @@ test: build
 bench: build
 	cmake --build $(BUILD_DIR) --target bench
 
-demo: build
+# The demo needs only the ringworld binary, and gnuplot for its PNG heatmaps (optional: without
+# it the tables and CSVs are still written).
+demo: deps $(BUILD_DIR)/CMakeCache.txt
+	-@$(MAKE) --no-print-directory deps DEB_PACKAGES=gnuplot-nox
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target ringworld
 	@bash jobs/demo.sh $(BUILD_DIR)
 
 clean:

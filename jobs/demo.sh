@@ -1,33 +1,132 @@
 #!/usr/bin/env bash
-# jobs/demo.sh BUILD_DIR: the current main job (`make demo`). Until the training demo lands
-# (model, stages and needle evaluation), it shows the operator everything else stands on:
-# exact ring attention on 2 MPI ranks (zigzag, causal, packed documents, forward + backward)
-# agreeing with the same computation on 1 rank. Files go to runs/demo/.
+# jobs/demo.sh BUILD_DIR | RINGWORLD_BINARY: the main job (`make demo` runs it after the build).
+# LWM's progressive context extension in miniature: the stages of jobs/demo.ini (a small LLaMA
+# on synthetic passkey data, 512 -> 2K -> 8K tokens, RoPE theta raised at each stage) trained one
+# at a time on a ring of 2 MPI ranks (sp = 2, zigzag), an HDF5 checkpoint per stage, and after
+# each stage the needle-in-a-haystack evaluation over context lengths from the first stage's
+# length up to the last stage's. Ends with the accuracy tables and where the files are.
+#
+# Run again, it reuses what is done: a stage whose final checkpoint exists is not trained again
+# and an evaluation newer than its checkpoint is not repeated. If the config differs from the
+# one the run directory was made with, it says so, moves the old run aside
+# (RUN_DIR.old-TIMESTAMP) and starts over.
+#
+# Environment: DEMO_CONFIG (default jobs/demo.ini), DEMO_RUN_DIR (default runs/demo),
+# DEMO_TRIALS (documents per length x depth cell, default 3), DEMO_RANKS (default 2).
 set -euo pipefail
-build=${1:-build}
-bin="$build/ringworld"
-out=runs/demo
-mkdir -p "$out"
-mpirun_cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+arg=${1:-build}
+if [ -f "$arg" ]; then bin=$(realpath "$arg"); else bin=$(realpath -m "$arg/ringworld"); fi
+config=$(realpath -m "${DEMO_CONFIG:-$here/demo.ini}")
+run=$(realpath -m "${DEMO_RUN_DIR:-$root/runs/demo}")
+trials=${DEMO_TRIALS:-3}
+ranks=${DEMO_RANKS:-2}
+depths=0,25,50,75,100
+[ -x "$bin" ] || { echo "demo: no ringworld binary at $bin (build first: make build)" >&2; exit 2; }
+[ -f "$config" ] || { echo "demo: no config $config" >&2; exit 2; }
+mpirun_cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1
+            -np "$ranks")
+start=$SECONDS
 
-seq=${DEMO_SEQ:-8192}
-echo "== ringworld demo: exact ring attention, seq $seq, 8 heads (GQA 8:2), head_dim 64, 4 packed documents"
-if [ -f "$out/input.h5" ] && [ "$(cat "$out/input.args" 2>/dev/null)" = "$seq" ]; then
-  echo "-- reusing $out/input.h5"
-else
-  "${mpirun_cmd[@]}" -np 2 "$bin" attn-input --output "$out/input.h5" --seq "$seq" --heads 8 --kv-heads 2 \
-    --head-dim 64 --documents 4
-  echo "$seq" > "$out/input.args"
+# Stages of the config, in order: name seq-len rope_theta steps global-batch-tokens.
+mapfile -t stages < <(awk -F'=' '
+  function trim(s) { gsub(/^[ \t]+|[ \t\r]+$/, "", s); return s }
+  /^[ \t]*[#;]/ { next }
+  /^[ \t]*\[/ { if (name != "") print name, seq, theta, steps, tokens
+                name = ""; line = trim($0)
+                if (line ~ /^\[stage\./) { name = substr(line, 8, length(line) - 8); seq = theta = steps = tokens = "?" }
+                next }
+  name != "" && NF >= 2 { k = trim($1); v = trim($2)
+                if (k == "seq-len") seq = v; else if (k == "rope_theta") theta = v
+                else if (k == "steps") steps = v; else if (k == "global-batch-tokens") tokens = v }
+  END { if (name != "") print name, seq, theta, steps, tokens }' "$config")
+[ "${#stages[@]}" -gt 0 ] || { echo "demo: $config has no [stage.NAME] sections" >&2; exit 2; }
+read -r _ first_seq _ <<< "${stages[0]}"
+read -r _ last_seq _ <<< "${stages[-1]}"
+lengths=""
+for ((l = first_seq; l <= last_seq; l *= 2)); do lengths+="${lengths:+,}$l"; done
+
+echo "== ringworld demo: ${#stages[@]} stages of context extension ($config), $ranks ranks (sp = $ranks, zigzag)"
+for s in "${stages[@]}"; do
+  read -r name seq theta steps tokens <<< "$s"
+  echo "   stage $name: seq_len $seq, rope_theta $theta, $steps steps of $tokens tokens"
+done
+echo "   needle evaluation after each stage: lengths $lengths x depths $depths %, $trials trial(s) per cell"
+
+# A run directory made with another config is moved aside, never mixed with this one.
+if [ -d "$run" ] && [ -n "$(ls -A "$run")" ] && ! cmp -s "$config" "$run/demo.ini"; then
+  old="$run.old-$(date +%Y%m%d-%H%M%S)"
+  if [ -f "$run/demo.ini" ]; then
+    echo "== $config changed since $run was trained (its copy: $run/demo.ini):"
+    diff -u "$run/demo.ini" "$config" | sed -n '3,$p' | grep '^[-+]' | sed 's/^/     /' || true
+  else
+    echo "== $run holds something else than this demo's run (no demo.ini)."
+  fi
+  echo "== STARTING OVER: the old run moves to $old"
+  mv "$run" "$old"
 fi
-echo "-- 2 ranks, zigzag layout:"
-"${mpirun_cmd[@]}" -np 2 "$bin" attn --input "$out/input.h5" --output "$out/ring2.h5" --causal --backward --layout zigzag
-echo "-- 1 rank (same code path, no neighbours):"
-"${mpirun_cmd[@]}" -np 1 "$bin" attn --input "$out/input.h5" --output "$out/ring1.h5" --causal --backward
-echo "-- comparing out, lse, dq, dk, dv (h5diff, absolute 1e-4; values are O(1) and both are fp32"
-echo "   with different summation orders; the test suite checks against fp64 with stated bounds):"
-if h5diff -d 1e-4 "$out/ring1.h5" "$out/ring2.h5"; then
-  echo "== ring of 2 ranks == single rank. Files: $out/{input,ring1,ring2}.h5"
+mkdir -p "$run"
+cp "$config" "$run/demo.ini"
+echo "   run directory: $run"
+
+index=0
+for s in "${stages[@]}"; do
+  read -r name seq theta steps tokens <<< "$s"
+  index=$((index + 1))
+  ckpt="$run/ckpt-$name-final.h5"
+  if [ -f "$ckpt" ]; then
+    echo "== stage $index/${#stages[@]} ($name): already trained, reusing $ckpt"
+  else
+    echo "== stage $index/${#stages[@]} ($name): training, seq_len $seq, rope_theta $theta, $steps steps  [$((SECONDS - start)) s]"
+    t0=$SECONDS
+    "${mpirun_cmd[@]}" "$bin" train --config "$config" --run-dir "$run" --stage "$name" 2>&1 | tee "$run/train-$name.log"
+    [ -f "$ckpt" ] || { echo "demo: stage $name ended without $ckpt" >&2; exit 1; }
+    echo "   stage $name trained in $((SECONDS - t0)) s"
+  fi
+
+  csv="$run/needle-$name.csv"
+  table="$run/needle-$name.txt"
+  eval_args="--lengths $lengths --depths $depths --trials $trials"
+  if [ "$csv" -nt "$ckpt" ] && [ -f "$table" ] && [ "$(cat "$run/needle-$name.args" 2>/dev/null)" = "$eval_args" ]; then
+    echo "-- needle evaluation after stage $name: up to date, reusing $csv"
+  else
+    echo "-- needle evaluation after stage $name (rope_theta $theta)  [$((SECONDS - start)) s]"
+    t0=$SECONDS
+    rm -f "$csv" "$table"
+    # shellcheck disable=SC2086
+    "${mpirun_cmd[@]}" "$bin" eval needle --checkpoint "$ckpt" $eval_args --csv "$csv" --png "$run/needle-$name.png" \
+      --title "after stage $name (trained at $seq tokens, rope_theta $theta)" 2>&1 | tee "$run/needle-$name.log"
+    [ -f "$csv" ] || { echo "demo: the evaluation of stage $name wrote no $csv" >&2; exit 1; }
+    awk '/^needle accuracy/ { p = 1 } p && /^  [a-z]/ { p = 0 } p' "$run/needle-$name.log" > "$table"
+    echo "$eval_args" > "$run/needle-$name.args"
+    echo "   evaluated in $((SECONDS - t0)) s"
+  fi
+done
+
+echo
+echo "== needle retrieval after each stage: the share of documents whose every answer digit the model"
+echo "   gets right, by context length (columns) and needle depth (rows, % of the document)"
+for s in "${stages[@]}"; do
+  read -r name seq theta _ <<< "$s"
+  echo
+  echo "-- after stage $name (trained at $seq tokens, rope_theta $theta):"
+  sed -n '2,$p' "$run/needle-$name.txt"
+done
+read -r last_name _ <<< "${stages[-1]}"
+worst=$(awk -F, -v max="$last_seq" 'NR > 1 && $1 <= max { if (min == "" || $5 < min) min = $5 } END { print min }' \
+  "$run/needle-$last_name.csv")
+echo
+echo "== after the last stage, the lowest accuracy over every length up to $last_seq and every depth: $worst"
+echo "== files in $run:"
+names=""
+for s in "${stages[@]}"; do read -r name _ <<< "$s"; names+="ckpt-$name-final.h5 "; done
+echo "   checkpoints:     $names(one per stage)"
+echo "   needle results:  needle-<stage>.csv (length,depth,trials,correct,accuracy), needle-<stage>.txt"
+if ls "$run"/needle-*.png > /dev/null 2>&1; then
+  echo "   heatmaps:        needle-<stage>.png"
 else
-  echo "== MISMATCH between 1 and 2 ranks" >&2
-  exit 1
+  echo "   heatmaps:        none (the PNGs need gnuplot: apt-get install gnuplot-nox)"
 fi
+echo "   logs:            train-<stage>.log, needle-<stage>.log, metrics.jsonl; the run's plan: run.ini"
+echo "== done in $((SECONDS - start)) s"

@@ -18,14 +18,16 @@
 //                each rep times t1 then the ring (interleaved: load drift on a shared machine
 //                hits both), medians over reps;
 //                efficiency = t1 / (ranks * ring_max)  (1.0: perfect strong scaling).
-//   ring_steps   per step (averaged over timed reps): compute and exposed wait (avg and max
-//                over ranks; RingStepStats: wait = time blocked on transfers after the step's
-//                compute ended, which also absorbs a slower neighbour), bytes sent per rank,
-//                and bare_comm_ms = the time the same bytes take round the ring with no
-//                compute (measured here). Overlap is given two ways:
-//                  busy_pct   = 100 * compute / (compute + exposed_wait)  (avg over ranks)
-//                  hidden_pct = 100 * (1 - exposed_wait / bare_comm), clamped to [0, 100]:
-//                               the share of the transfer time hidden behind compute.
+//   ring_steps   per step (averaged over timed reps): compute (avg, max, imbalance = max - min
+//                over ranks) and exposed wait (avg, min, max; RingStepStats: wait = time
+//                blocked on transfers after the step's compute ended, which also covers a
+//                slower neighbour), bytes sent per rank, and bare_comm_ms = the time the same
+//                bytes take round the ring with no compute (measured here). Overlap two ways:
+//                  busy_pct   = 100 * compute / (compute + exposed_wait)  (avgs over ranks)
+//                  hidden_pct = 100 * (1 - exposed_wait_min / bare_comm), clamped to [0, 100]:
+//                               the share of the transfer time hidden behind compute. The
+//                               smallest wait is used because the last rank to finish its
+//                               compute waits for the transfer only, the others for it too.
 // Warm-ups are short (a 1024-token prefix for t1, a 2048-token-per-rank ring before each
 // layout); timed reps stop at --reps or when one more would exceed --budget-s (at least one).
 #include <cblas.h>
@@ -206,13 +208,14 @@ void add_step_rows(Table& table, const std::string& layout, int seq_len, const c
       bare_s = bare_cache[key];
     }
     const double busy_pct = 100.0 * compute.avg / (compute.avg + wait.avg);
-    const double hidden_pct =
-        bytes > 0 ? 100.0 * std::clamp(1.0 - wait.avg / bare_s, 0.0, 1.0) : std::numeric_limits<double>::quiet_NaN();
+    const double hidden_pct = bytes > 0 ? 100.0 * std::clamp(1.0 - wait.min / bare_s, 0.0, 1.0)
+                                        : std::numeric_limits<double>::quiet_NaN();
     table.add_row({Cell::text(layout), Cell::integer(seq_len), Cell::text(pass), Cell::integer(t),
                    Cell::number(compute.avg * 1e3, 2), Cell::number(compute.max * 1e3, 2),
-                   Cell::number(wait.avg * 1e3, 3), Cell::number(wait.max * 1e3, 3),
-                   Cell::number(bytes / kMiB, 2), Cell::number(bare_s * 1e3, 3),
-                   Cell::number(busy_pct, 1), Cell::number(hidden_pct, 1)});
+                   Cell::number((compute.max - compute.min) * 1e3, 2), Cell::number(wait.avg * 1e3, 3),
+                   Cell::number(wait.min * 1e3, 3), Cell::number(wait.max * 1e3, 3),
+                   Cell::number(bytes / kMiB, 2), Cell::number(bare_s * 1e3, 3), Cell::number(busy_pct, 1),
+                   Cell::number(hidden_pct, 1)});
   }
 }
 
@@ -404,12 +407,15 @@ int main(int argc, char** argv) {
                          kTargetEfficiency, kTargetRanks));
   Table steps("ring_steps",
               {{"layout", "-"}, {"seq", "tokens"}, {"pass", "-"}, {"step", "-"}, {"compute_ms", "ms"},
-               {"compute_max_ms", "ms"}, {"exposed_wait_ms", "ms"}, {"exposed_wait_max_ms", "ms"},
-               {"sent_mib", "MiB/rank"}, {"bare_comm_ms", "ms"}, {"busy_pct", "%"}, {"hidden_pct", "%"}});
-  steps.comment("per ring step, mean over the timed reps; compute/exposed_wait: avg and max over ranks");
+               {"compute_max_ms", "ms"}, {"imbalance_ms", "ms"}, {"exposed_wait_ms", "ms"},
+               {"exposed_wait_min_ms", "ms"}, {"exposed_wait_max_ms", "ms"}, {"sent_mib", "MiB/rank"},
+               {"bare_comm_ms", "ms"}, {"busy_pct", "%"}, {"hidden_pct", "%"}});
+  steps.comment("per ring step, mean over the timed reps; compute: avg and max over ranks, imbalance = max - min;"
+                " exposed_wait: avg, min and max over ranks");
   steps.comment("bare_comm_ms: the step's bytes moved one hop round the ring with no compute (max over ranks, median of 5)");
-  steps.comment("busy_pct = 100*compute/(compute+exposed_wait); hidden_pct = 100*(1 - exposed_wait/bare_comm), in [0,100]");
-  steps.comment("exposed_wait also absorbs waiting for a slower neighbour (load imbalance), not only transfer time");
+  steps.comment("busy_pct = 100*compute/(compute+exposed_wait) (avgs); hidden_pct = 100*(1 - exposed_wait_min/bare_comm), in [0,100]");
+  steps.comment("a rank's wait also covers a slower neighbour (imbalance); the last rank to finish computing waits only for"
+                " the transfer, so hidden_pct uses the smallest wait over ranks");
   steps.comment("bwd rows: the backward's steps (dK/dV travel one step behind K/V, so bytes include them);"
                 " the last bwd step's wait includes bringing this rank's dK/dV home");
   std::map<std::size_t, double> bare_cache;

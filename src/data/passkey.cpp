@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "src/common/fatal.h"
 #include "src/common/input_error.h"
@@ -20,6 +21,8 @@ struct Draw {
 
 // Filler grammar: words split into subjects, verbs and objects; subject s allows the verbs of
 // group s % 4 and the objects of group (s / 4) % 4, so a model can learn which follow which.
+// With document facts, each document fixes one verb and one object per subject (drawn from
+// the subject's groups) and every sentence about that subject repeats them.
 struct Grammar {
   int first, n_subjects, n_verbs, n_objects;
   explicit Grammar(int vocab) {
@@ -29,23 +32,31 @@ struct Grammar {
     n_verbs = std::max(4, (words - n_subjects) / 2);
     n_objects = std::max(4, words - n_subjects - n_verbs);
   }
-  void sentence(Draw& d, std::vector<int32_t>& out) const {
-    const int s = d.below(n_subjects);
+  // Verb and object word ids of a sentence about subject s.
+  std::pair<int32_t, int32_t> predicate(Draw& d, int s) const {
     const int verb_group = s % 4, object_group = (s / 4) % 4;
     const int v = (verb_group + 4 * d.below(std::max(1, n_verbs / 4))) % n_verbs;
     const int o = (object_group + 4 * d.below(std::max(1, n_objects / 4))) % n_objects;
-    out.push_back(first + s);
-    out.push_back(first + n_subjects + v);
-    out.push_back(first + n_subjects + n_verbs + o);
-    out.push_back(PasskeyVocab::kDot);
+    return {first + n_subjects + v, first + n_subjects + n_verbs + o};
+  }
+  // Sentences until `out` holds at least `room` tokens; facts[s] (when given) fixes subject s's predicate.
+  void fill(Draw& d, const std::vector<std::pair<int32_t, int32_t>>* facts, int room, std::vector<int32_t>& out) const {
+    while (static_cast<int>(out.size()) < room) {
+      const int s = d.below(n_subjects);
+      const auto p = facts ? (*facts)[s] : predicate(d, s);
+      out.push_back(first + s);
+      out.push_back(p.first);
+      out.push_back(p.second);
+      out.push_back(PasskeyVocab::kDot);
+    }
   }
 };
 
 }  // namespace
 
 int passkey_min_length(const PasskeyOptions& o) {
-  // <bos>, needles (key, name, digits, dot), one sentence, questions (ask, name, is, digits), <eos>
-  return 1 + o.needles * (3 + o.digits) + 4 + o.asked * (3 + o.digits) + 1;
+  // <bos>, needles (key, name, is, digits, dot), one sentence, questions (ask, name, is, digits), <eos>
+  return 1 + o.needles * (4 + o.digits) + 4 + o.asked * (3 + o.digits) + 1;
 }
 
 PasskeyDocument make_passkey_document(const PasskeyOptions& o, int length, double depth_percent, uint64_t seed,
@@ -66,14 +77,21 @@ PasskeyDocument make_passkey_document(const PasskeyOptions& o, int length, doubl
     if (std::find(names.begin(), names.end(), name) == names.end()) names.push_back(name);
   }
   std::vector<std::vector<int32_t>> values(o.needles);
+  const bool distinct = o.distinct_digits && o.digits <= 10;
   for (auto& v : values)
-    for (int k = 0; k < o.digits; ++k) v.push_back(PasskeyVocab::kDigit0 + d.below(10));
+    while (static_cast<int>(v.size()) < o.digits) {
+      const int32_t digit = PasskeyVocab::kDigit0 + d.below(10);
+      if (!distinct || std::find(v.begin(), v.end(), digit) == v.end()) v.push_back(digit);
+    }
   const int question_tokens = o.asked * (3 + o.digits) + 1;  // + <eos>
-  const int needle_tokens = 3 + o.digits;
+  const int needle_tokens = 4 + o.digits;
   const int filler_room = length - 1 - question_tokens - o.needles * needle_tokens;
   // Filler as whole sentences, cut to the room.
+  std::vector<std::pair<int32_t, int32_t>> facts;
+  if (o.document_facts)
+    for (int s = 0; s < grammar.n_subjects; ++s) facts.push_back(grammar.predicate(d, s));
   std::vector<int32_t> filler;
-  while (static_cast<int>(filler.size()) < filler_room) grammar.sentence(d, filler);
+  grammar.fill(d, o.document_facts ? &facts : nullptr, filler_room, filler);
   filler.resize(filler_room);
   // Needle positions in the filler: the first at the requested depth (at a sentence boundary
   // at or before it), the others at random depths.
@@ -99,6 +117,7 @@ PasskeyDocument make_passkey_document(const PasskeyOptions& o, int length, doubl
       doc.needle_positions[n] = static_cast<int>(doc.tokens.size());
       doc.tokens.push_back(PasskeyVocab::kKey);
       doc.tokens.push_back(names[n]);
+      doc.tokens.push_back(PasskeyVocab::kIs);
       doc.tokens.insert(doc.tokens.end(), values[n].begin(), values[n].end());
       doc.tokens.push_back(PasskeyVocab::kDot);
     }
@@ -137,16 +156,18 @@ LocalBatch PasskeySource::next() {
   g.tokens.assign(n, 0);
   g.segment_ids.assign(n, 0);
   std::vector<float> answer_weight(n, 1.f);
-  const int min_length = std::max(passkey_min_length(options_), seq_len_ / 4);
+  const int min_length = passkey_min_length(options_);
+  const double log_range = std::log(static_cast<double>(seq_len_) / min_length);
   for (int s = 0; s < per_group; ++s) {
     const uint64_t sequence = cursor_ + static_cast<uint64_t>(dp_rank_) * per_group + s;
     Draw d{seed_, 1u << 20 | sequence};
     int at = 0, segment = 0;
     while (at < seq_len_) {
       const int room = seq_len_ - at;
-      int length = room;
-      if (room >= 2 * min_length) length = min_length + d.below(std::min(seq_len_, room) - min_length + 1);
-      if (room - length < passkey_min_length(options_)) length = room;  // never leave a scrap
+      // Log-uniform length: as many tokens in short documents as in long ones.
+      int length = static_cast<int>(std::lround(min_length * std::exp(d.uniform() * log_range)));
+      length = std::max(min_length, std::min(length, room));
+      if (room - length < min_length) length = room;  // never leave a scrap
       const PasskeyDocument doc =
           make_passkey_document(options_, length, 100.0 * d.uniform(), seed_, (sequence << 16) + segment);
       const std::size_t row = static_cast<std::size_t>(s) * seq_len_ + at;

@@ -1,10 +1,16 @@
 // passkey.h: the built-in long-context retrieval task (LWM's needle in a haystack, in a small
 // token language that needs no tokenizer). A document is
-//   <bos> filler ... <key> NAME d1 .. dk <dot> filler ... <ask> NAME <is> d1 .. dk <eos>
-// with the needle (<key> NAME digits <dot>) at a chosen depth of the filler. Filler is a
-// learnable language: sentences "SUBJECT VERB OBJECT <dot>" whose verb and object classes depend
-// on the subject, drawn by a seeded generator, so the language-model loss on filler means
-// something. Multi-needle: N needles with distinct names, R of them asked (one question each).
+//   <bos> filler ... <key> NAME <is> d1 .. dk <dot> filler ... <ask> NAME <is> d1 .. dk <eos>
+// with the needle (<key> NAME <is> digits <dot>) at a chosen depth of the filler; the answer
+// repeats the needle's "NAME <is> digits", so retrieval is in-context copying (an induction
+// head: find the earlier "<is>", copy what follows). The digits of an answer are distinct
+// (while digits <= 10), so each one also marks its place. Filler is a learnable language:
+// sentences "SUBJECT VERB OBJECT <dot>" whose verb and object classes depend on the subject;
+// with document facts (the default) each document fixes one verb and object per subject, so
+// a subject's later sentences are predictable by copying its first one. The filler loss thus
+// rewards the same copying the needle needs, at every distance, which makes the retrieval
+// skill form in a few hundred steps of a small model. Drawn by a seeded generator.
+// Multi-needle: N needles with distinct names, R of them asked (one question each).
 // The answer digits are the targets that matter; their tokens carry `answer_weight` in the loss.
 // The same generator serves training and evaluation with separate seeds.
 #pragma once
@@ -27,11 +33,13 @@ struct PasskeyVocab {
 };
 
 struct PasskeyOptions {
-  int digits = 5;           // answer length
-  int needles = 1;          // needles in the document
-  int asked = 1;            // questions (answers), <= needles
-  float answer_weight = 10.f;
+  int digits = 5;               // answer length
+  int needles = 1;              // needles in the document
+  int asked = 1;                // questions (answers), <= needles
+  float answer_weight = 100.f;  // loss weight of each answer digit (filler tokens weigh 1)
   int vocab_size = 64;
+  bool distinct_digits = true;  // no digit twice in an answer (while digits <= 10)
+  bool document_facts = true;   // filler: one fixed predicate per subject in each document
 };
 
 struct PasskeyDocument {
@@ -48,8 +56,10 @@ PasskeyDocument make_passkey_document(const PasskeyOptions& options, int length,
 // Smallest length make_passkey_document accepts for these options.
 int passkey_min_length(const PasskeyOptions& options);
 
-// Training source: each sequence packs passkey documents of random lengths (a quarter of
-// seq_len up to seq_len) at random depths, masked packing; answer digits weighted.
+// Training source: each sequence packs passkey documents of random lengths at random depths,
+// masked packing; answer digits weighted. Lengths are log-uniform from passkey_min_length to
+// seq_len (as many tokens in short documents as in long ones: short ones teach retrieval
+// quickly, long ones teach it at the stage's full length).
 class PasskeySource : public DataSource {
  public:
   PasskeySource(PasskeyOptions options, uint64_t seed, int seq_len, int global_sequences, int dp, int dp_rank, int sp,

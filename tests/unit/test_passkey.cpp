@@ -27,13 +27,14 @@ TEST_CASE("passkey documents put the needle at the requested depth", "[passkey]"
       // sits at a sentence boundary at or before the requested point, so within one sentence
       // (4 tokens) of it.
       const int question = 1 + o.asked * (3 + o.digits);
-      const int filler = length - 1 - question - (3 + o.digits);
+      const int filler = length - 1 - question - (4 + o.digits);  // needle: <key> NAME <is> digits <dot>
       const long wanted = 1 + std::lround(depth / 100.0 * filler);  // after <bos>
       CHECK(key <= wanted);
       CHECK(key >= wanted - 4);
       // The answer repeats the needle's digits.
       REQUIRE(doc.answer_positions.size() == static_cast<std::size_t>(o.digits));
-      for (int k = 0; k < o.digits; ++k) CHECK(doc.tokens[doc.answer_positions[k]] == doc.tokens[key + 2 + k]);
+      CHECK(doc.tokens[key + 2] == PasskeyVocab::kIs);
+      for (int k = 0; k < o.digits; ++k) CHECK(doc.tokens[doc.answer_positions[k]] == doc.tokens[key + 3 + k]);
       CHECK(doc.tokens[doc.answer_positions[0] - 2] == doc.tokens[key + 1]);  // asks for the needle's name
     }
 }
@@ -51,7 +52,7 @@ TEST_CASE("multi-needle documents ask for the right names; generation is determi
     const int32_t name = a.tokens[first - 2];
     const int key = a.needle_positions[q];
     CHECK(a.tokens[key + 1] == name);
-    for (int k = 0; k < o.digits; ++k) CHECK(a.tokens[a.answer_positions[q * o.digits + k]] == a.tokens[key + 2 + k]);
+    for (int k = 0; k < o.digits; ++k) CHECK(a.tokens[a.answer_positions[q * o.digits + k]] == a.tokens[key + 3 + k]);
   }
   CHECK_THROWS_AS(data::make_passkey_document(o, 20, 0, 1, 1), InputError);
 }
