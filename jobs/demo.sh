@@ -96,7 +96,7 @@ for s in "${stages[@]}"; do
     rm -f "$csv" "$table"
     # shellcheck disable=SC2086
     "${mpirun_cmd[@]}" "$bin" eval needle --checkpoint "$ckpt" $eval_args --csv "$csv" --png "$run/needle-$name.png" \
-      --title "after stage $name (trained at $seq tokens, rope_theta $theta)" 2>&1 | tee "$run/needle-$name.log"
+      --title "after stage $name (trained at $seq tokens, RoPE theta $theta)" 2>&1 | tee "$run/needle-$name.log"
     [ -f "$csv" ] || { echo "demo: the evaluation of stage $name wrote no $csv" >&2; exit 1; }
     awk '/^needle accuracy/ { p = 1 } p && /^  [a-z]/ { p = 0 } p' "$run/needle-$name.log" > "$table"
     echo "$eval_args" > "$run/needle-$name.args"
