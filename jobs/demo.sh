@@ -110,7 +110,7 @@ echo "   gets right, by context length (columns) and needle depth (rows, % of th
 for s in "${stages[@]}"; do
   read -r name seq theta _ <<< "$s"
   echo
-  echo "-- after stage $name (trained at $seq tokens, rope_theta $theta):"
+  echo "-- after stage $name (trained at $seq tokens, RoPE theta $theta):"
   sed -n '2,$p' "$run/needle-$name.txt"
 done
 read -r last_name _ <<< "${stages[-1]}"
