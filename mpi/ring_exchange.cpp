@@ -21,6 +21,7 @@ struct RingExchange::State {
   std::vector<MPI_Request> requests;  // slot per handle; MPI_REQUEST_NULL when done
   std::vector<int> free_slots;
   std::vector<char> active;           // handle given out and not yet waited on
+  std::uint64_t bytes_sent = 0, messages_sent = 0;
 
   int take_slot() {
     if (free_slots.empty()) {
@@ -54,6 +55,8 @@ RingExchange::~RingExchange() {
 
 int RingExchange::rank() const { return state_->rank; }
 int RingExchange::size() const { return state_->size; }
+std::uint64_t RingExchange::bytes_sent() const { return state_->bytes_sent; }
+std::uint64_t RingExchange::messages_sent() const { return state_->messages_sent; }
 
 RingTransport::Request RingExchange::post_send_next(const void* data, std::size_t n_bytes, int tag) {
   RW_CHECK(n_bytes <= static_cast<std::size_t>(INT_MAX),
@@ -63,6 +66,8 @@ RingTransport::Request RingExchange::post_send_next(const void* data, std::size_
   RW_MPI_CHECK(MPI_Isend(data, static_cast<int>(n_bytes), MPI_BYTE, next, tag, state_->comm,
                          &state_->requests[slot]));
   state_->active[slot] = 1;
+  state_->bytes_sent += n_bytes;
+  state_->messages_sent += 1;
   return slot;
 }
 

@@ -3,6 +3,7 @@
 // waits that never hang silently: a wait longer than the timeout aborts the job with the rank,
 // host and what was awaited.
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -26,6 +27,10 @@ class RingExchange : public RingTransport {
   Request post_recv_prev(void* data, std::size_t n_bytes, int tag) override;
   void wait(Request& request, const char* what) override;
   void progress() override;
+
+  // Totals since construction, for benchmarks: bytes and messages this rank has posted to send.
+  std::uint64_t bytes_sent() const;
+  std::uint64_t messages_sent() const;
 
  private:
   struct State;
