@@ -1,32 +1,74 @@
 // process_grid.cpp
 #include "mpi/process_grid.h"
 
+#include <algorithm>
 #include <climits>
+#include <cstdlib>
 #include <string>
 
 #include "mpi/communicator_impl.h"
 #include "mpi/mpi_check.h"
+#include "mpi/node_topology.h"
 #include "mpi/runtime.h"
+#include "src/common/activity.h"
 #include "src/common/input_error.h"
 
 namespace rw::mpi {
 
 namespace {
-Communicator checked_world(int dp, int sp) {
+
+void check_grid(int dp, int sp) {
   const int world = world_size();
   if (dp < 1 || sp < 1 || dp * sp != world)
     throw InputError("process grid dp " + std::to_string(dp) + " x sp " + std::to_string(sp) + " = " +
                      std::to_string(dp * sp) + " does not match the " + std::to_string(world) + " MPI ranks");
-  return Communicator::world();
 }
+
+// Host names of every world rank (collective), labelled with the fake node when faked.
+std::vector<std::string> node_labels(const std::vector<int>& node_of) {
+  constexpr int kLen = 64;
+  std::string mine = host_name();
+  mine.resize(kLen - 1);
+  std::vector<char> all(static_cast<std::size_t>(node_of.size()) * kLen, 0);
+  RW_MPI_CHECK(MPI_Allgather(mine.c_str(), kLen, MPI_CHAR, all.data(), kLen, MPI_CHAR, MPI_COMM_WORLD));
+  const bool fake = std::getenv("RINGWORLD_FAKE_NODES") != nullptr;
+  std::vector<std::string> labels(node_of.size());
+  for (std::size_t r = 0; r < node_of.size(); ++r) {
+    labels[r] = std::string(all.data() + r * kLen);
+    if (fake) labels[r] += "/fake-node-" + std::to_string(node_of[r]);
+  }
+  return labels;
+}
+
+// The grid's communicator: world ranks reordered so grid positions follow the nodes.
+Communicator topology_ordered_world(int dp, int sp, std::vector<int>& node_of, std::vector<int>& order) {
+  check_grid(dp, sp);
+  if (node_of.empty()) node_of = node_of_each_rank();
+  RW_CHECK(static_cast<int>(node_of.size()) == world_size(), "node map does not cover the world");
+  order = ring_order(node_of);
+  const int me = world_rank();
+  const int position = static_cast<int>(std::find(order.begin(), order.end(), me) - order.begin());
+  return Communicator::world().split(0, position);
+}
+
 }  // namespace
 
-ProcessGrid::ProcessGrid(int dp, int sp, double ring_timeout_s)
-    : ProcessGrid(checked_world(dp, sp), dp, sp, ring_timeout_s) {}
+ProcessGrid::ProcessGrid(int dp, int sp, double ring_timeout_s, std::vector<int> node_of) {
+  all_ = std::make_unique<Communicator>(topology_ordered_world(dp, sp, node_of, order_));
+  dp_ = dp;
+  sp_ = sp;
+  rank_ = all_->rank();
+  RW_CHECK(order_[rank_] == world_rank(), "grid position does not match the ring order");
+  ring_report_ = "ring order (dp " + std::to_string(dp) + " x sp " + std::to_string(sp) + ", world ranks grouped by node):\n" +
+                 describe_ring_order(order_, node_of, node_labels(node_of), sp);
+  Communicator ring_comm = all_->split(dp_rank(), sp_rank());
+  ring_ = std::make_unique<RingExchange>(ring_comm, ring_timeout_s);
+}
 
 ProcessGrid::ProcessGrid(Communicator all, int dp, int sp, double ring_timeout_s)
-    : all_(std::move(all)), dp_(dp), sp_(sp), rank_(all_.rank()) {
-  Communicator ring_comm = all_.split(dp_rank(), sp_rank());
+    : all_(std::make_unique<Communicator>(std::move(all))), dp_(dp), sp_(sp), rank_(all_->rank()) {
+  order_ = {world_rank()};
+  Communicator ring_comm = all_->split(dp_rank(), sp_rank());
   ring_ = std::make_unique<RingExchange>(ring_comm, ring_timeout_s);
 }
 
@@ -36,18 +78,21 @@ std::unique_ptr<ProcessGrid> ProcessGrid::self() {
 
 void ProcessGrid::allgather(const float* shard, std::size_t shard_count, float* full) {
   RW_CHECK(shard_count <= static_cast<std::size_t>(INT_MAX), "allgather shard too large for one MPI call");
+  activity::Doing doing("in an allgather of " + std::to_string(shard_count) + " floats per rank over the grid (FSDP parameters)");
   RW_MPI_CHECK(MPI_Allgather(shard, static_cast<int>(shard_count), MPI_FLOAT, full, static_cast<int>(shard_count),
-                             MPI_FLOAT, all_.impl().comm));
+                             MPI_FLOAT, all_->impl().comm));
 }
 
 void ProcessGrid::reduce_scatter_sum(const float* full, float* shard, std::size_t shard_count) {
   RW_CHECK(shard_count <= static_cast<std::size_t>(INT_MAX), "reduce-scatter shard too large for one MPI call");
+  activity::Doing doing("in a reduce-scatter of " + std::to_string(shard_count) + " floats per rank over the grid (FSDP gradients)");
   RW_MPI_CHECK(MPI_Reduce_scatter_block(full, shard, static_cast<int>(shard_count), MPI_FLOAT, MPI_SUM,
-                                        all_.impl().comm));
+                                        all_->impl().comm));
 }
 
 void ProcessGrid::allreduce_sum(double* values, int count) {
-  RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, MPI_SUM, all_.impl().comm));
+  activity::Doing doing("in an allreduce of " + std::to_string(count) + " double(s) over the grid");
+  RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, MPI_SUM, all_->impl().comm));
 }
 
 double ProcessGrid::allreduce_sum(double value) {
@@ -56,9 +101,13 @@ double ProcessGrid::allreduce_sum(double value) {
 }
 
 void ProcessGrid::allreduce_sum_u64(uint64_t* values, int count) {
-  RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_UINT64_T, MPI_SUM, all_.impl().comm));
+  activity::Doing doing("in an allreduce of " + std::to_string(count) + " counter(s) over the grid");
+  RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_UINT64_T, MPI_SUM, all_->impl().comm));
 }
 
-void ProcessGrid::barrier() { RW_MPI_CHECK(MPI_Barrier(all_.impl().comm)); }
+void ProcessGrid::barrier() {
+  activity::Doing doing("in a barrier over the grid");
+  RW_MPI_CHECK(MPI_Barrier(all_->impl().comm));
+}
 
 }  // namespace rw::mpi

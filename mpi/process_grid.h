@@ -1,12 +1,17 @@
 // process_grid.h: world = dp x sp. The sp ranks of one dp group form a ring and share one
-// sequence; the dp groups take different sequences of the global batch. World rank
-// r = dp_rank * sp + sp_rank, so the ranks of a ring are consecutive (neighbours on a node).
-// Parameters are sharded over all ranks of the grid (FSDP): allgather and reduce-scatter run
-// over the whole grid. Free of <mpi.h>.
+// sequence; the dp groups take different sequences of the global batch. Grid position
+// p = dp_rank * sp + sp_rank, and positions follow the node topology (mpi/node_topology.h):
+// ranks of one node are consecutive positions, so a ring crosses as few node boundaries as the
+// placement allows, whatever the launcher's rank mapping. rank() is the grid position (FSDP
+// shard index), not necessarily the world rank. Parameters are sharded over all ranks of the
+// grid (FSDP): allgather and reduce-scatter run over the whole grid. Collectives record what
+// they wait for (src/common/activity.h) for the watchdog. Free of <mpi.h>.
 #pragma once
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "mpi/communicator.h"
 #include "mpi/ring_exchange.h"
@@ -16,7 +21,8 @@ namespace rw::mpi {
 class ProcessGrid {
  public:
   // Over the world; throws InputError unless dp * sp == world size (dp, sp >= 1).
-  ProcessGrid(int dp, int sp, double ring_timeout_s = 900.0);
+  // node_of (tests): node of each world rank as node_of_each_rank() returns it; empty: ask MPI.
+  ProcessGrid(int dp, int sp, double ring_timeout_s = 900.0, std::vector<int> node_of = {});
   // A 1 x 1 grid of this process alone (reference runs inside a multi-rank job).
   static std::unique_ptr<ProcessGrid> self();
 
@@ -27,6 +33,10 @@ class ProcessGrid {
   int rank() const { return rank_; }
   int size() const { return dp_ * sp_; }
   RingExchange& ring() { return *ring_; }
+  // Start-up report of the ring order (rings, their ranks by node, node crossings).
+  const std::string& ring_order_report() const { return ring_report_; }
+  // World rank at each grid position.
+  const std::vector<int>& world_rank_of_position() const { return order_; }
 
   // Over all ranks of the grid. full holds size() * shard_count floats, rank-major.
   void allgather(const float* shard, std::size_t shard_count, float* full);
@@ -39,9 +49,11 @@ class ProcessGrid {
 
  private:
   ProcessGrid(Communicator all, int dp, int sp, double ring_timeout_s);
-  Communicator all_;
+  std::unique_ptr<Communicator> all_;
   int dp_ = 1, sp_ = 1, rank_ = 0;
   std::unique_ptr<RingExchange> ring_;
+  std::vector<int> order_;
+  std::string ring_report_;
 };
 
 }  // namespace rw::mpi

@@ -10,6 +10,7 @@
 #include "mpi/communicator_impl.h"
 #include "mpi/mpi_check.h"
 #include "mpi/runtime.h"
+#include "src/common/activity.h"
 #include "src/common/timer.h"
 
 namespace rw::mpi {
@@ -22,6 +23,7 @@ struct RingExchange::State {
   std::vector<int> free_slots;
   std::vector<char> active;           // handle given out and not yet waited on
   std::uint64_t bytes_sent = 0, messages_sent = 0;
+  int world_prev = -1, world_next = -1;  // world ranks of the ring neighbours (for reports)
 
   int take_slot() {
     if (free_slots.empty()) {
@@ -43,6 +45,16 @@ RingExchange::RingExchange(const Communicator& comm, double wait_timeout_s) : st
   RW_MPI_CHECK(MPI_Comm_rank(state_->comm, &state_->rank));
   RW_MPI_CHECK(MPI_Comm_size(state_->comm, &state_->size));
   state_->timeout_s = wait_timeout_s;
+  MPI_Group ring_group, world_group;
+  RW_MPI_CHECK(MPI_Comm_group(state_->comm, &ring_group));
+  RW_MPI_CHECK(MPI_Comm_group(MPI_COMM_WORLD, &world_group));
+  const int neighbours[2] = {(state_->rank + state_->size - 1) % state_->size, (state_->rank + 1) % state_->size};
+  int in_world[2] = {-1, -1};
+  RW_MPI_CHECK(MPI_Group_translate_ranks(ring_group, 2, neighbours, world_group, in_world));
+  RW_MPI_CHECK(MPI_Group_free(&ring_group));
+  RW_MPI_CHECK(MPI_Group_free(&world_group));
+  state_->world_prev = in_world[0];
+  state_->world_next = in_world[1];
 }
 
 RingExchange::~RingExchange() {
@@ -87,15 +99,20 @@ void RingExchange::wait(Request& request, const char* what) {
   RW_CHECK(request >= 0 && request < static_cast<int>(state_->requests.size()) && state_->active[request],
            "wait on an unknown ring request");
   MPI_Request& r = state_->requests[request];
-  const double start = wall_seconds();
   MPI_Status status;
-  for (;;) {
-    int done = 0;
-    RW_MPI_CHECK(MPI_Test(&r, &done, &status));
-    if (done) break;
-    if (state_->timeout_s > 0 && wall_seconds() - start > state_->timeout_s) {
-      RW_FAIL("rank " + std::to_string(state_->rank) + " on " + host_name() + ": no progress for " +
-              std::to_string(state_->timeout_s) + " s waiting for " + what);
+  int done = 0;
+  RW_MPI_CHECK(MPI_Test(&r, &done, &status));
+  if (!done) {
+    // Recorded only when the wait is real: the watchdog then names what this rank waits for.
+    activity::Doing doing(std::string("waiting for the ") + what + " (ring neighbours: previous world rank " +
+                          std::to_string(state_->world_prev) + ", next " + std::to_string(state_->world_next) + ")");
+    const double start = wall_seconds();
+    while (!done) {
+      RW_MPI_CHECK(MPI_Test(&r, &done, &status));
+      if (!done && state_->timeout_s > 0 && wall_seconds() - start > state_->timeout_s)
+        RW_FAIL("rank " + std::to_string(world_rank()) + " on " + host_name() + ": no progress for " +
+                std::to_string(state_->timeout_s) + " s waiting for the " + what + " (previous world rank " +
+                std::to_string(state_->world_prev) + ", next " + std::to_string(state_->world_next) + ")");
     }
   }
   state_->active[request] = 0;

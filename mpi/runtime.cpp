@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "mpi/mpi_check.h"
+#include "src/common/activity.h"
 #include "mpi/native.h"
 
 namespace rw::mpi {
@@ -34,6 +35,9 @@ Runtime::Runtime(int& argc, char**& argv) {
     std::_Exit(1);
   }
   set_fatal_handler(&abort_job);
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  activity::set_rank(rank);
   RW_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   RW_CHECK(provided >= MPI_THREAD_FUNNELED, "the MPI library does not provide MPI_THREAD_FUNNELED");
 }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "src/attention/ring_message.h"
+#include "src/common/activity.h"
 #include "src/common/fatal.h"
 #include "src/common/timer.h"
 
@@ -142,6 +143,8 @@ void RingAttention::forward(const RingShard& s, float* out, float* lse) {
     args.v = cur.values.data() + sz.kv_elems;
     args.mask.k_pos = cur.meta.data();
     args.mask.k_seg = cur.meta.data() + sz.tok_elems;
+    activity::set_ring_step(t, n);
+    activity::maybe_inject_stall(t);
     const double t0 = wall_seconds();
     backend_.attn_fwd_step(args, hook);
     backend_.synchronize(hook);
@@ -226,6 +229,7 @@ void RingAttention::backward(const RingShard& s, const float* out, const float* 
     args.mask.k_seg = cur.meta.data() + sz.tok_elems;
     args.dk = dkv_step.data();
     args.dv = dkv_step.data() + sz.kv_elems;
+    activity::set_ring_step(t, n);
     const double t0 = wall_seconds();
     backend_.attn_bwd_step(args, hook);
     backend_.synchronize(hook);

@@ -76,7 +76,7 @@ int run_train(int argc, char** argv) {
       ("block-k", po::value(&plan.block_k)->default_value(plan.block_k), "attention key tile rows")
       ("ffn-chunk", po::value(&plan.ffn_chunk)->default_value(plan.ffn_chunk), "tokens per blockwise FFN chunk")
       ("device", po::value(&plan.device)->default_value(plan.device), "cpu")
-      ("timeout", po::value(&plan.timeout_s)->default_value(plan.timeout_s), "seconds a ring transfer may stall");
+      ("timeout", po::value(&plan.timeout_s)->default_value(plan.timeout_s), "seconds a rank may go without progress (a ring step, a collective, a checkpoint) before the watchdog prints where every rank is and ends the job (0: off)");
   stage_opts.add_options()
       ("seq-len", po::value(&cli_stage.seq_len)->default_value(cli_stage.seq_len), "tokens per sequence")
       ("global-batch-tokens", po::value(&cli_stage.global_batch_tokens)->default_value(0),

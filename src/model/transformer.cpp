@@ -5,6 +5,7 @@
 
 #include <algorithm>
 
+#include "src/common/activity.h"
 #include "src/common/fatal.h"
 #include "src/model/ops.h"
 
@@ -182,10 +183,12 @@ double Transformer<T>::forward(const data::LocalBatch& batch, T* logits) {
   embedding_forward(w, batch.tokens.data(), x.data(), n, h);
   params_.release(0);
   for (int l = 0; l < n_layers; ++l) {
+    activity::set_layer(l, "forward");
     w = params_.gather(l + 1);
     layer_forward(l, w, batch, x, nullptr);
     params_.release(l + 1);
   }
+  activity::set_layer(-1, "lm head and loss");
   w = params_.gather(n_layers + 1);
   const double loss = head(w, nullptr, batch, x, logits, 0.0, nullptr);
   params_.release(n_layers + 1);
@@ -202,12 +205,14 @@ double Transformer<T>::forward_backward(const data::LocalBatch& batch, double gr
   params_.release(0);
   std::vector<Saved> saved(n_layers);
   for (int l = 0; l < n_layers; ++l) {
+    activity::set_layer(l, "forward");
     w = params_.gather(l + 1);
     layer_forward(l, w, batch, x, &saved[l]);
     params_.release(l + 1);
   }
   std::vector<T> dx;
   std::vector<T> grad(units_.back().count, T(0));
+  activity::set_layer(-1, "lm head and loss");
   w = params_.gather(n_layers + 1);
   const double loss = head(w, grad.data(), batch, x, nullptr, grad_scale, &dx);
   params_.release(n_layers + 1);
@@ -215,6 +220,7 @@ double Transformer<T>::forward_backward(const data::LocalBatch& batch, double gr
   x = {};
   for (int l = n_layers - 1; l >= 0; --l) {
     grad.assign(units_[l + 1].count, T(0));
+    activity::set_layer(l, "backward");
     w = params_.gather(l + 1);
     layer_backward(l, w, grad.data(), batch, saved[l], dx);
     params_.release(l + 1);
@@ -222,6 +228,7 @@ double Transformer<T>::forward_backward(const data::LocalBatch& batch, double gr
     saved[l] = Saved{};
   }
   grad.assign(units_[0].count, T(0));
+  activity::set_layer(-1, "embedding backward");
   embedding_backward(batch.tokens.data(), dx.data(), grad.data(), n, h, config_.vocab_size);
   params_.reduce_grad(0, grad.data());
   return loss;

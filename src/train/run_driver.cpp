@@ -24,6 +24,8 @@
 #include "io/params_io.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
+#include "mpi/watchdog.h"
+#include "src/common/activity.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/data/data_sources.h"
@@ -147,7 +149,8 @@ int run_training(RunPlan plan) {
   std::unique_ptr<device::Backend> backend;
   std::string error;
   try {
-    grid = std::make_unique<mpi::ProcessGrid>(plan.dp, plan.sp, plan.timeout_s);
+    // The ring's own wait timeout stays behind the watchdog's, as a fallback.
+    grid = std::make_unique<mpi::ProcessGrid>(plan.dp, plan.sp, plan.timeout_s > 0 ? 2 * plan.timeout_s + 30 : 0);
     backend = device::make_backend(plan.device);
     if (!plan.run_dir.empty()) {
       if (is_root && mkdir(plan.run_dir.c_str(), 0755) != 0 && errno != EEXIST)
@@ -169,6 +172,14 @@ int run_training(RunPlan plan) {
                   " MiB per rank at rest (16 bytes per parameter over " + std::to_string(grid->size()) +
                   " ranks) but this node has " + std::to_string(static_cast<long long>(available / 1048576)) +
                   " MiB available per rank (" + std::to_string(local_ranks) + " ranks on the node): use more ranks or a smaller model");
+  }
+  // From here on a hang anywhere (ring step, collective, checkpoint) ends the job with a report.
+  mpi::Watchdog watchdog(plan.timeout_s);
+  if (is_root) {
+    std::printf("%s", grid->ring_order_report().c_str());
+    if (plan.timeout_s > 0)
+      std::printf("  watchdog: a rank without progress for %g s reports and ends the job (--timeout)\n", plan.timeout_s);
+    std::fflush(stdout);
   }
   if (!plan.run_dir.empty()) write_small_file_atomically(plan.run_dir, "run.ini", to_ini(plan));
   if (plan.metrics.empty() && !plan.run_dir.empty()) plan.metrics = join(plan.run_dir, "metrics.jsonl");
@@ -248,6 +259,7 @@ int run_training(RunPlan plan) {
     // Where the stage starts from.
     std::string start_note;
     try {
+      activity::Doing loading("loading the stage's starting parameters (checkpoint or parameter file)");
       if (!resume_path.empty() && resume_state.stage == stage.name) {
         io::load_checkpoint(resume_path, trainer.params(), true);
         trainer.set_steps_done(static_cast<int>(resume_state.step));
@@ -299,6 +311,7 @@ int run_training(RunPlan plan) {
       st.dp = grid->dp();
       st.sp = grid->sp();
       const double t0 = wall_seconds();
+      activity::Doing writing("writing checkpoint " + join(plan.run_dir, name));
       io::save_checkpoint(join(plan.run_dir, name), config, trainer.params(), st);
       write_small_file_atomically(plan.run_dir, "latest", name + "\n");
       if (is_root) {
@@ -308,6 +321,7 @@ int run_training(RunPlan plan) {
     };
 
     for (int step = trainer.steps_done(); step < stage.steps; ++step) {
+      activity::set_step(stage.name, step);
       const StepReport r = trainer.step();
       if (!std::isfinite(r.loss)) return fail("loss is " + std::to_string(r.loss) + " at step " + std::to_string(step + 1));
       const double tokens_per_s = r.tokens / r.seconds, gflops = flops_per_step / r.seconds / 1e9;
