@@ -9,7 +9,9 @@
 #include "device/backend.h"
 #include "io/attn_io.h"
 #include "mpi/ring_exchange.h"
+#include "mpi/process_grid.h"
 #include "mpi/runtime.h"
+#include "mpi/watchdog.h"
 #include "src/attention/layout.h"
 #include "src/attention/ring_attention.h"
 #include "src/cli/commands.h"
@@ -55,7 +57,7 @@ int run_attn(int argc, char** argv) {
       ("block-k", po::value(&o.block_k)->default_value(o.block_k), "key rows per tile")
       ("device", po::value(&o.device)->default_value(o.device), "cpu | cpu-reference")
       ("timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
-       "seconds a ring transfer may stall before the job aborts with a report (0: never)")
+       "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
       ("quiet", po::bool_switch(&o.quiet), "print nothing on success");
   po::variables_map vm;
   try {
@@ -73,7 +75,11 @@ int run_attn(int argc, char** argv) {
     return 2;
   }
 
-  const int n_ranks = mpi::world_size(), rank = mpi::world_rank();
+  // The ring follows the node topology (ranks of a node are neighbours); this rank's shard is
+  // its ring position. The watchdog ends the job with a report if any rank stops progressing.
+  mpi::ProcessGrid grid(1, mpi::world_size(), o.timeout_s > 0 ? 2 * o.timeout_s + 30 : 0);
+  mpi::Watchdog watchdog(o.timeout_s);
+  const int n_ranks = grid.sp(), rank = grid.sp_rank();
   Layout layout = Layout::zigzag;
   io::AttnProblem problem;
   std::unique_ptr<io::AttnInputFile> input;
@@ -121,7 +127,7 @@ int run_attn(int argc, char** argv) {
   shard.pos = pos.data();
   shard.seg = seg.data();
 
-  mpi::RingExchange ring(o.timeout_s);
+  mpi::RingExchange& ring = grid.ring();
   RingOptions ring_options;
   ring_options.causal = o.causal;
   ring_options.tiling = {o.block_q, o.block_k};

@@ -14,6 +14,7 @@
 #include "io/params_io.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
+#include "mpi/watchdog.h"
 #include "src/attention/attention_ops.h"
 #include "src/cli/commands.h"
 #include "src/common/input_error.h"
@@ -43,7 +44,7 @@ int run_forward(int argc, char** argv) {
       ("block-q", po::value(&block_q)->default_value(block_q), "attention query tile rows")
       ("block-k", po::value(&block_k)->default_value(block_k), "attention key tile rows")
       ("device", po::value(&device_name)->default_value(device_name), "cpu")
-      ("timeout", po::value(&timeout)->default_value(timeout), "seconds a ring transfer may stall before abort")
+      ("timeout", po::value(&timeout)->default_value(timeout), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
       ("quiet", po::bool_switch(&quiet), "print nothing on success");
   po::variables_map vm;
   try {
@@ -78,12 +79,13 @@ int run_forward(int argc, char** argv) {
     backend = device::make_backend(device_name);
     io::check_output_path(output);
     config = io::read_model_config(checkpoint);
-    grid = std::make_unique<mpi::ProcessGrid>(1, world, timeout);
+    grid = std::make_unique<mpi::ProcessGrid>(1, world, timeout > 0 ? 2 * timeout + 30 : 0);
     batch = io::read_forward_input(input, config.vocab_size, layout, world, grid->sp_rank(), &problem);
   } catch (const InputError& e) {
     error = e.what();
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  mpi::Watchdog watchdog(timeout);  // a rank without progress for `timeout` s: report and end the job
 
   train::FsdpParams params(config, *grid);
   try {
