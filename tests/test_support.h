@@ -18,6 +18,7 @@
 
 #include "device/attention_args.h"
 #include "device/cpu/attention_reference.h"
+#include "src/model/llama_config.h"
 
 namespace rw::test {
 
@@ -35,6 +36,21 @@ struct Rng {
   float symmetric(float scale) { return static_cast<float>((2 * uniform() - 1) * scale); }
   int below(int n) { return static_cast<int>(next() % static_cast<uint64_t>(n)); }
 };
+
+// A LLaMA small enough for fp64 references and finite differences (eps 1e-5).
+inline model::LlamaConfig tiny_llama(int64_t vocab, int64_t hidden, int64_t intermediate, int64_t layers, int64_t heads,
+                                     int64_t kv_heads, double rope_theta) {
+  model::LlamaConfig c;
+  c.vocab_size = vocab;
+  c.hidden_size = hidden;
+  c.intermediate_size = intermediate;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = heads;
+  c.num_key_value_heads = kv_heads;
+  c.rms_norm_eps = 1e-5;
+  c.rope_theta = rope_theta;
+  return c;
+}
 
 inline std::vector<float> random_vector(std::size_t n, uint64_t seed, float scale = 1.f) {
   Rng rng(seed);

@@ -75,18 +75,8 @@ namespace {
 
 // ---- the model and its weights ---------------------------------------------------------------
 
-LlamaConfig tiny_config() {
-  LlamaConfig c;
-  c.vocab_size = 37;
-  c.hidden_size = 16;
-  c.intermediate_size = 40;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;  // GQA: 2 query heads per kv head
-  c.rms_norm_eps = 1e-5;
-  c.rope_theta = 1e4;
-  return c;
-}
+// GQA: 2 query heads per kv head.
+LlamaConfig tiny_config() { return rw::test::tiny_llama(37, 16, 40, 2, 4, 2, 1e4); }
 
 // Weights per parameter unit (parameter_units() layout: tensors back to back, row-major).
 using UnitWeights = std::vector<std::vector<float>>;

@@ -31,17 +31,7 @@ using namespace rw;
 
 namespace {
 
-model::LlamaConfig tiny_config() {
-  model::LlamaConfig c;
-  c.vocab_size = 29;
-  c.hidden_size = 16;
-  c.intermediate_size = 24;
-  c.num_hidden_layers = 2;
-  c.num_attention_heads = 4;
-  c.num_key_value_heads = 2;
-  c.rope_theta = 10000;
-  return c;
-}
+model::LlamaConfig tiny_config() { return test::tiny_llama(29, 16, 24, 2, 4, 2, 10000); }
 
 struct Fp32Run {
   double loss = 0;

@@ -157,14 +157,7 @@ TEST_CASE("embedding gathers rows and scatters gradients", "[model][ops]") {
 }
 
 TEST_CASE("the fp64 transformer's gradient matches finite differences", "[model]") {
-  LlamaConfig config;
-  config.vocab_size = 13;
-  config.hidden_size = 8;
-  config.intermediate_size = 12;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 2;
-  config.num_key_value_heads = 1;
-  config.rope_theta = 100.0;
+  const LlamaConfig config = test::tiny_llama(13, 8, 12, 2, 2, 1, 100.0);
   data::SyntheticOptions opts;
   opts.seq_len = 10;
   opts.global_sequences = 2;
