@@ -11,7 +11,8 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
 DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
-                libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make
+                libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make \
+                libsentencepiece-dev sentencepiece
 
 .PHONY: all build deps test bench demo clean
 

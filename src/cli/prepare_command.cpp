@@ -73,7 +73,7 @@ int run_prepare(int argc, char** argv) {
     po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
     po::notify(vm);
     if (vm.count("help")) {
-      if (is_root) std::cout << "usage: ringworld prepare --tokenizer byte --input FILES... --output DATA.h5\n\n" << desc << "\n";
+      if (is_root) std::cout << "usage: ringworld prepare --tokenizer byte|sentencepiece:MODEL --input FILES... --output DATA.h5\n\n" << desc << "\n";
       return 0;
     }
     if (inputs.empty() || output.empty()) throw InputError("--input and --output are required");

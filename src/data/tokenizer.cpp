@@ -2,6 +2,9 @@
 #include "src/data/tokenizer.h"
 
 #include "src/common/input_error.h"
+#ifdef RINGWORLD_HAVE_SENTENCEPIECE
+#include "src/data/sentencepiece_tokenizer.h"
+#endif
 
 namespace rw::data {
 
@@ -22,8 +25,18 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
 
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec == "byte") return std::make_unique<ByteTokenizer>();
-  if (spec.rfind("sentencepiece:", 0) == 0)
-    throw InputError("tokenizer '" + spec + "': this build has no SentencePiece support (install libsentencepiece-dev and rebuild)");
+  const std::string sp_prefix = "sentencepiece:";
+  if (spec.rfind(sp_prefix, 0) == 0) {
+    const std::string model = spec.substr(sp_prefix.size());
+    if (model.empty()) throw InputError("tokenizer '" + spec + "': no model file (expected sentencepiece:MODEL)");
+#ifdef RINGWORLD_HAVE_SENTENCEPIECE
+    return std::make_unique<SentencePieceTokenizer>(model);
+#else
+    throw InputError("tokenizer '" + spec + "': ringworld was built without SentencePiece; install it "
+                     "(Debian/Ubuntu: apt-get install libsentencepiece-dev, or make deps) and rebuild with a "
+                     "fresh configure (cmake -S . -B build && make build)");
+#endif
+  }
   throw InputError("unknown tokenizer '" + spec + "' (expected byte or sentencepiece:MODEL)");
 }
 

@@ -1,5 +1,7 @@
 // tokenizer.h: text to token ids. The built-in byte-level tokenizer needs nothing: each UTF-8
-// byte is one token (vocabulary 256), so any text round-trips exactly.
+// byte is one token (vocabulary 256), so any text round-trips exactly. SentencePiece models
+// (sentencepiece_tokenizer.h) when built with libsentencepiece. Tokenizers add no special tokens
+// (no BOS/EOS): documents are delimited by the dataset's /doc_offsets, not by tokens.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -25,7 +27,10 @@ class ByteTokenizer : public Tokenizer {
   std::string description() const override { return "byte"; }
 };
 
-// "byte" (others, e.g. sentencepiece:MODEL, when built with them); throws InputError.
+// "byte", or "sentencepiece:MODEL" (a SentencePiece model file, e.g. LLaMA's tokenizer.model)
+// when built with SentencePiece (RINGWORLD_HAVE_SENTENCEPIECE). Throws InputError for an unknown
+// spec, a bad model file, or sentencepiece:MODEL in a build without SentencePiece (the message
+// says how to get it).
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
 // The "text" field of one JSON object per line (.jsonl). Throws InputError (with `where`, e.g.
