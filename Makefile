@@ -14,6 +14,10 @@ DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
                 libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make \
                 libsentencepiece-dev sentencepiece
 
+# Slurm and munge for the job test (tests/integration/slurm_stages.sh), installed by `make test`;
+# optional: where they cannot be installed that test is skipped, saying so.
+SLURM_PACKAGES := slurm-wlm munge
+
 .PHONY: all build deps test bench demo clean
 
 all: build
@@ -37,6 +41,7 @@ build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 test: build
+	-@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(SLURM_PACKAGES)"
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
 
 bench: build

@@ -3,7 +3,10 @@
 // from the command line, or the [stage.NAME] sections of the config file in order.
 #include <boost/program_options.hpp>
 
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <algorithm>
@@ -27,6 +30,7 @@ const char* kTrainHelp =
     "usage: mpirun -np N ringworld train [options]        (N = dp x sp; default sp = N, dp = 1)\n"
     "       mpirun -np N ringworld train --config run.ini [--stage NAME] [--run-dir DIR]\n"
     "       mpirun -np N ringworld train --resume DIR      (continue from DIR/latest; DIR/run.ini)\n"
+    "Under Slurm (SLURM_JOB_ID set) the run directory defaults to runs/slurm-<SLURM_JOB_ID>.\n"
     "\n"
     "Options may come from an INI file with the same names (seq-len = 4096, hidden_size = 256).\n"
     "Stages of progressive context extension are sections of that file, run in order, each\n"
@@ -38,6 +42,26 @@ const char* kTrainHelp =
 // Options that define a stage when no [stage.*] section does.
 const char* kStageOptions[] = {"seq-len", "global-batch-tokens", "steps", "warmup-steps", "lr", "min-lr", "schedule", "data"};
 
+// Under Slurm, one line on rank 0 with the job, its nodes and tasks per node (each when set), and
+// the run directory when it is the Slurm default. Creates runs/ for that default.
+void print_slurm_line(const std::string& run_dir, bool slurm_default_run_dir) {
+  const char* job = std::getenv("SLURM_JOB_ID");
+  if (job == nullptr) return;
+  std::string line = std::string("ringworld train: Slurm job ") + job;
+  const char* nodes = std::getenv("SLURM_JOB_NUM_NODES");
+  const char* per_node = std::getenv("SLURM_NTASKS_PER_NODE");
+  const char* restarts = std::getenv("SLURM_RESTART_COUNT");
+  if (nodes) line += std::string(", ") + nodes + " node(s)";
+  if (per_node) line += std::string(", ") + per_node + " task(s) per node";
+  if (restarts && std::string(restarts) != "0") line += std::string(", restart ") + restarts;
+  if (slurm_default_run_dir) {
+    mkdir("runs", 0755);  // an error shows when the run directory cannot be created
+    line += "; run directory " + run_dir + " (no --run-dir given)";
+  }
+  std::printf("%s\n", line.c_str());
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int run_train(int argc, char** argv) {
@@ -45,6 +69,7 @@ int run_train(int argc, char** argv) {
   train::RunPlan plan;
   train::StageSpec cli_stage;
   std::string config_file, resume_dir;
+  bool slurm_run_dir = false;  // the run directory is Slurm's default, runs/slurm-<SLURM_JOB_ID>
   po::options_description general("run"), stage_opts("stage (without [stage.*] sections)"),
       model_opts("model (Hugging Face LlamaConfig names override the preset)");
   general.add_options()
@@ -186,11 +211,14 @@ int run_train(int argc, char** argv) {
       plan.run_dir = resume_dir;
       plan.resume = true;
     }
+    slurm_run_dir = plan.run_dir.empty() && std::getenv("SLURM_JOB_ID") != nullptr;
+    if (slurm_run_dir) plan.run_dir = std::string("runs/slurm-") + std::getenv("SLURM_JOB_ID");
     if (!plan.save_params.empty()) io::check_output_path(plan.save_params);
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld train: error: %s\n", e.what());
     return 2;
   }
+  if (is_root) print_slurm_line(plan.run_dir, slurm_run_dir);
   train::install_stop_signal_handlers();
   return train::run_training(plan);
 }
