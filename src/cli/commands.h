@@ -11,5 +11,6 @@ int run_forward(int argc, char** argv);
 int run_ckpt(int argc, char** argv);
 int run_prepare(int argc, char** argv);
 int run_eval(int argc, char** argv);
+int run_plan(int argc, char** argv);
 
 }  // namespace rw::cli

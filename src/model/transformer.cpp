@@ -112,13 +112,9 @@ void Transformer<T>::layer_backward(int layer, const T* w, T* grad, const data::
     rmsnorm_backward(x2c, w + off[kPostNorm], inv2.data(), dn2.data(), dnorm.data(), grad + off[kPostNorm], rows, h);
     for (int64_t i = 0; i < rows * h; ++i) dxc[i] += dnorm[i];
   }
-  n2 = {};
-  g = {};
-  u = {};
-  a = {};
-  da = {};
-  dg = {};
-  du = {};
+  // Free (not just clear: `v = {}` keeps the capacity) the FFN chunk buffers before the
+  // attention backward, the layer's peak.
+  for (std::vector<T>* buffer : {&n2, &g, &u, &a, &da, &dg, &du}) std::vector<T>().swap(*buffer);
 
   // Attention block.
   std::vector<T> dout(n * h);
@@ -217,7 +213,7 @@ double Transformer<T>::forward_backward(const data::LocalBatch& batch, double gr
   const double loss = head(w, grad.data(), batch, x, nullptr, grad_scale, &dx);
   params_.release(n_layers + 1);
   params_.reduce_grad(n_layers + 1, grad.data());
-  x = {};
+  std::vector<T>().swap(x);  // free the residual stream: the backward does not need it
   for (int l = n_layers - 1; l >= 0; --l) {
     grad.assign(units_[l + 1].count, T(0));
     activity::set_layer(l, "backward");

@@ -1,0 +1,260 @@
+// plan_command.cpp: `ringworld plan`: predicts, before anything runs, a training run's memory
+// per rank, FLOPs, step time and ring overlap on a device from the table (src/plan/), and the
+// smallest ring that fits. Runs as one process (no mpirun needed); under mpirun only rank 0
+// measures and prints. The model comes from a preset, a config file as `train --config` reads
+// it, and Hugging Face LlamaConfig overrides, the command line winning.
+#include <boost/program_options.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <string>
+#include <sys/stat.h>
+
+#include "device/cpu/sgemm_peak.h"
+#include "mpi/runtime.h"
+#include "src/cli/commands.h"
+#include "src/common/input_error.h"
+#include "src/common/timer.h"
+#include "src/plan/device_table.h"
+#include "src/plan/plan_report.h"
+#include "src/plan/token_count.h"
+
+namespace po = boost::program_options;
+
+namespace rw::cli {
+namespace {
+
+const char* kPlanHelp =
+    "usage: ringworld plan --model 7b|tiny|small|CONFIG.ini --seq-len 1M --ranks N [--dp D --sp S]\n"
+    "                      [--device h100|h200|mi250x|mi300x|cpu] [--precision fp32|tf32|bf16]\n"
+    "                      [--device-tflops X] [--device-mem-gib X] [--link-gbps X] [--efficiency E]\n"
+    "                      [--global-batch-tokens T] [--block-q --block-k --ffn-chunk --layout --threads]\n"
+    "\n"
+    "Predicts, before anything runs, one rank's memory (parameters and AdamW state, activations,\n"
+    "transients), the FLOPs and time of a step, whether ring communication hides under compute,\n"
+    "and the smallest ring that fits. Counts take K/M/G suffixes (32K = 32768, 1M = 1048576).\n"
+    "A CONFIG.ini is read as `train --config` reads it; with [stage.*] sections the stage with the\n"
+    "longest sequence is planned unless --stage names one (its seq-len and global-batch-tokens;\n"
+    "a --seq-len given here plans one sequence per dp group unless --global-batch-tokens is given).\n"
+    "Exit status: 0, or 2 on bad options.\n";
+
+bool file_exists(const std::string& path) {
+  struct stat info {};
+  return stat(path.c_str(), &info) == 0 && S_ISREG(info.st_mode);
+}
+
+struct StageText {
+  std::string seq_len, batch_tokens;
+};
+
+bool is_preset(const std::string& name) { return name == "tiny" || name == "small" || name == "7b"; }
+
+int env_threads() {
+  const char* text = std::getenv("OMP_NUM_THREADS");
+  const int n = text ? std::atoi(text) : 1;
+  return n > 0 ? n : 1;
+}
+
+}  // namespace
+
+int run_plan(int argc, char** argv) {
+  const bool is_root = mpi::world_rank() == 0;
+  std::string model_arg = "tiny", config_file, stage_name, seq_text, batch_text = "0", device_name = "cpu",
+              precision_text = "fp32", layout_text = "zigzag";
+  int ranks = 0, dp = 0, sp = 0, threads = env_threads(), ranks_per_node = 0;
+  double device_tflops = 0, device_mem_gib = 0, link_gbps = 0, efficiency = 1.0, reserve_mib = -1;
+  plan::PlanRequest request;
+  plan::TrainShape& shape = request.shape;
+
+  po::options_description opts("plan options"), model_opts("model (Hugging Face LlamaConfig names override the preset)");
+  opts.add_options()
+      ("help,h", "show this help")
+      ("config", po::value(&config_file), "config file as train --config reads it (also: --model FILE)")
+      ("stage", po::value(&stage_name), "plan this [stage.NAME] of the config file")
+      ("seq-len", po::value(&seq_text), "tokens per sequence (K/M suffixes)")
+      ("global-batch-tokens", po::value(&batch_text), "tokens per step, a multiple of seq-len x dp (0: one sequence per dp group)")
+      ("ranks", po::value(&ranks), "MPI ranks (dp x sp)")
+      ("dp", po::value(&dp), "data-parallel groups (default 1, or ranks / sp)")
+      ("sp", po::value(&sp), "ranks per ring (default ranks / dp)")
+      ("layout", po::value(&layout_text), "contiguous | striped | zigzag (default zigzag)")
+      ("block-q", po::value(&shape.block_q)->default_value(shape.block_q), "attention query tile rows")
+      ("block-k", po::value(&shape.block_k)->default_value(shape.block_k), "attention key tile rows")
+      ("ffn-chunk", po::value(&shape.ffn_chunk_tokens)->default_value(shape.ffn_chunk_tokens), "tokens per FFN chunk")
+      ("threads", po::value(&threads), "OpenMP threads per rank (default OMP_NUM_THREADS or 1)")
+      ("device", po::value(&device_name), ("one of: " + plan::device_names() + " (default cpu)").c_str())
+      ("precision", po::value(&precision_text), "fp32 (what ringworld computes) | tf32 | bf16: the peak FLOP/s used")
+      ("device-tflops", po::value(&device_tflops), "peak TFLOP/s per rank (overrides the table or the measurement)")
+      ("device-mem-gib", po::value(&device_mem_gib), "memory per rank, GiB (overrides the table)")
+      ("link-gbps", po::value(&link_gbps), "ring link bandwidth, Gbit/s each way (overrides the table; 8 Gbit = 1 GB)")
+      ("efficiency", po::value(&efficiency), "share of the peak the kernels reach (default 1: a lower bound on time)")
+      ("ranks-per-node", po::value(&ranks_per_node), "cpu: ranks sharing this node's memory (default all ranks)")
+      ("reserve-mib", po::value(&reserve_mib), "memory per rank before ringworld allocates (default from the table)")
+      ("phases", "also list the memory of every phase of the step");
+  model_opts.add_options()("model", po::value(&model_arg), "preset tiny | small | 7b, or a config file");
+  for (const auto& f : model::config_fields()) {
+    if (f.integer) model_opts.add_options()(f.name, po::value<int64_t>(), "");
+    else model_opts.add_options()(f.name, po::value<double>(), "");
+  }
+  po::options_description all;
+  all.add(opts).add(model_opts);
+
+  try {
+    po::variables_map vm;
+    po::parsed_options cli = po::command_line_parser(argc, argv).options(all).run();
+    std::set<std::string> on_command_line;
+    for (const auto& o : cli.options) on_command_line.insert(o.string_key);
+    // --model FILE is --config FILE: the file's own `model = ` then names the preset, so the
+    // option is taken out before storing (a stored option cannot be replaced by the file's).
+    for (auto it = cli.options.begin(); it != cli.options.end(); ++it) {
+      if (it->string_key != "model" || it->value.empty() || is_preset(it->value.front())) continue;
+      const std::string value = it->value.front();
+      if (on_command_line.count("config")) throw InputError("give the config file once: --model FILE or --config FILE");
+      if (!file_exists(value))
+        throw InputError("--model '" + value + "' is neither a preset (tiny, small, 7b) nor a readable config file");
+      config_file = value;
+      cli.options.erase(it);
+      break;
+    }
+    po::store(cli, vm);
+    if (vm.count("help")) {
+      if (is_root) std::cout << kPlanHelp << "\n" << all << "\n";
+      return 0;
+    }
+    if (vm.count("config")) config_file = vm["config"].as<std::string>();
+    std::map<std::string, StageText> stages;
+    std::vector<std::string> stage_order;
+    if (!config_file.empty()) {
+      std::ifstream in(config_file);
+      if (!in) throw InputError("cannot read config file '" + config_file + "'");
+      po::parsed_options parsed(nullptr);
+      try {
+        parsed = po::parse_config_file(in, all, /*allow_unregistered=*/true);
+      } catch (const po::error& e) {
+        throw InputError("config file '" + config_file + "': " + e.what());
+      }
+      // Training keys the planner does not need (lr, steps, ...) are unregistered here and
+      // skipped; [stage.NAME] sections give seq-len and global-batch-tokens per stage.
+      for (const auto& o : parsed.options) {
+        if (!o.unregistered || o.string_key.rfind("stage.", 0) != 0 || o.value.empty()) continue;
+        const std::size_t dot = o.string_key.find('.', 6);
+        if (dot == std::string::npos) continue;
+        const std::string name = o.string_key.substr(6, dot - 6), field = o.string_key.substr(dot + 1);
+        if (!stages.count(name)) stage_order.push_back(name);
+        if (field == "seq-len") stages[name].seq_len = o.value.front();
+        if (field == "global-batch-tokens") stages[name].batch_tokens = o.value.front();
+      }
+      parsed.options.erase(std::remove_if(parsed.options.begin(), parsed.options.end(),
+                                          [](const po::option& o) { return o.unregistered; }),
+                           parsed.options.end());
+      po::store(parsed, vm);  // the command line, stored first, wins
+    }
+    po::notify(vm);
+
+    // Which stage of the file, if it has stages: --stage, or the longest sequence.
+    if (!stage_name.empty() && stages.empty()) throw InputError("--stage needs a config file with [stage.*] sections");
+    if (!stage_name.empty() && !stages.count(stage_name))
+      throw InputError("--stage '" + stage_name + "' is not a [stage.*] section of '" + config_file + "'");
+    if (!stages.empty()) {
+      if (stage_name.empty()) {
+        int64_t longest = -1;
+        for (const std::string& name : stage_order) {
+          if (stages[name].seq_len.empty()) throw InputError("stage '" + name + "' of '" + config_file + "' has no seq-len");
+          const int64_t len = plan::parse_token_count(stages[name].seq_len, "seq-len of stage '" + name + "'");
+          if (len > longest) longest = len, stage_name = name;
+        }
+        request.origin_note = "stage '" + stage_name + "' of " + config_file + " (the longest of " +
+                              std::to_string(stages.size()) + "; --stage NAME for another)";
+      } else {
+        request.origin_note = "stage '" + stage_name + "' of " + config_file;
+      }
+      if (!on_command_line.count("seq-len")) seq_text = stages[stage_name].seq_len;
+      else request.origin_note += "; --seq-len " + seq_text + " from the command line";
+      // The stage's batch goes with the stage's length: a --seq-len of the command line plans
+      // one sequence per dp group unless --global-batch-tokens says otherwise.
+      if (!on_command_line.count("global-batch-tokens") && !on_command_line.count("seq-len"))
+        batch_text = stages[stage_name].batch_tokens.empty() ? "0" : stages[stage_name].batch_tokens;
+    }
+
+    shape.model = model::preset_config(model_arg);
+    for (const auto& f : model::config_fields()) {
+      if (!vm.count(f.name)) continue;
+      if (f.integer) shape.model.*f.integer = vm[f.name].as<int64_t>();
+      else shape.model.*f.real = vm[f.name].as<double>();
+    }
+    request.model_name = config_file.empty() ? "model " + model_arg : config_file + " (preset " + model_arg + ")";
+    if (seq_text.empty()) throw InputError("--seq-len is required (e.g. --seq-len 32K)");
+    shape.seq_len = plan::parse_token_count(seq_text, "--seq-len");
+    shape.layout = parse_layout(layout_text);
+    shape.kernel_threads = threads;
+
+    // The grid: --ranks with --dp or --sp, or --dp and --sp.
+    if (ranks == 0 && dp > 0 && sp > 0) ranks = dp * sp;
+    if (ranks <= 0) throw InputError("--ranks must be given (or both --dp and --sp)");
+    if (dp == 0 && sp == 0) dp = 1, sp = ranks;
+    else if (dp == 0) dp = sp > 0 && ranks % sp == 0 ? ranks / sp : -1;
+    else if (sp == 0) sp = dp > 0 && ranks % dp == 0 ? ranks / dp : -1;
+    if (dp <= 0 || sp <= 0 || dp * sp != ranks)
+      throw InputError("--dp x --sp must equal --ranks (" + std::to_string(ranks) + ")");
+    shape.dp = dp;
+    shape.sp = sp;
+    const int64_t batch_tokens =
+        batch_text == "0" ? shape.seq_len * dp : plan::parse_token_count(batch_text, "--global-batch-tokens");
+    if (batch_tokens % shape.seq_len != 0 || (batch_tokens / shape.seq_len) % dp != 0)
+      throw InputError("--global-batch-tokens " + std::to_string(batch_tokens) + " must be a multiple of seq-len " +
+                       std::to_string(shape.seq_len) + " x dp " + std::to_string(dp));
+    shape.sequences_per_group = batch_tokens / shape.seq_len / dp;
+    shape.validate();
+
+    // The device, then the overrides.
+    request.device = plan::find_device(device_name);
+    request.precision = plan::parse_precision(precision_text);
+    if (!(efficiency > 0 && efficiency <= 1)) throw InputError("--efficiency must be in (0, 1]");
+    request.efficiency = efficiency;
+    if (vm.count("device-tflops") && !(device_tflops > 0)) throw InputError("--device-tflops must be positive");
+    if (vm.count("device-mem-gib") && !(device_mem_gib > 0)) throw InputError("--device-mem-gib must be positive");
+    if (vm.count("link-gbps") && !(link_gbps > 0)) throw InputError("--link-gbps must be positive");
+    if (vm.count("reserve-mib") && !(reserve_mib >= 0)) throw InputError("--reserve-mib must not be negative");
+    if (vm.count("ranks-per-node") && ranks_per_node < 1) throw InputError("--ranks-per-node must be at least 1");
+    if (!is_root) return 0;  // everything below is measurement and printing
+
+    const bool is_cpu = request.device.name == "cpu";
+    if (device_tflops > 0) {
+      request.peak_flops_per_s = device_tflops * 1e12;
+      request.peak_basis = "--device-tflops";
+    } else if (is_cpu) {
+      const double gflops = device::cpu::measure_sgemm_gflops(1024, threads, 5);
+      request.peak_flops_per_s = gflops * 1e9;
+      request.peak_basis = "sgemm measured now, " + std::to_string(threads) + " thread(s)";
+    } else {
+      request.peak_flops_per_s = request.device.peak_tflops(request.precision) * 1e12;
+      request.peak_basis = "datasheet peak, dense";
+    }
+    if (device_mem_gib > 0) {
+      request.capacity_bytes = device_mem_gib * 1024.0 * 1024.0 * 1024.0;
+      request.capacity_basis = "--device-mem-gib";
+    } else if (is_cpu) {
+      const int sharing = ranks_per_node > 0 ? ranks_per_node : ranks;
+      request.capacity_bytes = static_cast<double>(available_memory_bytes()) / sharing;
+      request.capacity_basis = "MemAvailable / " + std::to_string(sharing) + " rank(s) on this node";
+    } else {
+      request.capacity_bytes = request.device.memory_gib * 1024.0 * 1024.0 * 1024.0;
+      request.capacity_basis = "datasheet";
+    }
+    request.link_bytes_per_s = (link_gbps > 0 ? link_gbps / 8.0 : request.device.link_gb_per_s) * 1e9;
+    request.reserve_bytes = (reserve_mib >= 0 ? reserve_mib : request.device.reserve_mib) * 1024.0 * 1024.0;
+    request.show_phases = vm.count("phases") > 0;
+  } catch (const std::exception& e) {
+    if (is_root) std::fprintf(stderr, "ringworld plan: error: %s\n", e.what());
+    return 2;
+  }
+  std::fputs(plan::plan_report(request).c_str(), stdout);
+  std::fflush(stdout);
+  return 0;
+}
+
+}  // namespace rw::cli

@@ -1,0 +1,223 @@
+// memory_model.cpp: see memory_model.h. Each phase lists the buffers that exist at that point
+// of Transformer::forward_backward (src/model/transformer.cpp) and the ring (src/attention/
+// ring_attention.cpp), named as in the code.
+#include "src/plan/memory_model.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "src/common/fatal.h"
+
+namespace rw::plan {
+namespace {
+
+constexpr double kF32 = 4, kI32 = 4, kF64 = 8;
+
+struct Sizes {
+  double n_tokens, n_local, hidden, kv, heads, head_dim, inter, vocab, layers;
+  double ffn_rows, loss_rows, block_q, block_k;
+  double fwd_threads, bwd_threads;  // OpenMP threads that allocate scratch in the attention kernels
+  double ring_slots;                // K/V buffers written: 2 on a ring, 1 on a ring of one rank
+};
+
+Sizes sizes_of(const TrainShape& s) {
+  const model::LlamaConfig& m = s.model;
+  Sizes z;
+  z.n_tokens = double(s.local_tokens());
+  z.n_local = double(s.local_tokens_per_sequence());
+  z.hidden = double(m.hidden_size);
+  z.kv = double(m.kv_width());
+  z.heads = double(m.num_attention_heads);
+  z.head_dim = double(m.head_dim());
+  z.inter = double(m.intermediate_size);
+  z.vocab = double(m.vocab_size);
+  z.layers = double(m.num_hidden_layers);
+  z.ffn_rows = double(std::min(s.ffn_chunk_tokens, s.local_tokens()));
+  z.loss_rows = double(std::min(s.loss_chunk_tokens, s.local_tokens()));
+  z.block_q = double(std::min<int64_t>(s.block_q, s.local_tokens_per_sequence()));
+  z.block_k = double(std::min<int64_t>(s.block_k, s.local_tokens_per_sequence()));
+  // attention_fast.cpp: the forward runs on every OpenMP thread; the backward on at most one
+  // thread per (sequence, kv head, key block) task.
+  z.fwd_threads = double(s.kernel_threads);
+  const double bwd_tasks = double(s.sequences_per_group) * double(m.num_key_value_heads) *
+                           std::ceil(z.n_local / z.block_k);
+  z.bwd_threads = std::min(double(s.kernel_threads), bwd_tasks);
+  z.ring_slots = s.sp > 1 ? 2 : 1;
+  return z;
+}
+
+struct Units {
+  double embed, layer, head;                 // elements of each unit
+  double embed_padded, layer_padded, head_padded;  // gathered / reduce-scatter size: ranks x shard
+  double embed_shard, layer_shard, head_shard;
+};
+
+Units units_of(const TrainShape& s) {
+  const std::vector<model::ParamUnit> units = model::parameter_units(s.model);
+  const int64_t ranks = s.ranks();
+  auto shard = [&](int64_t count) { return double((count + ranks - 1) / ranks); };
+  Units u;
+  u.embed = double(units.front().count);
+  u.layer = double(units[1].count);
+  u.head = double(units.back().count);
+  u.embed_shard = shard(units.front().count);
+  u.layer_shard = shard(units[1].count);
+  u.head_shard = shard(units.back().count);
+  u.embed_padded = u.embed_shard * double(ranks);
+  u.layer_padded = u.layer_shard * double(ranks);
+  u.head_padded = u.head_shard * double(ranks);
+  return u;
+}
+
+}  // namespace
+
+double MemoryPrediction::peak_activation_bytes() const {
+  double n = 0;
+  for (const MemoryItem& item : peak.items)
+    if (!item.is_parameter) n += item.n_bytes;
+  return n;
+}
+
+double MemoryPhase::n_bytes() const {
+  double n = 0;
+  for (const MemoryItem& item : items) n += item.n_bytes;
+  return n;
+}
+
+MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
+  const Sizes z = sizes_of(shape);
+  const Units u = units_of(shape);
+  const double N = z.n_tokens, H = z.hidden, KV = z.kv;
+
+  MemoryPrediction p;
+  p.reserve_bytes = reserve_bytes;
+  // fsdp_params.cpp: four fp32 arrays and a uint8 decay flag per unit, shard_count long each.
+  double shard_elems = 0;
+  for (const model::ParamUnit& unit : model::parameter_units(shape.model))
+    shard_elems += double((unit.count + shape.ranks() - 1) / shape.ranks());
+  p.weight_bytes = kF32 * shard_elems;
+  p.grad_bytes = kF32 * shard_elems;
+  p.adam_moment_bytes = 2 * kF32 * shard_elems;
+  p.decay_flag_bytes = 1 * shard_elems;
+  p.batch_bytes = (4 * kI32 + kF32) * N;
+
+  const std::string last = std::to_string(int64_t(z.layers) - 1);
+  const MemoryItem x{"x: residual stream [N, hidden]", kF32 * N * H};
+  const MemoryItem saved{"saved per layer (input, attention output [N, hidden], lse [N, heads]) x " +
+                             std::to_string(int64_t(z.layers)) + " layers",
+                         z.layers * kF32 * (2 * N * H + N * z.heads)};
+  const MemoryItem dx{"dx: gradient of the residual stream [N, hidden]", kF32 * N * H};
+  const MemoryItem layer_weights{"all-gathered layer weights (one unit)", kF32 * u.layer_padded, true};
+  // project_qkv(): n1 [N, hidden], inv1 [N], q [N, hidden], k and v [N, kv_width].
+  const MemoryItem qkv{"n1, q [N, hidden], k, v [N, kv_width], inv1 [N]", kF32 * (2 * N * H + 2 * N * KV + N)};
+  // ring_attention.cpp: per slot K|V values (fp32) and pos|seg (int32) of the shard in hand.
+  const double ring_slot = kF32 * 2 * N * KV + kI32 * 2 * N;
+  const MemoryItem ring_kv{"ring K|V + pos|seg buffers (" + std::to_string(int(z.ring_slots)) + " slot(s))",
+                           z.ring_slots * ring_slot};
+  // attention_fast.cpp, forward: per thread scores [bq, bk], acc [bq, head_dim], row max and sum [bq].
+  const MemoryItem fwd_scratch{"attention kernel scratch (per thread tiles)",
+                               z.fwd_threads * kF32 * (z.block_q * z.block_k + z.block_q * z.head_dim + 2 * z.block_q)};
+  const double c = z.ffn_rows, I = z.inter;
+  const MemoryItem ffn_fwd{"FFN chunk: n2 [chunk, hidden], g, u, a [chunk, intermediate]",
+                           kF32 * (c * H + c + 3 * c * I)};
+
+  std::vector<MemoryPhase>& ph = p.phases;
+  ph.push_back({"forward, embedding", {x, {"all-gathered embedding", kF32 * u.embed_padded, true}}});
+  ph.push_back({"forward, layer " + last + ", ring attention", {x, saved, qkv, ring_kv, fwd_scratch, layer_weights}});
+  ph.push_back({"forward, layer " + last + ", FFN", {x, saved, qkv, ffn_fwd, layer_weights}});
+
+  // head(): grad (head unit) and the gathered head, then per loss chunk nf, inv, logits, dlogits,
+  // dnf, and cross_entropy's per-token doubles.
+  const double cl = z.loss_rows, V = z.vocab;
+  const MemoryItem head_grad{"gradient buffer (head unit)", kF32 * u.head, true};
+  ph.push_back({"loss head",
+                {saved, x, dx, head_grad, {"all-gathered final norm + lm_head", kF32 * u.head_padded, true},
+                 {"loss chunk: normed rows, logits and their gradient [chunk, vocab]",
+                  kF32 * (2 * cl * H + cl + 2 * cl * V) + kF64 * cl}}});
+  // FsdpParams::reduce_grad: a padded copy of the unit and the shard result; Open MPI's
+  // reduce_scatter_block (tuned, basic linear: reduce to rank 0, then scatter) holds one more
+  // full-size buffer on rank 0, and the reported peak is the maximum over ranks.
+  auto reduce_items = [&](const std::string& unit, double padded, double shard_len) {
+    return std::vector<MemoryItem>{{"reduce-scatter send buffer (" + unit + ", padded)", kF32 * padded, true},
+                                   {"reduce-scatter result (" + unit + " shard)", kF32 * shard_len, true},
+                                   {"MPI reduce temporary on rank 0 (" + unit + ")", kF32 * padded, true}};
+  };
+  {
+    MemoryPhase phase{"loss head, gradient reduce-scatter", {saved, x, dx, head_grad}};
+    for (const MemoryItem& item : reduce_items("head", u.head_padded, u.head_shard)) phase.items.push_back(item);
+    ph.push_back(phase);
+  }
+  // x is freed after the head (Transformer::forward_backward swaps it away). The gradient buffer
+  // is reassigned per unit and keeps the largest capacity seen (std::vector::assign); growing it
+  // holds the old and the new buffer for a moment.
+  double grad_capacity = u.head;
+  if (u.layer > grad_capacity) {
+    ph.push_back({"backward, gradient buffer grows to a layer",
+                  {saved, dx, head_grad, {"gradient buffer (layer unit)", kF32 * u.layer, true}}});
+    grad_capacity = u.layer;
+  }
+  const MemoryItem grad{"gradient buffer (largest unit so far)", kF32 * grad_capacity, true};
+  const MemoryItem x2{"x2: recomputed FFN input [N, hidden]", kF32 * N * H};
+  // layer_backward frees the FFN backward chunk buffers before the attention backward.
+  const MemoryItem ffn_bwd{"FFN backward chunk: n2, dn2, dnorm [chunk, hidden], g, u, a, da, dg, du [chunk, intermediate]",
+                           kF32 * (3 * c * H + c + 6 * c * I)};
+  const MemoryItem attn_grads{"dout, dq [N, hidden], dk, dv [N, kv_width]", kF32 * (2 * N * H + 2 * N * KV)};
+  // ring backward: K|V slots, dK|dV accumulators (this step's, received, sent), delta [N, heads];
+  // the kernel gives each thread but the first a private dq [N, hidden], and p, dp tiles.
+  const MemoryItem ring_bwd{"ring dK|dV accumulators (3) and delta [N, heads]", kF32 * (3 * 2 * N * KV + N * z.heads)};
+  const MemoryItem bwd_scratch{"attention kernel scratch (private dq per extra thread, p/dp tiles)",
+                               kF32 * ((z.bwd_threads - 1) * N * H + z.bwd_threads * 2 * z.block_q * z.block_k)};
+  ph.push_back({"backward, layer " + last + ", FFN", {saved, dx, grad, layer_weights, qkv, x2, ffn_bwd}});
+  ph.push_back({"backward, layer " + last + ", ring attention",
+                {saved, dx, grad, layer_weights, qkv, x2, attn_grads, ring_kv, ring_bwd, bwd_scratch}});
+  ph.push_back({"backward, layer " + last + ", q/k/v input gradient",
+                {saved, dx, grad, layer_weights, qkv, x2, attn_grads,
+                 {"dn1, dnorm1 [N, hidden]", kF32 * 2 * N * H}}});
+  {
+    MemoryPhase phase{"backward, layer " + last + ", gradient reduce-scatter", {saved, dx, grad}};
+    for (const MemoryItem& item : reduce_items("layer", u.layer_padded, u.layer_shard)) phase.items.push_back(item);
+    ph.push_back(phase);
+  }
+  {
+    MemoryPhase phase{"backward, embedding gradient", {dx}};
+    if (u.embed > grad_capacity) {
+      phase.items.push_back({"gradient buffer (embedding unit)", kF32 * u.embed, true});
+      ph.push_back({"backward, gradient buffer grows to the embedding", {dx, grad, {"gradient buffer (embedding)", kF32 * u.embed, true}}});
+    } else {
+      phase.items.push_back(grad);
+    }
+    for (const MemoryItem& item : reduce_items("embedding", u.embed_padded, u.embed_shard)) phase.items.push_back(item);
+    ph.push_back(phase);
+  }
+
+  p.peak = *std::max_element(ph.begin(), ph.end(),
+                             [](const MemoryPhase& a, const MemoryPhase& b) { return a.n_bytes() < b.n_bytes(); });
+  for (const MemoryItem& item : p.peak.items)
+    if (item.name.rfind("saved", 0) == 0) p.saved_activation_bytes += item.n_bytes;
+  return p;
+}
+
+std::vector<int> possible_ring_sizes(const TrainShape& shape, int max_sp) {
+  // zigzag cuts the sequence into 2 sp chunks; the others need seq_len % sp == 0.
+  const int64_t splittable = shape.layout == Layout::zigzag ? shape.seq_len / 2 : shape.seq_len;
+  std::vector<int> sizes;
+  if (shape.layout == Layout::zigzag && shape.seq_len % 2 != 0) return sizes;
+  for (int64_t d = 1; d * d <= splittable; ++d) {
+    if (splittable % d != 0) continue;
+    if (d <= max_sp) sizes.push_back(static_cast<int>(d));
+    const int64_t other = splittable / d;
+    if (other != d && other <= max_sp) sizes.push_back(static_cast<int>(other));
+  }
+  std::sort(sizes.begin(), sizes.end());
+  return sizes;
+}
+
+int smallest_fitting_ring(TrainShape shape, double capacity_bytes, double reserve_bytes, int max_sp) {
+  for (int sp : possible_ring_sizes(shape, max_sp)) {
+    shape.sp = sp;
+    if (predict_memory(shape, reserve_bytes).total_bytes() <= capacity_bytes) return sp;
+  }
+  return 0;
+}
+
+}  // namespace rw::plan

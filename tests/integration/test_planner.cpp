@@ -1,0 +1,184 @@
+// test_planner.cpp: `ringworld plan` end to end. Its memory prediction is compared with the peak
+// resident memory `ringworld train` measures (getrusage ru_maxrss, max over ranks: the line
+// "peak resident memory per rank (max over ranks): X MiB") on three small CPU runs on 2 ranks,
+// chosen so that activations, not the process's constant baseline, make most of the memory:
+//   1. one long sequence: 32K tokens of short packed documents (a token dataset written by
+//      `ringworld prepare`; short documents keep attention cheap so the run takes seconds), a
+//      GQA model of hidden 64 with 6 layers, sp 2, 64 x 64 tiles;
+//   2. the small preset (hidden 256, 4 layers, intermediate 688), 8 sequences of 512, sp 2;
+//   3. dp 2 x sp 1 (a ring of one: FSDP over the two dp ranks), 8 sequences of 2048, hidden 64,
+//      8 layers.
+// The issue asks for agreement within 25% (kTolerance). The model follows the allocations of
+// the code (src/plan/memory_model.h) and adds a measured constant for the CPU process (30 MiB,
+// src/plan/device_table.cpp); when this test was written the predictions were within 4% of the
+// measurements (printed below on every run). Each configuration must also be one where the
+// model's non-constant part (parameters, optimizer state, activations) is at least
+// kMinVariableShare of the prediction, so a constant cannot pass the test by itself.
+// Also: bad options exit non-zero with one message, and the 7b / 1M / 64 x H100 plan prints its
+// verdicts. `plan` runs as a user runs it, without mpirun; `train` under mpirun -np 2. About
+// 15-20 s on a loaded 2-core machine.
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include "tests/integration/integration_support.h"
+
+using namespace rw::test;
+
+namespace {
+
+constexpr double kTolerance = 0.25;         // |predicted - measured| / measured, from the issue
+constexpr double kMinVariableShare = 0.6;   // of the prediction, beyond the constant baseline
+
+// A number before " MiB" (or another binary unit) following `label` in `text`; -1 if absent.
+double mib_after(const std::string& text, const std::string& label) {
+  const std::size_t at = text.find(label);
+  if (at == std::string::npos) return -1;
+  std::smatch m;
+  const std::string rest = text.substr(at + label.size());
+  if (!std::regex_search(rest, m, std::regex(R"(^\s*([0-9.]+) (B|KiB|MiB|GiB))"))) return -1;
+  const double value = std::stod(m[1]);
+  const std::string unit = m[2];
+  return unit == "GiB" ? value * 1024 : unit == "MiB" ? value : unit == "KiB" ? value / 1024 : value / 1048576;
+}
+
+// 1200 short documents (8-30 words of a small vocabulary), deterministic: about 137K byte tokens.
+void write_documents(const fs::path& path) {
+  static const char* words[] = {"alpha", "beta", "gamma", "delta", "ring", "attention", "token",
+                                "memory", "plan", "rank", "block", "chunk", "layer"};
+  std::ofstream out(path);
+  uint64_t state = 12345;
+  auto next = [&](int n) {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return static_cast<int>((state >> 33) % static_cast<uint64_t>(n));
+  };
+  for (int d = 0; d < 1200; ++d) {
+    out << "{\"text\": \"";
+    const int n = 8 + next(23);
+    for (int w = 0; w < n; ++w) out << (w ? " " : "") << words[next(13)];
+    out << "\"}\n";
+  }
+}
+
+// `ringworld ARGS` run directly, as a user runs `plan` before a job (an MPI singleton, no
+// mpirun: also seconds faster per call on a loaded machine).
+RunResult run_direct(const std::string& args, const fs::path& out_log, const fs::path& err_log) {
+  RunResult r;
+  r.command = "timeout 60 " + quoted(RW_PLANNER_BIN) + " " + args;
+  const int status = std::system((r.command + " >" + quoted(out_log) + " 2>" + quoted(err_log)).c_str());
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.stdout_text = slurp(out_log);
+  r.stderr_text = slurp(err_log);
+  return r;
+}
+
+RunResult run_plan(const std::string& args, const fs::path& out_log, const fs::path& err_log) {
+  return run_direct("plan " + args, out_log, err_log);
+}
+
+struct Config {
+  std::string name;
+  std::string shape;        // options train and plan share
+  std::string train_extra;  // options only train takes
+};
+
+}  // namespace
+
+TEST_CASE("plan predicts the peak resident memory of small CPU training runs within 25%", "[planner]") {
+  ScratchDir dir("planner");
+  write_documents(dir / "docs.jsonl");
+  const RunResult prep = run_direct("prepare --tokenizer byte --input " + quoted(dir / "docs.jsonl") + " --output " +
+                                        quoted(dir / "docs.h5"),
+                                    dir / "prep.out", dir / "prep.err");
+  INFO(show(prep));
+  REQUIRE(prep.exit_code == 0);
+
+  const std::string gqa64 = "--model tiny --hidden_size 64 --num_attention_heads 2 --intermediate_size 128 --vocab_size 256";
+  const std::vector<Config> configs = {
+      {"32K packed sequence, sp 2", gqa64 + " --num_key_value_heads 1 --num_hidden_layers 6 --seq-len 32768 --block-q 64 --block-k 64",
+       "--data file:" + quoted(dir / "docs.h5")},
+      {"small preset, 8 x 512, sp 2", "--model small --seq-len 512 --global-batch-tokens 4096", ""},
+      {"8 x 2048, dp 2 x sp 1", gqa64 + " --num_key_value_heads 2 --num_hidden_layers 8 --seq-len 2048 --global-batch-tokens 16384 --dp 2 --sp 1",
+       ""},
+  };
+  std::printf("planner vs measured peak resident memory per rank (2 ranks, CPU):\n");
+  std::printf("  %-30s %12s %12s %8s %12s\n", "configuration", "measured", "predicted", "error", "constant");
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const Config& c = configs[i];
+    const std::string tag = "c" + std::to_string(i);
+    const RunResult train = run_ringworld(2, "train " + c.shape + " " + c.train_extra + " --steps 1", 240,
+                                          dir / (tag + "-train.out"), dir / (tag + "-train.err"));
+    const RunResult plan = run_plan(c.shape + " --ranks 2 --device cpu --device-tflops 1 --threads 1",
+                                    dir / (tag + "-plan.out"), dir / (tag + "-plan.err"));
+    INFO(c.name);
+    INFO(show(train));
+    INFO(show(plan));
+    REQUIRE(train.exit_code == 0);
+    REQUIRE(plan.exit_code == 0);
+    const double measured = mib_after(train.stdout_text, "peak resident memory per rank (max over ranks):");
+    const double predicted = mib_after(plan.stdout_text, "predicted peak memory per rank:");
+    const double constant = mib_after(plan.stdout_text, "runtime and libraries");
+    REQUIRE(measured > 0);
+    REQUIRE(predicted > 0);
+    REQUIRE(constant >= 0);
+    const double error = (predicted - measured) / measured;
+    std::printf("  %-30s %8.1f MiB %8.1f MiB %+7.1f%% %8.1f MiB\n", c.name.c_str(), measured, predicted, 100 * error,
+                constant);
+    std::fflush(stdout);
+    CHECK(std::fabs(error) <= kTolerance);
+    CHECK(predicted - constant >= kMinVariableShare * predicted);
+  }
+}
+
+TEST_CASE("plan: the 7b at 1M tokens on 64 H100s fits, names its smallest ring and hides the ring", "[planner]") {
+  ScratchDir dir("planner7b");
+  const RunResult r = run_plan("--model 7b --seq-len 1M --ranks 64 --device h100", dir / "out", dir / "err");
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.stdout_text.find("6738415616 parameters") != std::string::npos);
+  CHECK(r.stdout_text.find(": fits") != std::string::npos);
+  CHECK(r.stdout_text.find("smallest ring that fits (dp 1 kept): sp = 32") != std::string::npos);
+  CHECK(r.stdout_text.find("forward : compute") != std::string::npos);
+  CHECK(r.stdout_text.find("NOT hidden") == std::string::npos);
+  // bf16 compute (tensor-core rate) with fp32 K/V messages: the forward ring no longer hides at
+  // 16K tokens per rank (c* = F (8 kv + 8) / (2 h B) = 989.4e12 * 32776 / (8192 * 450e9) = 8797).
+  const RunResult bf16 =
+      run_plan("--model 7b --seq-len 1M --ranks 256 --device h100 --precision bf16", dir / "out2", dir / "err2");
+  INFO(show(bf16));
+  REQUIRE(bf16.exit_code == 0);
+  CHECK(bf16.stdout_text.find("forward : compute") != std::string::npos);
+  CHECK(bf16.stdout_text.find("NOT hidden (hides when c >= 8797 tokens)") != std::string::npos);
+}
+
+TEST_CASE("plan: bad options end with one message and a non-zero exit", "[planner]") {
+  ScratchDir dir("planner_bad");
+  const fs::path nothing = dir / "no-output";
+  struct Bad {
+    std::string args, needle;
+  };
+  const std::vector<Bad> cases = {
+      {"--model 7b --seq-len 1.5M --ranks 8", "--seq-len '1.5M'"},
+      {"--model 7b --seq-len 1000 --ranks 3", "1000"},
+      {"--model 7b --ranks 8", "--seq-len is required"},
+      {"--model 7b --seq-len 32K", "--ranks"},
+      {"--model 7b --seq-len 32K --ranks 8 --dp 3", "--dp x --sp"},
+      {"--model 7b --seq-len 32K --ranks 8 --device a100", "unknown device 'a100'"},
+      {"--model 7b --seq-len 32K --ranks 8 --precision fp8", "unknown precision 'fp8'"},
+      {"--model 13b --seq-len 32K --ranks 8", "--model '13b'"},
+      {"--model 7b --seq-len 32K --ranks 8 --global-batch-tokens 1000", "--global-batch-tokens"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const RunResult r =
+        run_plan(cases[i].args, dir / ("b" + std::to_string(i) + ".out"), dir / ("b" + std::to_string(i) + ".err"));
+    INFO(cases[i].args);
+    expect_clean_failure(r, nothing, cases[i].needle);
+  }
+}
