@@ -12,5 +12,6 @@ int run_ckpt(int argc, char** argv);
 int run_prepare(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_plan(int argc, char** argv);
+int run_bench(int argc, char** argv);
 
 }  // namespace rw::cli

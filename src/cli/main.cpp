@@ -21,6 +21,7 @@ const char* kUsage =
     "  prepare     tokenize text files into a token dataset (HDF5)\n"
     "  eval        needle: retrieval accuracy over context lengths x needle depths (heatmap)\n"
     "  plan        predict memory per rank, step time and ring overlap of a run before it runs\n"
+    "  bench       training throughput and ring communication at one point of a scaling study\n"
     "\n"
     "`ringworld <command> --help` describes a command's options.\n";
 
@@ -47,6 +48,7 @@ int main(int argc, char** argv) {
   if (command == "prepare") return rw::cli::run_prepare(argc - 1, argv + 1);
   if (command == "eval") return rw::cli::run_eval(argc - 1, argv + 1);
   if (command == "plan") return rw::cli::run_plan(argc - 1, argv + 1);
+  if (command == "bench") return rw::cli::run_bench(argc - 1, argv + 1);
   if (is_root) std::fprintf(stderr, "ringworld: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }
