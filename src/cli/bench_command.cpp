@@ -30,6 +30,7 @@
 #include "device/cpu/sgemm_peak.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
+#include "mpi/watchdog.h"
 #include "src/attention/layout.h"
 #include "src/bench/csv_append.h"
 #include "src/bench/node_placement.h"
@@ -106,7 +107,7 @@ bool parse(int argc, char** argv, BenchPlan& plan) {
       ("label", po::value(&plan.label), "free text for the CSV's label column (sweep, machine)")
       ("seed", po::value(&plan.seed)->default_value(plan.seed), "seed of initialisation and data")
       ("device", po::value(&plan.device)->default_value(plan.device), "cpu")
-      ("timeout", po::value(&plan.timeout_s)->default_value(plan.timeout_s), "seconds a ring transfer may stall");
+      ("timeout", po::value(&plan.timeout_s)->default_value(plan.timeout_s), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: off)");
   for (const auto& f : model::config_fields()) {
     if (f.integer) model_opts.add_options()(f.name, po::value<int64_t>(), "");
     else model_opts.add_options()(f.name, po::value<double>(), "");
@@ -193,7 +194,7 @@ int run_bench(int argc, char** argv) {
   std::unique_ptr<mpi::ProcessGrid> grid;
   std::unique_ptr<device::Backend> backend;
   try {
-    grid = std::make_unique<mpi::ProcessGrid>(plan.dp, plan.sp, plan.timeout_s);
+    grid = std::make_unique<mpi::ProcessGrid>(plan.dp, plan.sp, plan.timeout_s > 0 ? 2 * plan.timeout_s + 30 : 0);
     backend = device::make_backend(plan.device);
   } catch (const InputError& e) {
     error = e.what();
@@ -209,6 +210,7 @@ int run_bench(int argc, char** argv) {
               " MiB available per rank: use more ranks or a smaller model";
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  mpi::Watchdog watchdog(plan.timeout_s);  // a hung point ends with a report, not at the sweep's time limit
 
   const int threads = std::max(1, omp_get_max_threads());
   const bench::NodePlacement placement = bench::measure_node_placement(*grid, threads);
