@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "device/backend.h"
+#include "device/cpu/cpu_backend.h"
 #include "perf/bench_common.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
@@ -112,6 +113,10 @@ int main(int argc, char** argv) {
                           o.n_threads, available_cores()));
 
   report.comment(format("openblas: %s kernels (%s)", openblas_core_name().c_str(), openblas_config().c_str()));
+  for (int head_dim : head_dims)
+    report.comment(format("attention forward kernel, head_dim %d: %s (RINGWORLD_ATTN_FWD_KERNEL=blas|fused|auto)",
+                          head_dim,
+                          device::cpu::fwd_kernel_name(device::cpu::resolve_fwd_kernel(device::cpu::FwdKernel::automatic, head_dim))));
   if (!openblas_fallback_warning().empty()) report.comment(openblas_fallback_warning());
 
   // Reference points, same threads, same run. sgemm is measured right before and right after

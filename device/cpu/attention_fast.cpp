@@ -1,9 +1,10 @@
-// attention_fast.cpp: the fast CPU attention tile kernels.
+// attention_fast.cpp: the fast CPU attention tile kernels, and the choice of forward kernel
+// (the fused AVX-512 one lives in attention_fwd_fused.cpp; this file has the OpenBLAS one).
 //
-// Forward: OpenMP tasks over (batch, head, query block); per task an online softmax over the
-// key blocks of the step (S = scale*Q K^T and acc += P V by OpenBLAS sgemm on strided views of
-// the [tokens, heads, head_dim] tensors, exp/max vectorised), then one (O, lse) merge into the
-// running output. Tasks write disjoint rows, so any schedule gives identical bits.
+// Forward (blas): OpenMP tasks over (batch, head, query block); per task an online softmax over
+// the key blocks of the step (S = scale*Q K^T and acc += P V by OpenBLAS sgemm on strided views
+// of the [tokens, heads, head_dim] tensors, exp/max vectorised), then one (O, lse) merge into
+// the running output. Tasks write disjoint rows, so any schedule gives identical bits.
 //
 // Backward: tasks over (batch, kv head, key block), looping over the query heads of the group
 // and the query blocks; dK and dV rows belong to one task; dQ goes to a per-thread buffer,
@@ -17,11 +18,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <string>
 #include <vector>
 
 #include "device/attention_mask.h"
+#include "device/cpu/attention_tile_support.h"
+#include "device/cpu/avx512_tile_gemm.h"
 #include "device/cpu/cpu_backend.h"
 #include "device/cpu/fast_exp.h"
 #include "src/common/fatal.h"
@@ -29,8 +33,6 @@
 
 namespace rw::device::cpu {
 namespace {
-
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
 
 // Keeps OpenBLAS single-threaded while our OpenMP threads call it; restores on exit.
 class OpenblasSingleThread {
@@ -46,39 +48,6 @@ class OpenblasSingleThread {
   int saved_;
 };
 
-// Per-block (min, max) of positions and segments: summaries[b * n_blocks + block].
-std::vector<BlockSummary> summarize_blocks(const int32_t* pos, const int32_t* seg, int batch,
-                                           int n_tokens, int block) {
-  int n_blocks = (n_tokens + block - 1) / block;
-  std::vector<BlockSummary> out(static_cast<std::size_t>(batch) * n_blocks);
-  for (int b = 0; b < batch; ++b)
-    for (int i = 0; i < n_blocks; ++i) {
-      int start = i * block, count = std::min(block, n_tokens - start);
-      std::size_t off = static_cast<std::size_t>(b) * n_tokens + start;
-      out[static_cast<std::size_t>(b) * n_blocks + i] = summarize_block(pos + off, seg + off, count);
-    }
-  return out;
-}
-
-// Sets masked entries of a rows x cols score tile to -inf.
-void apply_mask(float* s, int rows, int cols, int ld, const int32_t* q_pos, const int32_t* q_seg,
-                const int32_t* k_pos, const int32_t* k_seg, bool causal) {
-  for (int r = 0; r < rows; ++r) {
-    float* row = s + static_cast<std::size_t>(r) * ld;
-    const int32_t qp = q_pos[r], qs = q_seg[r];
-#pragma omp simd
-    for (int c = 0; c < cols; ++c)
-      row[c] = key_visible(qp, qs, k_pos[c], k_seg[c], causal) ? row[c] : kNegInf;
-  }
-}
-
-inline float merged_lse(float a, float b) {
-  if (a == kNegInf) return b;
-  if (b == kNegInf) return a;
-  float hi = a > b ? a : b;
-  return hi + std::log1p(std::exp(-std::fabs(a - b)));
-}
-
 }  // namespace
 
 void check_attn_shape(const AttnShape& s, const AttnTiling& t) {
@@ -89,7 +58,43 @@ void check_attn_shape(const AttnShape& s, const AttnTiling& t) {
   RW_CHECK(t.block_q > 0 && t.block_k > 0, "attention block sizes must be positive");
 }
 
-void attn_fwd_step_fast(const AttnFwdStepArgs& a, const ProgressHook& hook) {
+bool fused_fwd_kernel_available(int head_dim) {
+  return avx512::avx512_available() && head_dim > 0 && head_dim % avx512::kKeyPanel == 0;
+}
+
+const char* fwd_kernel_name(FwdKernel kernel) {
+  switch (kernel) {
+    case FwdKernel::automatic: return "automatic";
+    case FwdKernel::fused_avx512: return "fused-avx512";
+    case FwdKernel::blas: return "blas";
+  }
+  return "unknown";
+}
+
+FwdKernel resolve_fwd_kernel(FwdKernel requested, int head_dim) {
+  if (requested == FwdKernel::automatic) {
+    const char* env = std::getenv("RINGWORLD_ATTN_FWD_KERNEL");
+    const std::string choice = env ? env : "";
+    if (choice == "blas") requested = FwdKernel::blas;
+    else if (choice == "fused") requested = FwdKernel::fused_avx512;
+    else if (!choice.empty() && choice != "auto")
+      RW_FAIL("RINGWORLD_ATTN_FWD_KERNEL='" + choice + "' is not one of auto, fused, blas");
+  }
+  if (requested == FwdKernel::automatic)
+    return fused_fwd_kernel_available(head_dim) ? FwdKernel::fused_avx512 : FwdKernel::blas;
+  if (requested == FwdKernel::fused_avx512)
+    RW_CHECK(fused_fwd_kernel_available(head_dim),
+             "the fused AVX-512 attention forward needs an AVX-512F CPU and head_dim % 16 == 0 (head_dim " +
+                 std::to_string(head_dim) + ")");
+  return requested;
+}
+
+void attn_fwd_step_fast(const AttnFwdStepArgs& a, const ProgressHook& hook, FwdKernel kernel) {
+  if (resolve_fwd_kernel(kernel, a.shape.head_dim) == FwdKernel::fused_avx512) attn_fwd_step_fused(a, hook);
+  else attn_fwd_step_blas(a, hook);
+}
+
+void attn_fwd_step_blas(const AttnFwdStepArgs& a, const ProgressHook& hook) {
   const AttnShape& s = a.shape;
   check_attn_shape(s, a.tiling);
   if (s.batch == 0 || s.n_q == 0 || s.n_k == 0) return hook();

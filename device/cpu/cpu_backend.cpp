@@ -13,7 +13,8 @@
 
 namespace rw::device {
 
-CpuBackend::CpuBackend() = default;
+CpuBackend::CpuBackend() : CpuBackend(cpu::FwdKernel::automatic) {}
+CpuBackend::CpuBackend(cpu::FwdKernel fwd_kernel) : fwd_kernel_(fwd_kernel) {}
 
 void* CpuBackend::allocate(std::size_t n_bytes) {
   std::size_t rounded = ((n_bytes + 63) / 64) * 64;
@@ -61,7 +62,7 @@ void CpuBackend::attn_merge(const AttnShape& shape, float* out_a, float* lse_a, 
   cpu::attn_merge_fast(shape, out_a, lse_a, out_b, lse_b);
 }
 void CpuBackend::attn_fwd_step(const AttnFwdStepArgs& args, const ProgressHook& hook) {
-  cpu::attn_fwd_step_fast(args, hook);
+  cpu::attn_fwd_step_fast(args, hook, fwd_kernel_);
 }
 void CpuBackend::attn_bwd_step(const AttnBwdStepArgs& args, const ProgressHook& hook) {
   cpu::attn_bwd_step_fast(args, hook);

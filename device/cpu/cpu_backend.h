@@ -1,7 +1,8 @@
 // cpu_backend.h: the CPU backends. Memory is host memory (MPI reads it directly); kernels run
 // at submission, so synchronize() only calls the hook once.
-//   CpuBackend          fast kernels: OpenBLAS sgemm on tiles, OpenMP across (batch, head,
-//                       block) tasks, vectorised online softmax (attention_fast.cpp).
+//   CpuBackend          fast kernels: OpenMP across (batch, head, block) tasks, vectorised
+//                       online softmax; tile products by AVX-512 register tiles (forward,
+//                       where the CPU has AVX-512) or OpenBLAS sgemm (attention_fast.cpp).
 //   CpuReferenceBackend the same memory and GEMM, attention by plain loops in fp64
 //                       (attention_reference.cpp); slow, for checking.
 #pragma once
@@ -9,9 +10,22 @@
 
 namespace rw::device {
 
+namespace cpu {
+// The forward kernels of the fast backend:
+//   fused_avx512  packed K^T / V panels shared by all query blocks and heads of a step, scores
+//                 and P V by AVX-512 register tiles (attention_fwd_fused.cpp); needs AVX-512F
+//                 and head_dim % 16 == 0
+//   blas          OpenBLAS sgemm on strided tiles (attention_fast.cpp); any CPU, any head_dim
+//   automatic     fused_avx512 where it can run, else blas; the environment variable
+//                 RINGWORLD_ATTN_FWD_KERNEL=blas (or fused, auto) overrides it
+enum class FwdKernel { automatic, fused_avx512, blas };
+}  // namespace cpu
+
 class CpuBackend : public Backend {
  public:
   CpuBackend();
+  // Forward kernel choice for tests and benchmarks (default: cpu::FwdKernel::automatic).
+  explicit CpuBackend(cpu::FwdKernel fwd_kernel);
   std::string name() const override { return "cpu"; }
   bool host_accessible_memory() const override { return true; }
 
@@ -33,6 +47,9 @@ class CpuBackend : public Backend {
                   const float* lse_b) override;
   void attn_fwd_step(const AttnFwdStepArgs& args, const ProgressHook& hook) override;
   void attn_bwd_step(const AttnBwdStepArgs& args, const ProgressHook& hook) override;
+
+ private:
+  cpu::FwdKernel fwd_kernel_;
 };
 
 class CpuReferenceBackend : public CpuBackend {
@@ -47,8 +64,17 @@ class CpuReferenceBackend : public CpuBackend {
 };
 
 namespace cpu {
+// The kernel a forward step with this head_dim runs (never automatic); fatal when `requested`
+// cannot run here or the environment variable holds an unknown name.
+FwdKernel resolve_fwd_kernel(FwdKernel requested, int head_dim);
+const char* fwd_kernel_name(FwdKernel kernel);
+bool fused_fwd_kernel_available(int head_dim);  // AVX-512F CPU and head_dim % 16 == 0
+
 // The fast kernels (attention_fast.cpp), callable without a backend object.
-void attn_fwd_step_fast(const AttnFwdStepArgs& args, const ProgressHook& hook);
+void attn_fwd_step_fast(const AttnFwdStepArgs& args, const ProgressHook& hook,
+                        FwdKernel kernel = FwdKernel::automatic);
+void attn_fwd_step_blas(const AttnFwdStepArgs& args, const ProgressHook& hook);
+void attn_fwd_step_fused(const AttnFwdStepArgs& args, const ProgressHook& hook);
 void attn_bwd_step_fast(const AttnBwdStepArgs& args, const ProgressHook& hook);
 void attn_row_dot_fast(const AttnShape& shape, const float* out, const float* dout, float* delta);
 void attn_merge_fast(const AttnShape& shape, float* out_a, float* lse_a, const float* out_b,

@@ -9,11 +9,16 @@
 // multiples of the block sizes.
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <numeric>
 
 #include "device/backend.h"
+#include "device/cpu/cpu_backend.h"
 #include "tests/test_support.h"
 
 using namespace rw;
@@ -185,6 +190,11 @@ const KernelCase kCases[] = {
     {"packed subset (empty rows)", 2, 90, 2, 1, 16, 8, 8, true,  true,  false, true},
     {"head_dim 64, big blocks",  1, 200, 2, 2, 64, 64, 128, true, false, false, false},
     {"head_dim 128",             1, 130, 2, 1, 128, 32, 32, true, true, false, false},
+    // Blocks that are not multiples of the fused kernel's 8-row / 16-key panels; head_dim 48
+    // needs a one-vector tail; head_dim 24 is not a multiple of 16 (the fused kernel declines).
+    {"GQA, odd blocks, head_dim 48", 2, 101, 4, 2, 48, 12, 40, true, false, false, false},
+    {"packed, odd blocks",       1, 83, 2, 2, 32, 20, 24, true,  true,  false, false},
+    {"head_dim 24",              1, 60, 2, 1, 24, 16, 16, true,  true,  false, false},
 };
 
 }  // namespace
@@ -226,5 +236,87 @@ TEST_CASE("merge and row_dot match the reference", "[kernels]") {
     CHECK(max_abs_error(l, gold_lse) <= tolerance(naive_lse, gold_lse));
     CHECK(max_abs_error(delta, gold_delta) <= tolerance(naive_delta, gold_delta));
     CHECK(l[2] == -inf);
+  }
+}
+
+// The CPU backend's two forward kernels, each forced: the fused AVX-512 one (where this CPU has
+// AVX-512) and the OpenBLAS one that CPUs without it run. The test above covers whichever
+// kernel the automatic choice picks here.
+TEST_CASE("both CPU forward kernels match the fp64 reference", "[kernels]") {
+  using device::cpu::FwdKernel;
+  for (FwdKernel kernel : {FwdKernel::fused_avx512, FwdKernel::blas}) {
+    INFO("forward kernel " << device::cpu::fwd_kernel_name(kernel));
+    device::CpuBackend backend(kernel);
+    int n_run = 0;
+    for (const KernelCase& c : kCases) {
+      if (kernel == FwdKernel::fused_avx512 && !device::cpu::fused_fwd_kernel_available(c.head_dim)) continue;
+      run_case(c, backend);
+      ++n_run;
+    }
+    if (kernel == FwdKernel::fused_avx512 && n_run == 0)
+      WARN("no AVX-512F on this CPU: the fused forward kernel was not tested");
+    else
+      CHECK(n_run > 0);
+  }
+}
+
+TEST_CASE("forward kernel choice: automatic, forced, and the environment override", "[kernels]") {
+  using device::cpu::FwdKernel;
+  using device::cpu::resolve_fwd_kernel;
+  const char* saved = std::getenv("RINGWORLD_ATTN_FWD_KERNEL");
+  const std::string saved_value = saved ? saved : "";
+  unsetenv("RINGWORLD_ATTN_FWD_KERNEL");
+  const bool fused_here = device::cpu::fused_fwd_kernel_available(64);
+  CHECK(resolve_fwd_kernel(FwdKernel::automatic, 64) == (fused_here ? FwdKernel::fused_avx512 : FwdKernel::blas));
+  CHECK(resolve_fwd_kernel(FwdKernel::automatic, 24) == FwdKernel::blas);  // not a multiple of 16
+  CHECK(resolve_fwd_kernel(FwdKernel::blas, 64) == FwdKernel::blas);
+  setenv("RINGWORLD_ATTN_FWD_KERNEL", "blas", 1);
+  CHECK(resolve_fwd_kernel(FwdKernel::automatic, 64) == FwdKernel::blas);
+  setenv("RINGWORLD_ATTN_FWD_KERNEL", "auto", 1);
+  CHECK(resolve_fwd_kernel(FwdKernel::automatic, 64) == (fused_here ? FwdKernel::fused_avx512 : FwdKernel::blas));
+  if (saved) setenv("RINGWORLD_ATTN_FWD_KERNEL", saved_value.c_str(), 1);
+  else unsetenv("RINGWORLD_ATTN_FWD_KERNEL");
+}
+
+// The forward tasks write disjoint rows and do their arithmetic in a fixed order whichever
+// thread runs them, so the bits must not change between runs or with the thread count.
+TEST_CASE("fast forward kernels are bit-for-bit repeatable", "[kernels]") {
+  using device::cpu::FwdKernel;
+  const int batch = 1, n = 600, heads = 4, kv_heads = 2, d = 64;
+  auto q = random_vector(static_cast<std::size_t>(batch) * n * heads * d, 21);
+  auto k = random_vector(static_cast<std::size_t>(batch) * n * kv_heads * d, 22);
+  auto v = random_vector(k.size(), 23);
+  std::vector<int32_t> seg, pos;
+  packed_documents(batch, n, 150, 250, seg, pos);
+  auto run = [&](FwdKernel kernel, int n_threads) {
+    std::vector<float> out(q.size(), 0.f), lse(static_cast<std::size_t>(batch) * heads * n,
+                                                -std::numeric_limits<float>::infinity());
+    device::AttnFwdStepArgs a;
+    a.shape = {batch, n, n, heads, kv_heads, d};
+    a.mask = {pos.data(), seg.data(), pos.data(), seg.data(), true};
+    a.tiling = {64, 64};
+    a.scale = 1.f / std::sqrt(static_cast<float>(d));
+    a.q = q.data();
+    a.k = k.data();
+    a.v = v.data();
+    a.out = out.data();
+    a.lse = lse.data();
+    const int saved_threads = omp_get_max_threads();
+    omp_set_num_threads(n_threads);
+    device::cpu::attn_fwd_step_fast(a, {}, kernel);
+    omp_set_num_threads(saved_threads);
+    out.insert(out.end(), lse.begin(), lse.end());
+    return out;
+  };
+  for (FwdKernel kernel : {FwdKernel::fused_avx512, FwdKernel::blas}) {
+    if (kernel == FwdKernel::fused_avx512 && !device::cpu::fused_fwd_kernel_available(d)) continue;
+    INFO("forward kernel " << device::cpu::fwd_kernel_name(kernel));
+    const auto first = run(kernel, 2);
+    const auto second = run(kernel, 2);
+    CHECK(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)) == 0);
+    if (kernel == FwdKernel::fused_avx512) {  // no per-thread state at all: any thread count
+      const auto one_thread = run(kernel, 1);
+      CHECK(std::memcmp(first.data(), one_thread.data(), first.size() * sizeof(float)) == 0);
+    }
   }
 }
