@@ -37,6 +37,7 @@
 #include "src/bench/ring_probe.h"
 #include "src/bench/stats.h"
 #include "src/cli/commands.h"
+#include "src/train/run_plan.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/data/data_sources.h"
@@ -135,11 +136,7 @@ bool parse(int argc, char** argv, BenchPlan& plan) {
   plan.model.validate();
   const Layout layout = parse_layout(plan.layout);
   const int world = mpi::world_size();
-  if (plan.dp == 0 && plan.sp == 0) plan.dp = 1, plan.sp = world;
-  else if (plan.dp == 0) plan.dp = plan.sp > 0 && world % plan.sp == 0 ? world / plan.sp : -1;
-  else if (plan.sp == 0) plan.sp = plan.dp > 0 && world % plan.dp == 0 ? world / plan.dp : -1;
-  if (plan.dp <= 0 || plan.sp <= 0 || plan.dp * plan.sp != world)
-    throw InputError("--dp x --sp must equal the number of ranks (" + std::to_string(world) + ")");
+  train::resolve_grid(world, plan.dp, plan.sp);
   if (plan.seq_len < 1) throw InputError("--seq-len must be positive");
   check_ring_split(layout, plan.seq_len, plan.sp);
   if (plan.block_q < 1 || plan.block_k < 1) throw InputError("--block-q and --block-k must be positive");

@@ -18,6 +18,7 @@
 #include "device/cpu/sgemm_peak.h"
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
+#include "src/cli/config_file.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/plan/device_table.h"
@@ -129,14 +130,7 @@ int run_plan(int argc, char** argv) {
     std::map<std::string, StageText> stages;
     std::vector<std::string> stage_order;
     if (!config_file.empty()) {
-      std::ifstream in(config_file);
-      if (!in) throw InputError("cannot read config file '" + config_file + "'");
-      po::parsed_options parsed(nullptr);
-      try {
-        parsed = po::parse_config_file(in, all, /*allow_unregistered=*/true);
-      } catch (const po::error& e) {
-        throw InputError("config file '" + config_file + "': " + e.what());
-      }
+      po::parsed_options parsed = parse_config_file(config_file, all);
       // Training keys the planner does not need (lr, steps, ...) are unregistered here and
       // skipped; [stage.NAME] sections give seq-len and global-batch-tokens per stage.
       for (const auto& o : parsed.options) {

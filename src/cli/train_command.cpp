@@ -18,6 +18,7 @@
 #include "mpi/runtime.h"
 #include "src/attention/layout.h"
 #include "src/cli/commands.h"
+#include "src/cli/config_file.h"
 #include "src/common/input_error.h"
 #include "src/train/run_driver.h"
 
@@ -135,14 +136,7 @@ int run_train(int argc, char** argv) {
     }
     std::vector<train::StageSpec> stages;
     if (!config_file.empty()) {
-      std::ifstream in(config_file);
-      if (!in) throw InputError("cannot read config file '" + config_file + "'");
-      po::parsed_options parsed(nullptr);
-      try {
-        parsed = po::parse_config_file(in, all, /*allow_unregistered=*/true);
-      } catch (const po::error& e) {
-        throw InputError("config file '" + config_file + "': " + e.what());
-      }
+      po::parsed_options parsed = parse_config_file(config_file, all);
       std::map<std::string, std::set<std::string>> stage_fields;
       for (const auto& o : parsed.options) {
         if (!o.unregistered) continue;
@@ -195,12 +189,7 @@ int run_train(int argc, char** argv) {
     plan.stages = stages;
     plan.model.validate();
     parse_layout(plan.layout);
-    const int world = mpi::world_size();
-    if (plan.dp == 0 && plan.sp == 0) plan.dp = 1, plan.sp = world;
-    else if (plan.dp == 0) plan.dp = plan.sp > 0 && world % plan.sp == 0 ? world / plan.sp : -1;
-    else if (plan.sp == 0) plan.sp = plan.dp > 0 && world % plan.dp == 0 ? world / plan.dp : -1;
-    if (plan.dp <= 0 || plan.sp <= 0 || plan.dp * plan.sp != world)
-      throw InputError("--dp x --sp must equal the number of ranks (" + std::to_string(world) + ")");
+    train::resolve_grid(mpi::world_size(), plan.dp, plan.sp);
     for (const auto& s : plan.stages) train::parse_schedule(s.schedule);
     if (!plan.only_stage.empty() &&
         std::none_of(plan.stages.begin(), plan.stages.end(), [&](const train::StageSpec& s) { return s.name == plan.only_stage; }))

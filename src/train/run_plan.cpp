@@ -2,6 +2,7 @@
 #include "src/train/run_plan.h"
 
 #include <sstream>
+#include <string>
 
 #include "src/common/input_error.h"
 
@@ -63,6 +64,14 @@ std::string to_ini(const RunPlan& p) {
       << "\ndata = " << s.data << "\n";
   }
   return o.str();
+}
+
+void resolve_grid(int world, int& dp, int& sp) {
+  if (dp == 0 && sp == 0) dp = 1, sp = world;
+  else if (dp == 0) dp = sp > 0 && world % sp == 0 ? world / sp : -1;
+  else if (sp == 0) sp = dp > 0 && world % dp == 0 ? world / dp : -1;
+  if (dp <= 0 || sp <= 0 || dp * sp != world)
+    throw InputError("--dp x --sp must equal the number of ranks (" + std::to_string(world) + ")");
 }
 
 }  // namespace rw::train

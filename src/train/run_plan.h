@@ -50,6 +50,10 @@ struct RunPlan {
 // The keys a [stage.NAME] section may set, and which of them are required.
 const std::vector<std::string>& stage_keys();
 const std::vector<std::string>& required_stage_keys();
+
+// Completes the dp x sp grid of `world` ranks: 0 means "the rest" (both 0: dp 1, sp world).
+// Throws InputError unless dp * sp == world.
+void resolve_grid(int world, int& dp, int& sp);
 // Sets one stage field from its INI text; throws InputError naming the key on a bad value.
 void set_stage_field(StageSpec& stage, const std::string& key, const std::string& value);
 
