@@ -40,8 +40,11 @@ $(BUILD_DIR)/CMakeCache.txt:
 build: deps $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
+# A build directory configured with tests off would otherwise run stale test binaries.
 test: build
 	-@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(SLURM_PACKAGES)"
+	@grep -q '^RINGWORLD_TESTS:BOOL=ON' $(BUILD_DIR)/CMakeCache.txt || \
+	  { cmake -S . -B $(BUILD_DIR) -DRINGWORLD_TESTS=ON >/dev/null && cmake --build $(BUILD_DIR) -j $(JOBS); }
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
 
 bench: build

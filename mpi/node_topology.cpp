@@ -7,9 +7,10 @@
 #include <cstdlib>
 #include <map>
 #include <numeric>
+#include <string>
 
 #include "mpi/mpi_check.h"
-#include "src/common/input_error.h"
+#include "src/common/fatal.h"
 
 namespace rw::mpi {
 
@@ -20,7 +21,8 @@ std::vector<int> node_of_each_rank() {
   int leader = rank;
   if (const char* fake = std::getenv("RINGWORLD_FAKE_NODES"); fake && *fake) {
     const int k = std::atoi(fake);
-    if (k < 1) throw InputError("RINGWORLD_FAKE_NODES must be a positive number of nodes, not '" + std::string(fake) + "'");
+    // Fatal, not an InputError: a rank throwing here would leave the others in the Allgather.
+    RW_CHECK(k >= 1, "RINGWORLD_FAKE_NODES must be a positive number of nodes, not '" + std::string(fake) + "'");
     leader = rank % k;  // node r % k; its smallest rank is r % k itself
   } else {
     MPI_Comm node;

@@ -37,6 +37,7 @@
 #include "src/bench/ring_probe.h"
 #include "src/bench/stats.h"
 #include "src/cli/commands.h"
+#include "src/train/run_driver.h"
 #include "src/train/run_plan.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
@@ -197,16 +198,7 @@ int run_bench(int argc, char** argv) {
     error = e.what();
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
-  {
-    // Parameters, gradients and two AdamW moments, fp32, sharded over all ranks (as train).
-    const double at_rest = 16.0 * static_cast<double>(plan.model.parameter_count()) / grid->size();
-    const double available = static_cast<double>(available_memory_bytes()) / mpi::ranks_on_this_node();
-    if (available > 0 && at_rest > available)
-      error = "the model needs " + std::to_string(static_cast<long long>(at_rest / 1048576)) +
-              " MiB per rank at rest but the node has " + std::to_string(static_cast<long long>(available / 1048576)) +
-              " MiB available per rank: use more ranks or a smaller model";
-  }
-  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  if (!(error = train::memory_preflight_error(plan.model, grid->size())).empty()) return fail(error);
   mpi::Watchdog watchdog(plan.timeout_s);  // a hung point ends with a report, not at the sweep's time limit
 
   const int threads = std::max(1, omp_get_max_threads());

@@ -79,7 +79,13 @@ int run_forward(int argc, char** argv) {
     backend = device::make_backend(device_name);
     io::check_output_path(output);
     config = io::read_model_config(checkpoint);
-    grid = std::make_unique<mpi::ProcessGrid>(1, world, timeout > 0 ? 2 * timeout + 30 : 0);
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  // Collective: built only once every rank got this far, so no rank waits in it alone.
+  grid = std::make_unique<mpi::ProcessGrid>(1, world, timeout > 0 ? 2 * timeout + 30 : 0);
+  try {
     batch = io::read_forward_input(input, config.vocab_size, layout, world, grid->sp_rank(), &problem);
   } catch (const InputError& e) {
     error = e.what();

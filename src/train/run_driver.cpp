@@ -132,6 +132,20 @@ void install_stop_signal_handlers() {
   sigaction(SIGUSR1, &action, nullptr);
 }
 
+std::string memory_preflight_error(const model::LlamaConfig& config, int grid_size) {
+  const double at_rest = 16.0 * static_cast<double>(config.parameter_count()) / grid_size;
+  const int local_ranks = mpi::ranks_on_this_node();
+  const double available = static_cast<double>(available_memory_bytes()) / local_ranks;
+  std::string error;
+  if (available > 0 && at_rest > available)
+    error = "the model's " + std::to_string(config.parameter_count()) + " parameters need " +
+            std::to_string(static_cast<long long>(at_rest / 1048576)) + " MiB per rank at rest (16 bytes per parameter over " +
+            std::to_string(grid_size) + " ranks) but node " + mpi::host_name() + " has " +
+            std::to_string(static_cast<long long>(available / 1048576)) + " MiB available per rank (" +
+            std::to_string(local_ranks) + " ranks on the node): use more ranks or a smaller model";
+  return mpi::agree_on_error(error);
+}
+
 int run_training(RunPlan plan) {
   const bool is_root = mpi::world_rank() == 0;
   auto fail = [&](const std::string& message) {
@@ -160,19 +174,8 @@ int run_training(RunPlan plan) {
     error = e.what();
   }
   if (!(error = agree(error)).empty()) return fail(error);
-  {
-    // Parameters, gradients and two AdamW moments, fp32, sharded over all ranks: 16 bytes per
-    // parameter / ranks, before any activation. Refuse what cannot fit instead of being killed.
-    const double at_rest = 16.0 * static_cast<double>(plan.model.parameter_count()) / grid->size();
-    const int local_ranks = mpi::ranks_on_this_node();
-    const double available = static_cast<double>(available_memory_bytes()) / local_ranks;
-    if (available > 0 && at_rest > available)
-      return fail("the model's " + std::to_string(plan.model.parameter_count()) + " parameters need " +
-                  std::to_string(static_cast<long long>(at_rest / 1048576)) +
-                  " MiB per rank at rest (16 bytes per parameter over " + std::to_string(grid->size()) +
-                  " ranks) but this node has " + std::to_string(static_cast<long long>(available / 1048576)) +
-                  " MiB available per rank (" + std::to_string(local_ranks) + " ranks on the node): use more ranks or a smaller model");
-  }
+  // Refuse what cannot fit instead of being killed (agreed: nodes may differ).
+  if (!(error = memory_preflight_error(plan.model, grid->size())).empty()) return fail(error);
   // From here on a hang anywhere (ring step, collective, checkpoint) ends the job with a report.
   mpi::Watchdog watchdog(plan.timeout_s);
   if (is_root) {

@@ -23,6 +23,12 @@ constexpr int kRunStoppedBySignal = 75;  // EX_TEMPFAIL: checkpoint written, res
 // and give a non-zero return on every rank.
 int run_training(RunPlan plan);
 
+// Memory pre-flight (collective over the world: every rank gets the same verdict, so no rank
+// goes on alone): parameters, gradients and two AdamW moments, fp32, sharded over grid_size
+// ranks (16 bytes per parameter / ranks) against the memory this node has per local rank.
+// Returns "" when it fits, else the message naming what does not fit (nodes may differ).
+std::string memory_preflight_error(const model::LlamaConfig& config, int grid_size);
+
 // Installs the SIGTERM/SIGUSR1 handlers that request a checkpoint and a clean stop.
 void install_stop_signal_handlers();
 

@@ -705,6 +705,12 @@ TEST_CASE("forward and train reject bad input cleanly on every rank", "[forward_
     expect_clean_failure(r, out, "bogus_option");
     CHECK(r.stderr_text.find("run.ini") != std::string::npos);
   }
+  SECTION("train of a model whose parameters and optimizer cannot fit in this node's memory") {
+    // 7B parameters x 16 bytes over 2 ranks is about 50 GiB per rank: refused before any work,
+    // on every rank (the machines this runs on have far less).
+    const RunResult r = run_tool(dir, 2, "train --model 7b --steps 1 --seq-len 32 --save-params " + quoted(out));
+    expect_clean_failure(r, out, "at rest");
+  }
   SECTION("train --init-params of a different model shape") {
     // ckpt holds hidden 16; the run configures hidden 32.
     const RunResult r =
