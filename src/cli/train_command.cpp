@@ -21,6 +21,7 @@
 #include "src/cli/config_file.h"
 #include "src/common/input_error.h"
 #include "src/train/run_driver.h"
+#include "src/train/trainer.h"
 
 namespace po = boost::program_options;
 
@@ -95,6 +96,9 @@ int run_train(int argc, char** argv) {
        "AdamW weight decay (not on norms)")
       ("clip-grad-norm", po::value(&plan.clip_grad_norm)->default_value(plan.clip_grad_norm), "global clip (0: off)")
       ("log-every", po::value(&plan.log_every)->default_value(plan.log_every), "steps between log lines")
+      ("micro-batch-tokens", po::value(&plan.micro_batch_tokens)->default_value(0), "tokens of the global batch per micro-batch (gradient accumulation; a multiple of seq-len x dp dividing global-batch-tokens; 0: the whole batch at once)")
+      ("on-nonfinite", po::value(&plan.on_nonfinite)->default_value(plan.on_nonfinite)->notifier([](const std::string& v) { train::parse_on_nonfinite(v); }), "a step whose loss or gradient norm is not finite: stop (no update, nothing saved) | skip (no update, counted, logged)")
+      ("max-consecutive-skips", po::value(&plan.max_consecutive_skips)->default_value(plan.max_consecutive_skips)->notifier([](int v) { if (v < 1) throw InputError("--max-consecutive-skips must be at least 1"); }), "with --on-nonfinite skip: stop after this many skipped steps in a row")
       ("metrics", po::value(&plan.metrics), "JSON-lines metrics file (default: RUN_DIR/metrics.jsonl)")
       ("init-params", po::value(&plan.init_params), "start from the parameters of this HDF5 file")
       ("save-params", po::value(&plan.save_params), "write the final parameters here (HDF5, atomic)")

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "src/common/fatal.h"
 #include "src/common/input_error.h"
 
 namespace rw::data {
@@ -35,6 +36,21 @@ LocalBatch slice_global_batch(const GlobalBatch& g, int dp, int dp_rank, int sp,
     }
   }
   return b;
+}
+
+LocalBatch sequences_of(const LocalBatch& b, int first, int count) {
+  RW_CHECK(first >= 0 && count >= 0 && first + count <= b.n_sequences, "micro-batch outside the local batch");
+  LocalBatch m;
+  m.n_sequences = count;
+  m.n_local = b.n_local;
+  const std::size_t begin = static_cast<std::size_t>(first) * b.n_local,
+                    end = begin + static_cast<std::size_t>(count) * b.n_local;
+  m.tokens.assign(b.tokens.begin() + begin, b.tokens.begin() + end);
+  m.targets.assign(b.targets.begin() + begin, b.targets.begin() + end);
+  m.positions.assign(b.positions.begin() + begin, b.positions.begin() + end);
+  m.segment_ids.assign(b.segment_ids.begin() + begin, b.segment_ids.begin() + end);
+  m.loss_weights.assign(b.loss_weights.begin() + begin, b.loss_weights.begin() + end);
+  return m;
 }
 
 void derive_targets_positions_weights(GlobalBatch& g) {

@@ -21,6 +21,10 @@ struct GlobalBatch {
 // Throws InputError if n_sequences % dp or the sequence split over sp does not work.
 LocalBatch slice_global_batch(const GlobalBatch& global, int dp, int dp_rank, int sp, int sp_rank, Layout layout);
 
+// Sequences [first, first + count) of a local batch (a micro-batch): the same n_local tokens of
+// each, in the same order. RW_CHECKs the range.
+LocalBatch sequences_of(const LocalBatch& batch, int first, int count);
+
 // Fills targets (next token of the same segment, -1 at a segment's last token), positions
 // (restarting at 0 per segment) and unit weights (0 where the target is ignored) from tokens
 // and segment ids.

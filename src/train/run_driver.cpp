@@ -113,6 +113,7 @@ void validate_stage(const StageSpec& stage, const RunPlan& plan, Layout layout) 
   if (batch_tokens % stage.seq_len != 0 || (batch_tokens / stage.seq_len) % plan.dp != 0)
     throw InputError("stage '" + stage.name + "': global-batch-tokens " + std::to_string(batch_tokens) +
                      " must be a multiple of seq-len " + std::to_string(stage.seq_len) + " x dp " + std::to_string(plan.dp));
+  micro_batch_sequences(plan.micro_batch_tokens, batch_tokens, stage.seq_len, plan.dp);  // throws if it does not divide
   try {
     data::check_data_spec(stage.data);
   } catch (const InputError& e) {
@@ -239,6 +240,8 @@ int run_training(RunPlan plan) {
     options.clip_grad_norm = plan.clip_grad_norm;
     options.tiling = {plan.block_q, plan.block_k};
     options.transformer.ffn_chunk_tokens = plan.ffn_chunk;
+    options.micro_batch_sequences = micro_batch_sequences(plan.micro_batch_tokens, batch_tokens, stage.seq_len, plan.dp);
+    options.nonfinite = {parse_on_nonfinite(plan.on_nonfinite), plan.max_consecutive_skips};
     data::SourceGeometry geometry;
     geometry.seed = plan.seed + 1000003ull * index;
     geometry.seq_len = stage.seq_len;
@@ -293,14 +296,15 @@ int run_training(RunPlan plan) {
     if (!(error = agree(error)).empty()) return fail(error);
     const double flops_per_step = 3 * forward_flops(config, geometry.global_sequences, stage.seq_len, true);
     if (is_root) {
-      std::printf("== stage %s (%zu/%zu): seq_len %d, rope_theta %g, %lld tokens/step, %d steps, lr %g (%s, warm-up %d)\n",
+      std::printf("== stage %s (%zu/%zu): seq_len %d, rope_theta %g, %lld tokens/step%s, %d steps, %s\n",
                   stage.name.c_str(), index + 1, plan.stages.size(), stage.seq_len, stage.rope_theta,
-                  static_cast<long long>(batch_tokens), stage.steps, stage.lr, stage.schedule.c_str(), stage.warmup_steps);
+                  static_cast<long long>(batch_tokens), micro_batch_note(options, batch_tokens, grid->dp(), stage.seq_len).c_str(), stage.steps, describe_schedule(options.schedule).c_str());
       std::printf("   model %s; %s\n", config.describe().c_str(), start_note.c_str());
       std::fflush(stdout);
     }
 
     auto save = [&](const std::string& name) {
+      RW_CHECK(state_is_finite(trainer.params()), "refusing to save non-finite weights or AdamW moments");  // collective
       io::CheckpointState st;
       st.stage = stage.name;
       st.stage_index = static_cast<int64_t>(index);
@@ -326,7 +330,8 @@ int run_training(RunPlan plan) {
     for (int step = trainer.steps_done(); step < stage.steps; ++step) {
       activity::set_step(stage.name, step);
       const StepReport r = trainer.step();
-      if (!std::isfinite(r.loss)) return fail("loss is " + std::to_string(r.loss) + " at step " + std::to_string(step + 1));
+      if (r.skipped && is_root) std::fprintf(stderr, "ringworld train: warning: %s\n", r.nonfinite_note.c_str());
+      if (!r.stop_reason.empty()) return fail(r.stop_reason);  // before any checkpoint of this state
       const double tokens_per_s = r.tokens / r.seconds, gflops = flops_per_step / r.seconds / 1e9;
       const double mfu = gflops / peak_gflops;
       if (is_root && (step % plan.log_every == 0 || step + 1 == stage.steps)) {
@@ -375,6 +380,7 @@ int run_training(RunPlan plan) {
       prune(plan.run_dir, stage.name, 0);  // the final checkpoint supersedes them
     }
     if (!plan.save_params.empty() && index + 1 == plan.stages.size()) {
+      RW_CHECK(state_is_finite(trainer.params()), "refusing to save non-finite weights");  // collective
       try {
         io::write_sharded_tensors(plan.save_params, config, trainer.params(),
                                   {{"/params", io::TensorGroup::Source::weights}}, {{"step", double(trainer.steps_done())}});

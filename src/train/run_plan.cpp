@@ -57,6 +57,7 @@ std::string to_ini(const RunPlan& p) {
     << "\nffn-chunk = " << p.ffn_chunk << "\nlog-every = " << p.log_every << "\ncheckpoint-every = "
     << p.checkpoint_every << "\nkeep-last = " << p.keep_last << "\ncarry-optimizer = " << (p.carry_optimizer ? 1 : 0)
     << "\n";
+  o << "micro-batch-tokens = " << p.micro_batch_tokens << "\non-nonfinite = " << p.on_nonfinite << "\nmax-consecutive-skips = " << p.max_consecutive_skips << "\n";
   for (const StageSpec& s : p.stages) {
     o << "\n[stage." << s.name << "]\nseq-len = " << s.seq_len << "\nrope_theta = " << s.rope_theta
       << "\nglobal-batch-tokens = " << s.global_batch_tokens << "\nsteps = " << s.steps << "\nwarmup-steps = "

@@ -34,6 +34,9 @@ struct RunPlan {
   int block_q = 256, block_k = 256;
   int64_t ffn_chunk = 1024;
   int log_every = 1;
+  int64_t micro_batch_tokens = 0;     // tokens of the global batch per micro-batch (0: whole batch; trainer.h)
+  std::string on_nonfinite = "stop";  // stop | skip a step whose loss or gradient norm is not finite
+  int max_consecutive_skips = 5;      // skip: stop after this many skipped steps in a row
   double timeout_s = 900;
   std::string metrics;          // JSON-lines file ("" = none; default run_dir/metrics.jsonl)
   std::string run_dir;          // checkpoints ("" = none)

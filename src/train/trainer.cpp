@@ -1,7 +1,15 @@
 // trainer.cpp
 #include "src/train/trainer.h"
 
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <sstream>
+
+#include "src/common/input_error.h"
 #include "src/common/timer.h"
+#include "src/data/global_batch.h"
 
 namespace rw::train {
 
@@ -11,6 +19,30 @@ double forward_flops(const model::LlamaConfig& c, int64_t b, int64_t s, bool cau
   return (24.0 * b * double(s) * h * h + attention) * double(c.num_hidden_layers);
 }
 
+OnNonFinite parse_on_nonfinite(const std::string& name) {
+  if (name == "stop") return OnNonFinite::stop;
+  if (name == "skip") return OnNonFinite::skip;
+  throw InputError("--on-nonfinite '" + name + "': expected stop or skip");
+}
+
+int micro_batch_sequences(int64_t micro_tokens, int64_t global_tokens, int seq_len, int dp) {
+  if (micro_tokens < 0) throw InputError("--micro-batch-tokens must not be negative");
+  if (micro_tokens == 0 || micro_tokens >= global_tokens) return 0;
+  const int64_t unit = static_cast<int64_t>(seq_len) * dp;
+  if (micro_tokens % unit != 0 || global_tokens % micro_tokens != 0)
+    throw InputError("--micro-batch-tokens " + std::to_string(micro_tokens) + " must be a multiple of seq-len " +
+                     std::to_string(seq_len) + " x dp " + std::to_string(dp) + " (whole sequences for every dp group) " +
+                     "that divides the global batch of " + std::to_string(global_tokens) + " tokens");
+  return static_cast<int>(micro_tokens / unit);
+}
+
+std::string micro_batch_note(const TrainerOptions& o, int64_t global_tokens, int dp, int seq_len) {
+  const int64_t micro_tokens = static_cast<int64_t>(o.micro_batch_sequences) * dp * seq_len;
+  if (micro_tokens <= 0 || micro_tokens >= global_tokens) return "";
+  return ", in " + std::to_string(global_tokens / micro_tokens) + " micro-batches of " + std::to_string(micro_tokens) +
+         " tokens";
+}
+
 namespace {
 RingOptions ring_options(const TrainerOptions& o) {
   RingOptions r;
@@ -18,19 +50,39 @@ RingOptions ring_options(const TrainerOptions& o) {
   r.tiling = o.tiling;
   return r;
 }
+
+std::string num(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", x);
+  return buf;
+}
+
+// RINGWORLD_TEST_INJECT_NAN_AT_STEP: comma-separated 1-based steps (test hook, trainer.h).
+std::vector<int> injected_steps(std::vector<int> steps) {
+  if (const char* text = std::getenv("RINGWORLD_TEST_INJECT_NAN_AT_STEP")) {
+    std::stringstream in(text);
+    std::string item;
+    while (std::getline(in, item, ','))
+      if (!item.empty()) steps.push_back(std::atoi(item.c_str()));
+  }
+  return steps;
+}
 }  // namespace
 
 Trainer::Trainer(const model::LlamaConfig& config, mpi::ProcessGrid& grid, device::Backend& backend,
                  data::DataSource& source, TrainerOptions options)
     : config_(config), grid_(grid), source_(source), options_(options), params_(config, grid),
       attention_(backend, grid.ring(), ring_options(options)), matmul_(backend),
-      model_(config, params_, attention_, matmul_, options.transformer) {}
+      model_(config, params_, attention_, matmul_, options.transformer) {
+  options_.inject_nan_at_steps = injected_steps(options_.inject_nan_at_steps);
+}
 
 StepReport Trainer::step() {
   grid_.barrier();
   const double t0 = wall_seconds();
   StepReport r;
   r.step = steps_done_;
+  const int step_1based = steps_done_ + 1;
   const data::LocalBatch batch = source_.next();
   double sums[2] = {0, static_cast<double>(batch.token_count())};
   for (std::size_t i = 0; i < batch.loss_weights.size(); ++i)
@@ -40,14 +92,57 @@ StepReport Trainer::step() {
   r.tokens = static_cast<int64_t>(sums[1]);
   attention_.reset_stats();
   params_.zero_grads();
+  // Every micro-batch's backward carries 1/sum(w) of the whole global batch; the gradient
+  // shards accumulate (FsdpParams::reduce_grad adds).
   const double grad_scale = r.weight_sum > 0 ? 1.0 / r.weight_sum : 0.0;
-  const double loss_sum = grid_.allreduce_sum(model_.forward_backward(batch, grad_scale));
+  const int per_micro = options_.micro_batch_sequences > 0 && options_.micro_batch_sequences < batch.n_sequences
+                            ? options_.micro_batch_sequences
+                            : batch.n_sequences;
+  double local_loss = 0;
+  r.micro_batches = 0;
+  for (int first = 0; first < batch.n_sequences || r.micro_batches == 0; first += per_micro, ++r.micro_batches) {
+    if (per_micro == batch.n_sequences) local_loss += model_.forward_backward(batch, grad_scale);
+    else local_loss += model_.forward_backward(data::sequences_of(batch, first, per_micro), grad_scale);
+  }
+  for (int s : options_.inject_nan_at_steps)
+    if (s == step_1based && grid_.rank() == grid_.size() - 1)
+      for (FsdpParams::Shard& shard : params_.shards())
+        if (shard.end > shard.begin) {
+          shard.grads[0] = std::numeric_limits<float>::quiet_NaN();
+          break;
+        }
+  const double loss_sum = grid_.allreduce_sum(local_loss);
   r.loss = r.weight_sum > 0 ? loss_sum / r.weight_sum : 0.0;
   r.grad_norm = global_grad_norm(params_);
-  const double multiplier =
-      options_.clip_grad_norm > 0 && r.grad_norm > options_.clip_grad_norm ? options_.clip_grad_norm / r.grad_norm : 1.0;
-  r.lr = options_.schedule.at(steps_done_);
-  adamw_step(params_, options_.adamw, r.lr, steps_done_ + 1, multiplier);
+  r.lr = options_.schedule.at(step_1based);
+  // One verdict for all ranks (0/1 flags sum exactly), whatever each rank's rounding.
+  const bool local_bad = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
+  const bool non_finite = grid_.allreduce_sum(local_bad ? 1.0 : 0.0) > 0;
+  const std::string at = "step " + std::to_string(step_1based) + " (loss " + num(r.loss) +
+                         ", gradient norm " + num(r.grad_norm) + ")";
+  if (non_finite) {
+    r.skipped = true;
+    ++skipped_steps_;
+    ++consecutive_skips_;
+    r.nonfinite_note = "non-finite " + at + ": update skipped (weights, AdamW moments and step count unchanged); " +
+                       std::to_string(consecutive_skips_) + " in a row, " + std::to_string(skipped_steps_) +
+                       " skipped in this stage";
+    if (options_.nonfinite.action == OnNonFinite::stop)
+      r.stop_reason = "non-finite " + at + ": stopped before updating the weights or writing a checkpoint " +
+                      "(the last checkpoint predates it; --on-nonfinite skip skips such steps)";
+    else if (consecutive_skips_ >= options_.nonfinite.max_consecutive_skips)
+      r.stop_reason = "non-finite " + at + ": " + std::to_string(consecutive_skips_) +
+                      " steps in a row skipped (--max-consecutive-skips " +
+                      std::to_string(options_.nonfinite.max_consecutive_skips) +
+                      "): stopped without writing a checkpoint (the last checkpoint predates them)";
+  } else {
+    consecutive_skips_ = 0;
+    const int64_t bad = adamw_step(params_, options_.adamw, r.lr, ++optimizer_steps_,
+                                   clip_multiplier(r.grad_norm, options_.clip_grad_norm));
+    if (grid_.allreduce_sum(static_cast<double>(bad)) > 0)
+      r.stop_reason = "the update of " + at + " at lr " + num(r.lr) +
+                      " made weights or AdamW moments non-finite: stopped without writing a checkpoint";
+  }
   ++steps_done_;
   grid_.barrier();  // the step ends when the slowest rank is done
   r.seconds = wall_seconds() - t0;

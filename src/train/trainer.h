@@ -3,10 +3,25 @@
 //   loss = sum over the global batch of w * CE / sum of w   (targets < 0 ignored)
 // The weight sum is all-reduced first, so each rank's backward already carries 1/sum(w) and the
 // reduce-scattered gradients are exactly those of the global loss.
+//
+// Micro-batches (gradient accumulation): with micro_batch_sequences = m > 0 a rank runs its
+// dp group's sequences m at a time, forward and backward, so only one micro-batch's activations
+// are resident. Every micro-batch's backward carries the same 1/sum(w) of the whole global batch
+// and its gradients are reduce-scattered and added (fp32) into the gradient shards: the step's
+// gradient is the one-big-batch gradient up to the order of the summation.
+//
+// Non-finite steps: when the global loss or the global gradient norm is not finite (on any rank:
+// the verdict is agreed), the update is not applied: weights, AdamW moments and the optimizer's
+// step count stay as they were. With OnNonFinite::stop (the default) the report carries a stop
+// reason at once; with skip the step is counted and the run goes on, stopping after
+// max_consecutive_skips skipped steps in a row. An update that itself produces a non-finite weight
+// or moment (finite gradients, an lr that overflows) cannot be undone: it always stops the run.
+// The caller must stop on a stop reason before writing any checkpoint.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "device/backend.h"
 #include "mpi/process_grid.h"
@@ -20,13 +35,35 @@
 
 namespace rw::train {
 
+enum class OnNonFinite { stop, skip };
+OnNonFinite parse_on_nonfinite(const std::string& name);  // "stop" | "skip"; throws InputError
+
+struct NonFinitePolicy {
+  OnNonFinite action = OnNonFinite::stop;
+  int max_consecutive_skips = 5;  // skip: stop when this many steps in a row were skipped (>= 1)
+};
+
 struct TrainerOptions {
   AdamWConfig adamw;
   LrSchedule schedule;
   double clip_grad_norm = 1.0;  // <= 0: no clipping
   device::AttnTiling tiling;
   model::TransformerOptions transformer;
+  int micro_batch_sequences = 0;  // sequences of each dp group per micro-batch (0: all at once)
+  NonFinitePolicy nonfinite;
+  // Test hook: 1-based steps at which the last rank of the grid sets one of its gradients to NaN
+  // after the backward. The environment variable RINGWORLD_TEST_INJECT_NAN_AT_STEP (comma-separated
+  // steps, e.g. "3" or "2,3,4") adds to it; tests only.
+  std::vector<int> inject_nan_at_steps;
 };
+
+// Sequences of each dp group per micro-batch when micro-batches hold micro_batch_tokens of the
+// global batch: 0 (the whole batch at once) for micro_batch_tokens 0 or >= global_batch_tokens.
+// Throws InputError unless micro_batch_tokens is a multiple of seq_len x dp that divides
+// global_batch_tokens.
+int micro_batch_sequences(int64_t micro_batch_tokens, int64_t global_batch_tokens, int seq_len, int dp);
+// For the stage header: "" without micro-batches, else ", in 4 micro-batches of 16384 tokens".
+std::string micro_batch_note(const TrainerOptions& options, int64_t global_batch_tokens, int dp, int seq_len);
 
 struct StepReport {
   int step = 0;                 // 0-based index of the step just taken
@@ -35,6 +72,10 @@ struct StepReport {
   int64_t tokens = 0;           // tokens in the global batch
   double seconds = 0;           // wall time of the step (slowest rank)
   double ring_compute_s = 0, ring_wait_s = 0;  // this rank's attention ring totals
+  int micro_batches = 1;        // forward/backward passes of the step
+  bool skipped = false;         // non-finite loss or gradient norm: no update applied
+  std::string nonfinite_note;   // what was skipped and the counts so far (when skipped)
+  std::string stop_reason;      // non-empty: the run must stop now, before writing anything
 };
 
 // FLOPs of one forward pass, as the RingAttention paper counts them:
@@ -47,8 +88,15 @@ class Trainer {
           data::DataSource& source, TrainerOptions options);
   StepReport step();
   FsdpParams& params() { return params_; }
+  // Steps of the stage taken (skipped ones included): the schedule's and the data's position.
   int steps_done() const { return steps_done_; }
-  void set_steps_done(int steps) { steps_done_ = steps; }
+  // Also sets the optimizer's step count to `steps` (what a checkpoint without that count implies).
+  void set_steps_done(int steps) { steps_done_ = optimizer_steps_ = steps; }
+  // AdamW updates applied (the bias correction's t of the next update is this + 1); skipped
+  // steps do not count. Save and restore it with the moments.
+  int64_t optimizer_steps() const { return optimizer_steps_; }
+  void set_optimizer_steps(int64_t steps) { optimizer_steps_ = steps; }
+  int skipped_steps() const { return skipped_steps_; }  // this Trainer's skipped steps
 
  private:
   model::LlamaConfig config_;
@@ -60,6 +108,8 @@ class Trainer {
   model::BackendMatMul matmul_;
   model::Transformer<float> model_;
   int steps_done_ = 0;
+  int64_t optimizer_steps_ = 0;
+  int skipped_steps_ = 0, consecutive_skips_ = 0;
 };
 
 }  // namespace rw::train
