@@ -21,6 +21,7 @@
 #include "src/cli/config_file.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
+#include "src/data/global_batch.h"
 #include "src/plan/device_table.h"
 #include "src/plan/plan_report.h"
 #include "src/plan/token_count.h"
@@ -66,7 +67,7 @@ int env_threads() {
 int run_plan(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
   std::string model_arg = "tiny", config_file, stage_name, seq_text, batch_text = "0", device_name = "cpu",
-              precision_text = "fp32", layout_text = "zigzag";
+              precision_text = "fp32", layout_text = "zigzag", micro_text;
   int ranks = 0, dp = 0, sp = 0, threads = env_threads(), ranks_per_node = 0;
   double device_tflops = 0, device_mem_gib = 0, link_gbps = 0, efficiency = 1.0, reserve_mib = -1;
   plan::PlanRequest request;
@@ -79,6 +80,7 @@ int run_plan(int argc, char** argv) {
       ("stage", po::value(&stage_name), "plan this [stage.NAME] of the config file")
       ("seq-len", po::value(&seq_text), "tokens per sequence (K/M suffixes)")
       ("global-batch-tokens", po::value(&batch_text), "tokens per step, a multiple of seq-len x dp (0: one sequence per dp group)")
+      ("micro-batch-tokens", po::value(&micro_text), "tokens of the global batch per micro-batch, as train takes it (default: the whole batch if it fits, else the largest micro-batch that fits)")
       ("ranks", po::value(&ranks), "MPI ranks (dp x sp)")
       ("dp", po::value(&dp), "data-parallel groups (default 1, or ranks / sp)")
       ("sp", po::value(&sp), "ranks per ring (default ranks / dp)")
@@ -202,6 +204,7 @@ int run_plan(int argc, char** argv) {
       throw InputError("--global-batch-tokens " + std::to_string(batch_tokens) + " must be a multiple of seq-len " +
                        std::to_string(shape.seq_len) + " x dp " + std::to_string(dp));
     shape.sequences_per_group = batch_tokens / shape.seq_len / dp;
+    if (!micro_text.empty()) shape.micro_batch_sequences = data::micro_batch_sequences(micro_text == "0" ? 0 : plan::parse_token_count(micro_text, "--micro-batch-tokens"), batch_tokens, shape.seq_len, dp), request.choose_micro_batch = false;
     shape.validate();
 
     // The device, then the overrides.

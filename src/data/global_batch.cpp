@@ -53,6 +53,17 @@ LocalBatch sequences_of(const LocalBatch& b, int first, int count) {
   return m;
 }
 
+int micro_batch_sequences(int64_t micro_tokens, int64_t global_tokens, int64_t seq_len, int dp) {
+  if (micro_tokens < 0) throw InputError("--micro-batch-tokens must not be negative");
+  if (micro_tokens == 0 || micro_tokens >= global_tokens) return 0;
+  const int64_t unit = seq_len * dp;
+  if (micro_tokens % unit != 0 || global_tokens % micro_tokens != 0)
+    throw InputError("--micro-batch-tokens " + std::to_string(micro_tokens) + " must be a multiple of seq-len " +
+                     std::to_string(seq_len) + " x dp " + std::to_string(dp) + " (whole sequences for every dp group) " +
+                     "that divides the global batch of " + std::to_string(global_tokens) + " tokens");
+  return static_cast<int>(micro_tokens / unit);
+}
+
 void derive_targets_positions_weights(GlobalBatch& g) {
   const std::size_t n = static_cast<std::size_t>(g.n_sequences) * g.seq_len;
   g.targets.assign(n, -1);

@@ -25,6 +25,12 @@ LocalBatch slice_global_batch(const GlobalBatch& global, int dp, int dp_rank, in
 // each, in the same order. RW_CHECKs the range.
 LocalBatch sequences_of(const LocalBatch& batch, int first, int count);
 
+// Sequences of each dp group per micro-batch when micro-batches hold micro_batch_tokens of the
+// global batch (train --micro-batch-tokens): 0 (the whole batch at once) for micro_batch_tokens 0
+// or >= global_batch_tokens. Throws InputError unless micro_batch_tokens is a multiple of
+// seq_len x dp (whole sequences for every dp group) that divides global_batch_tokens.
+int micro_batch_sequences(int64_t micro_batch_tokens, int64_t global_batch_tokens, int64_t seq_len, int dp);
+
 // Fills targets (next token of the same segment, -1 at a segment's last token), positions
 // (restarting at 0 per segment) and unit weights (0 where the target is ignored) from tokens
 // and segment ids.

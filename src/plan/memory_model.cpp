@@ -23,7 +23,7 @@ struct Sizes {
 Sizes sizes_of(const TrainShape& s) {
   const model::LlamaConfig& m = s.model;
   Sizes z;
-  z.n_tokens = double(s.local_tokens());
+  z.n_tokens = double(s.pass_tokens());  // activations: one micro-batch at a time
   z.n_local = double(s.local_tokens_per_sequence());
   z.hidden = double(m.hidden_size);
   z.kv = double(m.kv_width());
@@ -32,14 +32,14 @@ Sizes sizes_of(const TrainShape& s) {
   z.inter = double(m.intermediate_size);
   z.vocab = double(m.vocab_size);
   z.layers = double(m.num_hidden_layers);
-  z.ffn_rows = double(std::min(s.ffn_chunk_tokens, s.local_tokens()));
-  z.loss_rows = double(std::min(s.loss_chunk_tokens, s.local_tokens()));
+  z.ffn_rows = double(std::min(s.ffn_chunk_tokens, s.pass_tokens()));
+  z.loss_rows = double(std::min(s.loss_chunk_tokens, s.pass_tokens()));
   z.block_q = double(std::min<int64_t>(s.block_q, s.local_tokens_per_sequence()));
   z.block_k = double(std::min<int64_t>(s.block_k, s.local_tokens_per_sequence()));
   // attention_fast.cpp: the forward runs on every OpenMP thread; the backward on at most one
   // thread per (sequence, kv head, key block) task.
   z.fwd_threads = double(s.kernel_threads);
-  const double bwd_tasks = double(s.sequences_per_group) * double(m.num_key_value_heads) *
+  const double bwd_tasks = double(s.pass_sequences()) * double(m.num_key_value_heads) *
                            std::ceil(z.n_local / z.block_k);
   z.bwd_threads = std::min(double(s.kernel_threads), bwd_tasks);
   z.ring_slots = s.sp > 1 ? 2 : 1;
@@ -99,7 +99,7 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
   p.grad_bytes = kF32 * shard_elems;
   p.adam_moment_bytes = 2 * kF32 * shard_elems;
   p.decay_flag_bytes = 1 * shard_elems;
-  p.batch_bytes = (4 * kI32 + kF32) * N;
+  p.batch_bytes = (4 * kI32 + kF32) * double(shape.local_tokens()) + (shape.micro_batches() > 1 ? (4 * kI32 + kF32) * N : 0);
 
   const std::string last = std::to_string(int64_t(z.layers) - 1);
   const MemoryItem x{"x: residual stream [N, hidden]", kF32 * N * H};
@@ -210,6 +210,15 @@ std::vector<int> possible_ring_sizes(const TrainShape& shape, int max_sp) {
   }
   std::sort(sizes.begin(), sizes.end());
   return sizes;
+}
+
+int64_t largest_fitting_micro_batch(TrainShape shape, double capacity_bytes, double reserve_bytes) {
+  for (int64_t m = shape.sequences_per_group; m >= 1; --m) {
+    if (shape.sequences_per_group % m != 0) continue;
+    shape.micro_batch_sequences = m;
+    if (predict_memory(shape, reserve_bytes).total_bytes() <= capacity_bytes) return m;
+  }
+  return 0;
 }
 
 int smallest_fitting_ring(TrainShape shape, double capacity_bytes, double reserve_bytes, int max_sp) {

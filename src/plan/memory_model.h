@@ -6,7 +6,8 @@
 //       elements on every rank: weights, grads, AdamW m and v (fp32 each) and a one-byte
 //       weight-decay flag: 17 bytes per parameter / ranks.
 //   the batch (src/data/batch.h)         tokens, targets, positions, segment ids (int32) and
-//       loss weights (fp32) of the local tokens: 20 bytes per local token.
+//       loss weights (fp32) of the local tokens: 20 bytes per local token, and as much again
+//       for the copy of the micro-batch in hand when a step runs in micro-batches.
 //   one step (src/model/transformer.cpp, src/attention/ring_attention.cpp, device/cpu/):
 //       the forward keeps per layer its input, its attention output [N, hidden] and lse
 //       [N, heads]; one unit's weights are all-gathered at a time (padded to ranks x shard);
@@ -14,7 +15,8 @@
 //       comes and goes; the backward walks the layers down, recomputing a layer's forward up
 //       to its FFN input, with dx, a gradient buffer as large as the largest unit seen so far,
 //       the ring's K/V double buffer, three dK|dV accumulators, and the reduce-scatter buffer.
-//   N = tokens on the rank = sequences per dp group x seq_len / sp.
+//   N = tokens on the rank in one pass = sequences per dp group (per micro-batch, when a step
+//   runs in micro-batches: src/train/trainer.h) x seq_len / sp.
 //
 // The model evaluates every phase of the step at the layer where it is largest (the last
 // layer: all saved activations are live) and reports the largest one with its items. A freed
@@ -60,6 +62,11 @@ struct MemoryPrediction {
 
 // shape must be valid (TrainShape::validate).
 MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes);
+
+// The largest micro-batch (sequences of a dp group per pass, a divisor of
+// shape.sequences_per_group) whose predicted peak fits in capacity_bytes per rank; 0 when not
+// even one sequence per pass fits.
+int64_t largest_fitting_micro_batch(TrainShape shape, double capacity_bytes, double reserve_bytes);
 
 // Ring sizes the layout can split shape.seq_len over (sp with seq_len % sp == 0, or
 // % (2 sp) for zigzag), ascending, up to max_sp.

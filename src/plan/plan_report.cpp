@@ -44,7 +44,19 @@ std::string format_bytes(double n) {
 }
 
 std::string plan_report(const PlanRequest& q) {
-  const TrainShape& s = q.shape;
+  // A batch that does not fit whole runs in the largest micro-batches that fit (train
+  // --micro-batch-tokens); the rest of the report is for that run.
+  TrainShape s = q.shape;
+  const MemoryPrediction whole_batch = predict_memory(s, q.reserve_bytes);
+  std::string micro_note;
+  if (q.choose_micro_batch && s.micro_batch_sequences == 0 && whole_batch.total_bytes() > q.capacity_bytes) {
+    s.micro_batch_sequences = largest_fitting_micro_batch(s, q.capacity_bytes, q.reserve_bytes);
+    micro_note = s.micro_batch_sequences > 0 ? "chosen: the largest that fits; the whole batch at once needs " +
+                                                   format_bytes(whole_batch.total_bytes())
+                                             : "";
+  } else if (s.micro_batches() > 1) {
+    micro_note = "as given";
+  }
   const model::LlamaConfig& m = s.model;
   std::string out;
   out += "ringworld plan: " + q.model_name + ": " + m.describe() + "\n";
@@ -71,6 +83,12 @@ std::string plan_report(const PlanRequest& q) {
   // Memory.
   const MemoryPrediction mem = predict_memory(s, q.reserve_bytes);
   out += "\nmemory per rank (fp32, as ringworld allocates it)\n";
+  if (s.micro_batches() > 1)
+    out += format("  micro-batches: %lld of %lld sequence(s) per dp group, --micro-batch-tokens %lld (%s)\n",
+                  static_cast<long long>(s.micro_batches()), static_cast<long long>(s.micro_batch_sequences),
+                  static_cast<long long>(s.micro_batch_sequences * s.dp * s.seq_len), micro_note.c_str());
+  else if (q.choose_micro_batch && whole_batch.total_bytes() > q.capacity_bytes && s.sequences_per_group > 1)
+    out += "  micro-batches: none fits, not even one sequence per dp group at a time\n";
   out += format("  parameters, gradients, AdamW state at rest: FSDP shards over %d ranks\n", s.ranks());
   out += line("weights", mem.weight_bytes);
   out += line("gradients", mem.grad_bytes);

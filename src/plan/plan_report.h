@@ -24,6 +24,7 @@ struct PlanRequest {
   double link_bytes_per_s = 0;   // one direction
   double reserve_bytes = 0;
   bool show_phases = false;      // list every phase of the step, not only the peak
+  bool choose_micro_batch = true;  // shape.micro_batch_sequences is 0 and may become the largest that fits
 };
 
 // Largest ring the smallest-ring search looks at.

@@ -85,7 +85,7 @@ StepTimePrediction predict_step_time(const TrainShape& s, double flops_per_s, do
   auto padded = [&](int64_t count) { return double((count + s.ranks() - 1) / s.ranks()) * ranks; };
   const double moved_elems = 2 * padded(units.front().count) + 3 * layers * padded(units[1].count) +
                              2 * padded(units.back().count);
-  p.fsdp_s = (ranks - 1) / ranks * moved_elems * kF32 / link_bytes_per_s;
+  p.fsdp_s = (ranks - 1) / ranks * moved_elems * kF32 / link_bytes_per_s * double(s.micro_batches());  // per pass
   return p;
 }
 

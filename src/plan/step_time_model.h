@@ -13,7 +13,7 @@
 //            the backward's last dK|dV hop is never hidden. A step lasts max(compute, transfer).
 //   FSDP     each unit all-gathered in the forward and again in the backward (but the
 //            embedding), its gradient reduce-scattered: (ranks - 1) / ranks of the padded unit
-//            over one link each time, blocking (not overlapped).
+//            over one link each time, blocking (not overlapped); once per micro-batch.
 // The RingAttention condition (docs/ring-attention.md): a ring step hides its transfer when
 // the block of c = seq_len / sp tokens that travels satisfies c >= F * bytes per token /
 // (k h f B), k = 4 (forward) or 10 (backward), f the share of a full block pair computed per

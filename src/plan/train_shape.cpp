@@ -12,6 +12,9 @@ void TrainShape::validate() const {
   if (seq_len > (int64_t(1) << 31) - 1) throw InputError("seq-len " + std::to_string(seq_len) + " is beyond what train accepts (2^31 - 1)");
   check_ring_split(layout, seq_len, sp);
   if (sequences_per_group < 1) throw InputError("each dp group needs at least one sequence per step");
+  if (micro_batch_sequences < 0 || (micro_batch_sequences > 0 && sequences_per_group % micro_batch_sequences != 0))
+    throw InputError("a micro-batch of " + std::to_string(micro_batch_sequences) + " sequence(s) per dp group does not divide its " +
+                     std::to_string(sequences_per_group));
   if (block_q < 1 || block_k < 1 || ffn_chunk_tokens < 1 || loss_chunk_tokens < 1)
     throw InputError("--block-q, --block-k and --ffn-chunk must be positive");
   if (kernel_threads < 1) throw InputError("--threads must be at least 1");

@@ -330,7 +330,7 @@ int run_training(RunPlan plan) {
     for (int step = trainer.steps_done(); step < stage.steps; ++step) {
       activity::set_step(stage.name, step);
       const StepReport r = trainer.step();
-      if (r.skipped && is_root) std::fprintf(stderr, "ringworld train: warning: %s\n", r.nonfinite_note.c_str());
+      if (r.skipped && r.stop_reason.empty() && is_root) std::fprintf(stderr, "ringworld train: warning: %s\n", r.nonfinite_note.c_str());
       if (!r.stop_reason.empty()) return fail(r.stop_reason);  // before any checkpoint of this state
       const double tokens_per_s = r.tokens / r.seconds, gflops = flops_per_step / r.seconds / 1e9;
       const double mfu = gflops / peak_gflops;

@@ -25,17 +25,6 @@ OnNonFinite parse_on_nonfinite(const std::string& name) {
   throw InputError("--on-nonfinite '" + name + "': expected stop or skip");
 }
 
-int micro_batch_sequences(int64_t micro_tokens, int64_t global_tokens, int seq_len, int dp) {
-  if (micro_tokens < 0) throw InputError("--micro-batch-tokens must not be negative");
-  if (micro_tokens == 0 || micro_tokens >= global_tokens) return 0;
-  const int64_t unit = static_cast<int64_t>(seq_len) * dp;
-  if (micro_tokens % unit != 0 || global_tokens % micro_tokens != 0)
-    throw InputError("--micro-batch-tokens " + std::to_string(micro_tokens) + " must be a multiple of seq-len " +
-                     std::to_string(seq_len) + " x dp " + std::to_string(dp) + " (whole sequences for every dp group) " +
-                     "that divides the global batch of " + std::to_string(global_tokens) + " tokens");
-  return static_cast<int>(micro_tokens / unit);
-}
-
 std::string micro_batch_note(const TrainerOptions& o, int64_t global_tokens, int dp, int seq_len) {
   const int64_t micro_tokens = static_cast<int64_t>(o.micro_batch_sequences) * dp * seq_len;
   if (micro_tokens <= 0 || micro_tokens >= global_tokens) return "";

@@ -28,6 +28,7 @@
 #include "src/attention/attention_ops.h"
 #include "src/attention/layout.h"
 #include "src/data/batch.h"
+#include "src/data/global_batch.h"
 #include "src/model/matmul.h"
 #include "src/model/transformer.h"
 #include "src/train/fsdp_params.h"
@@ -57,11 +58,7 @@ struct TrainerOptions {
   std::vector<int> inject_nan_at_steps;
 };
 
-// Sequences of each dp group per micro-batch when micro-batches hold micro_batch_tokens of the
-// global batch: 0 (the whole batch at once) for micro_batch_tokens 0 or >= global_batch_tokens.
-// Throws InputError unless micro_batch_tokens is a multiple of seq_len x dp that divides
-// global_batch_tokens.
-int micro_batch_sequences(int64_t micro_batch_tokens, int64_t global_batch_tokens, int seq_len, int dp);
+using data::micro_batch_sequences;  // global_batch.h
 // For the stage header: "" without micro-batches, else ", in 4 micro-batches of 16384 tokens".
 std::string micro_batch_note(const TrainerOptions& options, int64_t global_batch_tokens, int dp, int seq_len);
 

@@ -19,10 +19,7 @@
 #include <cmath>
 #include <vector>
 
-#include "src/common/input_error.h"
-#include "src/data/global_batch.h"
 #include "src/train/optimizer.h"
-#include "src/train/trainer.h"
 
 using namespace rw;
 using train::LrSchedule;
@@ -212,36 +209,4 @@ TEST_CASE("describe_schedule says what runs", "[optimizer][schedule]") {
   INFO(long_warmup);
   CHECK(long_warmup.find("warning") != std::string::npos);
   CHECK(long_warmup.find("0.00025") != std::string::npos);  // the lr the stage ends at: 10/40 of peak
-}
-
-TEST_CASE("micro-batch tokens: whole sequences of every dp group, dividing the global batch", "[optimizer][micro]") {
-  CHECK(train::micro_batch_sequences(0, 4096, 256, 2) == 0);
-  CHECK(train::micro_batch_sequences(4096, 4096, 256, 2) == 0);   // the whole batch
-  CHECK(train::micro_batch_sequences(8192, 4096, 256, 2) == 0);   // more than the batch: the whole batch
-  CHECK(train::micro_batch_sequences(512, 4096, 256, 2) == 1);
-  CHECK(train::micro_batch_sequences(1024, 4096, 256, 2) == 2);
-  CHECK_THROWS_AS(train::micro_batch_sequences(256, 4096, 256, 2), InputError);   // not a multiple of seq x dp
-  CHECK_THROWS_AS(train::micro_batch_sequences(1536, 4096, 256, 2), InputError);  // does not divide the batch
-  CHECK_THROWS_AS(train::micro_batch_sequences(-512, 4096, 256, 2), InputError);
-  CHECK_THROWS_AS(train::parse_on_nonfinite("ignore"), InputError);
-  CHECK(train::parse_on_nonfinite("skip") == train::OnNonFinite::skip);
-}
-
-TEST_CASE("sequences_of cuts whole sequences out of a local batch", "[micro]") {
-  data::LocalBatch b;
-  b.n_sequences = 3;
-  b.n_local = 2;
-  b.tokens = {1, 2, 3, 4, 5, 6};
-  b.targets = {2, -1, 4, -1, 6, -1};
-  b.positions = {0, 1, 0, 1, 0, 1};
-  b.segment_ids = {0, 0, 0, 0, 1, 1};
-  b.loss_weights = {1, 0, 1, 0, 0.5f, 0};
-  const data::LocalBatch m = data::sequences_of(b, 1, 2);
-  CHECK(m.n_sequences == 2);
-  CHECK(m.n_local == 2);
-  CHECK(m.tokens == std::vector<int32_t>{3, 4, 5, 6});
-  CHECK(m.targets == std::vector<int32_t>{4, -1, 6, -1});
-  CHECK(m.positions == std::vector<int32_t>{0, 1, 0, 1});
-  CHECK(m.segment_ids == std::vector<int32_t>{0, 0, 1, 1});
-  CHECK(m.loss_weights == std::vector<float>{1, 0, 0.5f, 0});
 }
