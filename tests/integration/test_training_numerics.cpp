@@ -13,7 +13,7 @@
 //    resident memory drops: at least half the drop `ringworld plan` predicts, and the
 //    micro-batched run within the planner's 25% (tests/integration/test_planner.cpp); the plan of
 //    LWM's 128K stage on 32 H100s picks the micro-batch that fits.
-// About 30-60 s on a loaded 2-core machine (7 short training runs).
+// 35-70 s on a loaded 2-core machine (5 short training runs, 5 plans).
 #include <sys/wait.h>
 
 #include <catch2/catch.hpp>
