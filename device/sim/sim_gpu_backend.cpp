@@ -162,6 +162,30 @@ void SimGpuBackend::synchronize_all_impl(const ProgressHook& hook) {
   if (streams.empty()) hook();
 }
 
+struct SimGpuBackend::GateState {
+  std::mutex mutex;
+  std::condition_variable opened;
+  bool open = false;
+};
+
+void SimGpuBackend::Gate::open() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    state_->open = true;
+  }
+  state_->opened.notify_all();
+}
+
+std::unique_ptr<SimGpuBackend::Gate> SimGpuBackend::hold(Stream& stream) {
+  RW_CHECK(&stream.owner() == this, "sim-gpu: hold: the stream belongs to another backend");
+  auto state = std::make_shared<GateState>();
+  enqueue(sim_stream(stream), [state] {
+    std::unique_lock<std::mutex> lock(state->mutex);
+    state->opened.wait(lock, [&] { return state->open; });
+  });
+  return std::make_unique<Gate>(state);
+}
+
 // ---- memory ----
 
 void* SimGpuBackend::allocate_impl(std::size_t n_bytes, MemoryKind kind) {

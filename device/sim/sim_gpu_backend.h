@@ -60,6 +60,22 @@ class SimGpuBackend : public Backend {
   // Whether p lies in the device address range (for tests and diagnostics).
   bool is_device_pointer(const void* p) const { return memory_.in_device_range(p); }
 
+  // Test hook: stalls `stream` at this point of its work until the gate is opened (open(), or
+  // the gate destroyed), so a test can hold work pending deterministically.
+  struct GateState;
+  class Gate {
+   public:
+    explicit Gate(std::shared_ptr<GateState> state) : state_(std::move(state)) {}
+    Gate(const Gate&) = delete;
+    Gate& operator=(const Gate&) = delete;
+    ~Gate() { open(); }
+    void open();
+
+   private:
+    std::shared_ptr<GateState> state_;
+  };
+  std::unique_ptr<Gate> hold(Stream& stream);
+
  protected:
   std::unique_ptr<Stream> create_stream_impl() override;
   Stream& default_stream_impl() override { return *default_stream_; }
