@@ -12,7 +12,9 @@
 //     poisoned before it runs, so a read of never-written memory or a kernel that leaves part
 //     of its output unwritten shows up as NaN;
 //   - async copies take only pinned host memory on the host side (as a GPU's truly async copies
-//     do); the synchronous copies take any host memory;
+//     do), and while one is pending its pinned allocation is inaccessible to host code (a
+//     fault), so a staging buffer read, reused or handed to MPI before its event is caught;
+//     the synchronous copies take any host memory;
 //   - release() of memory that pending work still uses waits for that work (cudaFree waits for
 //     the whole device); such waits are counted (stats().release_waits) so code that should
 //     keep persistent workspaces can assert it never frees under work.

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
@@ -45,7 +46,10 @@ SimMemory::SimMemory(std::size_t address_space_bytes) {
 
 SimMemory::~SimMemory() {
   for (auto* map : {&device_, &pinned_})
-    for (auto& [base, block] : *map) munmap(block->storage, block->mapped_bytes);
+    for (auto& [base, block] : *map) {
+      munmap(block->storage, block->mapped_bytes);
+      if (block->pinned) munmap(reinterpret_cast<void*>(block->base), block->mapped_bytes);
+    }
   munmap(reservation_, reservation_bytes_);
 }
 
@@ -93,17 +97,29 @@ void* SimMemory::allocate_device(std::size_t n_bytes) {
 
 void* SimMemory::allocate_pinned(std::size_t n_bytes) {
   const std::size_t mapped = std::max<std::size_t>(1, (n_bytes + page_bytes_ - 1) / page_bytes_) * page_bytes_;
+  const int fd = memfd_create("ringworld-sim-gpu-pinned", MFD_CLOEXEC);
+  if (fd < 0) return nullptr;
+  void* host_view = MAP_FAILED;
+  void* sim_view = MAP_FAILED;
+  if (ftruncate(fd, static_cast<off_t>(mapped)) == 0) {
+    host_view = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    sim_view = mmap(nullptr, mapped, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  }
+  close(fd);
+  if (host_view == MAP_FAILED || sim_view == MAP_FAILED) {
+    if (host_view != MAP_FAILED) munmap(host_view, mapped);
+    if (sim_view != MAP_FAILED) munmap(sim_view, mapped);
+    return nullptr;
+  }
   auto block = std::make_unique<Block>();
   block->n_bytes = n_bytes;
   block->mapped_bytes = mapped;
-  block->storage = map_storage(mapped);
-  if (!block->storage) return nullptr;
-  block->base = reinterpret_cast<uintptr_t>(block->storage);
+  block->storage = static_cast<char*>(sim_view);
+  block->base = reinterpret_cast<uintptr_t>(host_view);
   block->pinned = true;
   std::lock_guard<std::mutex> lock(mutex_);
-  void* address = block->storage;
   pinned_.emplace(block->base, std::move(block));
-  return address;
+  return host_view;
 }
 
 void SimMemory::release(void* p) {
@@ -121,6 +137,7 @@ void SimMemory::release(void* p) {
     uses_done_.wait(lock, [&] { return block->uses == 0; });
   }
   munmap(block->storage, block->mapped_bytes);
+  if (block->pinned) munmap(reinterpret_cast<void*>(block->base), block->mapped_bytes);
   if (map == &device_) live_device_bytes_ -= block->n_bytes;
   map->erase(it);
 }
@@ -177,12 +194,18 @@ bool SimMemory::resolve_pinned(const void* p, std::size_t n_bytes, Range* out, s
 
 void SimMemory::add_use(Block* b) {
   std::lock_guard<std::mutex> lock(mutex_);
-  ++b->uses;
+  if (b->uses++ == 0 && b->pinned)
+    RW_CHECK(mprotect(reinterpret_cast<void*>(b->base), b->mapped_bytes, PROT_NONE) == 0,
+             std::string("sim-gpu: mprotect of a pinned buffer failed: ") + std::strerror(errno));
 }
 
 void SimMemory::drop_use(Block* b) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (--b->uses == 0) uses_done_.notify_all();
+  if (--b->uses > 0) return;
+  if (b->pinned)
+    RW_CHECK(mprotect(reinterpret_cast<void*>(b->base), b->mapped_bytes, PROT_READ | PROT_WRITE) == 0,
+             std::string("sim-gpu: mprotect of a pinned buffer failed: ") + std::strerror(errno));
+  uses_done_.notify_all();
 }
 
 std::size_t SimMemory::live_device_bytes() const {

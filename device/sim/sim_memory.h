@@ -2,8 +2,12 @@
 // handed out inside one large reservation mapped PROT_NONE (so a host dereference faults with
 // SIGSEGV, never reads), while each allocation's bytes live in a separate private mapping that
 // only the sim's kernels and copies reach, by translating a device address (interior pointers
-// included) into its storage. Pinned host memory is ordinary page-aligned host memory that the
-// sim records, because async copies accept only pinned memory on the host side.
+// included) into its storage. Pinned host memory is host memory mapped twice (one memfd): the
+// host's view, and the sim's own view that its copies use. While an async copy to or from a
+// pinned allocation is pending, the host's view is protected (PROT_NONE), so host code (or MPI)
+// touching a staging buffer before the event says the copy finished faults instead of reading
+// stale bytes or corrupting the copy. Granularity is the allocation: use one pinned allocation
+// per buffer in flight.
 //
 // Invariants:
 //   - every live device allocation occupies [base, base + n_bytes) of the reservation, page
@@ -35,8 +39,8 @@ class SimMemory {
     uintptr_t base = 0;        // device address (device blocks) or host address (pinned blocks)
     std::size_t n_bytes = 0;   // as requested
     std::size_t mapped_bytes = 0;
-    char* storage = nullptr;   // the bytes (for pinned blocks: == base)
-    bool pinned = false;
+    char* storage = nullptr;   // the sim's view of the bytes
+    bool pinned = false;       // pinned: base is the host's view of the same bytes
     int uses = 0;              // pending operations that touch the block (guarded by mutex_)
   };
   // A resolved range: the block and the offset of the pointer in it.
@@ -63,7 +67,8 @@ class SimMemory {
   bool resolve_device(const void* p, std::size_t n_bytes, Range* out, std::string* why_not);
   bool resolve_pinned(const void* p, std::size_t n_bytes, Range* out, std::string* why_not);
 
-  // Pending-work accounting: add_use at submission, drop_use once the operation has run.
+  // Pending-work accounting: add_use at submission, drop_use once the operation has run. A
+  // pinned block's host view is protected while it has uses.
   void add_use(Block* b);
   void drop_use(Block* b);
 

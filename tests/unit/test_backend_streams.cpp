@@ -2,8 +2,9 @@
 // a progress hook, async copies through pinned memory) on every available backend, and what
 // makes sim-gpu strict: a host dereference of device memory faults, a missing event gives a
 // wrong answer (and the event the right one), bad kernel and copy arguments are fatal naming
-// the argument, release waits for pending work, fresh memory is NaN, and its results are
-// bit-identical to the cpu backend's. Fatal paths run in a forked child (fork_and_run).
+// the argument, a pinned buffer faults on host access while a copy uses it, release waits for
+// pending work, fresh memory is NaN, and its results are bit-identical to the cpu backend's.
+// Fatal paths and faults run in a forked child (fork_and_run).
 // About 1 s.
 #include <catch2/catch.hpp>
 
@@ -237,6 +238,27 @@ TEST_CASE("sim-gpu: a host dereference of device memory faults", "[sim-gpu]") {
   CHECK(write.signal == SIGSEGV);
   // The legitimate path still works.
   CHECK(all_equal(download(be, a), 1.f));
+}
+
+TEST_CASE("sim-gpu: a pinned buffer faults on host access while a copy is pending", "[sim-gpu]") {
+  SimGpuBackend be(sim_options(0));
+  auto s = be.create_stream();
+  float* pinned = static_cast<float*>(be.allocate(256 * sizeof(float), MemoryKind::pinned_host));
+  for (int i = 0; i < 256; ++i) pinned[i] = static_cast<float>(i);
+  DeviceArray<float> x(be, 256);
+  auto gate = be.hold(*s);
+  be.copy_async(x.data(), pinned, 256 * sizeof(float), *s);  // pending until the gate opens
+  // Reusing the staging buffer (or sending it) before the copy's event: a fault, not a race.
+  ChildResult r = fork_and_run([&] { pinned[3] = -1.f; });
+  CHECK(r.signaled);
+  CHECK(r.signal == SIGSEGV);
+  gate->open();
+  be.synchronize(*s);
+  pinned[3] = -1.f;  // allowed again once the copy has finished
+  std::vector<float> back = download(be, x);
+  CHECK(back[3] == 3.f);
+  CHECK(back[255] == 255.f);
+  be.release(pinned);
 }
 
 TEST_CASE("sim-gpu: bad kernel and copy arguments are fatal and name the argument", "[sim-gpu]") {
