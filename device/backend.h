@@ -89,6 +89,7 @@ class Backend {
   void adamw(const AdamWArgs& a, Stream& s) { launch(a, s); }
   void sum_squares(const SumSquaresArgs& a, Stream& s) { launch(a, s); }
   void sum(const SumArgs& a, Stream& s) { launch(a, s); }
+  void argmax(const ArgmaxArgs& a, Stream& s) { launch(a, s); }
   void attn_fwd_step(const AttnFwdStepArgs& a, const ProgressHook& hook, Stream& s) { launch(a, s, hook); }
   void attn_bwd_step(const AttnBwdStepArgs& a, const ProgressHook& hook, Stream& s) { launch(a, s, hook); }
   void attn_row_dot(const AttnRowDotArgs& a, Stream& s) { launch(a, s); }

@@ -257,6 +257,19 @@ struct ReduceArgs {
   }
 };
 
+// index[r] = the first j with x[r, j] maximal (std::max_element's choice); x [rows, cols] fp,
+// index [rows] i32 (greedy decoding, needle evaluation).
+struct ArgmaxArgs {
+  static constexpr const char* kName = "argmax";
+  ConstTensorView x;
+  TensorView index;
+  template <class F>
+  void visit(F&& f) {
+    f("x", x, Access::read);
+    f("index", index, Access::write);
+  }
+};
+
 struct SumSquaresArgs : ReduceArgs {
   static constexpr const char* kName = "sum_squares";
 };

@@ -16,8 +16,8 @@ namespace rw::device {
 using KernelCall =
     std::variant<GemmArgs, FillArgs, AddArgs, AxpyArgs, ScaleArgs, ConvertArgs, RmsNormFwdArgs, RmsNormBwdArgs,
                  RopeFwdArgs, RopeBwdArgs, SwigluFwdArgs, SwigluBwdArgs, EmbeddingFwdArgs, EmbeddingBwdArgs,
-                 CrossEntropyArgs, AdamWArgs, SumSquaresArgs, SumArgs, AttnFwdStepArgs, AttnBwdStepArgs,
-                 AttnRowDotArgs, AttnMergeArgs>;
+                 CrossEntropyArgs, AdamWArgs, SumSquaresArgs, SumArgs, ArgmaxArgs, AttnFwdStepArgs,
+                 AttnBwdStepArgs, AttnRowDotArgs, AttnMergeArgs>;
 
 template <class Args>
 const char* kernel_name_of(const Args&) {

@@ -273,6 +273,15 @@ void check_reduce(const A& a) {
 void check(const SumSquaresArgs& a) { check_reduce(a); }
 void check(const SumArgs& a) { check_reduce(a); }
 
+void check(const ArgmaxArgs& a) {
+  const Checker c{ArgmaxArgs::kName};
+  c.rank("x", a.x, 2);
+  c.fp("x", a.x);
+  c.require(a.x.shape[0] == 0 || a.x.shape[1] > 0, "x must have at least one column");
+  c.shape("index", a.index, {a.x.shape[0]});
+  c.dtype("index", a.index, {DType::i32});
+}
+
 void check_attn_common(const Checker& c, const AttnShape& s) {
   c.require(s.batch >= 0 && s.n_q >= 0 && s.n_k >= 0 && s.head_dim > 0 && s.heads > 0 && s.kv_heads > 0,
             "bad attention shape (batch " + std::to_string(s.batch) + ", n_q " + std::to_string(s.n_q) + ", n_k " +

@@ -234,6 +234,12 @@ void run(SumArgs& args) {
   });
 }
 
+void run(ArgmaxArgs& args) {
+  with_fp32_storage(args, [](ArgmaxArgs& a) {
+    argmax_rows(f32(a.x), static_cast<int32_t*>(a.index.data), a.x.shape[0], a.x.shape[1]);
+  });
+}
+
 // ---- attention: bf16 q/k/v/dout converted into fp32 temporaries ----
 
 const float* fp32_input(const float* p, std::size_t n, DType dtype, std::vector<float>& temp) {

@@ -178,6 +178,18 @@ double sum(const T* x, int64_t n, double acc) {
   return acc;
 }
 
+template <class T>
+void argmax_rows(const T* x, int32_t* index, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = x + r * cols;
+    int64_t best = 0;
+    for (int64_t j = 1; j < cols; ++j)
+      if (row[best] < row[j]) best = j;
+    index[r] = static_cast<int32_t>(best);
+  }
+}
+
 // The arithmetic of src/train/optimizer.cpp's adamw_step, element for element (fp64, moments
 // stored back in T before the weight update uses the unrounded values).
 template <class T>
@@ -213,6 +225,7 @@ void adamw_update(T* weights, const T* grads, T* adam_m, T* adam_v, const uint8_
   template void scale<T>(T, T*, int64_t);                                                                   \
   template double sum_squares<T>(const T*, int64_t, double);                                                \
   template double sum<T>(const T*, int64_t, double);                                                        \
+  template void argmax_rows<T>(const T*, int32_t*, int64_t, int64_t);                                       \
   template void adamw_update<T>(T*, const T*, T*, T*, const uint8_t*, int64_t, const AdamWHyper&);
 RW_OPS(float)
 RW_OPS(double)

@@ -65,6 +65,10 @@ double sum_squares(const T* x, int64_t n, double acc);
 template <class T>
 double sum(const T* x, int64_t n, double acc);
 
+// index[r] = first j with x[r, j] maximal (as std::max_element), rows in parallel.
+template <class T>
+void argmax_rows(const T* x, int32_t* index, int64_t rows, int64_t cols);
+
 struct AdamWHyper {
   double lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1, grad_multiplier = 1.0;
   int step = 1;  // 1-based

@@ -513,6 +513,21 @@ void test_reductions(Ctx& c) {
   check_close(c.label("sum"), sm.read(), {gsum}, tol(n + 1, s_sum, DType::f64, 0));
 }
 
+void test_argmax(Ctx& c) {
+  const int64_t rows = 12, cols = 29;
+  std::vector<double> x = random_values(rows * cols, 130);
+  x[3 * cols + 7] = x[3 * cols + 20] = 2.0;  // a tie: the first wins
+  DevTensor dx(c.be, c.dt, x), index(c.be, DType::i32, std::vector<double>(rows, -5.0));
+  c.be.argmax(ArgmaxArgs{dx.view({rows, cols}), index.view({rows})}, c.stream);
+  c.be.synchronize(c.stream);
+  std::vector<double> gold(rows);
+  for (int64_t r = 0; r < rows; ++r)
+    gold[r] = static_cast<double>(std::max_element(dx.stored.begin() + r * cols, dx.stored.begin() + (r + 1) * cols) -
+                                  (dx.stored.begin() + r * cols));
+  CHECK(gold[3] == 7);
+  check_exact(c.label("argmax"), index.read(), gold);  // on the stored values: exact
+}
+
 // Attention: one call over the whole key set, forward then backward, against the fp64
 // reference on the same stored inputs; tolerance of tests/test_support.h.
 void test_attention(Ctx& c) {
@@ -604,6 +619,7 @@ void run_all(Backend& be, DType dt) {
   test_cross_entropy(c);
   test_adamw(c);
   test_reductions(c);
+  test_argmax(c);
   test_attention(c);
 }
 
