@@ -55,7 +55,7 @@ SimGpuOptions SimGpuOptions::from_environment() {
   SimGpuOptions o;
   o.max_delay_us = static_cast<int>(env_long("RINGWORLD_SIM_GPU_DELAY_US", 0, 0, 1000000));
   o.seed = static_cast<uint64_t>(env_long("RINGWORLD_SIM_GPU_SEED", 1, 0, 1L << 62));
-  o.address_space_bytes = static_cast<std::size_t>(env_long("RINGWORLD_SIM_GPU_ADDRESS_SPACE_GB", 256, 1, 1 << 16))
+  o.address_space_bytes = static_cast<std::size_t>(env_long("RINGWORLD_SIM_GPU_ADDRESS_SPACE_GB", 64, 1, 1 << 16))
                           << 30;
   return o;
 }

@@ -296,6 +296,13 @@ TEST_CASE("sim-gpu: bad kernel and copy arguments are fatal and name the argumen
   r = fork_and_run([&] { be.copy_async(a.data(), host.data(), 400, *s); });
   CHECK(r.exit_code == 97);
   CHECK_THAT(r.fatal_message, Catch::Contains("'src'") && Catch::Contains("not pinned"));
+  // A synchronous copy whose direction does not match its pointers.
+  r = fork_and_run([&] { be.copy_to_device(a.data(), b.data(), 400); });
+  CHECK(r.exit_code == 97);
+  CHECK_THAT(r.fatal_message, Catch::Contains("copy_to_device") && Catch::Contains("'src' is sim-gpu device memory"));
+  r = fork_and_run([&] { be.copy_to_host(host.data(), host.data(), 400); });
+  CHECK(r.exit_code == 97);
+  CHECK_THAT(r.fatal_message, Catch::Contains("copy_to_host") && Catch::Contains("'src'"));
   // Use after release.
   r = fork_and_run([&] {
     float* p = static_cast<float*>(be.allocate(400));
