@@ -18,20 +18,23 @@ std::string shape_text(const V& v) {
   return s + "]";
 }
 
+// Checks run on every launch: the message is built only when a check fails.
+#define RW_KERNEL_REQUIRE(checker, cond, what) \
+  do {                                         \
+    if (!(cond)) (checker).fail(what);         \
+  } while (0)
+
 struct Checker {
   const char* kernel;
 
-  void require(bool ok, const std::string& what) const {
-    if (!ok) RW_FAIL(std::string("kernel ") + kernel + ": " + what);
-  }
+  [[noreturn]] void fail(const std::string& what) const { RW_FAIL(std::string("kernel ") + kernel + ": " + what); }
   template <class V>
   void dtype(const char* name, const V& v, std::initializer_list<DType> allowed) const {
-    std::string names;
-    for (DType t : allowed) {
+    for (DType t : allowed)
       if (v.dtype == t) return;
-      names += std::string(names.empty() ? "" : " or ") + dtype_name(t);
-    }
-    require(false, std::string("argument '") + name + "' has dtype " + dtype_name(v.dtype) + ", expected " + names);
+    std::string names;
+    for (DType t : allowed) names += std::string(names.empty() ? "" : " or ") + dtype_name(t);
+    fail(std::string("argument '") + name + "' has dtype " + dtype_name(v.dtype) + ", expected " + names);
   }
   template <class V>
   void fp(const char* name, const V& v) const {
@@ -40,16 +43,17 @@ struct Checker {
   // Non-null data unless empty, rank 1..kMaxRank, non-negative dims.
   template <class V>
   void present(const char* name, const V& v) const {
-    require(v.rank >= 0 && v.rank <= kMaxRank, std::string("argument '") + name + "' has rank " +
-                                                  std::to_string(v.rank));
+    RW_KERNEL_REQUIRE(*this, v.rank >= 0 && v.rank <= kMaxRank,
+                      std::string("argument '") + name + "' has rank " + std::to_string(v.rank));
     for (int i = 0; i < v.rank; ++i)
-      require(v.shape[i] >= 0, std::string("argument '") + name + "' has a negative dimension " + shape_text(v));
-    require(v.empty() || v.data != nullptr, std::string("argument '") + name + "' is null");
+      RW_KERNEL_REQUIRE(*this, v.shape[i] >= 0,
+                        std::string("argument '") + name + "' has a negative dimension " + shape_text(v));
+    RW_KERNEL_REQUIRE(*this, v.empty() || v.data != nullptr, std::string("argument '") + name + "' is null");
   }
   template <class V>
   void contiguous(const char* name, const V& v) const {
     present(name, v);
-    require(v.is_contiguous(), std::string("argument '") + name + "' must be contiguous");
+    RW_KERNEL_REQUIRE(*this, v.is_contiguous(), std::string("argument '") + name + "' must be contiguous");
   }
   template <class V>
   void shape(const char* name, const V& v, std::initializer_list<int64_t> dims) const {
@@ -57,34 +61,37 @@ struct Checker {
     bool ok = v.rank == static_cast<int>(dims.size());
     int i = 0;
     for (int64_t d : dims) ok = ok && v.shape[i++] == d;
+    if (ok) return;
     std::string expected = "[";
     i = 0;
     for (int64_t d : dims) expected += (i++ ? ", " : "") + std::to_string(d);
-    require(ok, std::string("argument '") + name + "' has shape " + shape_text(v) + ", expected " + expected + "]");
+    fail(std::string("argument '") + name + "' has shape " + shape_text(v) + ", expected " + expected + "]");
   }
   template <class V>
   void rank(const char* name, const V& v, int r) const {
     contiguous(name, v);
-    require(v.rank == r, std::string("argument '") + name + "' has shape " + shape_text(v) + ", expected rank " +
-                             std::to_string(r));
+    RW_KERNEL_REQUIRE(
+        *this, v.rank == r,
+        std::string("argument '") + name + "' has shape " + shape_text(v) + ", expected rank " + std::to_string(r));
   }
   template <class A, class B>
   void same_count(const char* name_a, const A& a, const char* name_b, const B& b) const {
     contiguous(name_a, a);
     contiguous(name_b, b);
-    require(a.n_elements() == b.n_elements(), std::string("arguments '") + name_a + "' " + shape_text(a) + " and '" +
-                                                  name_b + "' " + shape_text(b) + " differ in element count");
+    RW_KERNEL_REQUIRE(*this, a.n_elements() == b.n_elements(),
+                      std::string("arguments '") + name_a + "' " + shape_text(a) + " and '" + name_b + "' " +
+                          shape_text(b) + " differ in element count");
   }
   template <class V>
   void scalar(const char* name, const V& v) const {
     contiguous(name, v);
     dtype(name, v, {DType::f64});
-    require(v.n_elements() == 1, std::string("argument '") + name + "' must be one f64 scalar, has shape " +
-                                     shape_text(v));
+    RW_KERNEL_REQUIRE(*this, v.n_elements() == 1,
+                      std::string("argument '") + name + "' must be one f64 scalar, has shape " + shape_text(v));
   }
   template <class P>
   void pointer(const char* name, P p, std::size_t n_elements) const {
-    require(n_elements == 0 || p != nullptr, std::string("argument '") + name + "' is null");
+    RW_KERNEL_REQUIRE(*this, n_elements == 0 || p != nullptr, std::string("argument '") + name + "' is null");
   }
 };
 
@@ -95,13 +102,15 @@ void check(const GemmArgs& g) {
   auto matrix = [&](const char* name, const auto& v) {
     c.present(name, v);
     c.fp(name, v);
-    c.require(v.rank == 2, std::string("argument '") + name + "' must be a matrix, has shape " + shape_text(v));
-    c.require(v.shape[1] <= 1 || v.stride[1] == 1, std::string("argument '") + name + "' must have unit column stride");
-    c.require(v.shape[0] <= 1 || v.stride[0] >= v.shape[1],
-              std::string("argument '") + name + "' has leading dimension " + std::to_string(v.stride[0]) +
-                  " < columns " + std::to_string(v.shape[1]));
-    c.require(v.shape[0] <= kBlasMax && v.shape[1] <= kBlasMax && v.stride[0] <= kBlasMax,
-              std::string("argument '") + name + "' is too large for one GEMM");
+    RW_KERNEL_REQUIRE(c, v.rank == 2,
+                      std::string("argument '") + name + "' must be a matrix, has shape " + shape_text(v));
+    RW_KERNEL_REQUIRE(c, v.shape[1] <= 1 || v.stride[1] == 1,
+                      std::string("argument '") + name + "' must have unit column stride");
+    RW_KERNEL_REQUIRE(c, v.shape[0] <= 1 || v.stride[0] >= v.shape[1],
+                      std::string("argument '") + name + "' has leading dimension " + std::to_string(v.stride[0]) +
+                          " < columns " + std::to_string(v.shape[1]));
+    RW_KERNEL_REQUIRE(c, v.shape[0] <= kBlasMax && v.shape[1] <= kBlasMax && v.stride[0] <= kBlasMax,
+                      std::string("argument '") + name + "' is too large for one GEMM");
   };
   matrix("a", g.a);
   matrix("b", g.b);
@@ -110,10 +119,10 @@ void check(const GemmArgs& g) {
   const bool ta = g.trans_a == Transpose::yes, tb = g.trans_b == Transpose::yes;
   const int64_t a_rows = ta ? g.a.shape[1] : g.a.shape[0], k = ta ? g.a.shape[0] : g.a.shape[1];
   const int64_t b_rows = tb ? g.b.shape[1] : g.b.shape[0], b_cols = tb ? g.b.shape[0] : g.b.shape[1];
-  c.require(a_rows == m, "op(a) has " + std::to_string(a_rows) + " rows, c has " + std::to_string(m));
-  c.require(b_cols == n, "op(b) has " + std::to_string(b_cols) + " columns, c has " + std::to_string(n));
-  c.require(b_rows == k, "op(a) has " + std::to_string(k) + " columns but op(b) has " + std::to_string(b_rows) +
-                             " rows");
+  RW_KERNEL_REQUIRE(c, a_rows == m, "op(a) has " + std::to_string(a_rows) + " rows, c has " + std::to_string(m));
+  RW_KERNEL_REQUIRE(c, b_cols == n, "op(b) has " + std::to_string(b_cols) + " columns, c has " + std::to_string(n));
+  RW_KERNEL_REQUIRE(c, b_rows == k,
+                    "op(a) has " + std::to_string(k) + " columns but op(b) has " + std::to_string(b_rows) + " rows");
 }
 
 void check(const FillArgs& f) {
@@ -129,8 +138,12 @@ void check_update(const A& a) {  // add, axpy: y op= x
   c.fp("x", a.x);
   c.fp("y", a.y);
 }
-void check(const AddArgs& a) { check_update(a); }
-void check(const AxpyArgs& a) { check_update(a); }
+void check(const AddArgs& a) {
+  check_update(a);
+}
+void check(const AxpyArgs& a) {
+  check_update(a);
+}
 
 void check(const ScaleArgs& a) {
   const Checker c{ScaleArgs::kName};
@@ -156,7 +169,7 @@ void check(const RmsNormFwdArgs& a) {
   c.fp("w", a.w);
   c.fp("y", a.y);
   c.dtype("inv_rms", a.inv_rms, {DType::f32});
-  c.require(a.eps > 0, "eps must be positive");
+  RW_KERNEL_REQUIRE(c, a.eps > 0, "eps must be positive");
 }
 
 void check(const RmsNormBwdArgs& a) {
@@ -180,13 +193,18 @@ void check_rope(const RopeArgs& a, const char* kernel) {
   const Checker c{kernel};
   c.rank("x", a.x, 3);
   c.fp("x", a.x);
-  c.require(a.x.shape[2] % 2 == 0, "head_dim (x's last dimension, " + std::to_string(a.x.shape[2]) + ") must be even");
+  RW_KERNEL_REQUIRE(c, a.x.shape[2] % 2 == 0,
+                    "head_dim (x's last dimension, " + std::to_string(a.x.shape[2]) + ") must be even");
   c.shape("pos", a.pos, {a.x.shape[0]});
   c.dtype("pos", a.pos, {DType::i32});
-  c.require(a.theta > 0, "theta must be positive");
+  RW_KERNEL_REQUIRE(c, a.theta > 0, "theta must be positive");
 }
-void check(const RopeFwdArgs& a) { check_rope(a, RopeFwdArgs::kName); }
-void check(const RopeBwdArgs& a) { check_rope(a, RopeBwdArgs::kName); }
+void check(const RopeFwdArgs& a) {
+  check_rope(a, RopeFwdArgs::kName);
+}
+void check(const RopeBwdArgs& a) {
+  check_rope(a, RopeBwdArgs::kName);
+}
 
 void check(const SwigluFwdArgs& a) {
   const Checker c{SwigluFwdArgs::kName};
@@ -235,7 +253,7 @@ void check(const CrossEntropyArgs& a) {
   c.rank("logits", a.logits, 2);
   const int64_t n = a.logits.shape[0], vocab = a.logits.shape[1];
   c.fp("logits", a.logits);
-  c.require(n == 0 || vocab > 0, "logits must have at least one column");
+  RW_KERNEL_REQUIRE(c, n == 0 || vocab > 0, "logits must have at least one column");
   c.shape("targets", a.targets, {n});
   c.dtype("targets", a.targets, {DType::i32});
   c.shape("weights", a.weights, {n});
@@ -260,7 +278,7 @@ void check(const AdamWArgs& a) {
   c.fp("grads", a.grads);
   c.shape("decay", a.decay, {n});
   c.dtype("decay", a.decay, {DType::u8});
-  c.require(a.step >= 1, "step must be >= 1 (1-based), is " + std::to_string(a.step));
+  RW_KERNEL_REQUIRE(c, a.step >= 1, "step must be >= 1 (1-based), is " + std::to_string(a.step));
 }
 
 template <class A>
@@ -270,25 +288,30 @@ void check_reduce(const A& a) {
   c.fp("x", a.x);
   c.scalar("result", a.result);
 }
-void check(const SumSquaresArgs& a) { check_reduce(a); }
-void check(const SumArgs& a) { check_reduce(a); }
+void check(const SumSquaresArgs& a) {
+  check_reduce(a);
+}
+void check(const SumArgs& a) {
+  check_reduce(a);
+}
 
 void check(const ArgmaxArgs& a) {
   const Checker c{ArgmaxArgs::kName};
   c.rank("x", a.x, 2);
   c.fp("x", a.x);
-  c.require(a.x.shape[0] == 0 || a.x.shape[1] > 0, "x must have at least one column");
+  RW_KERNEL_REQUIRE(c, a.x.shape[0] == 0 || a.x.shape[1] > 0, "x must have at least one column");
   c.shape("index", a.index, {a.x.shape[0]});
   c.dtype("index", a.index, {DType::i32});
 }
 
 void check_attn_common(const Checker& c, const AttnShape& s) {
-  c.require(s.batch >= 0 && s.n_q >= 0 && s.n_k >= 0 && s.head_dim > 0 && s.heads > 0 && s.kv_heads > 0,
-            "bad attention shape (batch " + std::to_string(s.batch) + ", n_q " + std::to_string(s.n_q) + ", n_k " +
-                std::to_string(s.n_k) + ", heads " + std::to_string(s.heads) + ", kv_heads " +
-                std::to_string(s.kv_heads) + ", head_dim " + std::to_string(s.head_dim) + ")");
-  c.require(s.heads % s.kv_heads == 0, "heads (" + std::to_string(s.heads) + ") must be a multiple of kv_heads (" +
-                                           std::to_string(s.kv_heads) + ")");
+  RW_KERNEL_REQUIRE(c, s.batch >= 0 && s.n_q >= 0 && s.n_k >= 0 && s.head_dim > 0 && s.heads > 0 && s.kv_heads > 0,
+                    "bad attention shape (batch " + std::to_string(s.batch) + ", n_q " + std::to_string(s.n_q) +
+                        ", n_k " + std::to_string(s.n_k) + ", heads " + std::to_string(s.heads) + ", kv_heads " +
+                        std::to_string(s.kv_heads) + ", head_dim " + std::to_string(s.head_dim) + ")");
+  RW_KERNEL_REQUIRE(
+      c, s.heads % s.kv_heads == 0,
+      "heads (" + std::to_string(s.heads) + ") must be a multiple of kv_heads (" + std::to_string(s.kv_heads) + ")");
 }
 
 void check_attn_mask(const Checker& c, const AttnShape& s, const AttnMaskArgs& m) {
@@ -302,10 +325,10 @@ void check_attn_mask(const Checker& c, const AttnShape& s, const AttnMaskArgs& m
 void check(const AttnFwdStepArgs& a) {
   const Checker c{"attn_fwd_step"};
   check_attn_common(c, a.shape);
-  c.require(a.tiling.block_q > 0 && a.tiling.block_k > 0, "attention block sizes must be positive");
-  c.require(a.dtype == DType::f32 || a.dtype == DType::bf16,
-            std::string("q/k/v dtype ") + dtype_name(a.dtype) + ", expected f32 or bf16");
-  c.require(a.scale > 0, "softmax scale must be positive");
+  RW_KERNEL_REQUIRE(c, a.tiling.block_q > 0 && a.tiling.block_k > 0, "attention block sizes must be positive");
+  RW_KERNEL_REQUIRE(c, a.dtype == DType::f32 || a.dtype == DType::bf16,
+                    std::string("q/k/v dtype ") + dtype_name(a.dtype) + ", expected f32 or bf16");
+  RW_KERNEL_REQUIRE(c, a.scale > 0, "softmax scale must be positive");
   const std::size_t nq = detail::attn_q_elems(a.shape), nk = detail::attn_kv_elems(a.shape);
   c.pointer("q", a.q, nq);
   c.pointer("out", a.out, nq);
@@ -318,10 +341,10 @@ void check(const AttnFwdStepArgs& a) {
 void check(const AttnBwdStepArgs& a) {
   const Checker c{"attn_bwd_step"};
   check_attn_common(c, a.shape);
-  c.require(a.tiling.block_q > 0 && a.tiling.block_k > 0, "attention block sizes must be positive");
-  c.require(a.dtype == DType::f32 || a.dtype == DType::bf16,
-            std::string("q/k/v/dout dtype ") + dtype_name(a.dtype) + ", expected f32 or bf16");
-  c.require(a.scale > 0, "softmax scale must be positive");
+  RW_KERNEL_REQUIRE(c, a.tiling.block_q > 0 && a.tiling.block_k > 0, "attention block sizes must be positive");
+  RW_KERNEL_REQUIRE(c, a.dtype == DType::f32 || a.dtype == DType::bf16,
+                    std::string("q/k/v/dout dtype ") + dtype_name(a.dtype) + ", expected f32 or bf16");
+  RW_KERNEL_REQUIRE(c, a.scale > 0, "softmax scale must be positive");
   const std::size_t nq = detail::attn_q_elems(a.shape), nk = detail::attn_kv_elems(a.shape),
                     rows = detail::attn_rows(a.shape);
   const bool any = nq && nk;

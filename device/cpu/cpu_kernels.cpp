@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <deque>
 #include <vector>
 
 #include "device/cpu/attention_reference.h"
@@ -51,7 +50,7 @@ void with_fp32_storage(Args& args, Fn&& fn) {
     Access access;
     std::vector<float> values;
   };
-  std::deque<Temp> temps;
+  std::vector<Temp> temps;  // empty (no allocation) unless some view is bf16; moves keep values' buffers
   args.visit([&](const char*, auto& v, Access access) {
     if (v.dtype != DType::bf16 || v.data == nullptr || v.empty()) return;
     Temp& t = temps.emplace_back();

@@ -39,7 +39,8 @@ namespace rw::device {
 struct SimGpuOptions {
   int max_delay_us = 0;  // random delay before each operation, 0..max_delay_us microseconds
   uint64_t seed = 1;     // of the delays
-  std::size_t address_space_bytes = std::size_t(64) << 30;  // reserved (not committed): the most device memory live at once
+  std::size_t address_space_bytes = std::size_t(64)
+                                    << 30;  // reserved (not committed): the most device memory live at once
   cpu::FwdKernel fwd_kernel = cpu::FwdKernel::automatic;
   // From RINGWORLD_SIM_GPU_DELAY_US, RINGWORLD_SIM_GPU_SEED and RINGWORLD_SIM_GPU_ADDRESS_SPACE_GB
   // (fatal on a malformed value).
@@ -107,7 +108,7 @@ class SimGpuBackend : public Backend {
   mutable std::mutex streams_mutex_;
   std::set<sim::SimStream*> streams_;  // every live stream (for synchronize_all)
   int next_stream_id_ = 0;
-  std::set<void*> host_allocations_;   // MemoryKind::host
+  std::set<void*> host_allocations_;  // MemoryKind::host
   long operations_ = 0;
   std::unique_ptr<Stream> default_stream_;
 };

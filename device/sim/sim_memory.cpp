@@ -163,9 +163,9 @@ bool SimMemory::find(BlockMap& map, const void* p, std::size_t n_bytes, Range* o
     return false;
   }
   if (offset + n_bytes > b->n_bytes) {
-    *why_not = hex(a) + " + " + std::to_string(n_bytes) + " bytes runs " + std::to_string(offset + n_bytes - b->n_bytes) +
-               " bytes past the end of its " + kind + " allocation (" + hex(b->base) + ", " +
-               std::to_string(b->n_bytes) + " bytes)";
+    *why_not = hex(a) + " + " + std::to_string(n_bytes) + " bytes runs " +
+               std::to_string(offset + n_bytes - b->n_bytes) + " bytes past the end of its " + kind + " allocation (" +
+               hex(b->base) + ", " + std::to_string(b->n_bytes) + " bytes)";
     return false;
   }
   out->block = b;

@@ -43,7 +43,7 @@ using namespace rw::device;
 
 namespace {
 
-constexpr double kU32 = 1.0 / (1 << 24);  // fp32 unit roundoff
+constexpr double kU32 = 1.0 / (1 << 24);   // fp32 unit roundoff
 constexpr double kUbf16 = 1.0 / (1 << 8);  // bf16 unit roundoff
 
 // The storage rounding of a value.
@@ -92,19 +92,47 @@ class DevTensor {
  private:
   void encode(double x, unsigned char* p) const {
     switch (dtype_) {
-      case DType::f32: { float f = static_cast<float>(x); std::memcpy(p, &f, 4); break; }
-      case DType::bf16: { bf16_t b = bf16_from_float(static_cast<float>(x)); std::memcpy(p, &b, 2); break; }
+      case DType::f32: {
+        float f = static_cast<float>(x);
+        std::memcpy(p, &f, 4);
+        break;
+      }
+      case DType::bf16: {
+        bf16_t b = bf16_from_float(static_cast<float>(x));
+        std::memcpy(p, &b, 2);
+        break;
+      }
       case DType::f64: std::memcpy(p, &x, 8); break;
-      case DType::i32: { int32_t i = static_cast<int32_t>(x); std::memcpy(p, &i, 4); break; }
+      case DType::i32: {
+        int32_t i = static_cast<int32_t>(x);
+        std::memcpy(p, &i, 4);
+        break;
+      }
       case DType::u8: *p = static_cast<uint8_t>(x); break;
     }
   }
   double decode(const unsigned char* p) const {
     switch (dtype_) {
-      case DType::f32: { float f; std::memcpy(&f, p, 4); return f; }
-      case DType::bf16: { bf16_t b; std::memcpy(&b, p, 2); return float_from_bf16(b); }
-      case DType::f64: { double d; std::memcpy(&d, p, 8); return d; }
-      case DType::i32: { int32_t i; std::memcpy(&i, p, 4); return i; }
+      case DType::f32: {
+        float f;
+        std::memcpy(&f, p, 4);
+        return f;
+      }
+      case DType::bf16: {
+        bf16_t b;
+        std::memcpy(&b, p, 2);
+        return float_from_bf16(b);
+      }
+      case DType::f64: {
+        double d;
+        std::memcpy(&d, p, 8);
+        return d;
+      }
+      case DType::i32: {
+        int32_t i;
+        std::memcpy(&i, p, 4);
+        return i;
+      }
       case DType::u8: return *p;
     }
     return 0;
@@ -154,9 +182,7 @@ struct Ctx {
   Backend& be;
   Stream& stream;
   DType dt;  // storage of the fp tensors under test
-  std::string label(const char* kernel) const {
-    return be.name() + " " + kernel + " (" + dtype_name(dt) + ")";
-  }
+  std::string label(const char* kernel) const { return be.name() + " " + kernel + " (" + dtype_name(dt) + ")"; }
 };
 
 // ---- one test per kernel ----
@@ -167,7 +193,8 @@ void test_gemm(Ctx& c) {
   for (int t = 0; t < 4; ++t) {
     const bool ta = t & 1, tb = t & 2;
     const int64_t a_rows = ta ? k : m, a_cols = ta ? m : k, b_rows = tb ? n : k, b_cols = tb ? k : n;
-    DevTensor a(c.be, c.dt, random_values(a_rows * a_cols, 1 + t)), b(c.be, c.dt, random_values(b_rows * b_cols, 5 + t));
+    DevTensor a(c.be, c.dt, random_values(a_rows * a_cols, 1 + t)),
+        b(c.be, c.dt, random_values(b_rows * b_cols, 5 + t));
     DevTensor cc(c.be, c.dt, random_values(m * ldc, 9 + t));
     GemmArgs g;
     g.trans_a = ta ? Transpose::yes : Transpose::no;
@@ -231,8 +258,8 @@ void test_fill_convert(Ctx& c) {
 
 void test_elementwise(Ctx& c) {
   const int64_t n = 1000;
-  DevTensor x(c.be, c.dt, random_values(n, 30)), y(c.be, c.dt, random_values(n, 31)), y2(c.be, c.dt, random_values(n, 31)),
-      z(c.be, c.dt, random_values(n, 32));
+  DevTensor x(c.be, c.dt, random_values(n, 30)), y(c.be, c.dt, random_values(n, 31)),
+      y2(c.be, c.dt, random_values(n, 31)), z(c.be, c.dt, random_values(n, 32));
   c.be.add(AddArgs{x.view({n}), y.view({n})}, c.stream);
   AxpyArgs ax;
   ax.alpha = -1.5f;
@@ -298,14 +325,17 @@ void test_rmsnorm(Ctx& c) {
   for (int64_t r = 0; r < rows; ++r) {
     const double iv = inv_in.stored[r];
     double m = 0;
-    for (int64_t j = 0; j < cols; ++j) m += std::fabs(dy.stored[r * cols + j] * w.stored[j] * x.stored[r * cols + j] * iv);
+    for (int64_t j = 0; j < cols; ++j)
+      m += std::fabs(dy.stored[r * cols + j] * w.stored[j] * x.stored[r * cols + j] * iv);
     m /= cols;
     for (int64_t j = 0; j < cols; ++j)
-      s_dx = std::max(s_dx, iv * (std::fabs(dy.stored[r * cols + j] * w.stored[j]) + std::fabs(x.stored[r * cols + j]) * iv * m));
+      s_dx = std::max(
+          s_dx, iv * (std::fabs(dy.stored[r * cols + j] * w.stored[j]) + std::fabs(x.stored[r * cols + j]) * iv * m));
   }
   for (int64_t j = 0; j < cols; ++j) {
     double s = std::fabs(dw.stored[j]);
-    for (int64_t r = 0; r < rows; ++r) s += std::fabs(dy.stored[r * cols + j] * x.stored[r * cols + j] * inv_in.stored[r]);
+    for (int64_t r = 0; r < rows; ++r)
+      s += std::fabs(dy.stored[r * cols + j] * x.stored[r * cols + j] * inv_in.stored[r]);
     s_dw = std::max(s_dw, s);
   }
   check_close(c.label("rmsnorm_bwd dx"), dx.read(), gdx, tol(cols + 6, s_dx, c.dt, max_abs(gdx)));
@@ -338,16 +368,17 @@ void test_rope(Ctx& c) {
   double s = 0;
   for (const auto* v : {&x.stored, &dx.stored})
     for (int64_t r = 0; r < tokens * heads; ++r)
-      for (int64_t i = 0; i < d / 2; ++i) s = std::max(s, std::fabs((*v)[r * d + i]) + std::fabs((*v)[r * d + i + d / 2]));
+      for (int64_t i = 0; i < d / 2; ++i)
+        s = std::max(s, std::fabs((*v)[r * d + i]) + std::fabs((*v)[r * d + i + d / 2]));
   check_close(c.label("rope_fwd"), x.read(), gx, tol(3 + 2 * 49, s, c.dt, max_abs(gx)));
   check_close(c.label("rope_bwd"), dx.read(), gdx, tol(3 + 2 * 49, s, c.dt, max_abs(gdx)));
 }
 
 void test_swiglu(Ctx& c) {
   const int64_t n = 500;
-  DevTensor g(c.be, c.dt, random_values(n, 60, 6.0)), u(c.be, c.dt, random_values(n, 61)), da(c.be, c.dt, random_values(n, 62)),
-      a(c.be, c.dt, std::vector<double>(n, 0.0)), dg(c.be, c.dt, std::vector<double>(n, 0.0)),
-      du(c.be, c.dt, std::vector<double>(n, 0.0));
+  DevTensor g(c.be, c.dt, random_values(n, 60, 6.0)), u(c.be, c.dt, random_values(n, 61)),
+      da(c.be, c.dt, random_values(n, 62)), a(c.be, c.dt, std::vector<double>(n, 0.0)),
+      dg(c.be, c.dt, std::vector<double>(n, 0.0)), du(c.be, c.dt, std::vector<double>(n, 0.0));
   c.be.swiglu_fwd(SwigluFwdArgs{g.view({n}), u.view({n}), a.view({n})}, c.stream);
   c.be.swiglu_bwd(SwigluBwdArgs{g.view({n}), u.view({n}), da.view({n}), dg.view({n}), du.view({n})}, c.stream);
   c.be.synchronize(c.stream);
@@ -419,8 +450,8 @@ void test_cross_entropy(Ctx& c) {
   std::vector<float> wf(weights.begin(), weights.end());
   for (auto& w : wf) w = static_cast<float>(w);
   std::vector<double> gdl(n * vocab);
-  const double one = cpu::cross_entropy<double>(logits.stored.data(), tg32.data(), wf.data(), n, vocab, a.grad_scale,
-                                                gdl.data());
+  const double one =
+      cpu::cross_entropy<double>(logits.stored.data(), tg32.data(), wf.data(), n, vocab, a.grad_scale, gdl.data());
   // Per token lse - logit: vocab + 4 roundings on |max| + log(sum) + |logit|; the sum over
   // tokens adds n more; loss accumulated twice onto 1.25.
   double s_loss = 1.25, max_lse = 0;
@@ -433,7 +464,8 @@ void test_cross_entropy(Ctx& c) {
     max_lse = std::max(max_lse, std::fabs(lse));
     if (tg32[t] >= 0) s_loss += 2 * wf[t] * (std::fabs(lse) + std::fabs(logits.stored[t * vocab + tg32[t]]));
   }
-  check_close(c.label("cross_entropy loss_sum"), loss.read(), {1.25 + 2 * one}, tol(vocab + 4 + 2 * n, s_loss, DType::f64, 0));
+  check_close(c.label("cross_entropy loss_sum"), loss.read(), {1.25 + 2 * one},
+              tol(vocab + 4 + 2 * n, s_loss, DType::f64, 0));
   // dlogits = scale w (softmax - onehot): the softmax inherits lse's absolute error, (vocab + 8)
   // u (1 + |lse|), relative, on probabilities <= 1, times |grad_scale w|.
   const double s_dl = a.grad_scale * 1.5 * (1 + max_lse);
@@ -479,7 +511,8 @@ void test_adamw(Ctx& c) {
     const double gg = g.stored[i] * h.grad_multiplier;
     s_m = std::max(s_m, std::fabs(h.beta1 * m.stored[i]) + std::fabs((1 - h.beta1) * gg));
     s_v = std::max(s_v, std::fabs(h.beta2 * v.stored[i]) + std::fabs((1 - h.beta2) * gg * gg));
-    const double step = std::fabs(gm[i] / b1c) / (std::sqrt(gv[i] / b2c) + h.eps) + h.weight_decay * std::fabs(w.stored[i]);
+    const double step =
+        std::fabs(gm[i] / b1c) / (std::sqrt(gv[i] / b2c) + h.eps) + h.weight_decay * std::fabs(w.stored[i]);
     s_w = std::max(s_w, std::fabs(w.stored[i]) + h.lr * step);
   }
   check_close(c.label("adamw weights"), w.read(), gw, tol(16, s_w, DType::f32, 0));
@@ -489,8 +522,8 @@ void test_adamw(Ctx& c) {
 
 void test_reductions(Ctx& c) {
   const int64_t n = 2000;
-  DevTensor x(c.be, c.dt, random_values(n, 100)), y(c.be, c.dt, random_values(n / 2, 101)),
-      sq(c.be, DType::f64, {0.0}), sm(c.be, DType::f64, {0.0});
+  DevTensor x(c.be, c.dt, random_values(n, 100)), y(c.be, c.dt, random_values(n / 2, 101)), sq(c.be, DType::f64, {0.0}),
+      sm(c.be, DType::f64, {0.0});
   FillArgs zero;
   zero.x = sq.view({1});
   c.be.fill(zero, c.stream);
@@ -553,7 +586,8 @@ void test_attention(Ctx& c) {
   auto filled = [&](std::size_t count, double value) {
     return std::make_unique<DevTensor>(c.be, DType::f32, std::vector<double>(count, value));
   };
-  auto d_q = up(q, c.dt), d_k = up(k, c.dt), d_v = up(v, c.dt), d_dout = up(dout, c.dt), d_dout32 = up(dout, DType::f32);
+  auto d_q = up(q, c.dt), d_k = up(k, c.dt), d_v = up(v, c.dt), d_dout = up(dout, c.dt),
+       d_dout32 = up(dout, DType::f32);
   DevTensor d_pos(c.be, DType::i32, std::vector<double>(pos.begin(), pos.end())),
       d_seg(c.be, DType::i32, std::vector<double>(seg.begin(), seg.end()));
   auto out = filled(q.size(), 0.0), lse = filled(gold.lse.size(), -std::numeric_limits<double>::infinity()),
@@ -564,12 +598,12 @@ void test_attention(Ctx& c) {
   const AttnQueries queries{d_q->data<const float>(), d_pos.data<const int32_t>(), d_seg.data<const int32_t>()};
   const AttnKeys keys{d_k->data<const float>(), d_v->data<const float>(), queries.pos, queries.seg};
   c.be.attn_fwd_step(make_attn_fwd_args(problem, queries, keys, out->data<float>(), lse->data<float>()), {}, c.stream);
-  c.be.attn_row_dot(AttnRowDotArgs{shape, out->data<const float>(), d_dout32->data<const float>(), delta->data<float>()},
-                    c.stream);
-  c.be.attn_bwd_step(make_attn_bwd_args(problem, queries, keys, d_dout->data<const float>(), lse->data<const float>(),
-                                        delta->data<const float>(), dq->data<float>(), dk->data<float>(),
-                                        dv->data<float>()),
-                     {}, c.stream);
+  c.be.attn_row_dot(
+      AttnRowDotArgs{shape, out->data<const float>(), d_dout32->data<const float>(), delta->data<float>()}, c.stream);
+  c.be.attn_bwd_step(
+      make_attn_bwd_args(problem, queries, keys, d_dout->data<const float>(), lse->data<const float>(),
+                         delta->data<const float>(), dq->data<float>(), dk->data<float>(), dv->data<float>()),
+      {}, c.stream);
   c.be.synchronize(c.stream);
   check_close(c.label("attn_fwd_step out"), out->read(), gold.out, test::tolerance(naive.out, gold.out));
   check_close(c.label("attn_fwd_step lse"), lse->read(), gold.lse, test::tolerance(naive.lse, gold.lse));
@@ -594,8 +628,9 @@ void test_attention(Ctx& c) {
   lb[1] = -std::numeric_limits<double>::infinity();
   la[2] = lb[2] = -std::numeric_limits<double>::infinity();
   DevTensor doa(c.be, DType::f32, oa), dob(c.be, DType::f32, ob), dla(c.be, DType::f32, la), dlb(c.be, DType::f32, lb);
-  c.be.attn_merge(AttnMergeArgs{shape, doa.data<float>(), dla.data<float>(), dob.data<const float>(), dlb.data<const float>()},
-                  c.stream);
+  c.be.attn_merge(
+      AttnMergeArgs{shape, doa.data<float>(), dla.data<float>(), dob.data<const float>(), dlb.data<const float>()},
+      c.stream);
   c.be.synchronize(c.stream);
   std::vector<double> go = doa.stored, gl = dla.stored;
   reference::attn_merge<double, double>(shape, go.data(), gl.data(), dob.stored.data(), dlb.stored.data());

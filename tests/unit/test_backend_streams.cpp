@@ -35,7 +35,8 @@ namespace {
 
 int g_fatal_pipe = -1;
 void child_fatal_handler(const std::string& message) {
-  if (write(g_fatal_pipe, message.data(), message.size()) < 0) {}
+  if (write(g_fatal_pipe, message.data(), message.size()) < 0) {
+  }
   _exit(97);
 }
 
@@ -133,7 +134,7 @@ TEST_CASE("events order work across two streams on every backend", "[streams]") 
     be->record(*e, *s);
     be->synchronize(*s);
     CHECK(be->query(*e));
-    be->host_wait(*e);  // returns at once
+    be->host_wait(*e);     // returns at once
     be->wait(*s, *never);  // a no-op
     // synchronize calls the hook at least once.
     int calls = 0;
@@ -270,14 +271,15 @@ TEST_CASE("sim-gpu: bad kernel and copy arguments are fatal and name the argumen
   // A host pointer as a kernel argument.
   ChildResult r = fork_and_run([&] { be.add(AddArgs{view(host.data(), {100}), a.view({100})}, *s); });
   CHECK(r.exit_code == 97);
-  CHECK_THAT(r.fatal_message, Catch::Contains("kernel add") && Catch::Contains("'x'") &&
-                                  Catch::Contains("not sim-gpu device memory"));
+  CHECK_THAT(r.fatal_message,
+             Catch::Contains("kernel add") && Catch::Contains("'x'") && Catch::Contains("not sim-gpu device memory"));
   // An extent past the end of the allocation (an interior pointer 10 elements in).
   r = fork_and_run([&] { be.add(AddArgs{view(static_cast<const float*>(a.data() + 10), {100}), b.view({100})}, *s); });
   CHECK(r.exit_code == 97);
   CHECK_THAT(r.fatal_message, Catch::Contains("'x'") && Catch::Contains("past the end"));
   // The legacy entry points are checked the same way.
-  r = fork_and_run([&] { be.gemm(Transpose::no, Transpose::no, 2, 2, 2, 1.f, host.data(), 2, b.data(), 2, 0.f, a.data(), 2); });
+  r = fork_and_run(
+      [&] { be.gemm(Transpose::no, Transpose::no, 2, 2, 2, 1.f, host.data(), 2, b.data(), 2, 0.f, a.data(), 2); });
   CHECK(r.exit_code == 97);
   CHECK_THAT(r.fatal_message, Catch::Contains("kernel gemm") && Catch::Contains("'a'"));
   // Shape and dtype checks (every backend, before the backend sees the call).
