@@ -17,6 +17,7 @@
 #include <new>
 #include <sstream>
 
+#include "device/attention_builder.h"
 #include "src/common/fatal.h"
 #include "src/common/host_buffer.h"
 #include "src/common/input_error.h"
@@ -308,16 +309,10 @@ double DenseAttention::forward_s(int n_tokens) {
   backend_.fill(out_.data(), out_.size(), 0.f);
   backend_.fill(lse_.data(), lse_.size(), -std::numeric_limits<float>::infinity());
   backend_.synchronize();
-  device::AttnFwdStepArgs args;
-  args.shape = shape;
-  args.mask = {pos_.data(), seg_.data(), pos_.data(), seg_.data(), c.causal};
-  args.tiling = c.tiling;
-  args.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
-  args.q = q_.data();
-  args.k = k_.data();
-  args.v = v_.data();
-  args.out = out_.data();
-  args.lse = lse_.data();
+  const device::AttnProblem problem{shape, c.causal, c.tiling, device::DType::f32};
+  const device::AttnFwdStepArgs args =
+      device::make_attn_fwd_args(problem, {q_.data(), pos_.data(), seg_.data()},
+                                 {k_.data(), v_.data(), pos_.data(), seg_.data()}, out_.data(), lse_.data());
   const double t0 = wall_seconds();
   backend_.attn_fwd_step(args, {});
   backend_.synchronize();
@@ -332,20 +327,10 @@ double DenseAttention::backward_s(int n_tokens) {
   backend_.fill(dk_.data(), dk_.size(), 0.f);
   backend_.fill(dv_.data(), dv_.size(), 0.f);
   backend_.synchronize();
-  device::AttnBwdStepArgs args;
-  args.shape = shape;
-  args.mask = {pos_.data(), seg_.data(), pos_.data(), seg_.data(), c.causal};
-  args.tiling = c.tiling;
-  args.scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
-  args.q = q_.data();
-  args.k = k_.data();
-  args.v = v_.data();
-  args.dout = dout_.data();
-  args.lse = lse_.data();
-  args.delta = delta_.data();
-  args.dq = dq_.data();
-  args.dk = dk_.data();
-  args.dv = dv_.data();
+  const device::AttnProblem problem{shape, c.causal, c.tiling, device::DType::f32};
+  const device::AttnBwdStepArgs args = device::make_attn_bwd_args(
+      problem, {q_.data(), pos_.data(), seg_.data()}, {k_.data(), v_.data(), pos_.data(), seg_.data()}, dout_.data(),
+      lse_.data(), delta_.data(), dq_.data(), dk_.data(), dv_.data());
   const double t0 = wall_seconds();
   backend_.attn_row_dot(shape, out_.data(), dout_.data(), delta_.data());
   backend_.attn_bwd_step(args, {});

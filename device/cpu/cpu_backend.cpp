@@ -1,93 +1,77 @@
-// cpu_backend.cpp: memory, GEMM and elementwise ops of the CPU backends, and the dispatch of
-// their attention kernels.
+// cpu_backend.cpp: streams, events and memory of the CPU backends; kernels run at submission
+// through cpu::run_kernel (cpu_kernels.h).
 #include "device/cpu/cpu_backend.h"
-
-#include <cblas.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
-#include "device/cpu/attention_reference.h"
+#include "device/cpu/cpu_kernels.h"
 #include "src/common/fatal.h"
 
 namespace rw::device {
+namespace {
 
-CpuBackend::CpuBackend() : CpuBackend(cpu::FwdKernel::automatic) {}
-CpuBackend::CpuBackend(cpu::FwdKernel fwd_kernel) : fwd_kernel_(fwd_kernel) {}
+class CpuStream : public Stream {
+ public:
+  explicit CpuStream(const Backend& owner) : Stream(owner) {}
+};
 
-void* CpuBackend::allocate(std::size_t n_bytes) {
+class CpuEvent : public Event {
+ public:
+  explicit CpuEvent(const Backend& owner) : Event(owner) {}
+};
+
+Capabilities cpu_capabilities() {
+  Capabilities c;
+  c.async_execution = false;
+  c.events = true;
+  c.host_accessible_device_memory = true;
+  c.gpu_aware_mpi_possible = true;  // host memory: any MPI takes it
+  c.pinned_host_memory = false;     // pinned_host is ordinary host memory here
+  c.bf16_storage = true;            // by conversion (cpu_kernels.h)
+  c.bf16_native = false;
+  c.kernels_call_progress_hook = true;
+  c.allocation_alignment_bytes = 64;
+  c.attn_tiling = AttnTiling{};  // 256 x 256 (attention_args.h)
+  return c;
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend() : CpuBackend(cpu::FwdKernel::automatic, false) {}
+CpuBackend::CpuBackend(cpu::FwdKernel fwd_kernel) : CpuBackend(fwd_kernel, false) {}
+CpuBackend::CpuBackend(cpu::FwdKernel fwd_kernel, bool reference_attention)
+    : capabilities_(cpu_capabilities()),
+      fwd_kernel_(fwd_kernel),
+      reference_attention_(reference_attention),
+      default_stream_(std::make_unique<CpuStream>(*this)) {}
+CpuBackend::~CpuBackend() = default;
+
+CpuReferenceBackend::CpuReferenceBackend() : CpuBackend(cpu::FwdKernel::automatic, true) {}
+
+std::unique_ptr<Stream> CpuBackend::create_stream_impl() { return std::make_unique<CpuStream>(*this); }
+std::unique_ptr<Event> CpuBackend::create_event_impl() { return std::make_unique<CpuEvent>(*this); }
+
+void* CpuBackend::allocate_impl(std::size_t n_bytes, MemoryKind) {
   std::size_t rounded = ((n_bytes + 63) / 64) * 64;
   void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
   RW_CHECK(p != nullptr, "out of host memory allocating " + std::to_string(n_bytes) + " bytes");
   return p;
 }
 
-void CpuBackend::release(void* pointer) { std::free(pointer); }
+void CpuBackend::release_impl(void* pointer) { std::free(pointer); }
 
-void CpuBackend::copy_to_device(void* dst, const void* src, std::size_t n_bytes) {
-  if (n_bytes) std::memcpy(dst, src, n_bytes);
-}
-void CpuBackend::copy_to_host(void* dst, const void* src, std::size_t n_bytes) {
-  if (n_bytes) std::memcpy(dst, src, n_bytes);
-}
-void CpuBackend::copy_device_to_device(void* dst, const void* src, std::size_t n_bytes) {
-  if (n_bytes) std::memmove(dst, src, n_bytes);
+void CpuBackend::copy_async_impl(void* dst, const void* src, std::size_t n_bytes, Stream&) {
+  std::memmove(dst, src, n_bytes);
 }
 
-void CpuBackend::gemm(Transpose trans_a, Transpose trans_b, int m, int n, int k, float alpha,
-                      const float* a, int lda, const float* b, int ldb, float beta, float* c,
-                      int ldc) {
-  cblas_sgemm(CblasRowMajor, trans_a == Transpose::yes ? CblasTrans : CblasNoTrans,
-              trans_b == Transpose::yes ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb,
-              beta, c, ldc);
+void CpuBackend::copy_sync_impl(void* dst, const void* src, std::size_t n_bytes, CopyDirection) {
+  std::memmove(dst, src, n_bytes);
 }
 
-void CpuBackend::fill(float* x, std::size_t n, float value) {
-#pragma omp parallel for schedule(static)
-  for (std::size_t i = 0; i < n; ++i) x[i] = value;
-}
-
-void CpuBackend::add_inplace(float* y, const float* x, std::size_t n) {
-#pragma omp parallel for schedule(static)
-  for (std::size_t i = 0; i < n; ++i) y[i] += x[i];
-}
-
-void CpuBackend::attn_row_dot(const AttnShape& shape, const float* out, const float* dout,
-                              float* delta) {
-  cpu::attn_row_dot_fast(shape, out, dout, delta);
-}
-void CpuBackend::attn_merge(const AttnShape& shape, float* out_a, float* lse_a, const float* out_b,
-                            const float* lse_b) {
-  cpu::attn_merge_fast(shape, out_a, lse_a, out_b, lse_b);
-}
-void CpuBackend::attn_fwd_step(const AttnFwdStepArgs& args, const ProgressHook& hook) {
-  cpu::attn_fwd_step_fast(args, hook, fwd_kernel_);
-}
-void CpuBackend::attn_bwd_step(const AttnBwdStepArgs& args, const ProgressHook& hook) {
-  cpu::attn_bwd_step_fast(args, hook);
-}
-
-// ---- reference backend ----
-
-void CpuReferenceBackend::attn_row_dot(const AttnShape& shape, const float* out, const float* dout,
-                                       float* delta) {
-  reference::attn_row_dot<float, double>(shape, out, dout, delta);
-}
-void CpuReferenceBackend::attn_merge(const AttnShape& shape, float* out_a, float* lse_a,
-                                     const float* out_b, const float* lse_b) {
-  reference::attn_merge<float, double>(shape, out_a, lse_a, out_b, lse_b);
-}
-void CpuReferenceBackend::attn_fwd_step(const AttnFwdStepArgs& a, const ProgressHook& hook) {
-  cpu::check_attn_shape(a.shape, a.tiling);
-  reference::attn_fwd_step<float, double>(a.shape, a.mask, a.scale, a.q, a.k, a.v, a.out, a.lse);
-  hook();
-}
-void CpuReferenceBackend::attn_bwd_step(const AttnBwdStepArgs& a, const ProgressHook& hook) {
-  cpu::check_attn_shape(a.shape, a.tiling);
-  reference::attn_bwd_step<float, double>(a.shape, a.mask, a.scale, a.q, a.k, a.v, a.dout, a.lse,
-                                          a.delta, a.dq, a.dk, a.dv);
-  hook();
+void CpuBackend::submit(KernelCall& call, const ProgressHook& hook, Stream&) {
+  cpu::run_kernel(call, hook, cpu::KernelConfig{fwd_kernel_, reference_attention_});
 }
 
 }  // namespace rw::device

@@ -1,5 +1,5 @@
 // cpu_backend.h: the CPU backends. Memory is host memory (MPI reads it directly); kernels run
-// at submission, so synchronize() only calls the hook once.
+// at submission on the calling thread (cpu_kernels.h), so synchronize() only calls the hook.
 //   CpuBackend          fast kernels: OpenMP across (batch, head, block) tasks, vectorised
 //                       online softmax; tile products by AVX-512 register tiles (forward,
 //                       where the CPU has AVX-512) or OpenBLAS sgemm (attention_fast.cpp).
@@ -21,46 +21,47 @@ namespace cpu {
 enum class FwdKernel { automatic, fused_avx512, blas };
 }  // namespace cpu
 
+// The cpu backends' streams and events are tokens: work runs at submission, so every event is
+// complete when recorded and a synchronize only calls the hook.
 class CpuBackend : public Backend {
  public:
   CpuBackend();
   // Forward kernel choice for tests and benchmarks (default: cpu::FwdKernel::automatic).
   explicit CpuBackend(cpu::FwdKernel fwd_kernel);
+  ~CpuBackend() override;
   std::string name() const override { return "cpu"; }
-  bool host_accessible_memory() const override { return true; }
+  const Capabilities& capabilities() const override { return capabilities_; }
 
-  void* allocate(std::size_t n_bytes) override;
-  void release(void* pointer) override;
-  void copy_to_device(void* dst, const void* src, std::size_t n_bytes) override;
-  void copy_to_host(void* dst, const void* src, std::size_t n_bytes) override;
-  void copy_device_to_device(void* dst, const void* src, std::size_t n_bytes) override;
-  void synchronize(const ProgressHook& hook) override { hook(); }
+ protected:
+  CpuBackend(cpu::FwdKernel fwd_kernel, bool reference_attention);
 
-  void gemm(Transpose trans_a, Transpose trans_b, int m, int n, int k, float alpha, const float* a,
-            int lda, const float* b, int ldb, float beta, float* c, int ldc) override;
-  void fill(float* x, std::size_t n, float value) override;
-  void add_inplace(float* y, const float* x, std::size_t n) override;
-
-  void attn_row_dot(const AttnShape& shape, const float* out, const float* dout,
-                    float* delta) override;
-  void attn_merge(const AttnShape& shape, float* out_a, float* lse_a, const float* out_b,
-                  const float* lse_b) override;
-  void attn_fwd_step(const AttnFwdStepArgs& args, const ProgressHook& hook) override;
-  void attn_bwd_step(const AttnBwdStepArgs& args, const ProgressHook& hook) override;
+  std::unique_ptr<Stream> create_stream_impl() override;
+  Stream& default_stream_impl() override { return *default_stream_; }
+  std::unique_ptr<Event> create_event_impl() override;
+  void record_impl(Event&, Stream&) override {}
+  void wait_impl(Stream&, Event&) override {}
+  bool query_impl(Event&) override { return true; }
+  void host_wait_impl(Event&, const ProgressHook& hook) override { hook(); }
+  void synchronize_impl(Stream&, const ProgressHook& hook) override { hook(); }
+  void synchronize_all_impl(const ProgressHook& hook) override { hook(); }
+  void* allocate_impl(std::size_t n_bytes, MemoryKind kind) override;
+  void release_impl(void* pointer) override;
+  void copy_async_impl(void* dst, const void* src, std::size_t n_bytes, Stream& stream) override;
+  void copy_sync_impl(void* dst, const void* src, std::size_t n_bytes, CopyDirection direction) override;
+  void submit(KernelCall& call, const ProgressHook& hook, Stream& stream) override;
 
  private:
+  Capabilities capabilities_;
   cpu::FwdKernel fwd_kernel_;
+  bool reference_attention_;
+  std::unique_ptr<Stream> default_stream_;
 };
 
+// The same memory, GEMM and model kernels; attention by plain loops in fp64.
 class CpuReferenceBackend : public CpuBackend {
  public:
+  CpuReferenceBackend();
   std::string name() const override { return "cpu-reference"; }
-  void attn_row_dot(const AttnShape& shape, const float* out, const float* dout,
-                    float* delta) override;
-  void attn_merge(const AttnShape& shape, float* out_a, float* lse_a, const float* out_b,
-                  const float* lse_b) override;
-  void attn_fwd_step(const AttnFwdStepArgs& args, const ProgressHook& hook) override;
-  void attn_bwd_step(const AttnBwdStepArgs& args, const ProgressHook& hook) override;
 };
 
 namespace cpu {

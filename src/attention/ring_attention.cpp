@@ -5,6 +5,7 @@
 #include <limits>
 #include <utility>
 
+#include "device/attention_builder.h"
 #include "src/attention/ring_message.h"
 #include "src/common/activity.h"
 #include "src/common/fatal.h"
@@ -118,16 +119,11 @@ void RingAttention::forward(const RingShard& s, float* out, float* lse) {
   backend_.fill(lse, static_cast<std::size_t>(s.batch) * s.heads * s.n_local,
                 -std::numeric_limits<float>::infinity());
 
-  device::AttnFwdStepArgs args;
-  args.shape = {s.batch, s.n_local, s.n_local, s.heads, s.kv_heads, s.head_dim};
-  args.mask.q_pos = s.pos;
-  args.mask.q_seg = s.seg;
-  args.mask.causal = options_.causal;
-  args.tiling = options_.tiling;
-  args.scale = 1.f / std::sqrt(static_cast<float>(s.head_dim));
-  args.q = s.q;
-  args.out = out;
-  args.lse = lse;
+  device::AttnProblem problem;
+  problem.shape = {s.batch, s.n_local, s.n_local, s.heads, s.kv_heads, s.head_dim};
+  problem.causal = options_.causal;
+  problem.tiling = options_.tiling;
+  device::AttnFwdStepArgs args = device::make_attn_fwd_args(problem, {s.q, s.pos, s.seg}, {}, out, lse);
 
   const std::size_t payload = buf[0].values.n_bytes() + buf[0].meta.n_bytes();
   for (int t = 0; t < n; ++t) {
@@ -139,10 +135,8 @@ void RingAttention::forward(const RingShard& s, float* out, float* lse) {
       stats_[t].bytes_sent = ex.send_shard(cur, sending);
       ex.recv_shard(nxt, receiving);
     }
-    args.k = cur.values.data();
-    args.v = cur.values.data() + sz.kv_elems;
-    args.mask.k_pos = cur.meta.data();
-    args.mask.k_seg = cur.meta.data() + sz.tok_elems;
+    device::set_attn_keys(args, {cur.values.data(), cur.values.data() + sz.kv_elems, cur.meta.data(),
+                                 cur.meta.data() + sz.tok_elems});
     activity::set_ring_step(t, n);
     activity::maybe_inject_stall(t);
     const double t0 = wall_seconds();
@@ -192,18 +186,12 @@ void RingAttention::backward(const RingShard& s, const float* out, const float* 
   backend_.attn_row_dot(shape, out, dout, delta.data());
   backend_.fill(dq, static_cast<std::size_t>(s.batch) * s.n_local * s.heads * s.head_dim, 0.f);
 
-  device::AttnBwdStepArgs args;
-  args.shape = shape;
-  args.mask.q_pos = s.pos;
-  args.mask.q_seg = s.seg;
-  args.mask.causal = options_.causal;
-  args.tiling = options_.tiling;
-  args.scale = 1.f / std::sqrt(static_cast<float>(s.head_dim));
-  args.q = s.q;
-  args.dout = dout;
-  args.lse = lse;
-  args.delta = delta.data();
-  args.dq = dq;
+  device::AttnProblem problem;
+  problem.shape = shape;
+  problem.causal = options_.causal;
+  problem.tiling = options_.tiling;
+  device::AttnBwdStepArgs args =
+      device::make_attn_bwd_args(problem, {s.q, s.pos, s.seg}, {}, dout, lse, delta.data(), dq, nullptr, nullptr);
 
   const std::size_t payload = buf[0].values.n_bytes() + buf[0].meta.n_bytes();
   const std::size_t dkv_bytes = dkv_out.n_bytes();
@@ -223,10 +211,8 @@ void RingAttention::backward(const RingShard& s, const float* out, const float* 
       dkv_recv = transport_.post_recv_prev(dkv_in.data(), dkv_bytes, kTagDkvPayload);
     }
     backend_.fill(dkv_step.data(), dkv_step.size(), 0.f);
-    args.k = cur.values.data();
-    args.v = cur.values.data() + sz.kv_elems;
-    args.mask.k_pos = cur.meta.data();
-    args.mask.k_seg = cur.meta.data() + sz.tok_elems;
+    device::set_attn_keys(args, {cur.values.data(), cur.values.data() + sz.kv_elems, cur.meta.data(),
+                                 cur.meta.data() + sz.tok_elems});
     args.dk = dkv_step.data();
     args.dv = dkv_step.data() + sz.kv_elems;
     activity::set_ring_step(t, n);

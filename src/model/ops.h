@@ -1,50 +1,22 @@
 // ops.h: the LLaMA building blocks, forward and backward by hand, on row-major host arrays
-// (the CPU backend's memory). Templated on the element type: float in training, double in the
-// finite-difference tests. Row-parallel with OpenMP; every reduction over rows (weight
-// gradients) runs in a fixed order so results are bit-identical run to run.
-//
-//   rmsnorm   y = x / sqrt(mean(x^2) + eps) * w                         (per row)
-//   rope      rotate-half: out1 = x1 cos - x2 sin, out2 = x2 cos + x1 sin, angle_i = pos *
-//             theta^(-2i/head_dim), i < head_dim/2, x1/x2 the two halves of each head
-//   swiglu    a = silu(g) * u, silu(g) = g * sigmoid(g)
-//   embedding out[t] = table[token[t]]
-//   cross entropy: sum over tokens with target >= 0 of w * (logsumexp(logits) - logits[target])
+// (the CPU backend's memory), for float (training on the cpu backends) and double (the fp64
+// reference model of the tests). The implementations are the CPU backend's kernels
+// (device/cpu/model_ops.h, where the formulas are documented); this header keeps their names
+// in rw::model for the model code. Phase B (device/README.md) replaces these calls in the
+// fp32 path by the backend's kernels on device memory; the fp64 path keeps calling them.
 #pragma once
-#include <cstdint>
+#include "device/cpu/model_ops.h"
 
 namespace rw::model {
 
-template <class T>
-void rmsnorm_forward(const T* x, const T* w, T* y, T* inv_rms, int64_t rows, int64_t cols, double eps);
-
-// dx = (dL/dy through the norm); dw += sum over rows. inv_rms from the forward.
-template <class T>
-void rmsnorm_backward(const T* x, const T* w, const T* inv_rms, const T* dy, T* dx, T* dw, int64_t rows,
-                      int64_t cols);
-
-// In place on x [tokens, heads, head_dim]; pos [tokens].
-template <class T>
-void rope_forward(T* x, const int32_t* pos, int64_t tokens, int64_t heads, int64_t head_dim, double theta);
-// In place on dx: the transpose (inverse) rotation.
-template <class T>
-void rope_backward(T* dx, const int32_t* pos, int64_t tokens, int64_t heads, int64_t head_dim, double theta);
-
-template <class T>
-void swiglu_forward(const T* g, const T* u, T* a, int64_t n);
-template <class T>
-void swiglu_backward(const T* g, const T* u, const T* da, T* dg, T* du, int64_t n);
-
-template <class T>
-void embedding_forward(const T* table, const int32_t* tokens, T* out, int64_t n_tokens, int64_t hidden);
-// dtable += scatter of dout rows by token.
-template <class T>
-void embedding_backward(const int32_t* tokens, const T* dout, T* dtable, int64_t n_tokens, int64_t hidden,
-                        int64_t vocab);
-
-// Returns sum over tokens (target >= 0) of weight * CE. If dlogits is not null it receives
-// grad_scale * weight * (softmax - onehot(target)) (zero rows for ignored tokens).
-template <class T>
-double cross_entropy(const T* logits, const int32_t* targets, const float* weights, int64_t n_tokens, int64_t vocab,
-                     double grad_scale, T* dlogits);
+using device::cpu::cross_entropy;
+using device::cpu::embedding_backward;
+using device::cpu::embedding_forward;
+using device::cpu::rmsnorm_backward;
+using device::cpu::rmsnorm_forward;
+using device::cpu::rope_backward;
+using device::cpu::rope_forward;
+using device::cpu::swiglu_backward;
+using device::cpu::swiglu_forward;
 
 }  // namespace rw::model

@@ -17,6 +17,7 @@
 #include <memory>
 #include <numeric>
 
+#include "device/attention_builder.h"
 #include "device/backend.h"
 #include "device/cpu/cpu_backend.h"
 #include "tests/test_support.h"
@@ -110,20 +111,16 @@ void run_case(const KernelCase& c, device::Backend& backend) {
   backend.fill(out_d.data(), out_d.size(), 0.f);
   backend.fill(lse_d.data(), lse_d.size(), -std::numeric_limits<float>::infinity());
 
-  const float scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
-  for (Step& s : steps) {
-    device::AttnFwdStepArgs a;
-    a.shape = {c.batch, c.n, s.n_k, c.heads, c.kv_heads, c.head_dim};
-    a.mask = {qpos_d.data(), qseg_d.data(), s.pos.data(), s.seg.data(), c.causal};
-    a.tiling = {c.block_q, c.block_k};
-    a.scale = scale;
-    a.q = dq_.data();
-    a.k = s.k.data();
-    a.v = s.v.data();
-    a.out = out_d.data();
-    a.lse = lse_d.data();
-    backend.attn_fwd_step(a, {});
-  }
+  auto problem_for = [&](const Step& s) {
+    return device::AttnProblem{{c.batch, c.n, s.n_k, c.heads, c.kv_heads, c.head_dim}, c.causal,
+                               {c.block_q, c.block_k}, device::DType::f32};
+  };
+  const device::AttnQueries queries{dq_.data(), qpos_d.data(), qseg_d.data()};
+  for (Step& s : steps)
+    backend.attn_fwd_step(device::make_attn_fwd_args(problem_for(s), queries,
+                                                     {s.k.data(), s.v.data(), s.pos.data(), s.seg.data()},
+                                                     out_d.data(), lse_d.data()),
+                          {});
   backend.synchronize({});
   std::vector<float> out(q.size()), lse(gold.lse.size());
   out_d.download(out.data());
@@ -140,21 +137,11 @@ void run_case(const KernelCase& c, device::Backend& backend) {
     device::DeviceArray<float> dk_d(backend, s.k.size()), dv_d(backend, s.v.size());
     backend.fill(dk_d.data(), dk_d.size(), 0.f);
     backend.fill(dv_d.data(), dv_d.size(), 0.f);
-    device::AttnBwdStepArgs a;
-    a.shape = {c.batch, c.n, s.n_k, c.heads, c.kv_heads, c.head_dim};
-    a.mask = {qpos_d.data(), qseg_d.data(), s.pos.data(), s.seg.data(), c.causal};
-    a.tiling = {c.block_q, c.block_k};
-    a.scale = scale;
-    a.q = dq_.data();
-    a.k = s.k.data();
-    a.v = s.v.data();
-    a.dout = dout_d.data();
-    a.lse = lse_d.data();
-    a.delta = delta_d.data();
-    a.dq = dq_d.data();
-    a.dk = dk_d.data();
-    a.dv = dv_d.data();
-    backend.attn_bwd_step(a, {});
+    backend.attn_bwd_step(device::make_attn_bwd_args(problem_for(s), queries,
+                                                     {s.k.data(), s.v.data(), s.pos.data(), s.seg.data()},
+                                                     dout_d.data(), lse_d.data(), delta_d.data(), dq_d.data(),
+                                                     dk_d.data(), dv_d.data()),
+                          {});
     backend.synchronize({});
     std::vector<float> dk_s(dk_d.size()), dv_s(dv_d.size());
     dk_d.download(dk_s.data());
@@ -291,16 +278,9 @@ TEST_CASE("fast forward kernels are bit-for-bit repeatable", "[kernels]") {
   auto run = [&](FwdKernel kernel, int n_threads) {
     std::vector<float> out(q.size(), 0.f), lse(static_cast<std::size_t>(batch) * heads * n,
                                                 -std::numeric_limits<float>::infinity());
-    device::AttnFwdStepArgs a;
-    a.shape = {batch, n, n, heads, kv_heads, d};
-    a.mask = {pos.data(), seg.data(), pos.data(), seg.data(), true};
-    a.tiling = {64, 64};
-    a.scale = 1.f / std::sqrt(static_cast<float>(d));
-    a.q = q.data();
-    a.k = k.data();
-    a.v = v.data();
-    a.out = out.data();
-    a.lse = lse.data();
+    const device::AttnFwdStepArgs a = device::make_attn_fwd_args(
+        {{batch, n, n, heads, kv_heads, d}, true, {64, 64}, device::DType::f32}, {q.data(), pos.data(), seg.data()},
+        {k.data(), v.data(), pos.data(), seg.data()}, out.data(), lse.data());
     const int saved_threads = omp_get_max_threads();
     omp_set_num_threads(n_threads);
     device::cpu::attn_fwd_step_fast(a, {}, kernel);

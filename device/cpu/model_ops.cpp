@@ -1,12 +1,13 @@
-// ops.cpp: see ops.h.
-#include "src/model/ops.h"
+// model_ops.cpp: see model_ops.h. The model ops moved here unchanged from src/model/ops.cpp
+// (same arithmetic, same order: the fp32 results are bit-identical to before).
+#include "device/cpu/model_ops.h"
 
 #include <omp.h>
 
 #include <cmath>
 #include <vector>
 
-namespace rw::model {
+namespace rw::device::cpu {
 
 template <class T>
 void rmsnorm_forward(const T* x, const T* w, T* y, T* inv_rms, int64_t rows, int64_t cols, double eps) {
@@ -147,6 +148,68 @@ double cross_entropy(const T* logits, const int32_t* targets, const float* weigh
   return total;
 }
 
+template <class T>
+void add(const T* x, T* y, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] += x[i];
+}
+
+template <class T>
+void axpy(T alpha, const T* x, T* y, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+}
+
+template <class T>
+void scale(T alpha, T* x, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) x[i] *= alpha;
+}
+
+template <class T>
+double sum_squares(const T* x, int64_t n, double acc) {
+  for (int64_t i = 0; i < n; ++i) acc += double(x[i]) * double(x[i]);
+  return acc;
+}
+
+template <class T>
+double sum(const T* x, int64_t n, double acc) {
+  for (int64_t i = 0; i < n; ++i) acc += double(x[i]);
+  return acc;
+}
+
+template <class T>
+void argmax_rows(const T* x, int32_t* index, int64_t rows, int64_t cols) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* row = x + r * cols;
+    int64_t best = 0;
+    for (int64_t j = 1; j < cols; ++j)
+      if (row[best] < row[j]) best = j;
+    index[r] = static_cast<int32_t>(best);
+  }
+}
+
+// The arithmetic of src/train/optimizer.cpp's adamw_step, element for element (fp64, moments
+// stored back in T before the weight update uses the unrounded values).
+template <class T>
+void adamw_update(T* weights, const T* grads, T* adam_m, T* adam_v, const uint8_t* decay, int64_t n,
+                  const AdamWHyper& c) {
+  const double bias1 = 1 - std::pow(c.beta1, c.step), bias2 = 1 - std::pow(c.beta2, c.step);
+  const double lr = c.lr, grad_multiplier = c.grad_multiplier;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const double g = double(grads[i]) * grad_multiplier;
+    const double m = c.beta1 * adam_m[i] + (1 - c.beta1) * g;
+    const double v = c.beta2 * adam_v[i] + (1 - c.beta2) * g * g;
+    adam_m[i] = static_cast<T>(m);
+    adam_v[i] = static_cast<T>(v);
+    double w = weights[i];
+    const double update = (m / bias1) / (std::sqrt(v / bias2) + c.eps) + (decay[i] ? c.weight_decay * w : 0.0);
+    weights[i] = static_cast<T>(w - lr * update);
+  }
+}
+
 #define RW_OPS(T)                                                                                          \
   template void rmsnorm_forward<T>(const T*, const T*, T*, T*, int64_t, int64_t, double);                 \
   template void rmsnorm_backward<T>(const T*, const T*, const T*, const T*, T*, T*, int64_t, int64_t);    \
@@ -156,9 +219,16 @@ double cross_entropy(const T* logits, const int32_t* targets, const float* weigh
   template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);                          \
   template void embedding_forward<T>(const T*, const int32_t*, T*, int64_t, int64_t);                      \
   template void embedding_backward<T>(const int32_t*, const T*, T*, int64_t, int64_t, int64_t);             \
-  template double cross_entropy<T>(const T*, const int32_t*, const float*, int64_t, int64_t, double, T*);
+  template double cross_entropy<T>(const T*, const int32_t*, const float*, int64_t, int64_t, double, T*);   \
+  template void add<T>(const T*, T*, int64_t);                                                              \
+  template void axpy<T>(T, const T*, T*, int64_t);                                                          \
+  template void scale<T>(T, T*, int64_t);                                                                   \
+  template double sum_squares<T>(const T*, int64_t, double);                                                \
+  template double sum<T>(const T*, int64_t, double);                                                        \
+  template void argmax_rows<T>(const T*, int32_t*, int64_t, int64_t);                                       \
+  template void adamw_update<T>(T*, const T*, T*, T*, const uint8_t*, int64_t, const AdamWHyper&);
 RW_OPS(float)
 RW_OPS(double)
 #undef RW_OPS
 
-}  // namespace rw::model
+}  // namespace rw::device::cpu

@@ -1,0 +1,74 @@
+// registry.cpp: the table of backends. A new backend adds one entry here (cuda and hip under
+// their CMake options); nothing else maps names to implementations.
+#include <string>
+
+#include "device/backend.h"
+#include "device/cpu/cpu_backend.h"
+#include "device/sim/sim_gpu_backend.h"
+#include "src/common/input_error.h"
+
+namespace rw::device {
+namespace {
+
+bool always() { return true; }
+
+std::string join(const std::vector<std::string>& names) {
+  std::string s;
+  for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
+  return s;
+}
+
+}  // namespace
+
+const std::vector<BackendInfo>& backend_registry() {
+  static const std::vector<BackendInfo> registry = {
+      {"cpu", "CPU: OpenBLAS sgemm, OpenMP, AVX-512 attention where the CPU has it; host memory",
+       [] { return std::unique_ptr<Backend>(std::make_unique<CpuBackend>()); }, &always, true},
+      {"cpu-reference", "CPU with attention by plain loops in fp64 (slow; for checking)",
+       [] { return std::unique_ptr<Backend>(std::make_unique<CpuReferenceBackend>()); }, &always, true},
+      {"sim-gpu",
+       "a CPU backend that behaves like a discrete GPU: memory the host cannot touch, kernels run later on "
+       "one worker thread per stream (strict, slow; catches ordering and residency bugs)",
+       [] { return std::unique_ptr<Backend>(std::make_unique<SimGpuBackend>()); }, &always, false},
+  };
+  return registry;
+}
+
+const BackendInfo* find_backend(const std::string& name) {
+  for (const BackendInfo& b : backend_registry())
+    if (name == b.name) return &b;
+  return nullptr;
+}
+
+std::vector<std::string> backend_names() {
+  std::vector<std::string> names;
+  for (const BackendInfo& b : backend_registry())
+    if (b.tools && b.available()) names.push_back(b.name);
+  return names;
+}
+
+std::vector<std::string> available_backend_names() {
+  std::vector<std::string> names;
+  for (const BackendInfo& b : backend_registry())
+    if (b.available()) names.push_back(b.name);
+  return names;
+}
+
+std::unique_ptr<Backend> create_backend(const std::string& name) {
+  const BackendInfo* b = find_backend(name);
+  if (!b) throw InputError("unknown device backend '" + name + "' (known: " + join(available_backend_names()) + ")");
+  if (!b->available()) throw InputError("device backend '" + name + "' is not available on this machine");
+  return b->create();
+}
+
+std::unique_ptr<Backend> make_backend(const std::string& name) {
+  const BackendInfo* b = find_backend(name);
+  if (!b) throw InputError("unknown device backend '" + name + "' (known: " + join(backend_names()) + ")");
+  if (!b->tools)
+    throw InputError("device backend '" + name +
+                     "' cannot run the tools yet: they still hand it host memory (issue 10, phase B; known: " +
+                     join(backend_names()) + ")");
+  return create_backend(name);
+}
+
+}  // namespace rw::device
