@@ -16,7 +16,8 @@
 // kMinVariableShare of the prediction, so a constant cannot pass the test by itself.
 // Also: bad options exit 2 with one message; the 7b / 1M / 64 x H100 plan prints its verdicts
 // (inter-node links for a ring over 8 nodes, the 10% headroom); a run that does not fit exits 1;
-// ring messages over 1 GiB are reported with their splitting; --json holds the same figures. `plan` runs as a user runs it, without mpirun; `train` under mpirun -np 2. About
+// ring messages over 1 GiB are reported with their splitting; --json holds the same figures;
+// train measures the peak its MFU uses with the dense GEMMs' (OpenBLAS) thread count. `plan` runs as a user runs it, without mpirun; `train` under mpirun -np 2. About
 // 15-20 s on a loaded 2-core machine.
 #include <sys/wait.h>
 
@@ -265,5 +266,33 @@ TEST_CASE("plan: bad options end with one message and a non-zero exit", "[planne
         run_plan(cases[i].args, dir / ("b" + std::to_string(i) + ".out"), dir / ("b" + std::to_string(i) + ".err"));
     INFO(cases[i].args);
     expect_clean_failure(r, nothing, cases[i].needle);
+  }
+}
+
+TEST_CASE("train measures its MFU peak with the dense GEMMs' threads and warns when OpenMP's differ", "[planner]") {
+  // Issue 14 item 7: the Slurm scripts ran the GEMMs on one OpenBLAS thread beside
+  // OMP_NUM_THREADS=cpus-per-task, and MFU's peak was measured with the OpenMP count.
+  ScratchDir dir("planner_threads");
+  const std::string args = "train --model tiny --hidden_size 64 --intermediate_size 128 --num_attention_heads 4 "
+                           "--num_key_value_heads 4 --vocab_size 64 --seq-len 64 --steps 1";
+  for (const auto& [omp, blas] : std::vector<std::pair<int, int>>{{2, 1}, {2, 2}}) {
+    std::string command = ringworld_command(2, args);
+    const std::size_t at = command.find(" -np ");
+    REQUIRE(at != std::string::npos);
+    command.insert(at, " -x OMP_NUM_THREADS=" + std::to_string(omp) + " -x OPENBLAS_NUM_THREADS=" + std::to_string(blas) +
+                           " -x OMP_WAIT_POLICY=passive");
+    RunResult r;
+    r.command = "timeout 120 " + command;
+    const int status = std::system((r.command + " >" + quoted(dir / "out") + " 2>" + quoted(dir / "err")).c_str());
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.stdout_text = slurp(dir / "out");
+    r.stderr_text = slurp(dir / "err");
+    INFO(show(r));
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.stdout_text.find("threads per rank: " + std::to_string(blas) + " OpenBLAS (dense GEMMs; the peak above), " +
+                             std::to_string(omp) + " OpenMP") != std::string::npos);
+    const bool warned = r.stderr_text.find("warning: the dense GEMMs run on 1 OpenBLAS thread(s) per rank but the attention "
+                                           "kernels on 2 OpenMP thread(s)") != std::string::npos;
+    CHECK(warned == (omp != blas));
   }
 }
