@@ -45,8 +45,8 @@ const char* kPlanHelp =
     "A CONFIG.ini is read as `train --config` reads it; with [stage.*] sections the stage with the\n"
     "longest sequence is planned unless --stage names one (its seq-len and global-batch-tokens;\n"
     "a --seq-len given here plans one sequence per dp group unless --global-batch-tokens is given).\n"
-    "--device-tflops, --device-mem-gib and --link-gbps override the figures of the --device named;\n"
-    "--device custom takes all three from the command line.\n"
+    "--device-tflops, --device-mem-gib, --link-gbps and --inter-node-gbps override the figures of\n"
+    "the --device named (they need one); --device custom takes its figures from them.\n"
     "Exit status: 0 fits, 1 does not fit, 2 bad options.\n";
 
 bool file_exists(const std::string& path) {
@@ -97,10 +97,10 @@ int run_plan(int argc, char** argv) {
       ("threads", po::value(&threads), "OpenMP threads per rank (default OMP_NUM_THREADS or 1)")
       ("device", po::value(&device_name), ("one of: " + plan::device_names() + " (default cpu)").c_str())
       ("precision", po::value(&precision_text), "fp32 (what ringworld computes) | tf32 | bf16: the peak FLOP/s used")
-      ("device-tflops", po::value(&device_tflops), "peak TFLOP/s per rank (overrides the table or the measurement)")
-      ("device-mem-gib", po::value(&device_mem_gib), "memory per rank, GiB (overrides the table)")
-      ("link-gbps", po::value(&link_gbps), "link between ranks of a node, Gbit/s each way (overrides the table; 8 Gbit = 1 GB)")
-      ("inter-node-gbps", po::value(&inter_node_gbps), "link from a rank to another node, Gbit/s each way (overrides the table)")
+      ("device-tflops", po::value(&device_tflops), "peak TFLOP/s per rank (overrides the --device's table entry or measurement)")
+      ("device-mem-gib", po::value(&device_mem_gib), "memory per rank, GiB (overrides the --device's)")
+      ("link-gbps", po::value(&link_gbps), "link between ranks of a node, Gbit/s each way (overrides the --device's; 8 Gbit = 1 GB)")
+      ("inter-node-gbps", po::value(&inter_node_gbps), "link from a rank to another node, Gbit/s each way (overrides the --device's)")
       ("ranks-per-node", po::value(&ranks_per_node),
        "ranks on one node: rings longer than this cross nodes; cpu: ranks sharing the node's memory "
        "(default: the table's node, 8 GPUs; cpu and custom: all ranks on one node)")
@@ -219,10 +219,12 @@ int run_plan(int argc, char** argv) {
     shape.validate();
 
     // The device, then the overrides. An override needs the device it overrides: without
-    // --device the CPU of this machine would silently supply everything else.
-    if (vm.count("device-tflops") && !vm.count("device"))
-      throw InputError("--device-tflops needs --device: name the device whose peak it overrides (--device h100, ...), "
-                       "or --device custom with --device-mem-gib and --link-gbps");
+    // --device the CPU of this machine would silently supply every other figure.
+    for (const char* override_name : {"device-tflops", "device-mem-gib", "link-gbps", "inter-node-gbps"})
+      if (vm.count(override_name) && !vm.count("device"))
+        throw InputError(std::string("--") + override_name +
+                         " needs --device: name the device whose figures it overrides (--device h100, --device cpu, "
+                         "...), or --device custom with --device-tflops, --device-mem-gib and --link-gbps");
     request.device = plan::find_device(device_name);
     const bool is_custom = plan::is_custom(request.device);
     if (is_custom && !(vm.count("device-tflops") && vm.count("device-mem-gib") && vm.count("link-gbps")))

@@ -253,6 +253,7 @@ TEST_CASE("plan: bad options end with one message and a non-zero exit", "[planne
       {"--model 7b --seq-len 32K --ranks 8 --global-batch-tokens 1000", "--global-batch-tokens"},
       // An override needs the device it overrides (issue 15: it silently kept the CPU profile).
       {"--model 7b --seq-len 32K --ranks 8 --device-tflops 100", "--device-tflops needs --device"},
+      {"--model 7b --seq-len 32K --ranks 8 --device-mem-gib 80", "--device-mem-gib needs --device"},
       {"--model 7b --seq-len 32K --ranks 8 --device custom --device-tflops 100", "--device custom needs"},
       {"--model 7b --seq-len 32K --ranks 16 --device custom --device-tflops 100 --device-mem-gib 80 --link-gbps 800 "
        "--ranks-per-node 8",
