@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "mpi/native.h"
 #include "mpi/runtime.h"
 #include "src/common/input_error.h"
+#include "src/common/transfer_limits.h"
 
 namespace rw::io {
 namespace {
@@ -48,17 +50,12 @@ hid_t collective_transfer_list() {
 }
 
 // File dataspace of dims with the union of token runs selected along token_axis.
-hid_t select_runs(const std::vector<int64_t>& dims, int token_axis, const std::vector<TokenRun>& runs,
-                  hsize_t* n_selected) {
+hid_t select_runs(const std::vector<int64_t>& dims, int token_axis, const std::vector<TokenRun>& runs) {
   const int rank = static_cast<int>(dims.size());
   std::vector<hsize_t> hdims(dims.begin(), dims.end());
   hid_t space = H5Screate_simple(rank, hdims.data(), nullptr);
   RW_H5_CHECK(space);
   RW_H5_CHECK(H5Sselect_none(space));
-  hsize_t per_token = 1;
-  for (int a = 0; a < rank; ++a)
-    if (a != token_axis) per_token *= hdims[a];
-  hsize_t tokens = 0;
   for (const TokenRun& run : runs) {
     if (run.count == 0) continue;
     std::vector<hsize_t> start(rank, 0), stride(rank, 1), count(hdims), block(rank, 1);
@@ -67,10 +64,71 @@ hid_t select_runs(const std::vector<int64_t>& dims, int token_axis, const std::v
     count[token_axis] = static_cast<hsize_t>(run.count);
     RW_H5_CHECK(H5Sselect_hyperslab(space, H5S_SELECT_OR, start.data(), stride.data(), count.data(),
                                     block.data()));
-    tokens += static_cast<hsize_t>(run.count);
   }
-  *n_selected = tokens * per_token;
   return space;
+}
+
+// The runs' tokens at selection positions [first, last) (positions count the selected tokens
+// in run order, which is the order they have in memory).
+std::vector<TokenRun> clip_runs(const std::vector<TokenRun>& runs, int64_t first, int64_t last) {
+  std::vector<TokenRun> clipped;
+  int64_t position = 0;
+  for (const TokenRun& run : runs) {
+    const int64_t lo = std::max(first, position), hi = std::min(last, position + run.count);
+    if (lo < hi) clipped.push_back({run.start + (lo - position) * run.stride, hi - lo, run.stride});
+    position += run.count;
+  }
+  return clipped;
+}
+
+std::uint64_t g_token_transfer_calls = 0;
+
+// Reads or writes (`transfer(mem_space, file_space)`, one H5Dread or H5Dwrite) this rank's token
+// runs along token_axis of a dataset of global dims, in pieces of whole tokens of at most
+// h5_chunk_bytes() (at least one token): MPI-IO under HDF5 moves an int-counted number of bytes
+// per rank and call on some stacks. The transfers are collective, so every rank makes the same
+// number of calls, the largest over the ranks; a rank with fewer pieces takes part in the others
+// with an empty selection. The memory buffer holds the selection in row-major order: the
+// dataset's shape with the token axis cut to the selected tokens, of which a piece is a
+// hyperslab along that axis.
+template <class Transfer>
+void transfer_token_runs(const std::vector<int64_t>& dims, int token_axis, const std::vector<TokenRun>& runs,
+                         Transfer transfer) {
+  const int rank = static_cast<int>(dims.size());
+  RW_CHECK(token_axis >= 0 && token_axis < rank, "token axis outside the dataset's dimensions");
+  int64_t n_tokens = 0, per_token = 1;
+  for (const TokenRun& run : runs) n_tokens += run.count;
+  for (int a = 0; a < rank; ++a)
+    if (a != token_axis) per_token *= dims[a];
+  const std::size_t token_bytes = static_cast<std::size_t>(per_token) * sizeof(float);  // f32 and i32 alike
+  const std::size_t chunk = h5_chunk_bytes();
+  const int64_t tokens_per_call = token_bytes > 0 ? std::max<int64_t>(1, static_cast<int64_t>(chunk / token_bytes))
+                                                  : std::max<int64_t>(1, n_tokens);
+  const int64_t my_calls = static_cast<int64_t>(piece_count(static_cast<std::size_t>(n_tokens),
+                                                            static_cast<std::size_t>(tokens_per_call)));
+  const int64_t calls = std::max<int64_t>(1, static_cast<int64_t>(mpi::allreduce_max(static_cast<double>(my_calls))));
+
+  std::vector<hsize_t> mem_dims(dims.begin(), dims.end());
+  mem_dims[token_axis] = static_cast<hsize_t>(n_tokens);
+  for (int64_t call = 0; call < calls; ++call) {
+    const int64_t first = std::min(n_tokens, call * tokens_per_call);
+    const int64_t last = std::min(n_tokens, first + tokens_per_call);
+    hid_t mem_space = H5Screate_simple(rank, mem_dims.data(), nullptr);
+    RW_H5_CHECK(mem_space);
+    hid_t file_space = select_runs(dims, token_axis, clip_runs(runs, first, last));
+    if (last > first) {
+      std::vector<hsize_t> start(rank, 0), count(mem_dims);
+      start[token_axis] = static_cast<hsize_t>(first);
+      count[token_axis] = static_cast<hsize_t>(last - first);
+      RW_H5_CHECK(H5Sselect_hyperslab(mem_space, H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr));
+    } else {
+      RW_H5_CHECK(H5Sselect_none(mem_space));
+    }
+    ++g_token_transfer_calls;
+    transfer(mem_space, file_space);
+    H5Sclose(file_space);
+    H5Sclose(mem_space);
+  }
 }
 
 }  // namespace
@@ -158,14 +216,11 @@ void H5File::read_token_runs(const std::string& name, const std::vector<int64_t>
                              const std::vector<TokenRun>& runs, ElementType type, void* out) const {
   hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
   RW_H5_CHECK(ds);
-  hsize_t n = 0;
-  hid_t file_space = select_runs(dims, token_axis, runs, &n);
-  hid_t mem_space = H5Screate_simple(1, &n, nullptr);
   hid_t dxpl = collective_transfer_list();
-  RW_H5_CHECK(H5Dread(ds, memory_type(type), mem_space, file_space, dxpl, out));
+  transfer_token_runs(dims, token_axis, runs, [&](hid_t mem_space, hid_t file_space) {
+    RW_H5_CHECK(H5Dread(ds, memory_type(type), mem_space, file_space, dxpl, out));
+  });
   H5Pclose(dxpl);
-  H5Sclose(mem_space);
-  H5Sclose(file_space);
   H5Dclose(ds);
 }
 
@@ -176,17 +231,16 @@ void H5File::write_token_runs(const std::string& name, const std::vector<int64_t
   RW_H5_CHECK(whole);
   hid_t ds = H5Dcreate2(id_, name.c_str(), file_type(type), whole, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   RW_H5_CHECK(ds);
-  hsize_t n = 0;
-  hid_t file_space = select_runs(dims, token_axis, runs, &n);
-  hid_t mem_space = H5Screate_simple(1, &n, nullptr);
   hid_t dxpl = collective_transfer_list();
-  RW_H5_CHECK(H5Dwrite(ds, memory_type(type), mem_space, file_space, dxpl, data));
+  transfer_token_runs(dims, token_axis, runs, [&](hid_t mem_space, hid_t file_space) {
+    RW_H5_CHECK(H5Dwrite(ds, memory_type(type), mem_space, file_space, dxpl, data));
+  });
   H5Pclose(dxpl);
-  H5Sclose(mem_space);
-  H5Sclose(file_space);
   H5Sclose(whole);
   H5Dclose(ds);
 }
+
+std::uint64_t token_run_transfer_calls() { return g_token_transfer_calls; }
 
 void H5File::write_scalar(const std::string& name, double value) {
   hid_t space = H5Screate(H5S_SCALAR);

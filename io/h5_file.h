@@ -2,6 +2,8 @@
 // Every rank opens the same file collectively (MPI-IO driver) and reads or writes only its own
 // tokens: a selection of token runs (layout.h) along one axis of a global tensor, all other
 // axes whole. Runs are ascending, so the selected elements arrive in the local token order.
+// Transfers larger than h5_chunk_bytes() (src/common/transfer_limits.h, 1 GiB) per rank are
+// split into several collective calls of whole tokens, every rank making the same number.
 // Errors: a file or dataset the user named that is missing or malformed is an InputError;
 // a failing HDF5 call on a file already validated is fatal (RW_H5_CHECK).
 #pragma once
@@ -69,6 +71,9 @@ class H5File {
 };
 
 std::string dims_text(const std::vector<int64_t>& dims);  // "[2, 64, 4, 16]"
+
+// H5Dread/H5Dwrite calls read_token_runs and write_token_runs have made in this process (tests).
+std::uint64_t token_run_transfer_calls();
 
 // Collective: creates path + ".tmp", lets `fill` write it, closes it and renames it to path
 // (rank 0) once every rank's part is in. A fatal error anywhere removes the temporary file;

@@ -1,11 +1,13 @@
 // params_io.cpp
 #include "io/params_io.h"
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
 #include "io/params_io_internal.h"
 #include "src/common/input_error.h"
+#include "src/common/transfer_limits.h"
 
 namespace rw::io {
 namespace {
@@ -86,6 +88,14 @@ hid_t select_flat_range(const std::vector<int64_t>& dims, int64_t begin, int64_t
     add(r1, 0, 1, c1 + 1);
   }
   return space;
+}
+
+// Calls piece(lo, hi) for consecutive ranges of at most h5_chunk_bytes() of floats covering
+// [begin, end) (none when empty): independent I/O, so each rank splits its own part alone.
+template <class Piece>
+void for_each_piece(int64_t begin, int64_t end, Piece piece) {
+  const int64_t step = std::max<int64_t>(1, static_cast<int64_t>(h5_chunk_bytes() / sizeof(float)));
+  for (int64_t lo = begin; lo < end; lo += step) piece(lo, std::min(end, lo + step));
 }
 
 float* shard_data(train::FsdpParams::Shard& shard, ShardField field) {
@@ -169,14 +179,14 @@ void read_tensor_group(const H5File& file, train::FsdpParams& params, const std:
     hid_t ds = H5Dopen2(file.id(), (prefix + t.name).c_str(), H5P_DEFAULT);
     RW_H5_CHECK(ds);
     float* dst = shard_data(shard, into) + shard_offset;
-    if (end > begin) {
-      hid_t file_space = select_flat_range(t.shape, begin, end);
-      hsize_t n = end - begin;
+    for_each_piece(begin, end, [&](int64_t lo, int64_t hi) {
+      hid_t file_space = select_flat_range(t.shape, lo, hi);
+      hsize_t n = hi - lo;
       hid_t mem_space = H5Screate_simple(1, &n, nullptr);
-      RW_H5_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, dst));
+      RW_H5_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, dst + (lo - begin)));
       H5Sclose(mem_space);
       H5Sclose(file_space);
-    }
+    });
     if (verify_checksums) {
       uint64_t value = 0;
       if (!read_attribute(ds, "checksum", H5T_NATIVE_UINT64, &value))
@@ -237,13 +247,14 @@ void write_tensor_group(H5File& file, train::FsdpParams& params, const std::stri
     hid_t ds = datasets[index++];
     const float* src = shard_data(shard, from) + shard_offset;
     sums.push_back(end > begin ? tensor_checksum_part(src, begin, end) : 0);
-    if (end <= begin) return;
-    hid_t file_space = select_flat_range(t.shape, begin, end);
-    hsize_t n = end - begin;
-    hid_t mem_space = H5Screate_simple(1, &n, nullptr);
-    RW_H5_CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, src));
-    H5Sclose(mem_space);
-    H5Sclose(file_space);
+    for_each_piece(begin, end, [&](int64_t lo, int64_t hi) {
+      hid_t file_space = select_flat_range(t.shape, lo, hi);
+      hsize_t n = hi - lo;
+      hid_t mem_space = H5Screate_simple(1, &n, nullptr);
+      RW_H5_CHECK(H5Dwrite(ds, H5T_NATIVE_FLOAT, mem_space, file_space, H5P_DEFAULT, src + (lo - begin)));
+      H5Sclose(mem_space);
+      H5Sclose(file_space);
+    });
   });
   if (with_checksums) {
     params.grid().allreduce_sum_u64(sums.data(), static_cast<int>(sums.size()));

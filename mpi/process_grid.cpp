@@ -2,7 +2,6 @@
 #include "mpi/process_grid.h"
 
 #include <algorithm>
-#include <climits>
 #include <cstdlib>
 #include <string>
 
@@ -12,6 +11,7 @@
 #include "mpi/runtime.h"
 #include "src/common/activity.h"
 #include "src/common/input_error.h"
+#include "src/common/transfer_limits.h"
 
 namespace rw::mpi {
 
@@ -63,6 +63,7 @@ ProcessGrid::ProcessGrid(int dp, int sp, double ring_timeout_s, std::vector<int>
                  describe_ring_order(order_, node_of, node_labels(node_of), sp);
   Communicator ring_comm = all_->split(dp_rank(), sp_rank());
   ring_ = std::make_unique<RingExchange>(ring_comm, ring_timeout_s);
+  agree_chunk_bytes();
 }
 
 ProcessGrid::ProcessGrid(Communicator all, int dp, int sp, double ring_timeout_s)
@@ -70,6 +71,19 @@ ProcessGrid::ProcessGrid(Communicator all, int dp, int sp, double ring_timeout_s
   order_ = {world_rank()};
   Communicator ring_comm = all_->split(dp_rank(), sp_rank());
   ring_ = std::make_unique<RingExchange>(ring_comm, ring_timeout_s);
+  agree_chunk_bytes();
+}
+
+void ProcessGrid::agree_chunk_bytes() {
+  unsigned long long mine = mpi_chunk_bytes(), agreed = mine;
+  RW_MPI_CHECK(MPI_Allreduce(&mine, &agreed, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, all_->impl().comm));
+  chunk_bytes_ = static_cast<std::size_t>(agreed);
+}
+
+void ProcessGrid::set_chunk_bytes(std::size_t n_bytes) {
+  RW_CHECK(n_bytes >= 1 && n_bytes <= kMaxBytesPerMpiCall,
+           "collective chunk of " + std::to_string(n_bytes) + " bytes is outside 1.." + std::to_string(kMaxBytesPerMpiCall));
+  chunk_bytes_ = n_bytes;
 }
 
 std::unique_ptr<ProcessGrid> ProcessGrid::self() {
@@ -77,22 +91,75 @@ std::unique_ptr<ProcessGrid> ProcessGrid::self() {
 }
 
 void ProcessGrid::allgather(const float* shard, std::size_t shard_count, float* full) {
-  RW_CHECK(shard_count <= static_cast<std::size_t>(INT_MAX), "allgather shard too large for one MPI call");
   activity::Doing doing("in an allgather of " + std::to_string(shard_count) + " floats per rank over the grid (FSDP parameters)");
-  RW_MPI_CHECK(MPI_Allgather(shard, static_cast<int>(shard_count), MPI_FLOAT, full, static_cast<int>(shard_count),
-                             MPI_FLOAT, all_->impl().comm));
+  const MPI_Comm comm = all_->impl().comm;
+  const std::size_t piece = collective_piece_elems(chunk_bytes_, static_cast<std::size_t>(size()), sizeof(float));
+  if (shard_count <= piece) {
+    ++collective_calls_;
+    RW_MPI_CHECK(MPI_Allgather(shard, static_cast<int>(shard_count), MPI_FLOAT, full, static_cast<int>(shard_count),
+                               MPI_FLOAT, comm));
+    return;
+  }
+  // Piece [offset, offset + n) of every rank's block: rank r's elements land at
+  // full[r * shard_count + offset ...], a block of n floats every shard_count floats, which one
+  // element of a resized type (n floats, extent shard_count floats) per rank describes.
+  for (std::size_t offset = 0; offset < shard_count; offset += piece) {
+    const int n = static_cast<int>(std::min(piece, shard_count - offset));
+    MPI_Datatype block, strided;
+    RW_MPI_CHECK(MPI_Type_contiguous(n, MPI_FLOAT, &block));
+    RW_MPI_CHECK(MPI_Type_create_resized(block, 0, static_cast<MPI_Aint>(shard_count * sizeof(float)), &strided));
+    RW_MPI_CHECK(MPI_Type_commit(&strided));
+    ++collective_calls_;
+    RW_MPI_CHECK(MPI_Allgather(shard + offset, n, MPI_FLOAT, full + offset, 1, strided, comm));
+    RW_MPI_CHECK(MPI_Type_free(&strided));
+    RW_MPI_CHECK(MPI_Type_free(&block));
+  }
 }
 
 void ProcessGrid::reduce_scatter_sum(const float* full, float* shard, std::size_t shard_count) {
-  RW_CHECK(shard_count <= static_cast<std::size_t>(INT_MAX), "reduce-scatter shard too large for one MPI call");
   activity::Doing doing("in a reduce-scatter of " + std::to_string(shard_count) + " floats per rank over the grid (FSDP gradients)");
-  RW_MPI_CHECK(MPI_Reduce_scatter_block(full, shard, static_cast<int>(shard_count), MPI_FLOAT, MPI_SUM,
-                                        all_->impl().comm));
+  const MPI_Comm comm = all_->impl().comm;
+  const std::size_t ranks = static_cast<std::size_t>(size());
+  const std::size_t piece = collective_piece_elems(chunk_bytes_, ranks, sizeof(float));
+  if (shard_count <= piece) {
+    ++collective_calls_;
+    RW_MPI_CHECK(MPI_Reduce_scatter_block(full, shard, static_cast<int>(shard_count), MPI_FLOAT, MPI_SUM, comm));
+    return;
+  }
+  // Piece [offset, offset + n) of every rank's block, packed rank-major into one buffer of at
+  // most a chunk (MPI's predefined reductions need contiguous data), reduced and scattered.
+  std::vector<float> packed(ranks * piece);
+  for (std::size_t offset = 0; offset < shard_count; offset += piece) {
+    const std::size_t n = std::min(piece, shard_count - offset);
+    for (std::size_t r = 0; r < ranks; ++r)
+      std::copy_n(full + r * shard_count + offset, n, packed.data() + r * n);
+    ++collective_calls_;
+    RW_MPI_CHECK(MPI_Reduce_scatter_block(packed.data(), shard + offset, static_cast<int>(n), MPI_FLOAT, MPI_SUM, comm));
+  }
 }
+
+namespace {
+
+// In-place sum over comm in calls of at most chunk_bytes (at least one element each).
+template <class T>
+void allreduce_sum_in_pieces(T* values, std::size_t count, MPI_Datatype type, MPI_Comm comm, std::size_t chunk_bytes,
+                             std::uint64_t& calls) {
+  const std::size_t piece = std::max<std::size_t>(1, chunk_bytes / sizeof(T));
+  std::size_t offset = 0;
+  do {
+    const std::size_t n = std::min(piece, count - offset);
+    ++calls;
+    RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values + offset, static_cast<int>(n), type, MPI_SUM, comm));
+    offset += n;
+  } while (offset < count);
+}
+
+}  // namespace
 
 void ProcessGrid::allreduce_sum(double* values, int count) {
   activity::Doing doing("in an allreduce of " + std::to_string(count) + " double(s) over the grid");
-  RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, MPI_SUM, all_->impl().comm));
+  allreduce_sum_in_pieces(values, static_cast<std::size_t>(count), MPI_DOUBLE, all_->impl().comm, chunk_bytes_,
+                          collective_calls_);
 }
 
 double ProcessGrid::allreduce_sum(double value) {
@@ -102,7 +169,8 @@ double ProcessGrid::allreduce_sum(double value) {
 
 void ProcessGrid::allreduce_sum_u64(uint64_t* values, int count) {
   activity::Doing doing("in an allreduce of " + std::to_string(count) + " counter(s) over the grid");
-  RW_MPI_CHECK(MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_UINT64_T, MPI_SUM, all_->impl().comm));
+  allreduce_sum_in_pieces(values, static_cast<std::size_t>(count), MPI_UINT64_T, all_->impl().comm, chunk_bytes_,
+                          collective_calls_);
 }
 
 void ProcessGrid::barrier() {

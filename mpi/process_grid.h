@@ -5,7 +5,10 @@
 // placement allows, whatever the launcher's rank mapping. rank() is the grid position (FSDP
 // shard index), not necessarily the world rank. Parameters are sharded over all ranks of the
 // grid (FSDP): allgather and reduce-scatter run over the whole grid. Collectives record what
-// they wait for (src/common/activity.h) for the watchdog. Free of <mpi.h>.
+// they wait for (src/common/activity.h) for the watchdog. Collectives of any size: one whose
+// call would move more than the chunk size in all (src/common/transfer_limits.h, 1 GiB) runs
+// as several calls over pieces of each rank's block (every rank makes the same calls).
+// Free of <mpi.h>.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -38,6 +41,14 @@ class ProcessGrid {
   // World rank at each grid position.
   const std::vector<int>& world_rank_of_position() const { return order_; }
 
+  // The most bytes one collective call of this grid moves in all; chunk_bytes() starts as
+  // rw::mpi_chunk_bytes(), agreed (the smallest) over the grid. set_chunk_bytes (tests: small
+  // values exercise the splitting) must be called on every rank with the same value.
+  std::size_t chunk_bytes() const { return chunk_bytes_; }
+  void set_chunk_bytes(std::size_t n_bytes);
+  // Collective calls made by allgather/reduce_scatter_sum/allreduce so far (tests).
+  std::uint64_t collective_calls() const { return collective_calls_; }
+
   // Over all ranks of the grid. full holds size() * shard_count floats, rank-major.
   void allgather(const float* shard, std::size_t shard_count, float* full);
   // shard = sum over ranks of full[rank * shard_count ...] (each rank gets its own block).
@@ -49,8 +60,11 @@ class ProcessGrid {
 
  private:
   ProcessGrid(Communicator all, int dp, int sp, double ring_timeout_s);
+  void agree_chunk_bytes();
   std::unique_ptr<Communicator> all_;
   int dp_ = 1, sp_ = 1, rank_ = 0;
+  std::size_t chunk_bytes_ = 0;
+  std::uint64_t collective_calls_ = 0;
   std::unique_ptr<RingExchange> ring_;
   std::vector<int> order_;
   std::string ring_report_;

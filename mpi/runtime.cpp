@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
+#include <thread>
 #include <vector>
 
 #include "mpi/mpi_check.h"
@@ -13,18 +15,31 @@
 namespace rw::mpi {
 namespace {
 
-void abort_job(const std::string& message) {
-  int rank = -1, initialized = 0, finalized = 0;
-  MPI_Initialized(&initialized);
-  MPI_Finalized(&finalized);
-  if (initialized && !finalized) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  std::fprintf(stderr, "[rank %d on %s] %s\n", rank, host_name().c_str(), message.c_str());
+// MPI is initialised MPI_THREAD_FUNNELED: only the thread that called MPI_Init_thread may call
+// MPI. These are set by that thread and read by any thread that must end the job, so a thread
+// other than the main one (the watchdog, an OpenMP worker hitting RW_CHECK) decides without
+// calling MPI (not even MPI_Initialized) that it must not call MPI_Abort.
+std::atomic<bool> g_mpi_live{false};  // between MPI_Init_thread and MPI_Finalize
+std::atomic<int> g_world_rank{-1};
+std::thread::id g_main_thread;
+
+[[noreturn]] void abort_job(const std::string& message) {
+  std::fprintf(stderr, "[rank %d on %s] %s\n", g_world_rank.load(), host_name().c_str(), message.c_str());
   std::fflush(stderr);
-  if (initialized && !finalized) MPI_Abort(MPI_COMM_WORLD, 1);
-  std::_Exit(1);
+  end_job(1);
 }
 
 }  // namespace
+
+void end_job(int exit_code) {
+  if (g_mpi_live.load() && std::this_thread::get_id() == g_main_thread) MPI_Abort(MPI_COMM_WORLD, exit_code);
+  // Any other thread, or MPI not running: leave without finalising. mpirun ends every rank of a
+  // job when one exits non-zero before MPI_Finalize; srun does with --kill-on-bad-exit=1 (the
+  // jobs/slurm/ scripts set it). _exit: no atexit handlers or destructors that could call MPI,
+  // and no stdio flush that could wait for a lock the stalled main thread holds (a write to a
+  // full pipe): callers flush what they printed themselves.
+  _exit(exit_code);
+}
 
 MPI_Comm world_comm() { return MPI_COMM_WORLD; }
 
@@ -34,9 +49,12 @@ Runtime::Runtime(int& argc, char**& argv) {
     std::fprintf(stderr, "ringworld: MPI_Init_thread failed\n");
     std::_Exit(1);
   }
+  g_main_thread = std::this_thread::get_id();
+  g_mpi_live = true;
   set_fatal_handler(&abort_job);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  g_world_rank = rank;
   activity::set_rank(rank);
   RW_MPI_CHECK(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN));
   RW_CHECK(provided >= MPI_THREAD_FUNNELED, "the MPI library does not provide MPI_THREAD_FUNNELED");
@@ -45,6 +63,7 @@ Runtime::Runtime(int& argc, char**& argv) {
 Runtime::~Runtime() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  g_mpi_live = false;
   if (!finalized) MPI_Finalize();
   set_fatal_handler(nullptr);
 }

@@ -6,7 +6,7 @@
 namespace rw::mpi {
 
 // RAII: MPI_Init_thread (FUNNELED: only the main thread calls MPI), errors returned not fatal
-// inside MPI, rw::fatal reporting rank and host and ending the job with MPI_Abort.
+// inside MPI, rw::fatal reporting rank and host and ending the job (end_job).
 class Runtime {
  public:
   Runtime(int& argc, char**& argv);
@@ -14,6 +14,14 @@ class Runtime {
   Runtime(const Runtime&) = delete;
   Runtime& operator=(const Runtime&) = delete;
 };
+
+// Ends the whole job from any thread, with exit_code. On the main thread: MPI_Abort. On any
+// other thread no MPI call is allowed (MPI_THREAD_FUNNELED), so the process exits with
+// exit_code without finalising MPI: mpirun then ends every rank of the job, and srun does with
+// --kill-on-bad-exit=1 (set by jobs/slurm/). Requesting MPI_THREAD_MULTIPLE instead would make
+// MPI_Abort legal from any thread, but it costs every MPI call a lock and, on Open MPI 4 with
+// the openib transport, silently drops to TCP; a hang report needs neither.
+[[noreturn]] void end_job(int exit_code);
 
 int world_rank();
 int world_size();

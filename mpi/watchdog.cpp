@@ -1,9 +1,6 @@
 // watchdog.cpp
 #include "mpi/watchdog.h"
 
-#include <mpi.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -44,12 +41,16 @@ struct Watchdog::State {
       std::fflush(stderr);
       // The other ranks' watchdogs fire within about one ring step of this one: let them print.
       if (sleep_or_stop(grace_s)) return;
-      std::fprintf(stderr, "ringworld watchdog: rank %d ends the job (MPI_Abort): a rank hung; see the lines above\n",
+      std::fprintf(stderr,
+                   "ringworld watchdog: rank %d ends the job (exit status 3; the launcher ends the other ranks): a rank "
+                   "hung; see the lines above\n",
                    rank);
       std::fflush(stderr);
       run_cleanup();
-      MPI_Abort(MPI_COMM_WORLD, 3);
-      _exit(3);  // MPI_Abort does not return; this is the belt to its braces
+      // This thread must not call MPI (MPI_THREAD_FUNNELED: the main thread may be inside an MPI
+      // call that never returns): end_job leaves without MPI, and the launcher turns a rank
+      // that exits non-zero without MPI_Finalize into the end of the whole job.
+      end_job(3);
     }
   }
 };

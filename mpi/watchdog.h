@@ -2,8 +2,10 @@
 // has recorded no progress for timeout_s (a ring step, a collective or a checkpoint that does
 // not finish), it prints one line naming rank, host, stage/step, layer, ring step and what the
 // rank waits for, gives the other ranks' watchdogs a grace period to print theirs (they fire
-// too: they wait on the stalled rank), and ends the whole job with MPI_Abort, so a hang costs
-// timeout + grace seconds instead of the Slurm time limit. Free of <mpi.h>.
+// too: they wait on the stalled rank), and ends the whole job, so a hang costs timeout + grace
+// seconds instead of the Slurm time limit. The watchdog thread never calls MPI (MPI is
+// initialised MPI_THREAD_FUNNELED): it ends its process with exit status 3 (mpi::end_job), which
+// mpirun, and srun with --kill-on-bad-exit=1, turn into the end of every rank. Free of <mpi.h>.
 #pragma once
 #include <memory>
 

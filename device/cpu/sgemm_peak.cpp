@@ -24,4 +24,15 @@ double measure_sgemm_gflops(int n, int threads, int repeats) {
   return 2.0 * n * double(n) * n / best / 1e9;
 }
 
+int blas_threads() { return std::max(1, openblas_get_num_threads()); }
+
+double measure_gemm_peak_gflops() { return measure_sgemm_gflops(1024, blas_threads(), 5); }
+
+std::string thread_mismatch_warning(int omp_threads) {
+  const int blas = blas_threads();
+  if (blas == omp_threads) return "";
+  return "the dense GEMMs run on " + std::to_string(blas) + " OpenBLAS thread(s) per rank but the attention kernels on " +
+         std::to_string(omp_threads) + " OpenMP thread(s): set OPENBLAS_NUM_THREADS to OMP_NUM_THREADS (or unset it)";
+}
+
 }  // namespace rw::device::cpu

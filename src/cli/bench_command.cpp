@@ -203,7 +203,8 @@ int run_bench(int argc, char** argv) {
 
   const int threads = std::max(1, omp_get_max_threads());
   const bench::NodePlacement placement = bench::measure_node_placement(*grid, threads);
-  const double peak_before = grid->allreduce_sum(device::cpu::measure_sgemm_gflops(1024, threads, 5));
+  // The peak with the threads the dense GEMMs run with (OpenBLAS's count; see sgemm_peak.h).
+  const double peak_before = grid->allreduce_sum(device::cpu::measure_gemm_peak_gflops());
   const Layout layout = parse_layout(plan.layout);
   const int tokens_per_rank = static_cast<int>(local_token_count(plan.seq_len, plan.sp));
   const int hops_per_step = 2 * plan.sp * static_cast<int>(plan.model.num_hidden_layers);
@@ -274,7 +275,7 @@ int run_bench(int argc, char** argv) {
   if (!std::isfinite(m.loss)) return fail("loss is " + std::to_string(m.loss) + ": the model diverged");
   m.bytes_per_step = grid->allreduce_sum(double(grid->ring().bytes_sent() - bytes0)) / grid->size() / plan.steps;
   m.messages_per_step = grid->allreduce_sum(double(grid->ring().messages_sent() - messages0)) / grid->size() / plan.steps;
-  const double peak_after = grid->allreduce_sum(device::cpu::measure_sgemm_gflops(1024, threads, 5));
+  const double peak_after = grid->allreduce_sum(device::cpu::measure_gemm_peak_gflops());
   const double peak_gflops = std::max(peak_before, peak_after);
   const double bytes_per_hop = m.bytes_per_step / hops_per_step;
   const int messages_per_hop = static_cast<int>(std::lround(m.messages_per_step / hops_per_step));

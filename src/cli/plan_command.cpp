@@ -33,17 +33,22 @@ namespace {
 
 const char* kPlanHelp =
     "usage: ringworld plan --model 7b|tiny|small|CONFIG.ini --seq-len 1M --ranks N [--dp D --sp S]\n"
-    "                      [--device h100|h200|mi250x|mi300x|cpu] [--precision fp32|tf32|bf16]\n"
-    "                      [--device-tflops X] [--device-mem-gib X] [--link-gbps X] [--efficiency E]\n"
+    "                      [--device a100-40gb|a100-80gb|h100|h200|mi250x|mi300x|cpu|custom] [--precision fp32|tf32|bf16]\n"
+    "                      [--device-tflops X] [--device-mem-gib X] [--link-gbps X] [--inter-node-gbps X]\n"
+    "                      [--ranks-per-node N | --gpus-per-node N] [--headroom F] [--efficiency E] [--json]\n"
     "                      [--global-batch-tokens T] [--block-q --block-k --ffn-chunk --layout --threads]\n"
     "\n"
     "Predicts, before anything runs, one rank's memory (parameters and AdamW state, activations,\n"
-    "transients), the FLOPs and time of a step, whether ring communication hides under compute,\n"
-    "and the smallest ring that fits. Counts take K/M/G suffixes (32K = 32768, 1M = 1048576).\n"
+    "transients) against the memory left after a headroom (default 10%), the FLOPs and time of a\n"
+    "step, whether ring communication hides under compute (a ring longer than a node crosses\n"
+    "nodes and moves at the inter-node rate), the largest MPI messages and HDF5 calls and how they\n"
+    "are split, and the smallest ring that fits. Counts take K/M/G suffixes (32K = 32768, 1M = 1048576).\n"
     "A CONFIG.ini is read as `train --config` reads it; with [stage.*] sections the stage with the\n"
     "longest sequence is planned unless --stage names one (its seq-len and global-batch-tokens;\n"
     "a --seq-len given here plans one sequence per dp group unless --global-batch-tokens is given).\n"
-    "Exit status: 0, or 2 on bad options.\n";
+    "--device-tflops, --device-mem-gib, --link-gbps and --inter-node-gbps override the figures of\n"
+    "the --device named (they need one); --device custom takes its figures from them.\n"
+    "Exit status: 0 fits, 1 does not fit, 2 bad options.\n";
 
 bool file_exists(const std::string& path) {
   struct stat info {};
@@ -69,9 +74,12 @@ int run_plan(int argc, char** argv) {
   std::string model_arg = "tiny", config_file, stage_name, seq_text, batch_text = "0", device_name = "cpu",
               precision_text = "fp32", layout_text = "zigzag", micro_text;
   int ranks = 0, dp = 0, sp = 0, threads = env_threads(), ranks_per_node = 0;
-  double device_tflops = 0, device_mem_gib = 0, link_gbps = 0, efficiency = 1.0, reserve_mib = -1;
+  int gpus_per_node = 0;
+  double device_tflops = 0, device_mem_gib = 0, link_gbps = 0, inter_node_gbps = 0, efficiency = 1.0,
+         reserve_mib = -1, headroom = plan::PlanRequest::kDefaultHeadroom;
   plan::PlanRequest request;
   plan::TrainShape& shape = request.shape;
+  bool json = false;
 
   po::options_description opts("plan options"), model_opts("model (Hugging Face LlamaConfig names override the preset)");
   opts.add_options()
@@ -91,12 +99,18 @@ int run_plan(int argc, char** argv) {
       ("threads", po::value(&threads), "OpenMP threads per rank (default OMP_NUM_THREADS or 1)")
       ("device", po::value(&device_name), ("one of: " + plan::device_names() + " (default cpu)").c_str())
       ("precision", po::value(&precision_text), "fp32 (what ringworld computes) | tf32 | bf16: the peak FLOP/s used")
-      ("device-tflops", po::value(&device_tflops), "peak TFLOP/s per rank (overrides the table or the measurement)")
-      ("device-mem-gib", po::value(&device_mem_gib), "memory per rank, GiB (overrides the table)")
-      ("link-gbps", po::value(&link_gbps), "ring link bandwidth, Gbit/s each way (overrides the table; 8 Gbit = 1 GB)")
+      ("device-tflops", po::value(&device_tflops), "peak TFLOP/s per rank (overrides the --device's table entry or measurement)")
+      ("device-mem-gib", po::value(&device_mem_gib), "memory per rank, GiB (overrides the --device's)")
+      ("link-gbps", po::value(&link_gbps), "link between ranks of a node, Gbit/s each way (overrides the --device's; 8 Gbit = 1 GB)")
+      ("inter-node-gbps", po::value(&inter_node_gbps), "link from a rank to another node, Gbit/s each way (overrides the --device's)")
+      ("ranks-per-node", po::value(&ranks_per_node),
+       "ranks on one node: rings longer than this cross nodes; cpu: ranks sharing the node's memory "
+       "(default: the table's node, 8 GPUs; cpu and custom: all ranks on one node)")
+      ("gpus-per-node", po::value(&gpus_per_node), "GPUs (one rank each) on one node: --ranks-per-node for GPU devices")
+      ("headroom", po::value(&headroom), "share of the memory kept free: fits means peak <= (1 - headroom) x memory (default 0.1)")
       ("efficiency", po::value(&efficiency), "share of the peak the kernels reach (default 1: a lower bound on time)")
-      ("ranks-per-node", po::value(&ranks_per_node), "cpu: ranks sharing this node's memory (default all ranks)")
       ("reserve-mib", po::value(&reserve_mib), "memory per rank before ringworld allocates (default from the table)")
+      ("json", "print the plan as one JSON object instead of text")
       ("phases", "also list the memory of every phase of the step");
   model_opts.add_options()("model", po::value(&model_arg), "preset tiny | small | 7b, or a config file");
   for (const auto& f : model::config_fields()) {
@@ -207,8 +221,26 @@ int run_plan(int argc, char** argv) {
     if (!micro_text.empty()) shape.micro_batch_sequences = data::micro_batch_sequences(micro_text == "0" ? 0 : plan::parse_token_count(micro_text, "--micro-batch-tokens"), batch_tokens, shape.seq_len, dp), request.choose_micro_batch = false;
     shape.validate();
 
-    // The device, then the overrides.
+    // The device, then the overrides. An override needs the device it overrides: without
+    // --device the CPU of this machine would silently supply every other figure.
+    for (const char* override_name : {"device-tflops", "device-mem-gib", "link-gbps", "inter-node-gbps"})
+      if (vm.count(override_name) && !vm.count("device"))
+        throw InputError(std::string("--") + override_name +
+                         " needs --device: name the device whose figures it overrides (--device h100, --device cpu, "
+                         "...), or --device custom with --device-tflops, --device-mem-gib and --link-gbps");
     request.device = plan::find_device(device_name);
+    const bool is_custom = plan::is_custom(request.device);
+    if (is_custom && !(vm.count("device-tflops") && vm.count("device-mem-gib") && vm.count("link-gbps")))
+      throw InputError("--device custom needs --device-tflops, --device-mem-gib and --link-gbps");
+    if (vm.count("gpus-per-node")) {
+      if (request.device.name == "cpu") throw InputError("--gpus-per-node is for GPU devices; the cpu device takes --ranks-per-node");
+      if (gpus_per_node < 1) throw InputError("--gpus-per-node must be at least 1");
+      if (vm.count("ranks-per-node") && ranks_per_node != gpus_per_node)
+        throw InputError("--gpus-per-node and --ranks-per-node differ (one rank per GPU: give one of them)");
+      ranks_per_node = gpus_per_node;
+    }
+    if (!(headroom >= 0 && headroom < 1)) throw InputError("--headroom must be a share in [0, 1), e.g. 0.1 for 10%");
+    if (vm.count("inter-node-gbps") && !(inter_node_gbps > 0)) throw InputError("--inter-node-gbps must be positive");
     request.precision = plan::parse_precision(precision_text);
     if (!(efficiency > 0 && efficiency <= 1)) throw InputError("--efficiency must be in (0, 1]");
     request.efficiency = efficiency;
@@ -217,6 +249,9 @@ int run_plan(int argc, char** argv) {
     if (vm.count("link-gbps") && !(link_gbps > 0)) throw InputError("--link-gbps must be positive");
     if (vm.count("reserve-mib") && !(reserve_mib >= 0)) throw InputError("--reserve-mib must not be negative");
     if (vm.count("ranks-per-node") && ranks_per_node < 1) throw InputError("--ranks-per-node must be at least 1");
+    if (is_custom && ranks_per_node > 0 && ranks_per_node < ranks && !vm.count("inter-node-gbps"))
+      throw InputError("--device custom on more than one node (" + std::to_string(ranks) + " ranks, " +
+                       std::to_string(ranks_per_node) + " per node) needs --inter-node-gbps");
     if (!is_root) return 0;  // everything below is measurement and printing
 
     const bool is_cpu = request.device.name == "cpu";
@@ -235,7 +270,7 @@ int run_plan(int argc, char** argv) {
       request.capacity_bytes = device_mem_gib * 1024.0 * 1024.0 * 1024.0;
       request.capacity_basis = "--device-mem-gib";
     } else if (is_cpu) {
-      const int sharing = ranks_per_node > 0 ? ranks_per_node : ranks;
+      const int sharing = ranks_per_node > 0 ? std::min(ranks_per_node, ranks) : ranks;
       request.capacity_bytes = static_cast<double>(available_memory_bytes()) / sharing;
       request.capacity_basis = "MemAvailable / " + std::to_string(sharing) + " rank(s) on this node";
     } else {
@@ -243,15 +278,26 @@ int run_plan(int argc, char** argv) {
       request.capacity_basis = "datasheet";
     }
     request.link_bytes_per_s = (link_gbps > 0 ? link_gbps / 8.0 : request.device.link_gb_per_s) * 1e9;
+    request.ranks_per_node = ranks_per_node > 0 ? ranks_per_node : request.device.ranks_per_node;  // 0: one node
+    request.headroom = headroom;
+    if (inter_node_gbps > 0) {
+      request.inter_node_bytes_per_s = inter_node_gbps / 8.0 * 1e9;
+      request.inter_node_basis = "--inter-node-gbps";
+    } else {
+      request.inter_node_bytes_per_s = request.device.inter_node_gb_per_s * 1e9;
+      request.inter_node_basis = request.device.inter_node_basis;
+    }
     request.reserve_bytes = (reserve_mib >= 0 ? reserve_mib : request.device.reserve_mib) * 1024.0 * 1024.0;
     request.show_phases = vm.count("phases") > 0;
+    json = vm.count("json") > 0;
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld plan: error: %s\n", e.what());
     return 2;
   }
-  std::fputs(plan::plan_report(request).c_str(), stdout);
+  const plan::PlanResult result = plan::evaluate_plan(request);
+  std::fputs((json ? plan::plan_json(result) : plan::plan_report(result)).c_str(), stdout);
   std::fflush(stdout);
-  return 0;
+  return result.fits() ? 0 : 1;
 }
 
 }  // namespace rw::cli

@@ -2,8 +2,11 @@
 // or one CPU rank): peak dense FLOP/s by precision, memory, memory bandwidth, and the link a
 // ring neighbour is reached over. GPU figures are vendor datasheet peaks (sources beside each
 // entry in device_table.cpp); the CPU entry is measured when the plan is made (sgemm) and
-// its memory read from /proc/meminfo by the plan command. Every figure can be overridden
-// (--device-tflops, --device-mem-gib, --link-gbps).
+// its memory read from /proc/meminfo by the plan command. Links: one to a ring neighbour in the
+// same node (NVLink, Infinity Fabric, shared memory) and one to another node (the network
+// adapter a rank sends through), with the ranks one node holds (a ring longer than a node
+// crosses nodes). Every figure can be overridden (--device-tflops, --device-mem-gib,
+// --link-gbps, --inter-node-gbps, --ranks-per-node); `custom` has no figures of its own.
 #pragma once
 #include <string>
 #include <vector>
@@ -27,11 +30,16 @@ struct DeviceSpec {
   double reserve_mib = 0;       // memory a rank holds before ringworld allocates (runtime, libraries)
   std::string reserve_basis;    // where reserve_mib comes from
   std::string notes;            // what a figure stands for when it is not the obvious one
+  double inter_node_gb_per_s = 0;  // one direction, per rank, to a rank on another node (1e9 bytes/s)
+  int ranks_per_node = 0;          // ranks (GPUs, GCDs) of one node; 0: every rank on one node
+  std::string inter_node_basis;    // where inter_node_gb_per_s comes from
 
   double peak_tflops(Precision precision) const;
 };
 
 const std::vector<DeviceSpec>& device_table();
+// "custom": a device with no figures, each given on the command line.
+inline bool is_custom(const DeviceSpec& d) { return d.name == "custom"; }
 DeviceSpec find_device(const std::string& name);  // throws InputError listing the known names
 std::string device_names();                       // "h100, h200, ..."
 

@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "src/common/fatal.h"
+#include "src/common/transfer_limits.h"
 
 namespace rw::plan {
 namespace {
@@ -137,10 +138,19 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
   // FsdpParams::reduce_grad: a padded copy of the unit and the shard result; Open MPI's
   // reduce_scatter_block (tuned, basic linear: reduce to rank 0, then scatter) holds one more
   // full-size buffer on rank 0, and the reported peak is the maximum over ranks.
+  // ProcessGrid::reduce_scatter_sum splits a reduce-scatter that would move more than one MPI
+  // call may (src/common/transfer_limits.h) into pieces, each packed into a buffer of ranks x
+  // piece floats; MPI's temporary is then one piece's size.
+  const double ranks = double(shape.ranks());
+  const double piece = double(collective_piece_elems(kMaxBytesPerMpiCall, std::size_t(shape.ranks()), sizeof(float)));
   auto reduce_items = [&](const std::string& unit, double padded, double shard_len) {
-    return std::vector<MemoryItem>{{"reduce-scatter send buffer (" + unit + ", padded)", kF32 * padded, true},
-                                   {"reduce-scatter result (" + unit + " shard)", kF32 * shard_len, true},
-                                   {"MPI reduce temporary on rank 0 (" + unit + ")", kF32 * padded, true}};
+    const bool split = shard_len > piece;
+    const double per_call = split ? ranks * piece : padded;
+    std::vector<MemoryItem> items{{"reduce-scatter send buffer (" + unit + ", padded)", kF32 * padded, true},
+                                  {"reduce-scatter result (" + unit + " shard)", kF32 * shard_len, true},
+                                  {"MPI reduce temporary on rank 0 (" + unit + ")", kF32 * per_call, true}};
+    if (split) items.push_back({"reduce-scatter piece buffer (" + unit + ", split into pieces)", kF32 * per_call, true});
+    return items;
   };
   {
     MemoryPhase phase{"loss head, gradient reduce-scatter", {saved, x, dx, head_grad}};

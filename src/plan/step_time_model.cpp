@@ -36,7 +36,8 @@ StepFlops step_flops(const TrainShape& s) {
   return f;
 }
 
-StepTimePrediction predict_step_time(const TrainShape& s, double flops_per_s, double link_bytes_per_s) {
+StepTimePrediction predict_step_time(const TrainShape& s, double flops_per_s, double link_bytes_per_s,
+                                     double fsdp_link_bytes_per_s) {
   const model::LlamaConfig& m = s.model;
   const double h = double(m.hidden_size), kv = double(m.kv_width()), layers = double(m.num_hidden_layers);
   const double b = double(s.sequences_per_group), n = double(s.local_tokens_per_sequence());
@@ -45,6 +46,7 @@ StepTimePrediction predict_step_time(const TrainShape& s, double flops_per_s, do
   p.flops = step_flops(s);
   p.flops_per_s = flops_per_s;
   p.link_bytes_per_s = link_bytes_per_s;
+  p.fsdp_link_bytes_per_s = fsdp_link_bytes_per_s;
   p.dense_s = p.flops.dense_flops_per_rank / flops_per_s;
 
   // Bytes per token that travel: K, V (fp32) with pos, seg (int32); the dK|dV accumulator (fp32).
@@ -85,7 +87,7 @@ StepTimePrediction predict_step_time(const TrainShape& s, double flops_per_s, do
   auto padded = [&](int64_t count) { return double((count + s.ranks() - 1) / s.ranks()) * ranks; };
   const double moved_elems = 2 * padded(units.front().count) + 3 * layers * padded(units[1].count) +
                              2 * padded(units.back().count);
-  p.fsdp_s = (ranks - 1) / ranks * moved_elems * kF32 / link_bytes_per_s * double(s.micro_batches());  // per pass
+  p.fsdp_s = (ranks - 1) / ranks * moved_elems * kF32 / fsdp_link_bytes_per_s * double(s.micro_batches());  // per pass
   return p;
 }
 

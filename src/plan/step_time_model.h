@@ -13,7 +13,9 @@
 //            the backward's last dK|dV hop is never hidden. A step lasts max(compute, transfer).
 //   FSDP     each unit all-gathered in the forward and again in the backward (but the
 //            embedding), its gradient reduce-scattered: (ranks - 1) / ranks of the padded unit
-//            over one link each time, blocking (not overlapped); once per micro-batch.
+//            over one link each time, blocking (not overlapped); once per micro-batch; the link
+//            between nodes when the grid spans nodes.
+//   A ring step waits for its slowest hop: a ring that crosses nodes moves at the inter-node rate.
 // The RingAttention condition (docs/ring-attention.md): a ring step hides its transfer when
 // the block of c = seq_len / sp tokens that travels satisfies c >= F * bytes per token /
 // (k h f B), k = 4 (forward) or 10 (backward), f the share of a full block pair computed per
@@ -53,7 +55,8 @@ struct StepTimePrediction {
   StepFlops flops;
   RingCondition ring;
   double flops_per_s = 0;       // peak x efficiency
-  double link_bytes_per_s = 0;
+  double link_bytes_per_s = 0;       // the rings' link
+  double fsdp_link_bytes_per_s = 0;  // the collectives' link
   double dense_s = 0;           // dense FLOPs at flops_per_s
   double attention_compute_s = 0;  // attention FLOPs of the slowest rank at flops_per_s
   double ring_exposed_s = 0;    // transfer time the attention compute does not hide, all layers
@@ -61,7 +64,14 @@ struct StepTimePrediction {
   double step_s() const { return dense_s + attention_compute_s + ring_exposed_s + fsdp_s; }
 };
 
-// flops_per_s: the rate one rank's kernels reach; link_bytes_per_s: one direction of a link.
-StepTimePrediction predict_step_time(const TrainShape& shape, double flops_per_s, double link_bytes_per_s);
+// flops_per_s: the rate one rank's kernels reach; ring_link_bytes_per_s: one direction of the
+// slowest link of the rings; fsdp_link_bytes_per_s: of the slowest link the grid-wide
+// collectives cross (both: src/plan/node_links.h).
+StepTimePrediction predict_step_time(const TrainShape& shape, double flops_per_s, double ring_link_bytes_per_s,
+                                     double fsdp_link_bytes_per_s);
+// Every transfer over one kind of link.
+inline StepTimePrediction predict_step_time(const TrainShape& shape, double flops_per_s, double link_bytes_per_s) {
+  return predict_step_time(shape, flops_per_s, link_bytes_per_s, link_bytes_per_s);
+}
 
 }  // namespace rw::plan

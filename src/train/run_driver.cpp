@@ -2,6 +2,7 @@
 #include "src/train/run_driver.h"
 
 #include <dirent.h>
+#include <omp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -188,8 +189,9 @@ int run_training(RunPlan plan) {
   if (!plan.run_dir.empty()) write_small_file_atomically(plan.run_dir, "run.ini", to_ini(plan));
   if (plan.metrics.empty() && !plan.run_dir.empty()) plan.metrics = join(plan.run_dir, "metrics.jsonl");
 
-  const int threads = std::max(1, std::atoi(std::getenv("OMP_NUM_THREADS") ? std::getenv("OMP_NUM_THREADS") : "1"));
-  const double peak_gflops = grid->allreduce_sum(device::cpu::measure_sgemm_gflops(1024, threads, 5));
+  // MFU's peak: sgemm with the threads the dense GEMMs run with (OpenBLAS's count), not OpenMP's.
+  const int gemm_threads = device::cpu::blas_threads(), omp_threads = omp_get_max_threads();
+  const double peak_gflops = grid->allreduce_sum(device::cpu::measure_gemm_peak_gflops());
   std::unique_ptr<std::ofstream> metrics;
   if (is_root && !plan.metrics.empty()) {
     metrics = std::make_unique<std::ofstream>(plan.metrics, std::ios::app);
@@ -198,6 +200,10 @@ int run_training(RunPlan plan) {
   if (is_root) {
     std::printf("ringworld train: %d rank(s) as dp %d x sp %d, %s layout; sgemm peak %.1f GFLOP/s over all ranks\n",
                 grid->size(), plan.dp, plan.sp, plan.layout.c_str(), peak_gflops);
+    std::printf("  threads per rank: %d OpenBLAS (dense GEMMs; the peak above), %d OpenMP (attention kernels)\n",
+                gemm_threads, omp_threads);
+    const std::string mismatch = device::cpu::thread_mismatch_warning(omp_threads);
+    if (!mismatch.empty()) std::fprintf(stderr, "ringworld train: warning: %s\n", mismatch.c_str());
     std::fflush(stdout);
   }
 

@@ -9,6 +9,9 @@
 #      skips stage a and resumes b from its checkpoint (step counter continues, not from 0).
 #   C. scaling.sbatch as a 2-point job array; one point runs ringworld without --run-dir, which
 #      under Slurm writes to runs/slurm-<job id> and names the job on start-up.
+#   D. scaling.sbatch with --cpus-per-task=2 (--overcommit on this 2-CPU node): train reports 2
+#      OpenBLAS and 2 OpenMP threads per rank (the dense GEMMs get the task's cores and MFU's
+#      peak is measured with them, issue 14 item 7); every job script sets the two alike.
 # Skipped (exit 77) only where Slurm is missing and cannot be installed. About a minute.
 # shellcheck disable=SC2015  # "A && B || fail": fail when either check fails, as meant
 set -euo pipefail
@@ -234,5 +237,25 @@ grep -q "ringworld train: Slurm job $job1, 1 node(s), 2 task(s) per node; run di
   "$work/scaling/results/point-0001/log" || fail "C: no Slurm start-up line for job $job1"
 [ -f "$work/scaling/runs/slurm-$job1/ckpt-main-final.h5" ] || fail "C: no run directory runs/slurm-$job1"
 say "C: OK: 2 points, the first in runs/slurm-$job1"
+
+# D. Threads per rank follow --cpus-per-task, for OpenMP and OpenBLAS alike.
+mkdir -p "$work/threads"
+echo "\$RW_LAUNCH -n 2 $bin train --model tiny --hidden_size 64 --intermediate_size 128 --num_attention_heads 4 --num_key_value_heads 4 --vocab_size 64 --seq-len 64 --steps 1 --run-dir \"\$RW_POINT_DIR/run\"" \
+  > "$work/threads/points.txt"
+tj=$(RW_POINTS=$work/threads/points.txt RW_RESULTS_DIR=$work/threads/results \
+     sbatch --parsable --array=1 --ntasks=2 --cpus-per-task=2 --overcommit --time=5 --chdir="$work/threads" \
+     --output="$work/threads/array-%A_%a.out" "$root/jobs/slurm/scaling.sbatch") || fail "D: sbatch failed"
+tj=${tj%%;*}
+wait_finished 60 "$tj"
+log=$work/threads/results/point-0001/log
+grep -qx 'exit_status=0' "$work/threads/results/point-0001/status" 2>/dev/null || fail "D: the point failed: $(tail -n 5 "$log" 2>/dev/null)"
+grep -q "threads per rank: 2 OpenBLAS (dense GEMMs; the peak above), 2 OpenMP" "$log" ||
+  fail "D: with --cpus-per-task=2 the ranks do not run 2 OpenBLAS and 2 OpenMP threads: $(grep 'threads per rank' "$log")"
+# Every job script gives the GEMMs the threads it gives OpenMP, and srun ends the step on a bad exit.
+for script in "$root"/jobs/slurm/*.sbatch; do
+  grep -q '^export OPENBLAS_NUM_THREADS=\$OMP_NUM_THREADS$' "$script" || fail "$script: OPENBLAS_NUM_THREADS does not follow OMP_NUM_THREADS"
+  ! grep -n 'srun --mpi' "$script" | grep -v -- '--kill-on-bad-exit=1' | grep -q . || fail "$script: srun without --kill-on-bad-exit=1"
+done
+say "D: OK: 2 OpenBLAS + 2 OpenMP threads per rank with --cpus-per-task=2"
 
 say "OK"

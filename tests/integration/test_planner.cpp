@@ -14,8 +14,10 @@
 // measurements (printed below on every run). Each configuration must also be one where the
 // model's non-constant part (parameters, optimizer state, activations) is at least
 // kMinVariableShare of the prediction, so a constant cannot pass the test by itself.
-// Also: bad options exit non-zero with one message, and the 7b / 1M / 64 x H100 plan prints its
-// verdicts. `plan` runs as a user runs it, without mpirun; `train` under mpirun -np 2. About
+// Also: bad options exit 2 with one message; the 7b / 1M / 64 x H100 plan prints its verdicts
+// (inter-node links for a ring over 8 nodes, the 10% headroom); a run that does not fit exits 1;
+// ring messages over 1 GiB are reported with their splitting; --json holds the same figures;
+// train measures the peak its MFU uses with the dense GEMMs' (OpenBLAS) thread count. `plan` runs as a user runs it, without mpirun; `train` under mpirun -np 2. About
 // 15-20 s on a loaded 2-core machine.
 #include <sys/wait.h>
 
@@ -28,6 +30,8 @@
 #include <regex>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "tests/integration/integration_support.h"
 
@@ -148,14 +152,88 @@ TEST_CASE("plan: the 7b at 1M tokens on 64 H100s fits, names its smallest ring a
   CHECK(r.stdout_text.find("smallest ring that fits (dp 1 kept): sp = 32") != std::string::npos);
   CHECK(r.stdout_text.find("forward : compute") != std::string::npos);
   CHECK(r.stdout_text.find("NOT hidden") == std::string::npos);
+  // 64 ranks of 8 per node: the ring crosses 8 nodes, so its hops run at the network's 50 GB/s.
+  CHECK(r.stdout_text.find("8 rank(s) per node: 8 node(s); 1 of 1 ring(s) cross nodes (8 of 64 hops)") != std::string::npos);
+  CHECK(r.stdout_text.find("over the inter-node link: 50.0 GB/s each way") != std::string::npos);
+  CHECK(r.stdout_text.find("of 72.00 GiB usable (80.00 GiB less 10% headroom") != std::string::npos);
   // bf16 compute (tensor-core rate) with fp32 K/V messages: the forward ring no longer hides at
-  // 16K tokens per rank (c* = F (8 kv + 8) / (2 h B) = 989.4e12 * 32776 / (8192 * 450e9) = 8797).
+  // 4K tokens per rank, c* = F (8 kv + 8) / (2 h B): over the network (B = 50 GB/s)
+  // 989.4e12 * 32776 / (8192 * 50e9) = 79171 tokens; were all 256 GPUs one NVLink node
+  // (B = 450 GB/s), 8797.
   const RunResult bf16 =
       run_plan("--model 7b --seq-len 1M --ranks 256 --device h100 --precision bf16", dir / "out2", dir / "err2");
   INFO(show(bf16));
   REQUIRE(bf16.exit_code == 0);
   CHECK(bf16.stdout_text.find("forward : compute") != std::string::npos);
-  CHECK(bf16.stdout_text.find("NOT hidden (hides when c >= 8797 tokens)") != std::string::npos);
+  CHECK(bf16.stdout_text.find("NOT hidden (hides when c >= 79171 tokens)") != std::string::npos);
+  const RunResult one_node = run_plan("--model 7b --seq-len 1M --ranks 256 --device h100 --precision bf16 --gpus-per-node 256",
+                                      dir / "out3", dir / "err3");
+  INFO(show(one_node));
+  REQUIRE(one_node.exit_code == 0);
+  CHECK(one_node.stdout_text.find("NOT hidden (hides when c >= 8797 tokens)") != std::string::npos);
+}
+
+namespace {
+
+// LWM's 128K stage (jobs/configs/lwm-text-7b.ini): 7b, 4M tokens per step.
+fs::path write_lwm_128k(const fs::path& dir) {
+  const fs::path path = dir / "lwm-128k.ini";
+  std::ofstream out(path);
+  out << "model = 7b\nlayout = zigzag\n\n[stage.128k]\nseq-len = 131072\nglobal-batch-tokens = 4194304\n"
+         "steps = 3000\nlr = 4e-5\n";
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE("plan: a run that does not fit exits 1; messages over 1 GiB are reported split", "[planner]") {
+  ScratchDir dir("planner_fit");
+  const fs::path config = write_lwm_128k(dir.path);
+  // Issue 15: 32 ranks need 174 GiB per rank. On an MI300X (192 GB) that is 91%: inside the
+  // capacity, outside the 10% headroom: does not fit, exit status 1 (the whole batch at once:
+  // --micro-batch-tokens 0; by default plan would choose micro-batches that fit).
+  const RunResult no = run_plan("--model " + quoted(config) + " --ranks 32 --device mi300x --micro-batch-tokens 0", dir / "o1", dir / "e1");
+  INFO(show(no));
+  CHECK(no.exit_code == 1);
+  CHECK(no.stdout_text.find("174.36 GiB) of 172.80 GiB usable (192.00 GiB less 10% headroom") != std::string::npos);
+  CHECK(no.stdout_text.find("verdict: DOES NOT FIT (exit status 1)") != std::string::npos);
+  // Without headroom it would fit: the headroom is what refuses it.
+  const RunResult tight = run_plan("--model " + quoted(config) + " --ranks 32 --device mi300x --headroom 0 --micro-batch-tokens 0", dir / "o2", dir / "e2");
+  INFO(show(tight));
+  CHECK(tight.exit_code == 0);
+  // 64 ranks on H200s fit; each ring hop carries 2 x 64 x 2048 tokens x 4096 x 4 B = 2 GiB of
+  // K|V (issue 14: beyond MPI's int count, which aborted the first ring step): sent in 2 pieces.
+  const RunResult yes = run_plan("--model " + quoted(config) + " --ranks 64 --device h200", dir / "o3", dir / "e3");
+  INFO(show(yes));
+  CHECK(yes.exit_code == 0);
+  CHECK(yes.stdout_text.find("verdict: fits") != std::string::npos);
+  CHECK(yes.stdout_text.find("largest MPI transfer of a step: 2.00 GiB (ring K|V payload, per hop): split into 2 calls of <= 1.00 GiB") !=
+        std::string::npos);
+}
+
+TEST_CASE("plan --json prints one JSON object with the verdict and the same figures", "[planner]") {
+  ScratchDir dir("planner_json");
+  const fs::path config = write_lwm_128k(dir.path);
+  for (int ranks : {32, 64}) {
+    const std::string args = "--model " + quoted(config) + " --ranks " + std::to_string(ranks) + " --device h200 --micro-batch-tokens 0";
+    const RunResult text = run_plan(args, dir / "t.out", dir / "t.err");
+    const RunResult json = run_plan(args + " --json", dir / "j.out", dir / "j.err");
+    INFO(show(json));
+    CHECK(json.exit_code == text.exit_code);
+    nlohmann::json j;
+    REQUIRE_NOTHROW(j = nlohmann::json::parse(json.stdout_text));
+    CHECK(j["fits"].get<bool>() == (ranks == 64));
+    CHECK(j["run"]["ranks"].get<int>() == ranks);
+    CHECK(j["run"]["sequences_per_group"].get<int>() == 32);
+    CHECK(j["device"]["name"] == "h200");
+    CHECK(j["memory"]["headroom"].get<double>() == 0.1);
+    CHECK(j["topology"]["nodes"].get<int>() == ranks / 8);
+    CHECK(j["transfers"][0]["name"] == "ring K|V payload, per hop");
+    CHECK(j["transfers"][0]["calls"].get<double>() == 128.0 / ranks);
+    // The text's peak memory, in MiB with one decimal, is the JSON's bytes.
+    CHECK(mib_after(text.stdout_text, "predicted peak memory per rank:") ==
+          Approx(j["memory"]["total_bytes"].get<double>() / 1048576).margin(0.05));
+  }
 }
 
 TEST_CASE("plan: bad options end with one message and a non-zero exit", "[planner]") {
@@ -174,11 +252,49 @@ TEST_CASE("plan: bad options end with one message and a non-zero exit", "[planne
       {"--model 7b --seq-len 32K --ranks 8 --precision fp8", "unknown precision 'fp8'"},
       {"--model 13b --seq-len 32K --ranks 8", "--model '13b'"},
       {"--model 7b --seq-len 32K --ranks 8 --global-batch-tokens 1000", "--global-batch-tokens"},
+      // An override needs the device it overrides (issue 15: it silently kept the CPU profile).
+      {"--model 7b --seq-len 32K --ranks 8 --device-tflops 100", "--device-tflops needs --device"},
+      {"--model 7b --seq-len 32K --ranks 8 --device-mem-gib 80", "--device-mem-gib needs --device"},
+      {"--model 7b --seq-len 32K --ranks 8 --device custom --device-tflops 100", "--device custom needs"},
+      {"--model 7b --seq-len 32K --ranks 16 --device custom --device-tflops 100 --device-mem-gib 80 --link-gbps 800 "
+       "--ranks-per-node 8",
+       "needs --inter-node-gbps"},
+      {"--model 7b --seq-len 32K --ranks 8 --device h100 --headroom 1.5", "--headroom"},
+      {"--model 7b --seq-len 32K --ranks 8 --device cpu --gpus-per-node 4", "--gpus-per-node is for GPU devices"},
+      {"--model 7b --seq-len 32K --ranks 8 --device h100 --gpus-per-node 4 --ranks-per-node 8", "differ"},
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const RunResult r =
         run_plan(cases[i].args, dir / ("b" + std::to_string(i) + ".out"), dir / ("b" + std::to_string(i) + ".err"));
     INFO(cases[i].args);
     expect_clean_failure(r, nothing, cases[i].needle);
+  }
+}
+
+TEST_CASE("train measures its MFU peak with the dense GEMMs' threads and warns when OpenMP's differ", "[planner]") {
+  // Issue 14 item 7: the Slurm scripts ran the GEMMs on one OpenBLAS thread beside
+  // OMP_NUM_THREADS=cpus-per-task, and MFU's peak was measured with the OpenMP count.
+  ScratchDir dir("planner_threads");
+  const std::string args = "train --model tiny --hidden_size 64 --intermediate_size 128 --num_attention_heads 4 "
+                           "--num_key_value_heads 4 --vocab_size 64 --seq-len 64 --steps 1";
+  for (const auto& [omp, blas] : std::vector<std::pair<int, int>>{{2, 1}, {2, 2}}) {
+    std::string command = ringworld_command(2, args);
+    const std::size_t at = command.find(" -np ");
+    REQUIRE(at != std::string::npos);
+    command.insert(at, " -x OMP_NUM_THREADS=" + std::to_string(omp) + " -x OPENBLAS_NUM_THREADS=" + std::to_string(blas) +
+                           " -x OMP_WAIT_POLICY=passive");
+    RunResult r;
+    r.command = "timeout 120 " + command;
+    const int status = std::system((r.command + " >" + quoted(dir / "out") + " 2>" + quoted(dir / "err")).c_str());
+    r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    r.stdout_text = slurp(dir / "out");
+    r.stderr_text = slurp(dir / "err");
+    INFO(show(r));
+    REQUIRE(r.exit_code == 0);
+    CHECK(r.stdout_text.find("threads per rank: " + std::to_string(blas) + " OpenBLAS (dense GEMMs; the peak above), " +
+                             std::to_string(omp) + " OpenMP") != std::string::npos);
+    const bool warned = r.stderr_text.find("warning: the dense GEMMs run on 1 OpenBLAS thread(s) per rank but the attention "
+                                           "kernels on 2 OpenMP thread(s)") != std::string::npos;
+    CHECK(warned == (omp != blas));
   }
 }

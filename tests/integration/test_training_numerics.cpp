@@ -237,7 +237,7 @@ TEST_CASE("plan: LWM's 128K stage on 32 H100s runs in the largest micro-batches 
   REQUIRE(chosen.exit_code == 0);
   CHECK(chosen.stdout_text.find("micro-batches: 4 of 8 sequence(s) per dp group, --micro-batch-tokens 1048576 (chosen") !=
         std::string::npos);
-  CHECK(chosen.stdout_text.find("): fits") != std::string::npos);
+  CHECK(chosen.stdout_text.find("verdict: fits") != std::string::npos);
   const RunResult whole = run_plan("--model " + lwm + " --stage 128k --ranks 32 --device h100 --micro-batch-tokens 0",
                                    dir / "b.out", dir / "b.err");
   INFO(show(whole));

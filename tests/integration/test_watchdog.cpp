@@ -2,7 +2,12 @@
 // training run (RINGWORLD_INJECT_STALL, a test hook in src/common/activity.h: the rank sleeps
 // 120 s at a ring step). With --timeout 3 the watchdogs must end the job long before the stall
 // would: every rank prints where it is (the stalled rank names the stall, the others what they
-// wait for), the exit is non-zero, and no temporary checkpoint file is left behind.
+// wait for), the exit is non-zero, and no temporary checkpoint file is left behind. The ranks
+// run under tests/mpi/mpi_thread_guard.c (LD_PRELOAD): MPI is initialised MPI_THREAD_FUNNELED,
+// so the watchdog's thread must end the job without any MPI call (issue 14, item 13: it called
+// MPI_Abort while the main thread sat in an MPI wait).
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -23,6 +28,28 @@ std::string watchdog_line(const std::string& text, int rank) {
   return "";
 }
 
+// run_ringworld with the thread guard preloaded into the ranks only (mpirun -x), not into
+// timeout and mpirun themselves.
+RunResult run_guarded(int np, const std::string& args, int timeout_s, const fs::path& out_log, const fs::path& err_log) {
+  std::string command = ringworld_command(np, args);
+  const std::size_t at = command.find(" -np ");
+  REQUIRE(at != std::string::npos);
+  command.insert(at, std::string(" -x LD_PRELOAD=") + RW_THREAD_GUARD_LIB);
+  RunResult r;
+  r.command = "timeout " + std::to_string(timeout_s) + " " + command;
+  const int status = std::system((r.command + " >" + quoted(out_log) + " 2>" + quoted(err_log)).c_str());
+  if (status != -1 && WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
+  r.stdout_text = slurp(out_log);
+  r.stderr_text = slurp(err_log);
+  return r;
+}
+
+int count_of(const std::string& text, const std::string& needle) {
+  int n = 0;
+  for (std::size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
 struct StallEnv {
   explicit StallEnv(const std::string& value) { setenv("RINGWORLD_INJECT_STALL", value.c_str(), 1); }
   ~StallEnv() { unsetenv("RINGWORLD_INJECT_STALL"); }
@@ -39,7 +66,7 @@ TEST_CASE("a stalled rank is named by the watchdogs of every rank and the job en
     StallEnv stall("1:" + std::to_string(stalled_ring_step) + ":120");
     const auto t0 = std::chrono::steady_clock::now();
     // `timeout 100` would report 124: a hang the watchdog failed to end.
-    const RunResult r = run_ringworld(3, args, 100, dir / "out.txt", dir / "err.txt");
+    const RunResult r = run_guarded(3, args, 100, dir / "out.txt", dir / "err.txt");
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     INFO(show(r));
     CHECK(r.exit_code != 0);
@@ -59,6 +86,9 @@ TEST_CASE("a stalled rank is named by the watchdogs of every rank and the job en
              line.find("in an allreduce") != std::string::npos));
     }
     CHECK(r.stderr_text.find("ends the job") != std::string::npos);
+    // The guard ran in every rank, and no thread but MPI's main one called MPI.
+    CHECK(count_of(r.stderr_text, "mpi_thread_guard: active") == 3);
+    CHECK(r.stderr_text.find("mpi_thread_guard: VIOLATION") == std::string::npos);
     for (const auto& entry : fs::directory_iterator(dir / "run"))
       CHECK(entry.path().extension() != ".tmp");
   }

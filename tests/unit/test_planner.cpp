@@ -4,6 +4,8 @@
 // measured resident memory is tests/integration/test_planner.cpp.
 #include <catch2/catch.hpp>
 
+#include <nlohmann/json.hpp>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -12,6 +14,7 @@
 
 #include "src/attention/attention_ops.h"
 #include "src/common/input_error.h"
+#include "src/common/transfer_limits.h"
 #include "src/data/global_batch.h"
 #include "src/data/synthetic_source.h"
 #include "src/model/local_params.h"
@@ -22,6 +25,7 @@
 #include "src/plan/plan_report.h"
 #include "src/plan/step_time_model.h"
 #include "src/plan/token_count.h"
+#include "src/plan/transfer_plan.h"
 #include "src/train/trainer.h"
 
 using namespace rw;
@@ -220,7 +224,8 @@ TEST_CASE("attention FLOPs: 14 h per visible pair, a share 1/sp per rank", "[pla
 }
 
 TEST_CASE("device table: datasheet figures present, precisions ordered, unknown names refused", "[planner]") {
-  for (const std::string name : {"h100", "h200", "mi250x", "mi300x"}) {
+  for (const std::string name : {"a100-40gb", "a100-80gb", "h100", "h200", "mi250x", "mi300x"}) {
+    INFO(name);
     const DeviceSpec d = find_device(name);
     CHECK(d.fp32_tflops > 0);
     CHECK(d.tf32_tflops >= d.fp32_tflops);
@@ -228,13 +233,27 @@ TEST_CASE("device table: datasheet figures present, precisions ordered, unknown 
     CHECK(d.memory_gib > 0);
     CHECK(d.link_gb_per_s > 0);
     CHECK(d.peak_tflops(Precision::bf16) == d.bf16_tflops);
+    // A GPU node: 8 ranks, a network slower than the links inside the node, a stated source.
+    CHECK(d.ranks_per_node == 8);
+    CHECK(d.inter_node_gb_per_s > 0);
+    CHECK(d.inter_node_gb_per_s < d.link_gb_per_s);
+    CHECK(!d.inter_node_basis.empty());
   }
   CHECK(find_device("h200").memory_gib > find_device("h100").memory_gib);
+  // A100 datasheet: 40 and 80 GB, 312 TFLOPS bf16 dense, NVLink 600 GB/s (300 each way).
+  CHECK(find_device("a100-40gb").memory_gib == 40);
+  CHECK(find_device("a100-80gb").memory_gib == 80);
+  CHECK(find_device("a100-80gb").bf16_tflops == 312);
+  CHECK(find_device("a100-80gb").link_gb_per_s == 300);
+  CHECK(find_device("a100-80gb").memory_gb_per_s > find_device("a100-40gb").memory_gb_per_s);
   CHECK(find_device("cpu").reserve_mib > 0);
+  CHECK(find_device("cpu").ranks_per_node == 0);  // every rank on this node unless told otherwise
+  CHECK(is_custom(find_device("custom")));
   try {
     find_device("a100");
     FAIL("no error for an unknown device");
   } catch (const InputError& e) {
+    CHECK(std::string(e.what()).find("a100-40gb") != std::string::npos);
     CHECK(std::string(e.what()).find("h100") != std::string::npos);
   }
   CHECK(parse_precision("tf32") == Precision::tf32);
@@ -256,9 +275,11 @@ TEST_CASE("token counts take K/M/G suffixes and refuse anything else", "[planner
   CHECK(format_token_count(1000) == "1000");
 }
 
-TEST_CASE("the report states the fit, the smallest ring and the overlap verdict", "[planner]") {
+namespace {
+
+PlanRequest h100_request(TrainShape shape) {
   PlanRequest q;
-  q.shape = llama7b(1 << 20, 64);
+  q.shape = shape;
   q.model_name = "model 7b";
   q.device = find_device("h100");
   q.peak_flops_per_s = q.device.fp32_tflops * 1e12;
@@ -266,7 +287,17 @@ TEST_CASE("the report states the fit, the smallest ring and the overlap verdict"
   q.capacity_bytes = q.device.memory_gib * kGiB;
   q.capacity_basis = "datasheet";
   q.link_bytes_per_s = q.device.link_gb_per_s * 1e9;
+  q.inter_node_bytes_per_s = q.device.inter_node_gb_per_s * 1e9;
+  q.inter_node_basis = q.device.inter_node_basis;
+  q.ranks_per_node = q.device.ranks_per_node;
   q.reserve_bytes = q.device.reserve_mib * 1024 * 1024;
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("the report states the fit, the smallest ring and the overlap verdict", "[planner]") {
+  PlanRequest q = h100_request(llama7b(1 << 20, 64));
   const std::string text = plan_report(q);
   CHECK(text.find("predicted peak memory per rank") != std::string::npos);
   CHECK(text.find(": fits") != std::string::npos);
@@ -274,4 +305,152 @@ TEST_CASE("the report states the fit, the smallest ring and the overlap verdict"
   CHECK(text.find("forward : compute") != std::string::npos);
   q.capacity_bytes = 10 * kGiB;
   CHECK(plan_report(q).find("DOES NOT FIT") != std::string::npos);
+}
+
+TEST_CASE("fits means within the memory left after the headroom", "[planner]") {
+  PlanRequest q = h100_request(llama7b(1 << 20, 64));
+  const double total = predict_memory(q.shape, q.reserve_bytes).total_bytes();
+  // Capacity between the prediction and the prediction plus 10%: fits only without headroom.
+  q.capacity_bytes = total * 1.05;
+  q.headroom = 0.10;
+  PlanResult r = evaluate_plan(q);
+  CHECK(r.usable_bytes == Approx(total * 1.05 * 0.9).epsilon(1e-12));
+  CHECK_FALSE(r.fits_memory);
+  CHECK_FALSE(r.fits());
+  CHECK(plan_report(r).find("DOES NOT FIT") != std::string::npos);
+  q.headroom = 0;
+  r = evaluate_plan(q);
+  CHECK(r.fits());
+  CHECK(plan_report(r).find("usable (") != std::string::npos);
+  // The smallest ring honours the headroom too: its prediction fits the usable memory.
+  q.headroom = 0.25;
+  q.capacity_bytes = 80 * kGiB;
+  r = evaluate_plan(q);
+  REQUIRE(r.smallest_ring > 0);
+  CHECK(r.smallest_ring_bytes <= 0.75 * 80 * kGiB);
+  TrainShape smaller = q.shape;
+  const std::vector<int> sizes = possible_ring_sizes(smaller, kMaxRingSearched);
+  const auto it = std::find(sizes.begin(), sizes.end(), r.smallest_ring);
+  REQUIRE(it != sizes.begin());
+  smaller.sp = *(it - 1);
+  CHECK(predict_memory(smaller, q.reserve_bytes).total_bytes() > 0.75 * 80 * kGiB);
+}
+
+TEST_CASE("rings longer than a node cross nodes and run at the inter-node rate", "[planner]") {
+  const NodeLinks links{8, 450e9, 50e9};
+  // 64 ranks of 8 per node, one ring: 8 nodes, every node boundary and the wrap-around cross.
+  LinkUse u = link_use(llama7b(1 << 20, 64), links);
+  CHECK(u.nodes == 8);
+  CHECK(u.ring_hops == 64);
+  CHECK(u.crossing_hops == 8);
+  CHECK(u.rings_crossing == 1);
+  CHECK(u.ring_bytes_per_s == 50e9);
+  CHECK(u.fsdp_bytes_per_s == 50e9);
+  // dp 8 x sp 8: each ring inside its node; the FSDP collectives still span nodes.
+  u = link_use(llama7b(1 << 20, 8, 8), links);
+  CHECK(u.crossing_hops == 0);
+  CHECK(u.rings_crossing == 0);
+  CHECK(u.ring_bytes_per_s == 450e9);
+  CHECK(u.fsdp_bytes_per_s == 50e9);
+  // One node: nothing leaves it.
+  u = link_use(llama7b(1 << 20, 8), links);
+  CHECK(u.nodes == 1);
+  CHECK(u.ring_bytes_per_s == 450e9);
+  CHECK(u.fsdp_bytes_per_s == 450e9);
+  // 6 ranks per node, rings of 4 over 12 ranks: ring 1 (positions 4-7) straddles nodes 0 and 1.
+  u = link_use(llama7b(1 << 12, 4, 3), NodeLinks{6, 450e9, 50e9});
+  CHECK(u.rings_crossing == 1);
+  CHECK(u.crossing_hops == 2);
+  CHECK(u.ring_bytes_per_s == 50e9);
+  // 0 ranks per node: all on one.
+  CHECK(link_use(llama7b(1 << 20, 64), NodeLinks{0, 450e9, 50e9}).nodes == 1);
+
+  // The step time uses the inter-node link for a crossing ring: the forward threshold
+  // c* = F (8 kv + 8) / (4 h share B) with B the inter-node 50 GB/s.
+  PlanRequest q = h100_request(llama7b(1 << 20, 64));
+  const PlanResult r = evaluate_plan(q);
+  CHECK(r.time.link_bytes_per_s == 50e9);
+  CHECK(r.time.fsdp_link_bytes_per_s == 50e9);
+  CHECK(r.time.ring.fwd_min_block_tokens == Approx(67e12 * (8 * 4096 + 8) / (4 * 4096 * 0.5 * 50e9)).epsilon(1e-12));
+  CHECK(plan_report(r).find("1 of 1 ring(s) cross nodes (8 of 64 hops)") != std::string::npos);
+  q.ranks_per_node = 64;  // a (hypothetical) node of 64: NVLink throughout
+  CHECK(evaluate_plan(q).time.link_bytes_per_s == 450e9);
+}
+
+TEST_CASE("the planner knows which transfers exceed one MPI or HDF5 call and how they split", "[planner]") {
+  // Issue 14: LWM's 128K stage, 4M tokens per step over 32 ranks (sp 32, 32 sequences per
+  // group): K|V per hop = 2 x 32 x 4096 tokens x 4096 x 4 B = 2^37 / 32 = 4 GiB: 4 MPI messages.
+  TrainShape s = llama7b(1 << 17, 32);
+  s.sequences_per_group = 32;
+  TransferPlan t = plan_transfers(s);
+  REQUIRE(t.items.size() >= 3);
+  CHECK(t.items[0].name.find("ring K|V") != std::string::npos);
+  CHECK(t.items[0].n_bytes == double(int64_t(1) << 32));
+  CHECK(t.items[0].calls == 4);
+  CHECK(t.items[t.largest].n_bytes == double(int64_t(1) << 32));
+  // 128 ranks: exactly 1 GiB per hop, one message.
+  s.sp = 128;
+  CHECK(plan_transfers(s).items[0].calls == 1);
+  // The limits are parameters: a 1 MiB limit splits a 1 GiB message into 1024.
+  CHECK(plan_transfers(s, 1 << 20, 1 << 20).items[0].calls == 1024);
+  // FSDP: the 7b layer unit (202,383,360 floats, the largest) over 2 ranks moves 2 x 101,191,680
+  // floats (772 MiB) per all-gather: one call under 1 GiB; under a 64 MiB limit, calls of 2 x
+  // 8,388,608 floats: ceil(101,191,680 / 8,388,608) = 13.
+  TrainShape two = llama7b(4096, 2);
+  TransferPlan f = plan_transfers(two);
+  const TransferItem* gather = nullptr;
+  for (const TransferItem& item : f.items)
+    if (item.name.find("all-gather") != std::string::npos) gather = &item;
+  REQUIRE(gather != nullptr);
+  CHECK(gather->n_bytes == 2 * 101191680.0 * 4);
+  CHECK(gather->calls == 1);
+  int checked = 0;
+  for (const TransferItem& item : plan_transfers(two, 64 << 20, 64 << 20).items)
+    if (item.name.find("all-gather") != std::string::npos || item.name.find("reduce-scatter") != std::string::npos) {
+      CHECK(item.calls == 13);
+      ++checked;
+    }
+  CHECK(checked == 2);
+  // The report names the splitting.
+  PlanRequest q = h100_request(llama7b(1 << 17, 32));
+  q.shape.sequences_per_group = 32;
+  const std::string text = plan_report(q);
+  CHECK(text.find("largest MPI transfer of a step: 4.00 GiB (ring K|V payload, per hop): split into 4 calls of <= 1.00 GiB") !=
+        std::string::npos);
+}
+
+TEST_CASE("a reduce-scatter split into pieces adds its piece buffer to the memory model", "[planner]") {
+  // Units of more than 1 GiB per call: the 7b layer unit (202M floats, 809 MB padded) on 1 rank
+  // fits one call; a model with a 4x wider FFN does not.
+  TrainShape s = llama7b(4096, 1);
+  auto has_piece_buffer = [](const MemoryPrediction& m) {
+    for (const MemoryPhase& phase : m.phases)
+      for (const MemoryItem& item : phase.items)
+        if (item.name.find("piece buffer") != std::string::npos) return true;
+    return false;
+  };
+  CHECK_FALSE(has_piece_buffer(predict_memory(s, 0)));
+  s.model.intermediate_size *= 4;
+  const MemoryPrediction m = predict_memory(s, 0);
+  CHECK(has_piece_buffer(m));
+  for (const MemoryPhase& phase : m.phases)
+    for (const MemoryItem& item : phase.items)
+      if (item.name.find("piece buffer") != std::string::npos) CHECK(item.n_bytes == double(kMaxBytesPerMpiCall));
+}
+
+TEST_CASE("plan --json holds the report's figures", "[planner]") {
+  PlanRequest q = h100_request(llama7b(1 << 20, 64));
+  const PlanResult r = evaluate_plan(q);
+  const nlohmann::json j = nlohmann::json::parse(plan_json(r));
+  CHECK(j["fits"].get<bool>() == r.fits());
+  CHECK(j["memory"]["total_bytes"].get<double>() == r.memory.total_bytes());
+  CHECK(j["memory"]["usable_bytes"].get<double>() == r.usable_bytes);
+  CHECK(j["memory"]["headroom"].get<double>() == 0.10);
+  CHECK(j["memory"]["smallest_fitting_sp"].get<int>() == r.smallest_ring);
+  CHECK(j["run"]["ranks"].get<int>() == 64);
+  CHECK(j["model"]["parameters"].get<int64_t>() == 6738415616LL);
+  CHECK(j["topology"]["ring_hops_crossing_nodes"].get<int>() == 8);
+  CHECK(j["step"]["step_s"].get<double>() == r.time.step_s());
+  CHECK(j["transfers"].size() == r.transfers.items.size());
+  CHECK(j["transfers"][0]["calls"].get<double>() == r.transfers.items[0].calls);
 }
