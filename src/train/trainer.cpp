@@ -47,13 +47,24 @@ StepReport Trainer::step() {
   const double multiplier =
       options_.clip_grad_norm > 0 && r.grad_norm > options_.clip_grad_norm ? options_.clip_grad_norm / r.grad_norm : 1.0;
   r.lr = options_.schedule.at(steps_done_);
-  adamw_step(params_, options_.adamw, r.lr, steps_done_ + 1, multiplier);
+  adamw_step(params_, options_.adamw, r.lr, static_cast<int>(optimizer_steps_ + 1), multiplier);
+  ++optimizer_steps_;
   ++steps_done_;
   grid_.barrier();  // the step ends when the slowest rank is done
   r.seconds = wall_seconds() - t0;
   r.ring_compute_s = attention_.compute_s;
   r.ring_wait_s = attention_.wait_s;
   return r;
+}
+
+}  // namespace rw::train
+
+namespace rw::train {
+
+double Trainer::forward_only(const data::LocalBatch& batch, std::vector<double>* token_losses) {
+  token_losses->assign(static_cast<std::size_t>(batch.token_count()), 0.0);
+  attention_.reset_stats();
+  return model_.forward(batch, nullptr, token_losses->data());
 }
 
 }  // namespace rw::train

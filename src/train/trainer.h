@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "device/backend.h"
 #include "mpi/process_grid.h"
@@ -49,6 +50,13 @@ class Trainer {
   FsdpParams& params() { return params_; }
   int steps_done() const { return steps_done_; }
   void set_steps_done(int steps) { steps_done_ = steps; }
+  // AdamW steps the moments have taken (bias correction uses t = this + 1): equal to
+  // steps_done() within a stage, larger when a stage carries the previous one's moments.
+  int64_t optimizer_steps() const { return optimizer_steps_; }
+  void set_optimizer_steps(int64_t steps) { optimizer_steps_ = steps; }
+  // Forward only (validation): the global batch's loss terms are not reduced here; returns
+  // this rank's sum of weight * CE and fills token_losses ([n_sequences, n_local]).
+  double forward_only(const data::LocalBatch& batch, std::vector<double>* token_losses);
 
  private:
   model::LlamaConfig config_;
@@ -60,6 +68,7 @@ class Trainer {
   model::BackendMatMul matmul_;
   model::Transformer<float> model_;
   int steps_done_ = 0;
+  int64_t optimizer_steps_ = 0;
 };
 
 }  // namespace rw::train
