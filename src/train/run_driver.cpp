@@ -328,7 +328,11 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
     for (const std::string& n : decision.notes) std::printf("   %s\n", n.c_str());
     for (const std::string& n : data_notes) std::printf("   dataset checksum of %s\n", n.c_str());
     std::fflush(stdout);
-    nlohmann::ordered_json header;
+  }
+  // The metrics header goes out when the first stage starts (an invocation with nothing left to
+  // do leaves the log as it was).
+  nlohmann::ordered_json header;
+  if (is_root) {
     header["type"] = "header";
     header["ringworld_version"] = build::version();
     header["git_commit"] = build::git_commit();
@@ -341,12 +345,8 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
     if (run_dir) header["run_dir"] = io::absolute_path(run_dir->path());
     header["start"] = ctx.resume_path.empty() ? (continuing ? "continue" : "new") : ctx.resume_path;
     header["notes"] = decision.notes;
-    try {
-      metrics.append(header);
-    } catch (const InputError& e) {
-      std::fprintf(stderr, "ringworld train: warning: %s\n", e.what());
-    }
   }
+  bool header_written = false;
 
   ctx.plan = &plan;
   ctx.grid = grid.get();
@@ -380,6 +380,14 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
                     ctx.resume_state.stage.c_str());
       continue;
     }
+    if (is_root && !header_written) {
+      try {
+        metrics.append(header);
+      } catch (const InputError& e) {
+        std::fprintf(stderr, "ringworld train: warning: %s\n", e.what());
+      }
+    }
+    header_written = true;
     std::string stage_error;
     const StageResult result = run_stage(ctx, index, &stage_error);
     if (result == StageResult::failed) return fail(stage_error);
