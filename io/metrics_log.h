@@ -4,8 +4,9 @@
 // ("2024-05-01T12:34:56.789Z"), as its first key. The records themselves are the driver's:
 //   {"time", "type":"header", version, commit, command line, world size, grid, run id, ...}
 //   {"time", "stage", "step", "loss", ...}                        one per optimizer step
-//   {"time", "type":"validation", "stage", "step", "val_loss", "buckets":[...]}
-//   {"time", "type":"stage_end", "stage", ...}
+//   {"time", "type":"validation", "stage_name", "after_step", "val_loss", "by_position":[...]}
+//   {"time", "type":"stage_end", "stage_name", ...}
+// Only step records have a "stage" key, so `grep '"stage":"b"'` finds a stage's steps.
 // Free of src/ types: records are nlohmann::ordered_json objects.
 #pragma once
 #include <fstream>

@@ -7,9 +7,12 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "device/backend.h"
 #include "device/cpu/sgemm_peak.h"
@@ -93,16 +96,17 @@ void validate_run_settings(const RunPlan& plan) {
   if (!plan.metrics.empty()) io::check_metrics_path(plan.metrics);
 }
 
-// The checkpoint --resume-from names: a file, or a run directory's latest.
-std::string resolve_resume_from(const std::string& path) {
+// The checkpoint an option names: a file, or a run directory's latest.
+std::string resolve_checkpoint_path(const std::string& option, const std::string& path) {
   if (is_directory(path)) {
     const std::string latest = io::RunDirectory(path).read_latest();
-    if (latest.empty()) throw InputError("--resume-from '" + path + "' is a directory without a 'latest' checkpoint");
+    if (latest.empty()) throw InputError(option + " '" + path + "' is a directory without a 'latest' checkpoint");
     return io::RunDirectory(path).file(latest);
   }
-  if (!is_file(path)) throw InputError("--resume-from '" + path + "': no such checkpoint file");
+  if (!is_file(path)) throw InputError(option + " '" + path + "': no such file");
   return path;
 }
+std::string resolve_resume_from(const std::string& path) { return resolve_checkpoint_path("--resume-from", path); }
 
 // Rank 0: the dataset checksum of every file: stage (and the validation data), compared with
 // what the plan recorded and recorded where it has none.
@@ -144,6 +148,139 @@ std::string run_ini_text(const RunPlan& plan, int world, const std::vector<std::
   return text + plan_text.substr(first_line_end);
 }
 
+// The checkpoint this invocation starts from (--resume-from, or the run's latest when it goes
+// on), read and compared with the stage it resumes: ctx.resume_path and resume_state are set,
+// what may differ is added to notes. Throws InputError (nothing written yet).
+void choose_start(const RunPlan& plan, bool continuing, const io::RunDirectoryContents& contents,
+                  const io::RunDirectory* run_dir, RunContext& ctx, std::vector<std::string>& notes) {
+  if (!plan.resume_from.empty()) {
+    ctx.resume_path = resolve_resume_from(plan.resume_from);
+  } else if (continuing) {
+    if (!contents.latest.empty()) ctx.resume_path = run_dir->file(contents.latest);
+    else if (plan.resume) throw InputError("--resume: run directory '" + plan.run_dir + "' has no 'latest' checkpoint");
+  }
+  if (ctx.resume_path.empty()) return;
+  if (!is_file(ctx.resume_path))
+    throw InputError("checkpoint '" + ctx.resume_path + "' (named by " +
+                     (plan.resume_from.empty() ? run_dir->file("latest") : "--resume-from " + plan.resume_from) +
+                     ") does not exist");
+  model::LlamaConfig saved_config;
+  ctx.resume_state = io::read_checkpoint_state(ctx.resume_path, &saved_config);
+  const auto stage = std::find_if(plan.stages.begin(), plan.stages.end(),
+                                  [&](const StageSpec& s) { return s.name == ctx.resume_state.stage; });
+  if (stage == plan.stages.end()) {
+    std::string names;
+    for (const StageSpec& s : plan.stages) names += (names.empty() ? "" : ", ") + s.name;
+    throw InputError("checkpoint '" + ctx.resume_path + "' is of stage '" + ctx.resume_state.stage +
+                     "', which this run's plan does not have (stages: " + names + ")");
+  }
+  const CheckpointCheck check = compare_checkpoint_with_stage(ctx.resume_state, saved_config, plan, *stage,
+                                                              batch_tokens_of(*stage, plan), plan.dp * plan.sp,
+                                                              plan.dp, plan.sp);
+  if (!check.refused.empty()) {
+    std::string list;
+    for (const auto& r : check.refused) list += (list.empty() ? "" : "; ") + r;
+    throw InputError("checkpoint '" + ctx.resume_path + "' does not fit this run's stage '" + stage->name + "': " + list +
+                     " (these cannot change on resume; start a new run to change them)");
+  }
+  for (const auto& r : check.reported) notes.push_back("resuming " + ctx.resume_path + ": " + r);
+  // Rewinding a stage that has ended would mix two histories in one directory.
+  const std::string final_path = run_dir ? run_dir->file(io::checkpoint_final_name(stage->name)) : "";
+  if (!plan.resume_from.empty() && run_dir && ctx.resume_state.step < stage->steps && is_file(final_path) &&
+      final_path != ctx.resume_path)
+    throw InputError("--resume-from: stage '" + stage->name + "' of run directory '" + plan.run_dir + "' has ended (" +
+                     io::checkpoint_final_name(stage->name) +
+                     "); resuming an earlier checkpoint of it there would mix two histories: use a new --run-dir");
+}
+
+// Rank 0, before anything is written: the data files against the run's recorded checksums
+// (recorded where missing; returns what was recorded), and a metrics file named on the command
+// line that holds another run's records. Throws InputError.
+std::vector<std::string> check_inputs_on_root(RunPlan& plan, bool continuing) {
+  std::vector<std::string> notes = check_data_checksums(plan);
+  struct stat info {};
+  if (!plan.metrics.empty() && !continuing && stat(plan.metrics.c_str(), &info) == 0 && info.st_size > 0)
+    throw InputError("--metrics '" + plan.metrics + "' already holds another run's records: name a new file (or remove it)");
+  return notes;
+}
+
+// Rank 0: the run directory, its run.ini (a new run, or a plan changed on resume: the notes
+// become its history) and the metrics log. Throws InputError.
+void open_outputs_on_root(const RunPlan& plan, const RunDirectoryDecision& decision, const io::RunDirectory* run_dir,
+                          int world, io::MetricsLog& metrics) {
+  if (run_dir) {
+    run_dir->create();
+    if (decision.write_run_ini) {
+      std::ifstream in(run_dir->file("run.ini"));
+      std::stringstream previous;
+      previous << in.rdbuf();
+      run_dir->write_file_atomically("run.ini", run_ini_text(plan, world, decision.notes, previous.str()));
+    }
+  }
+  if (!plan.metrics.empty()) metrics = io::MetricsLog(plan.metrics);
+}
+
+// The metrics log's header record of this invocation.
+nlohmann::ordered_json metrics_header(const RunPlan& plan, int world, const io::RunDirectory* run_dir, bool continuing,
+                                      const std::string& start, const std::vector<std::string>& notes) {
+  nlohmann::ordered_json header;
+  header["type"] = "header";
+  header["ringworld_version"] = build::version();
+  header["git_commit"] = build::git_commit();
+  header["command_line"] = build::command_line();
+  header["world_size"] = world;
+  header["dp"] = plan.dp;
+  header["sp"] = plan.sp;
+  header["layout"] = plan.layout;
+  header["run_id"] = plan.run_id;
+  if (run_dir) header["run_dir"] = io::absolute_path(run_dir->path());
+  header["start"] = start.empty() ? (continuing ? "continue" : "new") : start;
+  header["notes"] = notes;
+  return header;
+}
+
+// The stages in order from where the run stands: those complete (a final checkpoint) or behind
+// the resumed checkpoint's stage are skipped. Returns an exit code.
+int run_stages(RunContext& ctx, const std::function<int(const std::string&)>& fail) {
+  const RunPlan& plan = *ctx.plan;
+  const bool is_root = mpi::world_rank() == 0;
+  std::size_t first_stage = 0;
+  if (!ctx.resume_path.empty())
+    for (std::size_t i = 0; i < plan.stages.size(); ++i)
+      if (plan.stages[i].name == ctx.resume_state.stage) first_stage = i;
+  for (std::size_t index = 0; index < plan.stages.size(); ++index) {
+    const StageSpec& stage = plan.stages[index];
+    if (!plan.only_stage.empty() && stage.name != plan.only_stage) continue;
+    const std::string final_path = ctx.run_dir ? ctx.run_dir->file(io::checkpoint_final_name(stage.name)) : "";
+    // A stage resumed mid-way runs even where an older final exists (refused when rewound).
+    const bool resumes_inside =
+        !ctx.resume_path.empty() && ctx.resume_state.stage == stage.name && ctx.resume_state.step < stage.steps;
+    if (ctx.run_dir && !resumes_inside && is_file(final_path)) {
+      if (is_root) std::printf("== stage %s: already complete (%s); skipped\n", stage.name.c_str(), final_path.c_str());
+      if (!ctx.resume_path.empty() && ctx.resume_state.stage == stage.name) ctx.resume_path.clear();
+      continue;
+    }
+    if (index < first_stage) {
+      if (is_root)
+        std::printf("== stage %s: skipped (the run resumes in stage %s)\n", stage.name.c_str(),
+                    ctx.resume_state.stage.c_str());
+      continue;
+    }
+    std::string stage_error;
+    const StageResult result = run_stage(ctx, index, &stage_error);
+    if (result == StageResult::failed) return fail(stage_error);
+    if (result == StageResult::stopped) return kRunStoppedBySignal;
+    const bool more_stages = index + 1 < plan.stages.size() && plan.only_stage.empty();
+    if (ctx.stop_requested && more_stages) {
+      if (is_root)
+        std::printf("ringworld train: stopped after completing stage %s; resume with --resume %s\n", stage.name.c_str(),
+                    ctx.run_dir ? ctx.run_dir->path().c_str() : "DIR");
+      return kRunStoppedBySignal;
+    }
+  }
+  return kRunComplete;
+}
+
 }  // namespace
 
 void install_stop_signal_handlers() {
@@ -170,7 +307,7 @@ std::string memory_preflight_error(const model::LlamaConfig& config, int grid_si
 
 int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
   const bool is_root = mpi::world_rank() == 0;
-  auto fail = [&](const std::string& message) {
+  const std::function<int(const std::string&)> fail = [&](const std::string& message) {
     if (is_root) std::fprintf(stderr, "ringworld train: error: %s\n", message.c_str());
     return 1;
   };
@@ -180,6 +317,8 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
   try {
     layout = parse_layout(requested.layout);
     validate_run_settings(requested);
+    if (!requested.init_params.empty() && is_directory(requested.init_params))
+      requested.init_params = resolve_checkpoint_path("--init-params", requested.init_params);
     for (const StageSpec& stage : requested.stages)
       if (requested.only_stage.empty() || stage.name == requested.only_stage) validate_stage(stage, requested, layout);
   } catch (const InputError& e) {
@@ -187,84 +326,29 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
 
-  // The run directory: a new run, this run continued, or refused (nothing written yet).
+  // The run directory: a new run, this run continued, or refused; then where it starts from.
+  // Nothing is written before every check has passed on every rank.
   const std::unique_ptr<io::RunDirectory> run_dir =
       requested.run_dir.empty() ? nullptr : std::make_unique<io::RunDirectory>(requested.run_dir);
   const io::RunDirectoryContents contents = run_dir ? run_dir->inspect() : io::RunDirectoryContents{};
-  const std::string run_id = from_root(new_run_id());
-  RunDirectoryDecision decision = decide_run_directory(requested, saved, contents, run_id);
+  RunDirectoryDecision decision = decide_run_directory(requested, saved, contents, from_root(new_run_id()));
   if (!(error = mpi::agree_on_error(decision.error)).empty()) return fail(error);
   RunPlan plan = decision.plan;
   const bool continuing = decision.action == RunDirectoryDecision::Action::resume;
-
-  // The checkpoint this invocation starts from, checked against the plan before any work.
   RunContext ctx;
   try {
-    if (!plan.resume_from.empty()) {
-      ctx.resume_path = resolve_resume_from(plan.resume_from);
-    } else if (continuing) {
-      const std::string latest = contents.latest;
-      if (!latest.empty()) ctx.resume_path = run_dir->file(latest);
-      else if (plan.resume) throw InputError("--resume: run directory '" + plan.run_dir + "' has no 'latest' checkpoint");
-    }
-    if (!ctx.resume_path.empty()) {
-      if (!is_file(ctx.resume_path))
-        throw InputError("checkpoint '" + ctx.resume_path + "' (named by " +
-                         (plan.resume_from.empty() ? run_dir->file("latest") : "--resume-from " + plan.resume_from) +
-                         ") does not exist");
-      model::LlamaConfig saved_config;
-      ctx.resume_state = io::read_checkpoint_state(ctx.resume_path, &saved_config);
-      const auto stage = std::find_if(plan.stages.begin(), plan.stages.end(),
-                                      [&](const StageSpec& s) { return s.name == ctx.resume_state.stage; });
-      if (stage == plan.stages.end()) {
-        std::string names;
-        for (const StageSpec& s : plan.stages) names += (names.empty() ? "" : ", ") + s.name;
-        throw InputError("checkpoint '" + ctx.resume_path + "' is of stage '" + ctx.resume_state.stage +
-                         "', which this run's plan does not have (stages: " + names + ")");
-      }
-      const int world = plan.dp * plan.sp;
-      const CheckpointCheck check = compare_checkpoint_with_stage(ctx.resume_state, saved_config, plan, *stage,
-                                                                  batch_tokens_of(*stage, plan), world, plan.dp, plan.sp);
-      if (!check.refused.empty()) {
-        std::string list;
-        for (const auto& r : check.refused) list += (list.empty() ? "" : "; ") + r;
-        throw InputError("checkpoint '" + ctx.resume_path + "' does not fit this run's stage '" + stage->name +
-                         "': " + list + " (these cannot change on resume; start a new run to change them)");
-      }
-      for (const auto& r : check.reported) decision.notes.push_back("resuming " + ctx.resume_path + ": " + r);
-      // Rewinding a stage that has ended would mix two histories in one directory.
-      if (!plan.resume_from.empty() && run_dir && ctx.resume_state.step < stage->steps &&
-          is_file(run_dir->file(io::checkpoint_final_name(stage->name))) &&
-          run_dir->file(io::checkpoint_final_name(stage->name)) != ctx.resume_path)
-        throw InputError("--resume-from: stage '" + stage->name + "' of run directory '" + plan.run_dir +
-                         "' has ended (" + io::checkpoint_final_name(stage->name) +
-                         "); resuming an earlier checkpoint of it there would mix two histories: use a new --run-dir");
-    }
+    choose_start(plan, continuing, contents, run_dir.get(), ctx, decision.notes);
   } catch (const InputError& e) {
     error = e.what();
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
-
-  // Data files: their checksums against the run's record (rank 0 reads them).
   std::vector<std::string> data_notes;
-  {
-    std::string local;
-    if (is_root) {
-      try {
-        data_notes = check_data_checksums(plan);
-      } catch (const InputError& e) {
-        local = e.what();
-      }
+  if (is_root) {
+    try {
+      data_notes = check_inputs_on_root(plan, continuing);
+    } catch (const InputError& e) {
+      error = e.what();
     }
-    error = mpi::agree_on_error(local);
-  }
-  if (!error.empty()) return fail(error);
-
-  // A metrics file named on the command line that already holds records of another run.
-  if (!plan.metrics.empty() && !continuing && is_root) {
-    struct stat info {};
-    if (stat(plan.metrics.c_str(), &info) == 0 && info.st_size > 0)
-      error = "--metrics '" + plan.metrics + "' already holds another run's records: name a new file (or remove it)";
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
 
@@ -281,29 +365,12 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
   // Refuse what cannot fit instead of being killed (agreed: nodes may differ).
   if (!(error = memory_preflight_error(plan.model, grid->size())).empty()) return fail(error);
 
-  // Only now is anything written: the run directory, its run.ini (a new run, or a plan changed
-  // on resume), the metrics log.
+  // Only now is anything written: the run directory, its run.ini, the metrics log.
   io::MetricsLog metrics;
   if (plan.metrics.empty() && run_dir) plan.metrics = run_dir->file("metrics.jsonl");
-  std::string previous_ini;
-  if (saved && run_dir) {
-    std::FILE* f = std::fopen(run_dir->file("run.ini").c_str(), "r");
-    if (f) {
-      char buffer[4096];
-      std::size_t n;
-      while ((n = std::fread(buffer, 1, sizeof buffer, f)) > 0) previous_ini.append(buffer, n);
-      std::fclose(f);
-    }
-  }
-  error.clear();
   if (is_root) {
     try {
-      if (run_dir) {
-        run_dir->create();
-        if (decision.write_run_ini)
-          run_dir->write_file_atomically("run.ini", run_ini_text(plan, grid->size(), decision.notes, previous_ini));
-      }
-      if (!plan.metrics.empty()) metrics = io::MetricsLog(plan.metrics);
+      open_outputs_on_root(plan, decision, run_dir.get(), grid->size(), metrics);
     } catch (const InputError& e) {
       error = e.what();
     }
@@ -328,25 +395,9 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
     for (const std::string& n : decision.notes) std::printf("   %s\n", n.c_str());
     for (const std::string& n : data_notes) std::printf("   dataset checksum of %s\n", n.c_str());
     std::fflush(stdout);
+    // Written when the first stage has loaded its start (run_stage).
+    ctx.metrics_header = metrics_header(plan, grid->size(), run_dir.get(), continuing, ctx.resume_path, decision.notes);
   }
-  // The metrics header goes out when the first stage starts (an invocation with nothing left to
-  // do leaves the log as it was).
-  nlohmann::ordered_json header;
-  if (is_root) {
-    header["type"] = "header";
-    header["ringworld_version"] = build::version();
-    header["git_commit"] = build::git_commit();
-    header["command_line"] = build::command_line();
-    header["world_size"] = grid->size();
-    header["dp"] = plan.dp;
-    header["sp"] = plan.sp;
-    header["layout"] = plan.layout;
-    header["run_id"] = plan.run_id;
-    if (run_dir) header["run_dir"] = io::absolute_path(run_dir->path());
-    header["start"] = ctx.resume_path.empty() ? (continuing ? "continue" : "new") : ctx.resume_path;
-    header["notes"] = decision.notes;
-  }
-  bool header_written = false;
 
   ctx.plan = &plan;
   ctx.grid = grid.get();
@@ -357,49 +408,8 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
   ctx.stop_flag = &g_stop_requested;
   ctx.peak_gflops = peak_gflops;
   ctx.run_start_s = run_start_s;
-  // Stages before the resumed checkpoint's are behind it.
-  std::size_t first_stage = 0;
-  if (!ctx.resume_path.empty())
-    for (std::size_t i = 0; i < plan.stages.size(); ++i)
-      if (plan.stages[i].name == ctx.resume_state.stage) first_stage = i;
-  for (std::size_t index = 0; index < plan.stages.size(); ++index) {
-    const StageSpec& stage = plan.stages[index];
-    if (!plan.only_stage.empty() && stage.name != plan.only_stage) continue;
-    const std::string final_path = run_dir ? run_dir->file(io::checkpoint_final_name(stage.name)) : "";
-    // A stage resumed mid-way runs even where an older final exists (refused above when rewound).
-    const bool resumes_inside = !ctx.resume_path.empty() && ctx.resume_state.stage == stage.name &&
-                                ctx.resume_state.step < stage.steps;
-    if (run_dir && !resumes_inside && is_file(final_path)) {
-      if (is_root) std::printf("== stage %s: already complete (%s); skipped\n", stage.name.c_str(), final_path.c_str());
-      if (!ctx.resume_path.empty() && ctx.resume_state.stage == stage.name) ctx.resume_path.clear();
-      continue;
-    }
-    if (index < first_stage) {
-      if (is_root)
-        std::printf("== stage %s: skipped (the run resumes in stage %s)\n", stage.name.c_str(),
-                    ctx.resume_state.stage.c_str());
-      continue;
-    }
-    if (is_root && !header_written) {
-      try {
-        metrics.append(header);
-      } catch (const InputError& e) {
-        std::fprintf(stderr, "ringworld train: warning: %s\n", e.what());
-      }
-    }
-    header_written = true;
-    std::string stage_error;
-    const StageResult result = run_stage(ctx, index, &stage_error);
-    if (result == StageResult::failed) return fail(stage_error);
-    if (result == StageResult::stopped) return kRunStoppedBySignal;
-    const bool more_stages = index + 1 < plan.stages.size() && plan.only_stage.empty();
-    if (ctx.stop_requested && more_stages) {
-      if (is_root)
-        std::printf("ringworld train: stopped after completing stage %s; resume with --resume %s\n", stage.name.c_str(),
-                    run_dir ? run_dir->path().c_str() : "DIR");
-      return kRunStoppedBySignal;
-    }
-  }
+  const int status = run_stages(ctx, fail);
+  if (status != kRunComplete) return status;
   const double peak_rss_mib = mpi::allreduce_max(static_cast<double>(peak_rss_bytes())) / 1048576.0;
   if (is_root) std::printf("  peak resident memory per rank (max over ranks): %.1f MiB\n", peak_rss_mib);
   return kRunComplete;

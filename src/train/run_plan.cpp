@@ -113,6 +113,7 @@ std::string PlanDifference::text() const {
   // Numbers in their shortest form (to_ini writes 17 digits: 0.0030000000000000001 is 0.003).
   auto shown = [](const std::string& v) -> std::string {
     if (v.empty()) return "(none)";
+    if (v.find_first_of(".eE") == std::string::npos) return v;  // an integer (or a word) as written
     char* end = nullptr;
     const double x = std::strtod(v.c_str(), &end);
     if (end != v.c_str() + v.size() || v.find_first_of("0123456789") == std::string::npos) return v;

@@ -110,17 +110,25 @@ RunDirectoryDecision decide_run_directory(const RunPlan& requested, const std::o
                   ") but no run.ini saying which: start this run in a new directory (--run-dir NEW) or move those "
                   "files away");
   }
+  // The same run: every setting the same, but how it saves, logs, validates and computes (the
+  // settings --resume may change, a stage's length aside), which are then changed as on resume.
   const auto differences = plan_differences(*saved, requested);
-  if (!differences.empty())
-    return refuse("run directory '" + dir + "' holds another run (its run.ini differs: " + list(differences) +
+  std::vector<PlanDifference> identity, how;
+  for (const auto& diff : differences)
+    (changeable(diff) && setting_of(diff.key) != "steps" ? how : identity).push_back(diff);
+  if (!identity.empty())
+    return refuse("run directory '" + dir + "' holds another run (its run.ini differs: " + list(identity) +
                   "): continue that run with `--resume " + dir + "` (which may change only " + changeable_list() +
                   "), or start this one in a new directory (--run-dir NEW)");
+  for (const auto& diff : how) d.notes.push_back("changed on resume: " + diff.text());
+  d.write_run_ini = !how.empty();
   d.plan.run_id = saved->run_id;
   for (StageSpec& s : d.plan.stages)
     for (const StageSpec& old : saved->stages)
       if (old.name == s.name && s.data_checksum.empty()) s.data_checksum = old.data_checksum;
   d.action = RunDirectoryDecision::Action::resume;
-  d.notes.push_back("run directory '" + dir + "' holds this run (the same plan): continuing it");
+  d.notes.insert(d.notes.begin(), "run directory '" + dir + "' holds this run" +
+                                      (how.empty() ? " (the same plan)" : "") + ": continuing it");
   return d;
 }
 

@@ -6,8 +6,9 @@
 // keys_changeable_on_resume() (each change is reported, and recorded in run.ini with a note);
 // any other difference (from --config X.ini or the command line) is refused, naming each key.
 // Without --resume, a run directory that holds anything of a run (run.ini, latest, checkpoints,
-// metrics.jsonl) is continued only when its run.ini holds exactly this plan (the same command
-// run again, or the next stage's job); otherwise the run is refused before anything is written,
+// metrics.jsonl) is continued only when its run.ini holds this plan (the same command run
+// again, or the next stage's job; of the settings --resume may change, all but a stage's steps
+// may differ here too, reported and recorded alike); otherwise the run is refused before anything is written,
 // saying how to continue that run (--resume DIR) or where to start this one (a new --run-dir).
 // A run is never started from random weights over another run's files, and never deletes,
 // appends to or rewrites them.

@@ -62,7 +62,7 @@ void append_metrics(RunContext& ctx, const Json& record) {
 Json validation_record(const StageSpec& stage, int step, const ValidationResult& v) {
   Json r;
   r["type"] = "validation";
-  r["stage"] = stage.name;
+  r["stage_name"] = stage.name;  // not "stage": that key marks step records (scripts grep it)
   r["after_step"] = step;
   r["val_loss"] = v.loss;
   r["val_ppl"] = std::exp(v.loss);
@@ -183,6 +183,10 @@ StageResult run_stage(RunContext& ctx, std::size_t index, std::string* error) {
     err = e.what();
   }
   if (!(err = mpi::agree_on_error(err)).empty()) return failed(err);
+  // The invocation's metrics header, once something will be trained (a refused or empty
+  // invocation leaves the log as it was).
+  if (is_root && !ctx.metrics_header.empty()) append_metrics(ctx, ctx.metrics_header);
+  ctx.metrics_header = nlohmann::ordered_json();
 
   const double flops_per_step = 3 * forward_flops(config, geometry.global_sequences, stage.seq_len, true);
   std::vector<LaterStage> later;
@@ -351,6 +355,11 @@ StageResult run_stage(RunContext& ctx, std::size_t index, std::string* error) {
                   steps_run > 0 ? stage_seconds / steps_run : 0.0,
                   format_count(double(trainer.steps_done()) * double(batch_tokens)).c_str(), first_loss, last_loss);
     std::string summary = line;
+    if (steps_run == 0) {  // resumed at its last step: only the final checkpoint was missing
+      std::snprintf(line, sizeof line, "== stage %s done: no steps left (at step %d of %d)", stage.name.c_str(),
+                    trainer.steps_done(), stage.steps);
+      summary = line;
+    }
     if (have_val) {
       char v[96];
       std::snprintf(v, sizeof v, "; val loss %.4f (ppl %.4g)", val.loss, std::exp(val.loss));
@@ -360,7 +369,7 @@ StageResult run_stage(RunContext& ctx, std::size_t index, std::string* error) {
     std::fflush(stdout);
     Json m;
     m["type"] = stopped ? "stage_stopped" : "stage_end";
-    m["stage"] = stage.name;
+    m["stage_name"] = stage.name;
     m["steps_done"] = trainer.steps_done();
     m["steps_this_run"] = steps_run;
     m["seconds"] = stage_seconds;

@@ -5,6 +5,7 @@
 #pragma once
 #include <csignal>
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "device/backend.h"
@@ -31,6 +32,7 @@ struct RunContext {
   int steps_this_invocation = 0;  // over all stages
   bool stop_requested = false;
   bool metrics_warned = false;
+  nlohmann::ordered_json metrics_header;  // rank 0: written when the first stage starts training
   // The checkpoint this invocation resumes (the stage it belongs to starts from it).
   std::string resume_path;
   io::CheckpointState resume_state;

@@ -481,6 +481,13 @@ TEST_CASE("--resume-from starts from a chosen checkpoint or a directory's latest
     REQUIRE(r.exit_code == 0);
     CHECK(contains(r.stdout_text, "resumed from " + (partial / "ckpt-main-step00000004.h5").string() + " at step 4"));
   }
+  // --init-params with a directory takes its latest too (parameters only: a new stage start).
+  r = ringworld(dir.path, 1, "train " + kModel + " --seq-len 48 --steps 1 --warmup-steps 1 --init-params " + quoted(partial));
+  {
+    INFO(show(r));
+    CHECK(r.exit_code == 0);
+    CHECK(contains(r.stdout_text, "initialised from " + (partial / "ckpt-main-step00000004.h5").string()));
+  }
   // Missing file; rewinding an ended stage in its own directory.
   r = ringworld(dir.path, 1, "train --config " + quoted(ini) + " --run-dir " + quoted(dir / "x") + " --resume-from " +
                                  quoted(dir / "nope.h5"));
@@ -886,10 +893,10 @@ TEST_CASE("step lines, stage summaries, timestamps and validation by position", 
   }
   // a: after steps 2 and 4 (its end); b: after step 2 (its end).
   REQUIRE(validations.size() == 3);
-  CHECK(validations[0]["stage"] == "a");
+  CHECK(validations[0]["stage_name"] == "a");
   CHECK(validations[0]["after_step"] == 2);
   CHECK(validations[1]["after_step"] == 4);
-  CHECK(validations[2]["stage"] == "b");
+  CHECK(validations[2]["stage_name"] == "b");
   for (const Json& v : validations) {
     // The buckets partition the held-out tokens: their weighted mean is the total loss (only
     // summation order differs: relative 1e-12 is ~1e4 ulps of a sum of ~200 terms).
@@ -918,9 +925,10 @@ TEST_CASE("step lines, stage summaries, timestamps and validation by position", 
   r = ringworld(dir.path, 1, "train --resume " + quoted(split));
   REQUIRE(r.exit_code == 0);
   std::map<std::string, double> want, got;
-  for (const Json& v : validations) want[v["stage"].get<std::string>() + std::to_string(v["after_step"].get<int>())] = v["val_loss"];
+  for (const Json& v : validations)
+    want[v["stage_name"].get<std::string>() + std::to_string(v["after_step"].get<int>())] = v["val_loss"];
   for (const Json& rec : records(split / "metrics.jsonl"))
     if (rec.value("type", "") == "validation")
-      got[rec["stage"].get<std::string>() + std::to_string(rec["after_step"].get<int>())] = rec["val_loss"];
+      got[rec["stage_name"].get<std::string>() + std::to_string(rec["after_step"].get<int>())] = rec["val_loss"];
   CHECK(got == want);
 }
