@@ -6,8 +6,8 @@
 // it runs `timeout N mpirun -np N ringworld ...` and inspects the files with the serial HDF5 C
 // API and nlohmann-json. Every run uses a tiny LLaMA (hidden 32, intermediate 64, 2 layers, 4
 // heads on 2 kv heads, vocab 48 or 260 for byte-tokenized files) on sequences of 48 tokens, 1
-// rank unless the case needs more, so a run takes about a second and the whole program about a
-// minute on 2 busy cores.
+// rank unless the case needs more, so a run takes about a second (~40 runs: ~25 s of CPU, 140 s
+// wall on 2 cores shared with other work).
 //
 // What is tested (each case failed before the change it pins; see the case's comment):
 //   1. --resume DIR --config X.ini: DIR/run.ini wins; a different plan (from X.ini or options) is
