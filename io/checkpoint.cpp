@@ -3,16 +3,25 @@
 
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "io/params_io.h"
 #include "io/params_io_internal.h"
+#include "mpi/runtime.h"
+#include "src/common/build_info.h"
 #include "src/common/input_error.h"
 
 namespace rw::io {
 namespace {
+
+using Json = nlohmann::ordered_json;
 
 void write_string_attribute(hid_t object, const std::string& name, const std::string& value) {
   hid_t type = H5Tcopy(H5T_C_S1);
@@ -47,6 +56,9 @@ bool read_string_attribute(hid_t object, const char* name, std::string* out) {
 }
 
 const char* kIntStateFields[] = {"step", "tokens_seen", "stage_index", "seq_len", "world_size", "dp", "sp"};
+// Format 2 adds these (root attributes).
+const char* kIntStateFieldsV2[] = {"global_batch_tokens"};
+const char* kStringStateFieldsV2[] = {"run_id", "ringworld_version", "git_commit", "command_line"};
 
 int64_t* int_field(CheckpointState& s, const std::string& name) {
   if (name == "step") return &s.step;
@@ -55,27 +67,181 @@ int64_t* int_field(CheckpointState& s, const std::string& name) {
   if (name == "seq_len") return &s.seq_len;
   if (name == "world_size") return &s.world_size;
   if (name == "dp") return &s.dp;
+  if (name == "global_batch_tokens") return &s.global_batch_tokens;
   return &s.sp;
+}
+
+std::string* string_field(CheckpointState& s, const std::string& name) {
+  if (name == "run_id") return &s.run_id;
+  if (name == "ringworld_version") return &s.ringworld_version;
+  if (name == "git_commit") return &s.git_commit;
+  return &s.command_line;
+}
+
+// The protected record: every value of the checkpoint that is not a tensor, under the name it
+// has in the file (attributes by name; "optim/adam_step", "rng/seed", "data/cursor").
+Json state_record(const model::LlamaConfig& config, CheckpointState s) {
+  Json r;
+  r["format_version"] = s.format_version;
+  for (const auto& f : model::config_fields()) {
+    if (f.integer) r[f.name] = config.*f.integer;
+    else r[f.name] = config.*f.real;
+  }
+  for (const char* f : kIntStateFields) r[f] = *int_field(s, f);
+  for (const char* f : kIntStateFieldsV2) r[f] = *int_field(s, f);
+  r["stage"] = s.stage;
+  r["layout"] = s.layout;
+  for (const char* f : kStringStateFieldsV2) r[f] = *string_field(s, f);
+  r["optim/adam_step"] = s.adam_step;
+  r["rng/seed"] = s.seed;
+  r["data/cursor"] = s.data_cursor;
+  return r;
+}
+
+uint64_t crc32_of(const std::string& text) {
+  return ::crc32_z(::crc32_z(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()), text.size());
+}
+
+// What the file holds now, read raw (no validation), in the record's shape; a value that is
+// missing or unreadable is null.
+Json actual_record(hid_t file, const H5File& h5, const Json& like) {
+  Json r;
+  for (const auto& [key, expected] : like.items()) {
+    Json value;  // null
+    if (key == "optim/adam_step") {
+      if (H5Lexists(file, "optim", H5P_DEFAULT) > 0) {
+        hid_t g = H5Gopen2(file, "optim", H5P_DEFAULT);
+        int64_t v = 0;
+        if (g >= 0 && read_attribute(g, "adam_step", H5T_NATIVE_INT64, &v)) value = v;
+        if (g >= 0) H5Gclose(g);
+      }
+    } else if (key == "rng/seed" || key == "data/cursor") {
+      if (h5.has_dataset(key)) value = h5.read_scalar_u64(key);
+    } else if (expected.is_string()) {
+      std::string v;
+      if (read_string_attribute(file, key.c_str(), &v)) value = v;
+    } else if (expected.is_number_float()) {
+      double v = 0;
+      if (read_attribute(file, key.c_str(), H5T_NATIVE_DOUBLE, &v)) value = v;
+    } else {
+      int64_t v = 0;
+      if (read_attribute(file, key.c_str(), H5T_NATIVE_INT64, &v)) value = v;
+    }
+    r[key] = value;
+  }
+  return r;
+}
+
+std::string value_text(const Json& v) { return v.is_null() ? "missing" : v.dump(); }
+
+// Verifies the state record of a format-2 file: its CRC, then every value against it.
+void verify_state_record(const std::string& path, const H5File& file) {
+  std::string text;
+  int64_t stored_crc = -1;
+  if (!read_string_attribute(file.id(), "state_record", &text) ||
+      !read_attribute(file.id(), "state_record_crc32", H5T_NATIVE_INT64, &stored_crc))
+    throw InputError("checkpoint '" + path + "' has no state_record or state_record_crc32 attribute");
+  if (static_cast<uint64_t>(stored_crc) != crc32_of(text))
+    throw InputError("checkpoint '" + path +
+                     "': its state record (step, data cursor, seed, config) fails its CRC-32: the file is corrupted "
+                     "(or was modified after it was written)");
+  Json record;
+  try {
+    record = Json::parse(text);
+  } catch (const nlohmann::json::exception&) {
+    throw InputError("checkpoint '" + path + "': its state record is not valid JSON");
+  }
+  if (!record.is_object()) throw InputError("checkpoint '" + path + "': its state record is not a JSON object");
+  const Json actual = actual_record(file.id(), file, record);
+  for (const auto& [key, want] : record.items()) {
+    const Json& got = actual.at(key);
+    if (got != want)
+      throw InputError("checkpoint '" + path + "': " + (key.find('/') == std::string::npos ? "attribute '" : "'") + key +
+                       "' is " + value_text(got) + " but its state record says " + value_text(want) +
+                       ": the file was modified or corrupted after it was written");
+  }
+}
+
+// This rank's slab of each tensor of `group` as byte ranges of the file (contiguous datasets;
+// others are skipped), appended to `ranges`. Collective: every rank opens every dataset.
+void add_own_slab_ranges(const H5File& file, train::FsdpParams& params, const std::string& group,
+                         std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
+  const auto& units = params.units();
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    const auto& shard = params.shards()[u];
+    for (std::size_t t = 0; t < units[u].tensors.size(); ++t) {
+      const int64_t t_begin = units[u].offsets[t], t_end = t_begin + units[u].tensors[t].count();
+      const int64_t lo = std::max(t_begin, shard.begin), hi = std::min(t_end, shard.end);
+      const std::string name = group + "/" + units[u].tensors[t].name;
+      if (H5Lexists(file.id(), group.c_str(), H5P_DEFAULT) <= 0 || !file.has_dataset(name)) continue;
+      hid_t ds = H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT);
+      if (ds < 0) continue;
+      const haddr_t offset = H5Dget_offset(ds);  // HADDR_UNDEF unless contiguous and allocated
+      H5Dclose(ds);
+      if (offset == HADDR_UNDEF || hi <= lo) continue;
+      const uint64_t element = sizeof(float);
+      ranges.emplace_back(offset + static_cast<uint64_t>(lo - t_begin) * element, static_cast<uint64_t>(hi - lo) * element);
+    }
+  }
+}
+
+void prefetch_own_slabs(const H5File& file, train::FsdpParams& params, const std::vector<std::string>& groups) {
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (const std::string& g : groups) add_own_slab_ranges(file, params, g, ranges);
+  std::sort(ranges.begin(), ranges.end());
+  std::vector<std::pair<uint64_t, uint64_t>> merged;
+  for (const auto& r : ranges) {
+    if (!merged.empty() && merged.back().first + merged.back().second >= r.first)
+      merged.back().second = std::max(merged.back().second, r.first + r.second - merged.back().first);
+    else
+      merged.push_back(r);
+  }
+  const int fd = open(file.path().c_str(), O_RDONLY);
+  if (fd >= 0) {
+    for (const auto& [offset, length] : merged)
+      posix_fadvise(fd, static_cast<off_t>(offset), static_cast<off_t>(length), POSIX_FADV_WILLNEED);
+    close(fd);
+  }
+  if (std::getenv("RINGWORLD_PREFETCH_REPORT")) {
+    std::string text = "ringworld: rank " + std::to_string(mpi::world_rank()) + " prefetch " +
+                       std::to_string(merged.size()) + " range(s):";
+    for (const auto& [offset, length] : merged) text += " " + std::to_string(offset) + "+" + std::to_string(length);
+    std::fprintf(stderr, "%s\n", text.c_str());
+  }
 }
 
 }  // namespace
 
 void save_checkpoint(const std::string& path, const model::LlamaConfig& config, train::FsdpParams& params,
                      const CheckpointState& state) {
+  CheckpointState s = state;
+  s.format_version = kCheckpointVersion;
+  s.ringworld_version = build::version();
+  s.git_commit = build::git_commit();
+  if (s.command_line.empty()) s.command_line = build::command_line();
+  const std::string record = state_record(config, s).dump();
+  const int64_t record_crc = static_cast<int64_t>(crc32_of(record));
   write_file_atomically(path, [&](H5File& file) {
     write_config_attributes(file, config, {});
     write_string_attribute(file.id(), "format", kCheckpointFormat);
     const int64_t version = kCheckpointVersion;
     write_attribute(file.id(), "format_version", H5T_STD_I64LE, H5T_NATIVE_INT64, &version);
-    CheckpointState s = state;
     for (const char* f : kIntStateFields) write_attribute(file.id(), f, H5T_STD_I64LE, H5T_NATIVE_INT64, int_field(s, f));
-    write_string_attribute(file.id(), "stage", state.stage);
-    write_string_attribute(file.id(), "layout", state.layout);
+    for (const char* f : kIntStateFieldsV2) write_attribute(file.id(), f, H5T_STD_I64LE, H5T_NATIVE_INT64, int_field(s, f));
+    write_string_attribute(file.id(), "stage", s.stage);
+    write_string_attribute(file.id(), "layout", s.layout);
+    for (const char* f : kStringStateFieldsV2) write_string_attribute(file.id(), f, *string_field(s, f));
+    write_string_attribute(file.id(), "state_record", record);
+    write_attribute(file.id(), "state_record_crc32", H5T_STD_I64LE, H5T_NATIVE_INT64, &record_crc);
     write_tensor_group(file, params, "/params", ShardField::weights, true);
     write_tensor_group(file, params, "/optim/m", ShardField::adam_m, true);
     write_tensor_group(file, params, "/optim/v", ShardField::adam_v, true);
-    file.write_scalar_u64("/rng/seed", state.seed);
-    file.write_scalar_u64("/data/cursor", state.data_cursor);
+    hid_t optim = H5Gopen2(file.id(), "/optim", H5P_DEFAULT);
+    RW_H5_CHECK(optim);
+    write_attribute(optim, "adam_step", H5T_STD_I64LE, H5T_NATIVE_INT64, &s.adam_step);
+    H5Gclose(optim);
+    file.write_scalar_u64("/rng/seed", s.seed);
+    file.write_scalar_u64("/data/cursor", s.data_cursor);
   });
 }
 
@@ -93,11 +259,15 @@ CheckpointState read_checkpoint_state(const std::string& path, model::LlamaConfi
     throw InputError("'" + path + "' is not a ringworld checkpoint (no format attribute '" +
                      std::string(kCheckpointFormat) + "')");
   int64_t version = 0;
-  if (!read_attribute(file.id(), "format_version", H5T_NATIVE_INT64, &version) || version != kCheckpointVersion)
+  if (!read_attribute(file.id(), "format_version", H5T_NATIVE_INT64, &version) ||
+      version < kOldestReadableCheckpointVersion || version > kCheckpointVersion)
     throw InputError("'" + path + "' has checkpoint format version " + std::to_string(version) + "; this build reads " +
-                     std::to_string(kCheckpointVersion));
+                     std::to_string(kOldestReadableCheckpointVersion) + " to " + std::to_string(kCheckpointVersion));
+  // The record first: a changed value is named before anything interprets it.
+  if (version >= 2) verify_state_record(path, file);
   *config = read_model_config(path);
   CheckpointState s;
+  s.format_version = version;
   for (const char* f : kIntStateFields)
     if (!read_attribute(file.id(), f, H5T_NATIVE_INT64, int_field(s, f)))
       throw InputError("checkpoint '" + path + "' has no attribute '" + f + "'");
@@ -107,20 +277,45 @@ CheckpointState read_checkpoint_state(const std::string& path, model::LlamaConfi
     throw InputError("checkpoint '" + path + "' has no /rng/seed or /data/cursor");
   s.seed = file.read_scalar_u64("rng/seed");
   s.data_cursor = file.read_scalar_u64("data/cursor");
+  if (version >= 2) {
+    for (const char* f : kIntStateFieldsV2)
+      if (!read_attribute(file.id(), f, H5T_NATIVE_INT64, int_field(s, f)))
+        throw InputError("checkpoint '" + path + "' has no attribute '" + f + "'");
+    for (const char* f : kStringStateFieldsV2)
+      if (!read_string_attribute(file.id(), f, string_field(s, f)))
+        throw InputError("checkpoint '" + path + "' has no attribute '" + f + "'");
+    hid_t optim = H5Gopen2(file.id(), "optim", H5P_DEFAULT);
+    const bool ok = optim >= 0 && read_attribute(optim, "adam_step", H5T_NATIVE_INT64, &s.adam_step);
+    if (optim >= 0) H5Gclose(optim);
+    if (!ok) throw InputError("checkpoint '" + path + "' has no /optim attribute 'adam_step'");
+  } else {
+    s.adam_step = s.step;
+    s.adam_step_known = false;
+  }
+  if (s.step < 0 || s.adam_step < 0 || s.tokens_seen < 0 || s.seq_len < 0)
+    throw InputError("checkpoint '" + path + "' has a negative step, adam_step, tokens_seen or seq_len");
   return s;
+}
+
+std::string read_checkpoint_run_id(const std::string& path) {
+  silence_hdf5_errors();
+  hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return "";
+  std::string id;
+  if (!read_string_attribute(file, "run_id", &id)) id.clear();
+  H5Fclose(file);
+  return id;
 }
 
 void load_checkpoint(const std::string& path, train::FsdpParams& params, bool with_optimizer) {
   silence_hdf5_errors();
-  // Ask the kernel to read the file ahead while tensors are read and checksummed one by one, so
-  // device reads overlap the checksum work (every rank: nodes have their own page caches; on one
-  // node the repeated requests find the pages already on their way).
-  const int fd = open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
-    close(fd);
-  }
   H5File file = H5File::open_read(path);
+  // Ask the kernel to read ahead this rank's slabs while tensors are read and checksummed one
+  // by one, so device reads overlap the checksum work; only its own (a whole 7B checkpoint with
+  // moments is ~80 GB per node).
+  std::vector<std::string> groups = {"params"};
+  if (with_optimizer) groups.insert(groups.end(), {"optim/m", "optim/v"});
+  prefetch_own_slabs(file, params, groups);
   read_tensor_group(file, params, "params", ShardField::weights, true);
   if (with_optimizer) {
     read_tensor_group(file, params, "optim/m", ShardField::adam_m, true);

@@ -6,6 +6,7 @@
 #include "device/cpu/blas_kernel_select.h"
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
+#include "src/common/build_info.h"
 
 namespace {
 
@@ -23,11 +24,12 @@ const char* kUsage =
     "  plan        predict memory per rank, step time and ring overlap of a run before it runs\n"
     "  bench       training throughput and ring communication at one point of a scaling study\n"
     "\n"
-    "`ringworld <command> --help` describes a command's options.\n";
+    "`ringworld <command> --help` describes a command's options; `ringworld --version` the build.\n";
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  rw::build::set_command_line(argc, argv);  // before MPI may rewrite argv
   rw::device::cpu::select_blas_kernel(argc, argv);
   rw::mpi::Runtime mpi_runtime(argc, argv);
   const bool is_root = rw::mpi::world_rank() == 0;
@@ -37,7 +39,9 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   if (command == "--version") {
-    if (is_root) std::printf("ringworld 0.1.0\n");
+    if (is_root)
+      std::printf("ringworld %s\ngit commit: %s\nbuild: %s\n", rw::build::version(), rw::build::git_commit(),
+                  rw::build::build_options());
     return 0;
   }
   if (command == "attn") return rw::cli::run_attn(argc - 1, argv + 1);

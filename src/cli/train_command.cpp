@@ -11,6 +11,7 @@
 #include <iostream>
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -22,6 +23,7 @@
 #include "src/common/input_error.h"
 #include "src/train/run_driver.h"
 #include "src/train/trainer.h"
+#include "src/train/run_reuse.h"
 
 namespace po = boost::program_options;
 
@@ -32,7 +34,16 @@ const char* kTrainHelp =
     "usage: mpirun -np N ringworld train [options]        (N = dp x sp; default sp = N, dp = 1)\n"
     "       mpirun -np N ringworld train --config run.ini [--stage NAME] [--run-dir DIR]\n"
     "       mpirun -np N ringworld train --resume DIR      (continue from DIR/latest; DIR/run.ini)\n"
+    "       mpirun -np N ringworld train --resume DIR --resume-from DIR/ckpt-main-step00000100.h5\n"
     "Under Slurm (SLURM_JOB_ID set) the run directory defaults to runs/slurm-<SLURM_JOB_ID>.\n"
+    "\n"
+    "Run directory: DIR/run.ini is the run's plan. --resume DIR follows it; only steps, checkpoint-every,\n"
+    "keep-last, log-every, layout, block-q, block-k, ffn-chunk and the validation options may change\n"
+    "(reported, and recorded in run.ini); any other difference, from --config or the command line, is\n"
+    "refused naming it. A run started over a directory holding a run continues it only when the plan is\n"
+    "the same (but for those, steps aside); otherwise it is refused (use --resume DIR, or a new --run-dir).\n"
+    "Per invocation: --dp, --sp, --stage, --stop-after-steps, --timeout, --metrics, --device, --save-params,\n"
+    "--resume-from.\n"
     "\n"
     "Options may come from an INI file with the same names (seq-len = 4096, hidden_size = 256).\n"
     "Stages of progressive context extension are sections of that file, run in order, each\n"
@@ -68,10 +79,9 @@ void print_slurm_line(const std::string& run_dir, bool slurm_default_run_dir) {
 
 int run_train(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
-  train::RunPlan plan;
+  train::RunPlan plan;  // the options below write here (build_plan resets it for each plan it builds)
   train::StageSpec cli_stage;
   std::string config_file, resume_dir;
-  bool slurm_run_dir = false;  // the run directory is Slurm's default, runs/slurm-<SLURM_JOB_ID>
   po::options_description general("run"), stage_opts("stage (without [stage.*] sections)"),
       model_opts("model (Hugging Face LlamaConfig names override the preset)");
   general.add_options()
@@ -123,30 +133,58 @@ int run_train(int argc, char** argv) {
     if (f.integer) model_opts.add_options()(f.name, po::value<int64_t>(), "");
     else model_opts.add_options()(f.name, po::value<double>(), "");
   }
-  po::options_description all;
-  all.add(general).add(stage_opts).add(model_opts);
+  // The run directory, resume and validation (see src/train/run_reuse.h, validation.h).
+  po::options_description run_dir_opts("run directory, resume and validation");
+  run_dir_opts.add_options()
+      ("resume-from", po::value(&plan.resume_from),
+       "start from this checkpoint (a run directory: its latest), not only RUN_DIR/latest")
+      ("val-data", po::value(&plan.val_data), "held-out data for validation (a --data spec)")
+      ("eval-every", po::value(&plan.eval_every)->default_value(0), "steps between validations (0: at each stage's end)")
+      ("val-sequences", po::value(&plan.val_sequences)->default_value(0),
+       "sequences per validation, a multiple of dp (0: one step's batch)")
+      ("val-bucket-tokens", po::value(&plan.val_bucket_tokens)->default_value(0),
+       "width of the validation's position buckets (0: seq-len / 8, a power of 2)");
+  po::options_description hidden;
+  hidden.add_options()("run-id", po::value(&plan.run_id), "");  // run.ini's, never typed
+  po::options_description all, visible;
+  all.add(general).add(run_dir_opts).add(stage_opts).add(model_opts).add(hidden);
+  visible.add(general).add(run_dir_opts).add(stage_opts).add(model_opts);
 
-  po::variables_map vm;
+  // The command line alone first: help, --resume, --config.
+  po::parsed_options cli(&all);
+  po::variables_map cli_vm;
   try {
-    const po::parsed_options cli = po::command_line_parser(argc, argv).options(all).run();
-    po::store(cli, vm);
-    std::set<std::string> on_command_line;
-    for (const auto& o : cli.options) on_command_line.insert(o.string_key);
-    if (vm.count("resume")) {
-      resume_dir = vm["resume"].as<std::string>();
-      if (!vm.count("config")) config_file = resume_dir + "/run.ini";
-    } else if (vm.count("config")) {
-      config_file = vm["config"].as<std::string>();
-    }
+    cli = po::command_line_parser(argc, argv).options(all).run();
+    po::store(cli, cli_vm);
+  } catch (const std::exception& e) {
+    if (is_root) std::fprintf(stderr, "ringworld train: error: %s\n", e.what());
+    return 2;
+  }
+  if (cli_vm.count("help")) {
+    if (is_root) std::cout << kTrainHelp << "\n" << visible << "\n";
+    return 0;
+  }
+  std::set<std::string> on_command_line;
+  for (const auto& o : cli.options) on_command_line.insert(o.string_key);
+  const bool resume = cli_vm.count("resume") > 0;
+
+  // A plan from an INI file (or none) and, with_command_line, the command line on top (it wins).
+  // On resume, stage options on the command line set the stage they name (--stage) or the only
+  // one, so that run_reuse can allow (steps) or refuse them by name.
+  auto build_plan = [&](const std::string& file, bool with_command_line) {
+    plan = train::RunPlan{};
+    cli_stage = train::StageSpec{};
+    po::variables_map vm;
+    if (with_command_line) po::store(cli, vm);
     std::vector<train::StageSpec> stages;
-    if (!config_file.empty()) {
-      po::parsed_options parsed = parse_config_file(config_file, all);
+    if (!file.empty()) {
+      po::parsed_options parsed = parse_config_file(file, all);
       std::map<std::string, std::set<std::string>> stage_fields;
       for (const auto& o : parsed.options) {
         if (!o.unregistered) continue;
         const std::string& key = o.string_key;
         if (key.rfind("stage.", 0) != 0 || key.find('.', 6) == std::string::npos)
-          throw InputError("config file '" + config_file + "': unknown option '" + key + "'");
+          throw InputError("config file '" + file + "': unknown option '" + key + "'");
         const std::size_t dot = key.find('.', 6);
         const std::string name = key.substr(6, dot - 6), field = key.substr(dot + 1);
         auto it = std::find_if(stages.begin(), stages.end(), [&](const train::StageSpec& s) { return s.name == name; });
@@ -155,30 +193,37 @@ int run_train(int argc, char** argv) {
           stages.back().name = name;
           it = stages.end() - 1;
         }
-        if (o.value.empty()) throw InputError("config file '" + config_file + "': stage '" + name + "' key '" + field + "' has no value");
+        if (o.value.empty()) throw InputError("config file '" + file + "': stage '" + name + "' key '" + field + "' has no value");
         train::set_stage_field(*it, field, o.value.front());
         stage_fields[name].insert(field);
       }
       for (const auto& s : stages)
         for (const std::string& key : train::required_stage_keys())
           if (!stage_fields[s.name].count(key))
-            throw InputError("config file '" + config_file + "': stage '" + s.name + "' is missing '" + key + "'");
+            throw InputError("config file '" + file + "': stage '" + s.name + "' is missing '" + key + "'");
       // Remove the unregistered entries before storing the rest (command line wins: stored first).
       parsed.options.erase(std::remove_if(parsed.options.begin(), parsed.options.end(),
                                           [](const po::option& o) { return o.unregistered; }),
                            parsed.options.end());
       po::store(parsed, vm);
-      if (!stages.empty())
-        for (const char* o : kStageOptions)
-          if (on_command_line.count(o))
-            throw InputError("--" + std::string(o) + " conflicts with the [stage.*] sections of '" + config_file +
+      if (!stages.empty() && with_command_line)
+        for (const char* o : kStageOptions) {
+          if (!on_command_line.count(o)) continue;
+          if (!resume)
+            throw InputError("--" + std::string(o) + " conflicts with the [stage.*] sections of '" + file +
                              "' (set it in the sections)");
+          const std::string only = vm.count("stage") ? vm["stage"].as<std::string>() : "";
+          if (only.empty() && stages.size() > 1)
+            throw InputError("--" + std::string(o) + " on resume: the run has " + std::to_string(stages.size()) +
+                             " stages; say which with --stage NAME");
+          auto target = std::find_if(stages.begin(), stages.end(),
+                                     [&](const train::StageSpec& s) { return only.empty() || s.name == only; });
+          if (target == stages.end()) throw InputError("--stage '" + only + "' is not a stage of this run");
+          for (const auto& opt : cli.options)
+            if (opt.string_key == o && !opt.value.empty()) train::set_stage_field(*target, o, opt.value.back());
+        }
     }
     po::notify(vm);
-    if (vm.count("help")) {
-      if (is_root) std::cout << kTrainHelp << "\n" << all << "\n";
-      return 0;
-    }
     plan.carry_optimizer = vm["carry-optimizer"].as<int>() != 0;
     plan.model = model::preset_config(plan.model_preset);
     for (const auto& f : model::config_fields()) {
@@ -190,6 +235,9 @@ int run_train(int argc, char** argv) {
       cli_stage.rope_theta = plan.model.rope_theta;
       stages.push_back(cli_stage);
     }
+    // Data paths as absolute paths: run.ini then works from any directory.
+    for (auto& s : stages) s.data = train::absolute_data_spec(s.data);
+    plan.val_data = train::absolute_data_spec(plan.val_data);
     plan.stages = stages;
     plan.model.validate();
     parse_layout(plan.layout);
@@ -200,20 +248,49 @@ int run_train(int argc, char** argv) {
       throw InputError("--stage '" + plan.only_stage + "' is not a stage of this run");
     if (plan.block_q < 1 || plan.block_k < 1 || plan.ffn_chunk < 1 || plan.log_every < 1)
       throw InputError("--block-q, --block-k, --ffn-chunk and --log-every must be positive");
-    if (!resume_dir.empty()) {
-      plan.run_dir = resume_dir;
-      plan.resume = true;
+    return plan;
+  };
+
+  train::RunPlan requested;
+  std::optional<train::RunPlan> saved;
+  bool slurm_run_dir = false;  // the run directory is Slurm's default, runs/slurm-<SLURM_JOB_ID>
+  try {
+    if (resume) {
+      resume_dir = cli_vm["resume"].as<std::string>();
+      if (cli_vm.count("run-dir") && cli_vm["run-dir"].as<std::string>() != resume_dir)
+        throw InputError("--resume '" + resume_dir + "' and --run-dir '" + cli_vm["run-dir"].as<std::string>() +
+                         "': a resumed run stays in its directory (give one of them)");
+      if (!cli_vm.count("config") && !std::ifstream(resume_dir + "/run.ini").good())
+        throw InputError("--resume '" + resume_dir + "': no readable run.ini there, so it is not a ringworld run directory");
+      config_file = cli_vm.count("config") ? cli_vm["config"].as<std::string>() : resume_dir + "/run.ini";
+    } else if (cli_vm.count("config")) {
+      config_file = cli_vm["config"].as<std::string>();
     }
-    slurm_run_dir = plan.run_dir.empty() && std::getenv("SLURM_JOB_ID") != nullptr;
-    if (slurm_run_dir) plan.run_dir = std::string("runs/slurm-") + std::getenv("SLURM_JOB_ID");
-    if (!plan.save_params.empty()) io::check_output_path(plan.save_params);
+    requested = build_plan(config_file, true);
+    if (resume) {
+      requested.run_dir = resume_dir;
+      requested.resume = true;
+    }
+    slurm_run_dir = requested.run_dir.empty() && std::getenv("SLURM_JOB_ID") != nullptr;
+    if (slurm_run_dir) requested.run_dir = std::string("runs/slurm-") + std::getenv("SLURM_JOB_ID");
+    if (!requested.save_params.empty()) io::check_output_path(requested.save_params);
+    // The run already in the directory, as its run.ini says (nothing of this invocation).
+    const std::string saved_ini = requested.run_dir.empty() ? "" : requested.run_dir + "/run.ini";
+    if (!saved_ini.empty() && std::ifstream(saved_ini).good()) {
+      try {
+        saved = build_plan(saved_ini, false);
+      } catch (const std::exception& e) {
+        throw InputError("run directory '" + requested.run_dir + "' holds a run whose run.ini cannot be read (" +
+                         e.what() + ")" + (resume ? "" : ": start this run in a new directory (--run-dir NEW)"));
+      }
+    }
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld train: error: %s\n", e.what());
     return 2;
   }
-  if (is_root) print_slurm_line(plan.run_dir, slurm_run_dir);
+  if (is_root) print_slurm_line(requested.run_dir, slurm_run_dir);
   train::install_stop_signal_handlers();
-  return train::run_training(plan);
+  return train::run_training(requested, saved);
 }
 
 }  // namespace rw::cli

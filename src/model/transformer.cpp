@@ -142,7 +142,7 @@ void Transformer<T>::layer_backward(int layer, const T* w, T* grad, const data::
 
 template <class T>
 double Transformer<T>::head(const T* w, T* grad, const data::LocalBatch& batch, const std::vector<T>& x, T* logits,
-                            double grad_scale, std::vector<T>* dx) {
+                            double grad_scale, std::vector<T>* dx, double* token_losses) {
   const int64_t n = batch.token_count(), h = config_.hidden_size, vocab = config_.vocab_size;
   const auto& off = units_.back().offsets;
   const T* w_norm = w + off[0];
@@ -160,6 +160,15 @@ double Transformer<T>::head(const T* w, T* grad, const data::LocalBatch& batch, 
     rmsnorm_forward(x.data() + r0 * h, w_norm, nf.data(), inv.data(), rows, h, config_.rms_norm_eps);
     matmul_(false, true, rows, vocab, h, T(1), nf.data(), h, w_lm, h, T(0), lg.data(), vocab);
     if (logits) std::copy(lg.begin(), lg.begin() + rows * vocab, logits + r0 * vocab);
+    if (token_losses) {  // forward only: each token's loss (validation by position)
+#pragma omp parallel for schedule(static)
+      for (int64_t r = 0; r < rows; ++r)
+        token_losses[r0 + r] = cross_entropy(lg.data() + r * vocab, batch.targets.data() + r0 + r,
+                                             batch.loss_weights.data() + r0 + r, int64_t(1), vocab, 0.0,
+                                             static_cast<T*>(nullptr));
+      for (int64_t r = 0; r < rows; ++r) loss += token_losses[r0 + r];
+      continue;
+    }
     loss += cross_entropy(lg.data(), batch.targets.data() + r0, batch.loss_weights.data() + r0, rows, vocab,
                           grad_scale, dx ? dl.data() : static_cast<T*>(nullptr));
     if (!dx) continue;
@@ -171,7 +180,7 @@ double Transformer<T>::head(const T* w, T* grad, const data::LocalBatch& batch, 
 }
 
 template <class T>
-double Transformer<T>::forward(const data::LocalBatch& batch, T* logits) {
+double Transformer<T>::forward(const data::LocalBatch& batch, T* logits, double* token_losses) {
   const int64_t n = batch.token_count(), h = config_.hidden_size;
   const int n_layers = static_cast<int>(config_.num_hidden_layers);
   std::vector<T> x(n * h);
@@ -186,7 +195,7 @@ double Transformer<T>::forward(const data::LocalBatch& batch, T* logits) {
   }
   activity::set_layer(-1, "lm head and loss");
   w = params_.gather(n_layers + 1);
-  const double loss = head(w, nullptr, batch, x, logits, 0.0, nullptr);
+  const double loss = head(w, nullptr, batch, x, logits, 0.0, nullptr, token_losses);
   params_.release(n_layers + 1);
   return loss;
 }

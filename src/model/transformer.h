@@ -29,8 +29,9 @@ class Transformer {
               TransformerOptions options = {});
 
   // Sum over local target tokens of weight * CE. If logits is not null it receives
-  // [batch, n_local, vocab] (local token order).
-  double forward(const data::LocalBatch& batch, T* logits);
+  // [batch, n_local, vocab] (local token order); if token_losses is not null, it receives each
+  // local token's weight * CE ([batch, n_local]; 0 for ignored tokens).
+  double forward(const data::LocalBatch& batch, T* logits, double* token_losses = nullptr);
 
   // Forward, then backward of grad_scale * (sum of weight * CE); each unit's gradient goes to
   // ParamSource::reduce_grad. Returns the loss sum as forward().
@@ -44,7 +45,7 @@ class Transformer {
   void layer_backward(int layer, const T* w, T* grad, const data::LocalBatch& batch, const Saved& saved,
                       std::vector<T>& dx);
   double head(const T* w, T* grad, const data::LocalBatch& batch, const std::vector<T>& x, T* logits,
-              double grad_scale, std::vector<T>* dx);
+              double grad_scale, std::vector<T>* dx, double* token_losses = nullptr);
   // q, k, v (RoPE applied) and the normalised input from a layer input x.
   void project_qkv(const T* w, const data::LocalBatch& batch, const std::vector<T>& x, std::vector<T>& n1,
                    std::vector<T>& inv1, std::vector<T>& q, std::vector<T>& k, std::vector<T>& v);

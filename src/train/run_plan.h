@@ -21,6 +21,7 @@ struct StageSpec {
   double lr = 1e-3, min_lr = 1e-4;
   std::string schedule = "cosine";
   std::string data = "synthetic";
+  std::string data_checksum;  // "crc32:0x... bytes:N" of a file: dataset ("" until recorded)
 };
 
 struct RunPlan {
@@ -48,6 +49,13 @@ struct RunPlan {
   int stop_after_steps = 0;     // stop (with a checkpoint, like SIGTERM) after this many steps (0: never)
   std::string init_params, save_params;
   std::vector<StageSpec> stages;
+  // The run directory and its observability (see src/train/run_reuse.h, run_driver.h).
+  std::string run_id;           // the run's identity (run.ini's run-id; drawn when a run starts)
+  std::string resume_from;      // start from this checkpoint (or a run directory's latest)
+  std::string val_data;         // held-out data spec for validation ("" = none)
+  int eval_every = 0;           // steps between validations (0: at each stage's end only)
+  int val_sequences = 0;        // sequences per validation (0: 4, rounded up to a multiple of dp)
+  int64_t val_bucket_tokens = 0;  // width of the position buckets (0: seq_len / 8, a power of 2)
 };
 
 // The keys a [stage.NAME] section may set, and which of them are required.
@@ -62,5 +70,15 @@ void set_stage_field(StageSpec& stage, const std::string& key, const std::string
 
 // The plan as an INI file that --config (or --resume RUN_DIR) reads back to the same plan.
 std::string to_ini(const RunPlan& plan);
+
+// One setting that differs between two plans: its INI key ("lr" of a stage is "[stage.a] lr";
+// a stage only one plan has is "[stage.a]") and both values as to_ini writes them ("" absent).
+struct PlanDifference {
+  std::string key, before, after;
+  std::string text() const;  // "[stage.a] lr 0.003 -> 0.001"
+};
+// Every setting of to_ini() that differs, in file order. run-id is not compared, and a stage's
+// data-checksum only when both plans have one.
+std::vector<PlanDifference> plan_differences(const RunPlan& before, const RunPlan& after);
 
 }  // namespace rw::train

@@ -141,3 +141,13 @@ StepReport Trainer::step() {
 }
 
 }  // namespace rw::train
+
+namespace rw::train {
+
+double Trainer::forward_only(const data::LocalBatch& batch, std::vector<double>* token_losses) {
+  token_losses->assign(static_cast<std::size_t>(batch.token_count()), 0.0);
+  attention_.reset_stats();
+  return model_.forward(batch, nullptr, token_losses->data());
+}
+
+}  // namespace rw::train

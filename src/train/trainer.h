@@ -94,6 +94,9 @@ class Trainer {
   int64_t optimizer_steps() const { return optimizer_steps_; }
   void set_optimizer_steps(int64_t steps) { optimizer_steps_ = steps; }
   int skipped_steps() const { return skipped_steps_; }  // this Trainer's skipped steps
+  // Forward only (validation): the global batch's loss terms are not reduced here; returns
+  // this rank's sum of weight * CE and fills token_losses ([n_sequences, n_local]).
+  double forward_only(const data::LocalBatch& batch, std::vector<double>* token_losses);
 
  private:
   model::LlamaConfig config_;

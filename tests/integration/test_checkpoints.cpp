@@ -543,7 +543,7 @@ TEST_CASE("a checkpoint written by 2 ranks is complete, valid on 1-4 ranks, and 
     H5File f(ckpt);
     REQUIRE(f.ok());
     CHECK(get_str(f.id(), "format") == "ringworld-checkpoint");
-    CHECK(get_i64(f.id(), "format_version") == 1);
+    CHECK(get_i64(f.id(), "format_version") == 2);  // 2 since adam_step and the state record
     CHECK(get_i64(f.id(), "step") == kSteps);
     CHECK(get_i64(f.id(), "tokens_seen") == int64_t(kSteps) * 192);
     CHECK(get_str(f.id(), "stage") == "main");
@@ -903,8 +903,9 @@ TEST_CASE("corrupted or foreign checkpoints are rejected with a clear message an
     expect_foreign(run, "not a ringworld checkpoint");
   }
   SECTION("a wrong format_version") {
-    const fs::path run = prepare("version", [](const fs::path& f) { set_i64_attribute(f, "format_version", 2); });
-    expect_foreign(run, "format version 2");
+    // This build reads formats 1 and 2; 3 is a future one.
+    const fs::path run = prepare("version", [](const fs::path& f) { set_i64_attribute(f, "format_version", 3); });
+    expect_foreign(run, "format version 3");
   }
   SECTION("latest naming a file that does not exist") {
     const fs::path run = dir / "missing";
@@ -1106,7 +1107,7 @@ TEST_CASE("ckpt info calls a checkpoint of another format version invalid", "[ch
   ScratchDir dir("ckpt_info_version");
   const fs::path file = dir / "v2.h5";
   fs::copy_file(runs.stopped_at_3 / "ckpt-main-step00000003.h5", file);
-  set_i64_attribute(file, "format_version", 2);
+  set_i64_attribute(file, "format_version", 3);  // this build reads 1 and 2
   const RunResult r = ringworld(dir.path, 2, "ckpt info " + quoted(file));
   INFO(show(r));
   CHECK(r.exit_code != 0);
