@@ -13,6 +13,7 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
                 libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make \
                 libsentencepiece-dev sentencepiece
+DEB_PACKAGES += nlohmann-json3-dev libmsgpack-cxx-dev
 
 # Slurm and munge for the job test (tests/integration/slurm_stages.sh), installed by `make test`;
 # optional: where they cannot be installed that test is skipped, saying so.
