@@ -172,7 +172,8 @@ int run_import(int argc, char** argv) {
     int next_percent = 10;
     io::write_imported_model(*src, output, recorded, [&](int64_t done, int64_t total) {
       const int percent = static_cast<int>(100 * done / total);
-      if (!quiet && percent >= next_percent) {
+      // Progress only for runs long enough to want it (a real model), every 10%.
+      if (!quiet && percent >= next_percent && wall_seconds() - t0 > 2.0) {
         std::fprintf(stderr, "  %3d%%  %lld of %lld tensors\n", percent, static_cast<long long>(done), static_cast<long long>(total));
         next_percent = percent / 10 * 10 + 10;
       }
