@@ -20,6 +20,8 @@
 #include <cstdint>
 #include <cstring>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -216,6 +218,51 @@ inline std::vector<std::string> split_key(const std::string& path) {
     parts.push_back(path.substr(start, slash - start));
   parts.push_back(path.substr(start));
   return parts;
+}
+
+}  // namespace rw::test
+
+namespace rw::test {
+
+// ---- reading safetensors back (for checking what the exporter wrote) ---------------------------
+
+struct StoredTensor {
+  std::string dtype;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0;
+  std::string bytes;
+};
+
+struct StoredSafetensors {
+  uint64_t header_length = 0, file_size = 0;
+  nlohmann::json metadata;
+  std::map<std::string, StoredTensor> tensors;
+};
+
+// Reads a whole safetensors file by the format's definition (no io/ code). Empty on failure.
+inline StoredSafetensors read_safetensors_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  StoredSafetensors out;
+  out.file_size = bytes.size();
+  if (bytes.size() < 8) return out;
+  for (int i = 7; i >= 0; --i) out.header_length = (out.header_length << 8) | static_cast<unsigned char>(bytes[i]);
+  const nlohmann::json header = nlohmann::json::parse(bytes.substr(8, out.header_length), nullptr, false);
+  if (!header.is_object()) return out;
+  for (const auto& [name, value] : header.items()) {
+    if (name == "__metadata__") {
+      out.metadata = value;
+      continue;
+    }
+    StoredTensor t;
+    t.dtype = value.at("dtype").get<std::string>();
+    t.shape = value.at("shape").get<std::vector<int64_t>>();
+    t.begin = value.at("data_offsets")[0].get<uint64_t>();
+    t.end = value.at("data_offsets")[1].get<uint64_t>();
+    t.bytes = bytes.substr(8 + out.header_length + t.begin, t.end - t.begin);
+    out.tensors[name] = t;
+  }
+  return out;
 }
 
 }  // namespace rw::test
