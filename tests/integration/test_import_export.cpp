@@ -1055,3 +1055,56 @@ TEST_CASE("export --to hf: bad input is one clear error, nothing left behind", "
   expect("export --to hf " + quoted(imported) + " " + quoted(out), "tensor '/params/model.norm.weight' in '" + imported.string() + "' fails its checksum");
   CHECK_FALSE(fs::exists(out / "config.json"));
 }
+
+// ---- the tokenizer --------------------------------------------------------------------------------------
+
+#ifdef RINGWORLD_HAVE_SENTENCEPIECE
+TEST_CASE("import records tokenizer.model as prepare does; export copies it back", "[import][export]") {
+  ScratchDir dir("import_tokenizer");
+  if (std::system("command -v spm_train >/dev/null 2>&1 && command -v cksum >/dev/null 2>&1") != 0) {
+    WARN("SKIPPED: spm_train or cksum not installed (Debian: apt-get install sentencepiece)");
+    return;
+  }
+  // A small SentencePiece model (about 50 pieces) trained here.
+  std::string corpus;
+  Rng rng(3);
+  const char* words[] = {"ring", "attention", "long", "context", "needle", "haystack", "rope", "theta", "model", "token"};
+  for (int line = 0; line < 400; ++line) {
+    for (int w = 0; w < 8; ++w) corpus += std::string(w ? " " : "") + words[rng.below(10)];
+    corpus += "\n";
+  }
+  write_file((dir / "corpus.txt").string(), corpus);
+  const std::string train = "spm_train --input=" + quoted(dir / "corpus.txt") + " --model_prefix=" + quoted(dir / "tok") +
+                            " --vocab_size=50 --model_type=bpe --hard_vocab_limit=false --num_threads=1 >" +
+                            quoted(dir / "spm.log") + " 2>&1";
+  INFO(train << "\n" << slurp(dir / "spm.log"));
+  REQUIRE(std::system(train.c_str()) == 0);
+  REQUIRE(std::system(("cksum " + quoted(dir / "tok.model") + " > " + quoted(dir / "cksum.txt")).c_str()) == 0);
+  std::istringstream cksum(slurp(dir / "cksum.txt"));
+  std::string crc, bytes;
+  cksum >> crc >> bytes;
+
+  const LlamaConfig c = tiny_llama(64, 16, 40, 2, 4, 2, 2e5);
+  const Tensors t = random_tensors(c, 7);
+  write_hf_dir(dir / "hf", hf_config_json(c), c, t);
+  fs::copy_file(dir / "tok.model", dir / "hf" / "tokenizer.model");
+  const fs::path out = dir / "out.h5";
+  RunResult r = run_tool(dir, 1, "import --from hf " + quoted(dir / "hf") + " --output " + quoted(out));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  const std::string recorded = get_str(H5File(out).id(), "tokenizer");
+  CHECK(recorded == "sentencepiece:" + fs::absolute(dir / "hf" / "tokenizer.model").lexically_normal().string() + " (cksum " +
+                        crc + " " + bytes + ")");
+  r = run_tool(dir, 1, "export --to hf " + quoted(out) + " " + quoted(dir / "exported"));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.stdout_text.find("tokenizer.model copied from") != std::string::npos);
+  CHECK(slurp(dir / "exported" / "tokenizer.model") == slurp(dir / "tok.model"));
+  // A tokenizer with more pieces than the model has embeddings.
+  const LlamaConfig small = tiny_config();  // vocab 37
+  write_hf_dir(dir / "hf_small", hf_config_json(small), small, random_tensors(small, 8));
+  expect_clean_failure(run_tool(dir, 1, "import --from hf " + quoted(dir / "hf_small") + " --output " + quoted(out) + "2 --tokenizer " +
+                                            quoted(dir / "tok.model")),
+                       out.string() + "2", "pieces but the model's vocabulary is 37");
+}
+#endif
