@@ -653,8 +653,9 @@ TEST_CASE("import --from hf: bad input is one clear error", "[import]") {
   }));
   expect("data_offsets [", with_header([&](json& h) { h[q]["data_offsets"] = {1u << 30, (1u << 30) + 1024}; }));
   // The same bytes, the wrong shape.
-  expect("tensor '" + q + "' in", with_header([&](json& h) { h[q]["shape"] = {8, 32}; }));
-  expect("has shape [8, 32], config.json implies [16, 16]", with_header([&](json& h) { h[q]["shape"] = {8, 32}; }));
+  expect("tensor '" + q + "' in '" + (dir / ("case" + std::to_string(case_index)) / st).string() +
+             "' has shape [8, 32], config.json implies [16, 16]",
+         with_header([&](json& h) { h[q]["shape"] = {8, 32}; }));
   expect("is not a parameter of LlamaForCausalLM", [&](const fs::path& src) {
     SafetensorsBuilder b;
     for (const auto& spec : specs_of(c)) b.add(spec.name, "F32", spec.shape, f32_bytes(t.at(spec.name)));
