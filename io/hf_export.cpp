@@ -142,6 +142,8 @@ HfExportResult export_hf(const std::string& param_file, const std::string& dir_t
   const DtypeChoice dtype = choose_dtype(dtype_name);
   result.dtype = dtype.torch;
   if (options.max_shard_bytes == 0) throw InputError("--max-shard-size must be positive");
+  if (reader.has_link("vision"))
+    result.notes.push_back("the /vision tables are not exported (LlamaForCausalLM has none)");
 
   // The directory: created if missing; one that already holds weights is refused.
   const fs::path dir(dir_text);

@@ -58,6 +58,8 @@ bool ParamFileReader::string_attribute(const std::string& name, std::string* out
   return ok;
 }
 
+bool ParamFileReader::has_link(const std::string& name) const { return H5Lexists(file_, name.c_str(), H5P_DEFAULT) > 0; }
+
 std::vector<float> ParamFileReader::read_tensor(const std::string& dataset, const std::vector<int64_t>& shape) const {
   const std::string where = "tensor '" + dataset + "' in '" + path_ + "'";
   // H5Lexists needs every group above the name to exist: check the path one link at a time.

@@ -25,6 +25,9 @@ class ParamFileReader {
   bool int_attribute(const std::string& name, int64_t* out) const;
   bool string_attribute(const std::string& name, std::string* out) const;
 
+  // Whether a root-level link (group or dataset) of this name exists.
+  bool has_link(const std::string& name) const;
+
   // The whole dataset (e.g. "/params/lm_head.weight"). Throws InputError naming the file and the
   // dataset when it is missing, not float32, not of `shape`, or fails its checksum.
   std::vector<float> read_tensor(const std::string& dataset, const std::vector<int64_t>& shape) const;

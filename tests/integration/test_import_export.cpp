@@ -755,6 +755,19 @@ TEST_CASE("import --from lwm-jax: the adjacent-pair model and its imported rotat
     INFO("forward on " << np << " rank(s)");
     check_tensor("logits", tool_logits(dir, np, a, tokens, c.vocab_size), fp64, fp32);
   }
+  // Exported to Hugging Face: the text model only, its config from the import.
+  {
+    const RunResult e = run_tool(dir, 1, "export --to hf " + quoted(a) + " " + quoted(dir / "hf_out"));
+    INFO(show(e));
+    REQUIRE(e.exit_code == 0);
+    CHECK(e.stdout_text.find("the /vision tables are not exported") != std::string::npos);
+    const json config = json::parse(slurp(dir / "hf_out" / "config.json"));
+    CHECK(config.at("max_position_embeddings") == 8192);
+    CHECK(config.at("rope_theta").get<double>() == c.rope_theta);
+    CHECK(config.at("torch_dtype") == "bfloat16");
+    CHECK(config.at("bos_token_id") == 1);
+    CHECK(read_safetensors_file((dir / "hf_out" / "model.safetensors").string()).tensors.size() == specs_of(c).size());
+  }
   // Without the permutation the twin would differ by far more than the bound.
   const Reference unpermuted = ringworld_reference(c, lwm_as_hf_unpermuted(c, f), tokens);
   double scale = 0;
