@@ -13,8 +13,8 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
                 libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make \
                 libsentencepiece-dev sentencepiece
-# JSON and CRC-32 for the run directory and metrics; strace for the run-directory test's fsync check.
-DEB_PACKAGES += nlohmann-json3-dev zlib1g-dev strace
+# JSON and CRC-32 for the run directory and metrics; strace libmsgpack-cxx-dev for the run-directory test's fsync check.
+DEB_PACKAGES += nlohmann-json3-dev zlib1g-dev strace libmsgpack-cxx-dev
 
 # Slurm and munge for the job test (tests/integration/slurm_stages.sh), installed by `make test`;
 # optional: where they cannot be installed that test is skipped, saying so.

@@ -13,5 +13,7 @@ int run_prepare(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_plan(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_import(int argc, char** argv);
+int run_export(int argc, char** argv);
 
 }  // namespace rw::cli

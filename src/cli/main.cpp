@@ -23,6 +23,8 @@ const char* kUsage =
     "  eval        needle: retrieval accuracy over context lengths x needle depths (heatmap)\n"
     "  plan        predict memory per rank, step time and ring overlap of a run before it runs\n"
     "  bench       training throughput and ring communication at one point of a scaling study\n"
+    "  import      Hugging Face (--from hf DIR) or LWM JAX (--from lwm-jax FILE) weights -> parameter file\n"
+    "  export      parameter file or checkpoint -> Hugging Face directory (--to hf CKPT DIR)\n"
     "\n"
     "`ringworld <command> --help` describes a command's options; `ringworld --version` the build.\n";
 
@@ -53,6 +55,8 @@ int main(int argc, char** argv) {
   if (command == "eval") return rw::cli::run_eval(argc - 1, argv + 1);
   if (command == "plan") return rw::cli::run_plan(argc - 1, argv + 1);
   if (command == "bench") return rw::cli::run_bench(argc - 1, argv + 1);
+  if (command == "import") return rw::cli::run_import(argc - 1, argv + 1);
+  if (command == "export") return rw::cli::run_export(argc - 1, argv + 1);
   if (is_root) std::fprintf(stderr, "ringworld: unknown command '%s'\n\n%s", command.c_str(), kUsage);
   return 2;
 }
