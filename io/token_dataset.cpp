@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "io/h5_file.h"
+#include "io/input_file.h"
 #include "io/params_io_internal.h"
 #include "src/common/input_error.h"
 
@@ -53,6 +54,7 @@ struct TokenDatasetReader::Impl {
 };
 
 TokenDatasetReader::TokenDatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  check_input_file(path, "dataset");
   silence_hdf5_errors();
   impl_->file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (impl_->file < 0) throw InputError("cannot open dataset '" + path + "' as an HDF5 file (missing, unreadable or not HDF5)");

@@ -2,15 +2,19 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "device/cpu/blas_kernel_select.h"
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
+#include "src/cli/option_parsing.h"
 
 namespace {
 
 const char* kUsage =
     "usage: ringworld <command> [options]     (run under mpirun -np N for N ranks)\n"
+    "       ringworld --version               version, git commit and build options\n"
+    "       ringworld --help                  this text\n"
     "\n"
     "commands:\n"
     "  attn        exact ring attention on tensors from an HDF5 file (forward, --backward)\n"
@@ -23,7 +27,9 @@ const char* kUsage =
     "  plan        predict memory per rank, step time and ring overlap of a run before it runs\n"
     "  bench       training throughput and ring communication at one point of a scaling study\n"
     "\n"
-    "`ringworld <command> --help` describes a command's options.\n";
+    "`ringworld <command> --help` describes a command's options (ckpt and eval: also per\n"
+    "subcommand, e.g. `ringworld ckpt convert --help`). Options: --hidden-size and --hidden_size\n"
+    "are the same option; token counts take K/M/G suffixes (32K = 32768).\n";
 
 }  // namespace
 
@@ -49,6 +55,10 @@ int main(int argc, char** argv) {
   if (command == "eval") return rw::cli::run_eval(argc - 1, argv + 1);
   if (command == "plan") return rw::cli::run_plan(argc - 1, argv + 1);
   if (command == "bench") return rw::cli::run_bench(argc - 1, argv + 1);
-  if (is_root) std::fprintf(stderr, "ringworld: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+  const std::vector<std::string> commands = {"attn", "attn-input", "train", "forward", "ckpt",
+                                             "prepare", "eval", "plan", "bench"};
+  if (is_root)
+    std::fprintf(stderr, "ringworld: error: unknown command '%s'%s\n\n%s", command.c_str(),
+                 rw::cli::did_you_mean(command, commands).c_str(), kUsage);
   return 2;
 }

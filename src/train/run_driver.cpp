@@ -29,6 +29,7 @@
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/data/data_sources.h"
+#include "src/train/stage_checks.h"
 #include "src/train/trainer.h"
 
 namespace rw::train {
@@ -101,6 +102,7 @@ int64_t batch_tokens_of(const StageSpec& stage, const RunPlan& plan) {
 
 // Everything about a stage that can be wrong in the user's plan, checked before any work.
 void validate_stage(const StageSpec& stage, const RunPlan& plan, Layout layout) {
+  check_stage_numbers(stage);
   model::LlamaConfig config = plan.model;
   config.rope_theta = stage.rope_theta;
   try {

@@ -1,9 +1,11 @@
 // run_plan.cpp
 #include "src/train/run_plan.h"
 
+#include <cstdint>
 #include <sstream>
 #include <string>
 
+#include "src/common/count_text.h"
 #include "src/common/input_error.h"
 
 namespace rw::train {
@@ -26,9 +28,10 @@ void set_stage_field(StageSpec& s, const std::string& key, const std::string& va
     auto whole = [&](std::size_t n) {
       if (n != value.size()) throw std::invalid_argument("trailing text");
     };
-    if (key == "seq-len") s.seq_len = std::stoi(value, &used), whole(used);
+    int64_t count = 0;  // token counts take K/M/G suffixes, as on the command line
+    if (key == "seq-len") s.seq_len = parse_count(value, &count) && count <= INT32_MAX ? int(count) : throw std::invalid_argument(key);
     else if (key == "rope_theta") s.rope_theta = std::stod(value, &used), whole(used);
-    else if (key == "global-batch-tokens") s.global_batch_tokens = std::stoll(value, &used), whole(used);
+    else if (key == "global-batch-tokens") s.global_batch_tokens = parse_count(value, &count) ? count : throw std::invalid_argument(key);
     else if (key == "steps") s.steps = std::stoi(value, &used), whole(used);
     else if (key == "warmup-steps") s.warmup_steps = std::stoi(value, &used), whole(used);
     else if (key == "lr") s.lr = std::stod(value, &used), whole(used);
@@ -37,7 +40,8 @@ void set_stage_field(StageSpec& s, const std::string& key, const std::string& va
     else if (key == "data") s.data = value;
     else throw InputError("stage '" + s.name + "': unknown key '" + key + "'");
   } catch (const std::logic_error& e) {
-    throw InputError("stage '" + s.name + "': bad value '" + value + "' for '" + key + "'");
+    throw InputError("stage '" + s.name + "': bad value '" + value + "' for '" + key + "'" +
+                     (key == "seq-len" || key == "global-batch-tokens" ? std::string(" (") + count_syntax() + ")" : ""));
   }
 }
 
