@@ -72,7 +72,10 @@ TokenDatasetReader::TokenDatasetReader(const std::string& path) : impl_(std::mak
     if (!type_ok || !rank_ok) {
       H5Dclose(ds);
       throw InputError("dataset '" + path + "': '" + name + "' must be a 1-D " +
-                       (cls == H5T_INTEGER ? std::string(is_signed ? "int" : "uint") + std::to_string(8 * size) : "float") + " array");
+                       (cls == H5T_INTEGER ? std::string(is_signed ? "int" : "uint") + std::to_string(8 * size) : "float") + " array" +
+                       (cls == H5T_INTEGER ? " (NumPy: x.astype(np." + std::string(is_signed ? "int" : "uint") +
+                                                 std::to_string(8 * size) + "))"
+                                           : std::string()));
     }
     *length = static_cast<int64_t>(n);
     return ds;

@@ -270,6 +270,8 @@ TEST_CASE("out-of-range numbers are refused by every command with the option and
       {"prepare --input a --output b.h5 --min-doc-tokens 0", "option '--min-doc-tokens' must be a count >= 1"},
       {"eval needle --checkpoint a --trials 0", "option '--trials' must be an integer >= 1"},
       {"eval needle --checkpoint a --needles 17", "option '--needles' must be an integer in [1, 16]"},
+      {"eval needle --checkpoint a --lengths 512,4096M", "bad length '4096M'"},
+      {"eval needle --checkpoint a --ask 2", "--ask (2) must be at most --needles (1)"},
       {"plan --seq-len 4K --ranks 1 --block-q 0", "option '--block-q' must be a count >= 1"},
       {"plan --seq-len 4K --ranks 1 --threads 0", "option '--threads' must be an integer >= 1"},
       {"bench --steps 0", "option '--steps' must be an integer >= 1"},
