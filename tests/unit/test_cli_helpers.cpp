@@ -1,12 +1,16 @@
 // test_cli_helpers.cpp: the pieces of the command line's spelling and number policy:
 // format_number (shortest round trip), parse_count (K/M/G), edit distance and "did you mean",
-// NumberValue ranges through boost::program_options, the spelling rewrite of argv and of INI
-// keys, and the stage range checks. Exact expectations: these are text and integer functions.
+// NumberValue ranges through boost::program_options, the spelling rewrite of argv, the stage
+// range checks, and prepare's TextReader (plain, gzip, zstd). Exact expectations: these are
+// text and integer functions.
 #include <catch2/catch.hpp>
+
+#include <unistd.h>
 
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <random>
 #include <sstream>
@@ -18,6 +22,7 @@
 #include "src/common/count_text.h"
 #include "src/common/input_error.h"
 #include "src/common/number_format.h"
+#include "src/data/text_input.h"
 #include "src/train/stage_checks.h"
 
 namespace po = boost::program_options;
@@ -175,4 +180,41 @@ TEST_CASE("stage numbers are range-checked with the stage, key and range", "[cli
   CHECK(message(t) == "stage '32k': min-lr must be a finite number >= 0 (got -inf)");
   t = s, t.global_batch_tokens = -4;
   CHECK(message(t) == "stage '32k': global-batch-tokens must be an integer >= 0 (got -4)");
+}
+
+TEST_CASE("TextReader gives the same lines and text from plain, gzip and zstd files", "[cli]") {
+  // Lines of 0 to 200K bytes, so lines cross the reader's 64 KiB chunks in every way; a last
+  // line without a newline.
+  const std::string dir = "text_reader_" + std::to_string(::getpid());
+  REQUIRE(std::system(("rm -rf " + dir + " && mkdir " + dir).c_str()) == 0);
+  std::mt19937 gen(3);
+  std::vector<std::string> lines;
+  std::string text;
+  for (int i = 0; i < 60; ++i) {
+    const int length = i % 7 == 0 ? 0 : static_cast<int>(gen() % (i % 5 == 0 ? 200000 : 300));
+    std::string line;
+    for (int c = 0; c < length; ++c) line += static_cast<char>('a' + gen() % 26);
+    lines.push_back(line);
+    text += line + (i + 1 < 60 ? "\n" : "");
+  }
+  {
+    std::ofstream out(dir + "/t.txt", std::ios::binary);
+    out << text;
+  }
+  REQUIRE(std::system(("gzip -k " + dir + "/t.txt").c_str()) == 0);
+  std::vector<std::string> files = {dir + "/t.txt", dir + "/t.txt.gz"};
+  if (std::system("command -v zstd >/dev/null 2>&1") == 0) {
+    REQUIRE(std::system(("zstd -q -k " + dir + "/t.txt").c_str()) == 0);
+    files.push_back(dir + "/t.txt.zst");
+  }
+  for (const std::string& f : files) {
+    INFO(f);
+    rw::data::TextReader lines_reader(f);
+    std::vector<std::string> got;
+    for (std::string line; lines_reader.read_line(line);) got.push_back(line);
+    CHECK(got == lines);
+    rw::data::TextReader all_reader(f);
+    CHECK(all_reader.read_all() == text);
+  }
+  std::system(("rm -rf " + dir).c_str());
 }
