@@ -1,9 +1,12 @@
 # ringworld: a thin wrapper over CMake.
-#   make demo    install what is missing, build, run the main job on its embedded default
-#                (jobs/demo.sh: context extension 512 -> 2K -> 8K, needle evaluation; runs/demo)
-#   make test    install what is missing, build, run the whole test suite
-#   make deps    install missing Debian packages (idempotent; says what it installs)
-#   make build   configure and build (Release) in $(BUILD_DIR)
+#   make demo    install what is missing (Debian/Ubuntu), build, run the main job on its embedded
+#                default (jobs/demo.sh: context extension 512 -> 2K -> 8K, needle evaluation; runs/demo)
+#   make test    install what is missing (Debian/Ubuntu), build, run the whole test suite
+#   make deps    install missing Debian packages (idempotent; says what it installs; Debian only)
+#   make build   configure and build (Release) in $(BUILD_DIR); installs nothing (clusters: load
+#                modules or Spack packages first, see README "Build on a cluster")
+# On a machine without dpkg-query (RHEL, SLES, Cray, ...) `make test` and `make demo` skip the
+# package step with a note and build with what CMake finds.
 #   make bench   kernel and ring benchmarks (parseable tables; see perf/)
 #   make clean   remove $(BUILD_DIR)
 BUILD_DIR ?= build
@@ -12,19 +15,33 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
                 libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make \
-                libsentencepiece-dev sentencepiece
-# JSON and CRC-32 for the run directory and metrics; strace libmsgpack-cxx-dev for the run-directory test's fsync check.
-DEB_PACKAGES += nlohmann-json3-dev zlib1g-dev strace libmsgpack-cxx-dev
+                libsentencepiece-dev sentencepiece zlib1g-dev libzstd-dev
+# JSON and CRC-32 for the run directory and metrics, msgpack for LWM's JAX checkpoints; strace for
+# the run-directory test's fsync check.
+DEB_PACKAGES += nlohmann-json3-dev strace libmsgpack-cxx-dev
 
 # Slurm and munge for the job test (tests/integration/slurm_stages.sh), installed by `make test`;
 # optional: where they cannot be installed that test is skipped, saying so.
 SLURM_PACKAGES := slurm-wlm munge
 
-.PHONY: all build deps test bench demo clean
+.PHONY: all build deps deps-if-debian test bench demo clean
 
 all: build
 
+# deps-if-debian: `make deps` where dpkg-query exists, a note elsewhere (test and demo use it).
+deps-if-debian:
+	@if command -v dpkg-query >/dev/null 2>&1; then \
+	  $(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PACKAGES)"; \
+	else \
+	  echo "deps: no dpkg-query here (not Debian/Ubuntu): not installing packages; CMake uses what it finds"; \
+	  echo "deps: (see README 'Build on a cluster' for module loads and the CMake variables)"; \
+	fi
+
 deps:
+	@command -v dpkg-query >/dev/null 2>&1 || { \
+	  echo "deps: make deps installs Debian/Ubuntu packages and needs dpkg-query and apt-get;"; \
+	  echo "deps: elsewhere load the dependencies (modules, Spack) and run make build (README 'Build on a cluster')"; \
+	  exit 1; }
 	@missing=""; \
 	for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
@@ -39,12 +56,13 @@ deps:
 $(BUILD_DIR)/CMakeCache.txt:
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS)
 
-build: deps $(BUILD_DIR)/CMakeCache.txt
+build: $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # A build directory configured with tests off would otherwise run stale test binaries.
-test: build
-	-@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(SLURM_PACKAGES)"
+test: deps-if-debian
+	@$(MAKE) --no-print-directory build
+	-@$(MAKE) --no-print-directory deps-if-debian DEB_PACKAGES="$(SLURM_PACKAGES)"
 	@grep -q '^RINGWORLD_TESTS:BOOL=ON' $(BUILD_DIR)/CMakeCache.txt || \
 	  { cmake -S . -B $(BUILD_DIR) -DRINGWORLD_TESTS=ON >/dev/null && cmake --build $(BUILD_DIR) -j $(JOBS); }
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
@@ -54,8 +72,9 @@ bench: build
 
 # The demo needs only the ringworld binary, and gnuplot for its PNG heatmaps (optional: without
 # it the tables and CSVs are still written).
-demo: deps $(BUILD_DIR)/CMakeCache.txt
-	-@$(MAKE) --no-print-directory deps DEB_PACKAGES=gnuplot-nox
+demo: deps-if-debian
+	-@$(MAKE) --no-print-directory deps-if-debian DEB_PACKAGES=gnuplot-nox
+	@$(MAKE) --no-print-directory $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target ringworld
 	@bash jobs/demo.sh $(BUILD_DIR)
 

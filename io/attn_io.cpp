@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <optional>
@@ -15,6 +16,18 @@
 
 namespace rw::io {
 namespace {
+
+// segment_ids and positions may be int32 or int64 (NumPy's default integer): int64 is converted
+// by HDF5 while reading into int32, and a value outside the int32 range saturates to INT32_MIN
+// or INT32_MAX, which read_shard refuses (no valid position or segment id is either bound).
+bool is_int_dataset(const DatasetInfo& info) { return info.type == ElementType::i32 || info.type_text == "int64"; }
+
+void refuse_saturated(const std::vector<int32_t>& values, const std::string& name, const std::string& path) {
+  for (int32_t v : values)
+    if (v == INT32_MAX || v == INT32_MIN)
+      throw InputError("dataset '" + name + "' in '" + path + "' holds a value outside the int32 range [" +
+                       std::to_string(INT32_MIN + 1LL) + ", " + std::to_string(INT32_MAX - 1LL) + "]");
+}
 
 int64_t run_tokens(const std::vector<TokenRun>& runs) {
   int64_t n = 0;
@@ -79,7 +92,11 @@ AttnProblem AttnInputFile::inspect(bool need_dout) const {
   const std::vector<int64_t> tok_expected{p.batch, p.seq_len};
   for (const char* name : {"segment_ids", "positions"}) {
     if (!f.has_dataset(name)) continue;
-    DatasetInfo t = require(name, 2, ElementType::i32, "int32 [batch, seq]");
+    DatasetInfo t = f.dataset_info(name);
+    if (!is_int_dataset(t))
+      throw InputError(std::string("dataset '") + name + "' in '" + path + "' is " + t.type_text +
+                       ", expected int32 or int64 [batch, seq] (NumPy: x.astype(np.int32))");
+    t = require(name, 2, t.type, "int32 or int64 [batch, seq]");
     if (t.dims != tok_expected)
       throw InputError(std::string("dataset '") + name + "' has shape " + dims_text(t.dims) + ", expected " +
                        dims_text(tok_expected));
@@ -111,14 +128,17 @@ AttnShard AttnInputFile::read_shard(const AttnProblem& p, const std::vector<Toke
   }
   if (p.has_positions) {
     f.read_token_runs("positions", {p.batch, p.seq_len}, 1, runs, ElementType::i32, s.pos.data());
+    refuse_saturated(s.pos, "positions", f.path());
   } else {  // default position: the token's index in the sequence
     std::size_t i = 0;
     for (int64_t b = 0; b < p.batch; ++b)
       for (const TokenRun& run : runs)
         for (int64_t t = 0; t < run.count; ++t) s.pos[i++] = static_cast<int32_t>(run.start + t * run.stride);
   }
-  if (p.has_segment_ids)
+  if (p.has_segment_ids) {
     f.read_token_runs("segment_ids", {p.batch, p.seq_len}, 1, runs, ElementType::i32, s.seg.data());
+    refuse_saturated(s.seg, "segment_ids", f.path());
+  }
   return s;
 }
 

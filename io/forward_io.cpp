@@ -1,6 +1,7 @@
 // forward_io.cpp
 #include "io/forward_io.h"
 
+#include <climits>
 #include <cmath>
 
 #include "io/h5_file.h"
@@ -9,32 +10,56 @@
 #include "src/common/input_error.h"
 
 namespace rw::io {
+namespace {
+
+// Integer datasets may be int32 or int64 (NumPy's default integer). int64 is converted by HDF5
+// while reading into int32; a value outside the int32 range saturates to INT32_MIN or
+// INT32_MAX, which refuse_saturated() then reports (no valid token id, target, position or
+// segment id is either bound).
+bool is_int_dataset(const DatasetInfo& info) { return info.type == ElementType::i32 || info.type_text == "int64"; }
+
+const char* kIntTypes = "int32 or int64";
+const char* kConvertHint = " (NumPy: x.astype(np.int32))";
+
+void refuse_saturated(const std::vector<int32_t>& values, const std::string& name, const std::string& path) {
+  for (int32_t v : values)
+    if (v == INT32_MAX || v == INT32_MIN)
+      throw InputError("dataset '" + name + "' in '" + path + "' holds a value outside the int32 range [" +
+                       std::to_string(INT32_MIN + 1LL) + ", " + std::to_string(INT32_MAX - 1LL) + "]");
+}
+
+}  // namespace
 
 data::LocalBatch read_forward_input(const std::string& path, int64_t vocab, Layout layout, int ring_size,
                                     int ring_rank, ForwardProblem* problem) {
   silence_hdf5_errors();
   H5File f = H5File::open_read(path);
   DatasetInfo tokens = f.dataset_info("tokens");
-  if (tokens.type != ElementType::i32 || tokens.dims.size() != 2)
+  if (!is_int_dataset(tokens) || tokens.dims.size() != 2)
     throw InputError("dataset 'tokens' in '" + path + "' is " + tokens.type_text + " " + dims_text(tokens.dims) +
-                     ", expected int32 [batch, seq]");
+                     ", expected " + kIntTypes + " [batch, seq]" + (is_int_dataset(tokens) ? "" : kConvertHint));
   const int64_t batch = tokens.dims[0], seq = tokens.dims[1];
   if (batch < 1 || seq < 1) throw InputError("dataset 'tokens' in '" + path + "' is empty");
   check_ring_split(layout, seq, ring_size);
   problem->batch = batch;
   problem->seq_len = seq;
-  auto check_optional = [&](const char* name, ElementType type, const char* type_name) {
+  std::vector<std::string> int64_datasets;  // read through HDF5's conversion: checked for saturation
+  if (tokens.type_text == "int64") int64_datasets.push_back("tokens");
+  auto check_optional = [&](const char* name, bool integer) {
     if (!f.has_dataset(name)) return false;
     DatasetInfo info = f.dataset_info(name);
-    if (info.type != type || info.dims != tokens.dims)
+    const bool type_ok = integer ? is_int_dataset(info) : info.type == ElementType::f32;
+    if (!type_ok || info.dims != tokens.dims)
       throw InputError(std::string("dataset '") + name + "' in '" + path + "' is " + info.type_text + " " +
-                       dims_text(info.dims) + ", expected " + type_name + " " + dims_text(tokens.dims));
+                       dims_text(info.dims) + ", expected " + (integer ? kIntTypes : "float32") + " " +
+                       dims_text(tokens.dims) + (type_ok ? "" : integer ? kConvertHint : " (NumPy: x.astype(np.float32))"));
+    if (info.type_text == "int64") int64_datasets.push_back(name);
     return true;
   };
-  const bool has_targets = check_optional("targets", ElementType::i32, "int32");
-  const bool has_weights = check_optional("loss_weights", ElementType::f32, "float32");
-  const bool has_segments = check_optional("segment_ids", ElementType::i32, "int32");
-  const bool has_positions = check_optional("positions", ElementType::i32, "int32");
+  const bool has_targets = check_optional("targets", true);
+  const bool has_weights = check_optional("loss_weights", false);
+  const bool has_segments = check_optional("segment_ids", true);
+  const bool has_positions = check_optional("positions", true);
 
   const auto runs = local_token_runs(layout, seq, ring_size, ring_rank);
   const int64_t n_local = local_token_count(seq, ring_size);
@@ -78,6 +103,12 @@ data::LocalBatch read_forward_input(const std::string& path, int64_t vocab, Layo
     for (int64_t s = 0; s < batch; ++s)
       for (const TokenRun& r : runs)
         for (int64_t t = 0; t < r.count; ++t) b.positions[i++] = static_cast<int32_t>(r.start + t * r.stride);
+  }
+  for (const std::string& name : int64_datasets) {
+    if (name == "tokens") refuse_saturated(b.tokens, name, path);
+    if (name == "targets") refuse_saturated(b.targets, name, path);
+    if (name == "segment_ids") refuse_saturated(b.segment_ids, name, path);
+    if (name == "positions") refuse_saturated(b.positions, name, path);
   }
   // Token ids and targets must index the vocabulary; loss weights must be finite and >= 0.
   std::string bad;

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <optional>
 
+#include "io/input_file.h"
 #include "mpi/native.h"
 #include "mpi/runtime.h"
 #include "src/common/input_error.h"
@@ -149,6 +150,7 @@ std::string dims_text(const std::vector<int64_t>& dims) {
 }
 
 H5File H5File::open_read(const std::string& path) {
+  check_input_file(path, "file");  // a directory or missing file: one line, before MPI-IO prints pages
   hid_t fapl = mpio_access_list();
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);

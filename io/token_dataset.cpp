@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "io/h5_file.h"
+#include "io/input_file.h"
 #include "io/params_io_internal.h"
 #include "src/common/input_error.h"
 
@@ -53,6 +54,7 @@ struct TokenDatasetReader::Impl {
 };
 
 TokenDatasetReader::TokenDatasetReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  check_input_file(path, "dataset");
   silence_hdf5_errors();
   impl_->file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (impl_->file < 0) throw InputError("cannot open dataset '" + path + "' as an HDF5 file (missing, unreadable or not HDF5)");
@@ -70,7 +72,10 @@ TokenDatasetReader::TokenDatasetReader(const std::string& path) : impl_(std::mak
     if (!type_ok || !rank_ok) {
       H5Dclose(ds);
       throw InputError("dataset '" + path + "': '" + name + "' must be a 1-D " +
-                       (cls == H5T_INTEGER ? std::string(is_signed ? "int" : "uint") + std::to_string(8 * size) : "float") + " array");
+                       (cls == H5T_INTEGER ? std::string(is_signed ? "int" : "uint") + std::to_string(8 * size) : "float") + " array" +
+                       (cls == H5T_INTEGER ? " (NumPy: x.astype(np." + std::string(is_signed ? "int" : "uint") +
+                                                 std::to_string(8 * size) + "))"
+                                           : std::string()));
     }
     *length = static_cast<int64_t>(n);
     return ds;

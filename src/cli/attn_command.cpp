@@ -8,6 +8,7 @@
 
 #include "device/backend.h"
 #include "io/attn_io.h"
+#include "io/input_file.h"
 #include "mpi/ring_exchange.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
@@ -15,6 +16,8 @@
 #include "src/attention/layout.h"
 #include "src/attention/ring_attention.h"
 #include "src/cli/commands.h"
+#include "src/cli/option_parsing.h"
+#include "src/cli/option_values.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 
@@ -53,15 +56,15 @@ int run_attn(int argc, char** argv) {
       ("causal", po::bool_switch(&o.causal), "causal mask by position (pos_k <= pos_q)")
       ("backward", po::bool_switch(&o.backward), "also compute dq, dk, dv from dout")
       ("layout", po::value(&o.layout)->default_value(o.layout), "contiguous | striped | zigzag")
-      ("block-q", po::value(&o.block_q)->default_value(o.block_q), "query rows per tile")
-      ("block-k", po::value(&o.block_k)->default_value(o.block_k), "key rows per tile")
+      ("block-q", count(&o.block_q)->min(1)->default_value(o.block_q), "query rows per tile")
+      ("block-k", count(&o.block_k)->min(1)->default_value(o.block_k), "key rows per tile")
       ("device", po::value(&o.device)->default_value(o.device), "cpu | cpu-reference")
-      ("timeout", po::value(&o.timeout_s)->default_value(o.timeout_s),
+      ("timeout", number(&o.timeout_s)->min(0)->default_value(o.timeout_s),
        "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
       ("quiet", po::bool_switch(&o.quiet), "print nothing on success");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    store_command_line(parse_command_line(argc, argv, desc), vm);
     po::notify(vm);
     if (vm.count("help")) {
       if (is_root) std::cout << kAttnHelp << "\n" << desc << "\n";
@@ -69,7 +72,6 @@ int run_attn(int argc, char** argv) {
     }
     if (o.input.empty()) throw InputError("--input is required");
     if (o.output.empty()) throw InputError("--output is required");
-    if (o.block_q <= 0 || o.block_k <= 0) throw InputError("--block-q and --block-k must be positive");
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld attn: error: %s (see ringworld attn --help)\n", e.what());
     return 2;
@@ -88,6 +90,7 @@ int run_attn(int argc, char** argv) {
   try {
     layout = parse_layout(o.layout);
     backend = device::make_backend(o.device);
+    io::check_input_file(o.input, "input");
     io::check_output_path(o.output);
     input = std::make_unique<io::AttnInputFile>(o.input);
     problem = input->inspect(o.backward);
@@ -102,8 +105,17 @@ int run_attn(int argc, char** argv) {
   }
 
   const auto runs = local_token_runs(layout, problem.seq_len, n_ranks, rank);
-  io::AttnShard host = input->read_shard(problem, runs);
+  io::AttnShard host;
+  try {
+    host = input->read_shard(problem, runs);  // collective; int64 values outside int32 are refused after it
+  } catch (const InputError& e) {
+    error = e.what();
+  }
   input.reset();
+  if (!(error = mpi::agree_on_error(error)).empty()) {
+    if (is_root) std::fprintf(stderr, "ringworld attn: error: %s\n", error.c_str());
+    return 1;
+  }
   const int n_local = static_cast<int>(local_token_count(problem.seq_len, n_ranks));
 
   device::Backend& dev = *backend;

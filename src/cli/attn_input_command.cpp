@@ -4,6 +4,7 @@
 // writes only its own tokens.
 #include <boost/program_options.hpp>
 
+#include <cstdint>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -12,6 +13,8 @@
 #include "mpi/runtime.h"
 #include "src/attention/layout.h"
 #include "src/cli/commands.h"
+#include "src/cli/option_parsing.h"
+#include "src/cli/option_values.h"
 #include "src/common/input_error.h"
 
 namespace po = boost::program_options;
@@ -40,27 +43,28 @@ int run_attn_input(int argc, char** argv) {
   desc.add_options()
       ("help,h", "show this help")
       ("output", po::value(&output), "file to write (required; written atomically)")
-      ("batch", po::value(&batch)->default_value(batch), "sequences")
-      ("seq", po::value(&seq)->default_value(seq), "tokens per sequence")
-      ("heads", po::value(&heads)->default_value(heads), "query heads")
-      ("kv-heads", po::value(&kv_heads)->default_value(kv_heads), "key/value heads")
-      ("head-dim", po::value(&head_dim)->default_value(head_dim), "head dimension")
-      ("documents", po::value(&documents)->default_value(documents),
+      ("batch", number(&batch)->min(1)->max(INT32_MAX)->default_value(batch), "sequences")
+      ("seq", count(&seq)->min(1)->max(INT32_MAX)->default_value(seq), "tokens per sequence (K/M suffixes)")
+      ("heads", number(&heads)->min(1)->max(65536)->default_value(heads), "query heads")
+      ("kv-heads", number(&kv_heads)->min(1)->max(65536)->default_value(kv_heads), "key/value heads")
+      ("head-dim", number(&head_dim)->min(1)->max(65536)->default_value(head_dim), "head dimension")
+      ("documents", number(&documents)->min(1)->default_value(documents),
        "documents packed per sequence (>1 writes segment_ids and positions)")
-      ("seed", po::value(&seed)->default_value(seed), "random seed")
+      ("seed", number(&seed)->default_value(seed), "random seed")
       ("no-dout", po::bool_switch(&no_dout), "omit dout (forward-only input)");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    store_command_line(parse_command_line(argc, argv, desc), vm);
     po::notify(vm);
     if (vm.count("help")) {
       if (is_root) std::cout << "usage: [mpirun -np N] ringworld attn-input --output IN.h5 [options]\n\n" << desc << "\n";
       return 0;
     }
     if (output.empty()) throw InputError("--output is required");
-    if (batch < 1 || seq < 1 || heads < 1 || kv_heads < 1 || head_dim < 1 || documents < 1 || documents > seq)
-      throw InputError("sizes must be positive and --documents at most --seq");
-    if (heads % kv_heads) throw InputError("--heads must be a multiple of --kv-heads");
+    if (documents > seq)
+      throw InputError("--documents (" + std::to_string(documents) + ") must be at most --seq (" + std::to_string(seq) + ")");
+    if (heads % kv_heads)
+      throw InputError("--heads (" + std::to_string(heads) + ") must be a multiple of --kv-heads (" + std::to_string(kv_heads) + ")");
     check_ring_split(Layout::contiguous, seq, mpi::world_size());
     io::check_output_path(output);
   } catch (const std::exception& e) {

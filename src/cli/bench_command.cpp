@@ -37,6 +37,9 @@
 #include "src/bench/ring_probe.h"
 #include "src/bench/stats.h"
 #include "src/cli/commands.h"
+#include "src/cli/model_options.h"
+#include "src/cli/option_parsing.h"
+#include "src/cli/option_values.h"
 #include "src/train/run_driver.h"
 #include "src/train/run_plan.h"
 #include "src/common/input_error.h"
@@ -97,27 +100,24 @@ bool parse(int argc, char** argv, BenchPlan& plan) {
   opts.add_options()
       ("help,h", "show this help")
       ("model", po::value(&plan.model_preset)->default_value(plan.model_preset), "preset: tiny | small | 7b")
-      ("seq-len", po::value(&plan.seq_len)->default_value(plan.seq_len), "tokens per sequence (one per dp group)")
-      ("dp", po::value(&plan.dp)->default_value(0), "data-parallel groups (0: world / sp)")
-      ("sp", po::value(&plan.sp)->default_value(0), "ranks per ring (0: world / dp)")
+      ("seq-len", count(&plan.seq_len)->min(1)->default_value(plan.seq_len), "tokens per sequence (one per dp group; K/M suffixes)")
+      ("dp", number(&plan.dp)->min(0)->default_value(0), "data-parallel groups (0: world / sp)")
+      ("sp", number(&plan.sp)->min(0)->default_value(0), "ranks per ring (0: world / dp)")
       ("layout", po::value(&plan.layout)->default_value(plan.layout), "contiguous | striped | zigzag")
-      ("block-q", po::value(&plan.block_q)->default_value(plan.block_q), "attention query tile rows")
-      ("block-k", po::value(&plan.block_k)->default_value(plan.block_k), "attention key tile rows")
-      ("steps", po::value(&plan.steps)->default_value(plan.steps), "timed steps (medians over them)")
-      ("warmup", po::value(&plan.warmup)->default_value(plan.warmup), "untimed steps first")
+      ("block-q", count(&plan.block_q)->min(1)->default_value(plan.block_q), "attention query tile rows")
+      ("block-k", count(&plan.block_k)->min(1)->default_value(plan.block_k), "attention key tile rows")
+      ("steps", number(&plan.steps)->min(1)->default_value(plan.steps), "timed steps (medians over them)")
+      ("warmup", number(&plan.warmup)->min(0)->default_value(plan.warmup), "untimed steps first")
       ("csv", po::value(&plan.csv), "append one row to this CSV file (header when new)")
       ("label", po::value(&plan.label), "free text for the CSV's label column (sweep, machine)")
-      ("seed", po::value(&plan.seed)->default_value(plan.seed), "seed of initialisation and data")
+      ("seed", number(&plan.seed)->default_value(plan.seed), "seed of initialisation and data")
       ("device", po::value(&plan.device)->default_value(plan.device), "cpu")
-      ("timeout", po::value(&plan.timeout_s)->default_value(plan.timeout_s), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: off)");
-  for (const auto& f : model::config_fields()) {
-    if (f.integer) model_opts.add_options()(f.name, po::value<int64_t>(), "");
-    else model_opts.add_options()(f.name, po::value<double>(), "");
-  }
+      ("timeout", number(&plan.timeout_s)->min(0)->default_value(plan.timeout_s), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: off)");
+  add_model_options(model_opts);
   po::options_description all;
   all.add(opts).add(model_opts);
   po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+  store_command_line(parse_command_line(argc, argv, all), vm);
   po::notify(vm);
   if (vm.count("help")) {
     if (mpi::world_rank() == 0) std::cout << kBenchHelp << "\n" << all << "\n";
@@ -125,24 +125,13 @@ bool parse(int argc, char** argv, BenchPlan& plan) {
   }
   plan.model = model::preset_config(plan.model_preset);
   plan.model_name = plan.model_preset;
-  std::string overrides;
-  for (const auto& f : model::config_fields()) {
-    if (!vm.count(f.name)) continue;
-    if (f.integer) plan.model.*f.integer = vm[f.name].as<int64_t>();
-    else plan.model.*f.real = vm[f.name].as<double>();
-    overrides += (overrides.empty() ? "" : ";") + std::string(f.name) + "=" +
-                 (f.integer ? std::to_string(vm[f.name].as<int64_t>()) : fmt("%g", vm[f.name].as<double>()));
-  }
+  const std::string overrides = apply_model_options(vm, plan.model);
   if (!overrides.empty()) plan.model_name += "+" + overrides;
   plan.model.validate();
   const Layout layout = parse_layout(plan.layout);
   const int world = mpi::world_size();
   train::resolve_grid(world, plan.dp, plan.sp);
-  if (plan.seq_len < 1) throw InputError("--seq-len must be positive");
   check_ring_split(layout, plan.seq_len, plan.sp);
-  if (plan.block_q < 1 || plan.block_k < 1) throw InputError("--block-q and --block-k must be positive");
-  if (plan.steps < 1) throw InputError("--steps must be at least 1");
-  if (plan.warmup < 0) throw InputError("--warmup must not be negative");
   check_text("--label", plan.label);
   return true;
 }

@@ -8,13 +8,18 @@
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <sys/stat.h>
 
 #include "io/attn_io.h"
 #include "io/checkpoint.h"
 #include "io/params_io.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
+#include "io/input_file.h"
 #include "src/cli/commands.h"
+#include "src/cli/option_parsing.h"
 #include "src/common/input_error.h"
 
 namespace po = boost::program_options;
@@ -27,6 +32,12 @@ int fail(const std::string& message) {
   return 1;
 }
 
+// True when both names reach one existing file (the same path, a link, a hard link).
+bool same_file(const std::string& a, const std::string& b) {
+  struct stat sa {}, sb {};
+  return stat(a.c_str(), &sa) == 0 && stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 int ckpt_info(const std::string& path) {
   const bool is_root = mpi::world_rank() == 0;
   std::string error, listing;
@@ -34,6 +45,7 @@ int ckpt_info(const std::string& path) {
   io::CheckpointState state;
   bool is_checkpoint = false;
   try {
+    io::check_input_file(path, "checkpoint");
     listing = io::describe_checkpoint(path);
     is_checkpoint = io::is_checkpoint_file(path);
     if (is_checkpoint) state = io::read_checkpoint_state(path, &config);
@@ -72,7 +84,10 @@ int ckpt_convert(const std::string& input, const std::string& output) {
   model::LlamaConfig config;
   bool from_checkpoint = false;
   try {
+    io::check_input_file(input, "--input");
     io::check_output_path(output);
+    if (same_file(input, output))
+      throw InputError("--output '" + output + "' is the input file: convert writes a new file (choose another name)");
     try {
       io::read_checkpoint_state(input, &config);
       from_checkpoint = true;
@@ -115,37 +130,76 @@ int run_ckpt(int argc, char** argv) {
   const char* usage =
       "usage: [mpirun -np N] ringworld ckpt info FILE\n"
       "       [mpirun -np N] ringworld ckpt convert --input FILE --output FILE\n"
+      "  info:    attributes, tensors and shapes of a checkpoint or parameter file, and whether every\n"
+      "           tensor is present, shaped and checksummed.\n"
       "  convert: a checkpoint becomes a plain parameter file (/params/<name>, config attributes);\n"
-      "           a parameter file becomes a checkpoint at step 0 with zero optimizer state.\n";
+      "           a parameter file becomes a checkpoint at step 0 with zero optimizer state.\n"
+      "`ringworld ckpt info --help`, `ringworld ckpt convert --help` describe each.\n"
+      "Exit status: 0 done, 1 bad or invalid file, 2 bad options.\n";
+  const std::vector<std::string> subcommands = {"info", "convert"};
   if (argc < 2) {
-    if (is_root) std::fputs(usage, stderr);
+    if (is_root) std::fprintf(stderr, "ringworld ckpt: error: missing subcommand (info or convert)\n%s", usage);
     return 2;
   }
   const std::string sub = argv[1];
+  if (sub == "--help" || sub == "-h" || sub == "help") {
+    if (is_root) std::fputs(usage, stdout);
+    return 0;
+  }
   if (sub == "info") {
-    if (argc != 3) {
-      if (is_root) std::fputs(usage, stderr);
+    std::string file;
+    po::options_description desc("ckpt info options");
+    desc.add_options()("help,h", "show this help")("file", po::value(&file), "checkpoint or parameter file (HDF5)");
+    po::positional_options_description positional;
+    positional.add("file", 1);
+    try {
+      po::variables_map vm;
+      store_command_line(parse_command_line(argc - 1, argv + 1, desc, &positional), vm);
+      po::notify(vm);
+      if (vm.count("help")) {
+        if (is_root)
+          std::cout << "usage: [mpirun -np N] ringworld ckpt info FILE\n\n"
+                       "Prints the attributes (format, version, model config, step, stage, grid at save), every tensor\n"
+                       "with its shape, and whether every tensor is present, shaped and checksummed (INVALID: why,\n"
+                       "exit 1, when not). FILE may also be a plain parameter file (train --save-params).\n\n"
+                    << desc << "\n";
+        return 0;
+      }
+      if (file.empty()) throw InputError("FILE is required");
+    } catch (const std::exception& e) {
+      if (is_root) std::fprintf(stderr, "ringworld ckpt info: error: %s (see ringworld ckpt info --help)\n", e.what());
       return 2;
     }
-    return ckpt_info(argv[2]);
+    return ckpt_info(file);
   }
   if (sub == "convert") {
     std::string input, output;
-    po::options_description desc("convert options");
-    desc.add_options()("input", po::value(&input), "checkpoint or parameter file")("output", po::value(&output),
-                                                                                 "file to write (atomic)");
+    po::options_description desc("ckpt convert options");
+    desc.add_options()("help,h", "show this help")("input", po::value(&input), "checkpoint or parameter file")(
+        "output", po::value(&output), "file to write (atomic; never the input)");
     try {
       po::variables_map vm;
-      po::store(po::command_line_parser(argc - 1, argv + 1).options(desc).run(), vm);
+      store_command_line(parse_command_line(argc - 1, argv + 1, desc), vm);
       po::notify(vm);
+      if (vm.count("help")) {
+        if (is_root)
+          std::cout << "usage: [mpirun -np N] ringworld ckpt convert --input FILE --output FILE\n\n"
+                       "A checkpoint becomes a plain parameter file (/params/<name> and the config as attributes,\n"
+                       "what `forward --checkpoint` and any HDF5 tool read); a parameter file becomes a checkpoint at\n"
+                       "step 0 with zero optimizer state. The output is written under a temporary name and renamed.\n\n"
+                    << desc << "\n";
+        return 0;
+      }
       if (input.empty() || output.empty()) throw InputError("--input and --output are required");
     } catch (const std::exception& e) {
-      if (is_root) std::fprintf(stderr, "ringworld ckpt convert: error: %s\n%s", e.what(), usage);
+      if (is_root) std::fprintf(stderr, "ringworld ckpt convert: error: %s (see ringworld ckpt convert --help)\n", e.what());
       return 2;
     }
     return ckpt_convert(input, output);
   }
-  if (is_root) std::fprintf(stderr, "ringworld ckpt: unknown subcommand '%s'\n%s", sub.c_str(), usage);
+  if (is_root)
+    std::fprintf(stderr, "ringworld ckpt: error: unknown subcommand '%s'%s\n%s", sub.c_str(),
+                 did_you_mean(sub, subcommands).c_str(), usage);
   return 2;
 }
 

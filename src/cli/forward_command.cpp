@@ -11,12 +11,15 @@
 #include "device/backend.h"
 #include "io/attn_io.h"
 #include "io/forward_io.h"
+#include "io/input_file.h"
 #include "io/params_io.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
 #include "mpi/watchdog.h"
 #include "src/attention/attention_ops.h"
 #include "src/cli/commands.h"
+#include "src/cli/option_parsing.h"
+#include "src/cli/option_values.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/model/matmul.h"
@@ -37,18 +40,18 @@ int run_forward(int argc, char** argv) {
   desc.add_options()
       ("help,h", "show this help")
       ("checkpoint", po::value(&checkpoint), "parameters: /params/<Hugging Face name> float32, config as root attributes")
-      ("input", po::value(&input), "tokens int32 [batch, seq]; optional targets, loss_weights, segment_ids, positions")
+      ("input", po::value(&input), "tokens int32 or int64 [batch, seq]; optional targets, loss_weights, segment_ids, positions")
       ("output", po::value(&output), "logits [batch, seq, vocab], loss, and with --backward /grads/<name>")
       ("backward", po::bool_switch(&backward), "also write the gradient of the loss for every parameter")
       ("layout", po::value(&layout_text)->default_value(layout_text), "contiguous | striped | zigzag")
-      ("block-q", po::value(&block_q)->default_value(block_q), "attention query tile rows")
-      ("block-k", po::value(&block_k)->default_value(block_k), "attention key tile rows")
+      ("block-q", count(&block_q)->min(1)->default_value(block_q), "attention query tile rows")
+      ("block-k", count(&block_k)->min(1)->default_value(block_k), "attention key tile rows")
       ("device", po::value(&device_name)->default_value(device_name), "cpu")
-      ("timeout", po::value(&timeout)->default_value(timeout), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
+      ("timeout", number(&timeout)->min(0)->default_value(timeout), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
       ("quiet", po::bool_switch(&quiet), "print nothing on success");
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    store_command_line(parse_command_line(argc, argv, desc), vm);
     po::notify(vm);
     if (vm.count("help")) {
       if (is_root) std::cout << "usage: mpirun -np N ringworld forward --checkpoint CKPT.h5 --input IN.h5 --output OUT.h5 [--backward]\n\n" << desc << "\n";
@@ -56,7 +59,6 @@ int run_forward(int argc, char** argv) {
     }
     if (checkpoint.empty() || input.empty() || output.empty())
       throw InputError("--checkpoint, --input and --output are required");
-    if (block_q < 1 || block_k < 1) throw InputError("--block-q and --block-k must be positive");
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld forward: error: %s (see ringworld forward --help)\n", e.what());
     return 2;
@@ -77,6 +79,8 @@ int run_forward(int argc, char** argv) {
   try {
     layout = parse_layout(layout_text);
     backend = device::make_backend(device_name);
+    io::check_input_file(checkpoint, "checkpoint");
+    io::check_input_file(input, "input");
     io::check_output_path(output);
     config = io::read_model_config(checkpoint);
   } catch (const InputError& e) {

@@ -2,16 +2,20 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "device/cpu/blas_kernel_select.h"
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
 #include "src/common/build_info.h"
+#include "src/cli/option_parsing.h"
 
 namespace {
 
 const char* kUsage =
     "usage: ringworld <command> [options]     (run under mpirun -np N for N ranks)\n"
+    "       ringworld --version               version, git commit and build options\n"
+    "       ringworld --help                  this text\n"
     "\n"
     "commands:\n"
     "  attn        exact ring attention on tensors from an HDF5 file (forward, --backward)\n"
@@ -26,7 +30,10 @@ const char* kUsage =
     "  import      Hugging Face (--from hf DIR) or LWM JAX (--from lwm-jax FILE) weights -> parameter file\n"
     "  export      parameter file or checkpoint -> Hugging Face directory (--to hf CKPT DIR)\n"
     "\n"
-    "`ringworld <command> --help` describes a command's options; `ringworld --version` the build.\n";
+    "`ringworld <command> --help` describes a command's options (ckpt and eval: also per\n"
+    "subcommand, e.g. `ringworld ckpt convert --help`). Options: --hidden-size and --hidden_size\n"
+    "are the same option; token counts take K/M/G suffixes (32K = 32768). `ringworld --version`:\n"
+    "the version, git commit and build options.\n";
 
 }  // namespace
 
@@ -57,6 +64,10 @@ int main(int argc, char** argv) {
   if (command == "bench") return rw::cli::run_bench(argc - 1, argv + 1);
   if (command == "import") return rw::cli::run_import(argc - 1, argv + 1);
   if (command == "export") return rw::cli::run_export(argc - 1, argv + 1);
-  if (is_root) std::fprintf(stderr, "ringworld: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+  const std::vector<std::string> commands = {"attn", "attn-input", "train", "forward", "ckpt",
+                                             "prepare", "eval", "plan", "bench", "import", "export"};
+  if (is_root)
+    std::fprintf(stderr, "ringworld: error: unknown command '%s'%s\n\n%s", command.c_str(),
+                 rw::cli::did_you_mean(command, commands).c_str(), kUsage);
   return 2;
 }

@@ -19,6 +19,9 @@
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
 #include "src/cli/config_file.h"
+#include "src/cli/model_options.h"
+#include "src/cli/option_parsing.h"
+#include "src/cli/option_values.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/data/global_batch.h"
@@ -93,10 +96,10 @@ int run_plan(int argc, char** argv) {
       ("dp", po::value(&dp), "data-parallel groups (default 1, or ranks / sp)")
       ("sp", po::value(&sp), "ranks per ring (default ranks / dp)")
       ("layout", po::value(&layout_text), "contiguous | striped | zigzag (default zigzag)")
-      ("block-q", po::value(&shape.block_q)->default_value(shape.block_q), "attention query tile rows")
-      ("block-k", po::value(&shape.block_k)->default_value(shape.block_k), "attention key tile rows")
-      ("ffn-chunk", po::value(&shape.ffn_chunk_tokens)->default_value(shape.ffn_chunk_tokens), "tokens per FFN chunk")
-      ("threads", po::value(&threads), "OpenMP threads per rank (default OMP_NUM_THREADS or 1)")
+      ("block-q", count(&shape.block_q)->min(1)->default_value(shape.block_q), "attention query tile rows")
+      ("block-k", count(&shape.block_k)->min(1)->default_value(shape.block_k), "attention key tile rows")
+      ("ffn-chunk", count(&shape.ffn_chunk_tokens)->min(1)->default_value(shape.ffn_chunk_tokens), "tokens per FFN chunk")
+      ("threads", number(&threads)->min(1), "OpenMP threads per rank (default OMP_NUM_THREADS or 1)")
       ("device", po::value(&device_name), ("one of: " + plan::device_names() + " (default cpu)").c_str())
       ("precision", po::value(&precision_text), "fp32 (what ringworld computes) | tf32 | bf16: the peak FLOP/s used")
       ("device-tflops", po::value(&device_tflops), "peak TFLOP/s per rank (overrides the --device's table entry or measurement)")
@@ -113,16 +116,13 @@ int run_plan(int argc, char** argv) {
       ("json", "print the plan as one JSON object instead of text")
       ("phases", "also list the memory of every phase of the step");
   model_opts.add_options()("model", po::value(&model_arg), "preset tiny | small | 7b, or a config file");
-  for (const auto& f : model::config_fields()) {
-    if (f.integer) model_opts.add_options()(f.name, po::value<int64_t>(), "");
-    else model_opts.add_options()(f.name, po::value<double>(), "");
-  }
+  add_model_options(model_opts);
   po::options_description all;
   all.add(opts).add(model_opts);
 
   try {
     po::variables_map vm;
-    po::parsed_options cli = po::command_line_parser(argc, argv).options(all).run();
+    po::parsed_options cli = parse_command_line(argc, argv, all);
     std::set<std::string> on_command_line;
     for (const auto& o : cli.options) on_command_line.insert(o.string_key);
     // --model FILE is --config FILE: the file's own `model = ` then names the preset, so the
@@ -137,7 +137,7 @@ int run_plan(int argc, char** argv) {
       cli.options.erase(it);
       break;
     }
-    po::store(cli, vm);
+    store_command_line(cli, vm);
     if (vm.count("help")) {
       if (is_root) std::cout << kPlanHelp << "\n" << all << "\n";
       return 0;
@@ -161,7 +161,7 @@ int run_plan(int argc, char** argv) {
       parsed.options.erase(std::remove_if(parsed.options.begin(), parsed.options.end(),
                                           [](const po::option& o) { return o.unregistered; }),
                            parsed.options.end());
-      po::store(parsed, vm);  // the command line, stored first, wins
+      store_config_file(config_file, parsed, vm);  // the command line, stored first, wins
     }
     po::notify(vm);
 
@@ -191,11 +191,7 @@ int run_plan(int argc, char** argv) {
     }
 
     shape.model = model::preset_config(model_arg);
-    for (const auto& f : model::config_fields()) {
-      if (!vm.count(f.name)) continue;
-      if (f.integer) shape.model.*f.integer = vm[f.name].as<int64_t>();
-      else shape.model.*f.real = vm[f.name].as<double>();
-    }
+    apply_model_options(vm, shape.model);
     request.model_name = config_file.empty() ? "model " + model_arg : config_file + " (preset " + model_arg + ")";
     if (seq_text.empty()) throw InputError("--seq-len is required (e.g. --seq-len 32K)");
     shape.seq_len = plan::parse_token_count(seq_text, "--seq-len");

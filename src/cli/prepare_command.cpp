@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,16 +18,15 @@
 #include "src/cli/commands.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
+#include "src/cli/option_parsing.h"
+#include "src/cli/option_values.h"
+#include "src/data/text_input.h"
 #include "src/data/tokenizer.h"
 
 namespace po = boost::program_options;
 
 namespace rw::cli {
 namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Progress: a bar redrawn in place on a terminal, a plain line every 10% otherwise.
 class Progress {
@@ -63,22 +61,25 @@ int run_prepare(int argc, char** argv) {
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")
       ("tokenizer", po::value(&tokenizer_spec)->default_value(tokenizer_spec), "byte | sentencepiece:MODEL")
-      ("input", po::value(&inputs)->multitoken(), "text files (one document each) or .jsonl (one per line, \"text\")")
+      ("input", po::value(&inputs)->multitoken(),
+       "text files (one document each), .jsonl files (one per line, \"text\"), or directories of them; "
+       "gzip and zstd files are decompressed")
       ("output", po::value(&output), "dataset file to write (HDF5, atomic)")
-      ("min-doc-tokens", po::value(&min_tokens)->default_value(min_tokens), "leave out shorter documents")
-      ("max-doc-tokens", po::value(&max_tokens)->default_value(max_tokens), "leave out longer documents (0: no limit)");
+      ("min-doc-tokens", count(&min_tokens)->min(1)->default_value(min_tokens), "leave out shorter documents (K/M suffixes)")
+      ("max-doc-tokens", count(&max_tokens)->min(0)->default_value(max_tokens), "leave out longer documents (0: no limit)");
   po::variables_map vm;
   std::unique_ptr<data::Tokenizer> tokenizer;
   try {
-    po::store(po::command_line_parser(argc, argv).options(desc).run(), vm);
+    store_command_line(parse_command_line(argc, argv, desc), vm);
     po::notify(vm);
     if (vm.count("help")) {
       if (is_root) std::cout << "usage: ringworld prepare --tokenizer byte|sentencepiece:MODEL --input FILES... --output DATA.h5\n\n" << desc << "\n";
       return 0;
     }
     if (inputs.empty() || output.empty()) throw InputError("--input and --output are required");
-    if (min_tokens < 1 || max_tokens < 0 || (max_tokens && max_tokens < min_tokens))
-      throw InputError("--min-doc-tokens must be >= 1 and --max-doc-tokens 0 or >= it");
+    if (max_tokens && max_tokens < min_tokens)
+      throw InputError("--max-doc-tokens (" + std::to_string(max_tokens) + ") must be 0 (no limit) or at least --min-doc-tokens (" +
+                       std::to_string(min_tokens) + ")");
     tokenizer = data::make_tokenizer(tokenizer_spec);
     io::check_output_path(output);
   } catch (const std::exception& e) {
@@ -89,10 +90,11 @@ int run_prepare(int argc, char** argv) {
   long long kept = 0, too_short = 0, too_long = 0, tokens = 0;
   if (is_root) {
     try {
-      for (const auto& path : inputs)
-        if (!std::ifstream(path)) throw InputError("cannot read input file '" + path + "'");
+      const std::vector<std::string> files = data::expand_input_paths(inputs);
+      if (files.size() != inputs.size())
+        std::printf("ringworld prepare: %zu input file(s) (directories expanded)\n", files.size());
       io::TokenDatasetWriter writer(output, tokenizer->vocab_size(), tokenizer->description(), false);
-      Progress progress(inputs.size());
+      Progress progress(files.size());
       const double t0 = wall_seconds();
       auto add = [&](const std::string& text, const std::string& where) {
         if (text.empty()) throw InputError(where + ": empty document");
@@ -103,17 +105,17 @@ int run_prepare(int argc, char** argv) {
         ++kept;
         tokens += static_cast<long long>(ids.size());
       };
-      for (std::size_t f = 0; f < inputs.size(); ++f) {
-        std::ifstream in(inputs[f], std::ios::binary);
-        if (ends_with(inputs[f], ".jsonl")) {
+      for (std::size_t f = 0; f < files.size(); ++f) {
+        data::TextReader in(files[f]);  // decompresses gzip/zstd; refuses other archives and binary files
+        if (data::is_jsonl_name(files[f])) {
           std::string line;
-          for (long long n = 1; std::getline(in, line); ++n) {
+          for (long long n = 1; in.read_line(line); ++n) {
             if (line.find_first_not_of(" \t\r") == std::string::npos) continue;  // blank line
-            const std::string where = inputs[f] + ":" + std::to_string(n);
+            const std::string where = files[f] + ":" + std::to_string(n);
             add(data::jsonl_text_field(line, where), where);
           }
         } else {
-          add(std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()), inputs[f]);
+          add(in.read_all(), files[f]);
         }
         progress.update(f + 1, kept, tokens);
       }
@@ -125,7 +127,7 @@ int run_prepare(int argc, char** argv) {
                   output.c_str(), kept, tokens, tokenizer->description().c_str(),
                   static_cast<long long>(tokenizer->vocab_size()), wall_seconds() - t0, too_short,
                   static_cast<long long>(min_tokens), too_long, static_cast<long long>(max_tokens));
-    } catch (const InputError& e) {
+    } catch (const std::exception& e) {  // InputError, or e.g. an allocation failure: one message, no abort
       error = e.what();
     }
   }

@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <algorithm>
@@ -16,10 +17,14 @@
 #include <string>
 
 #include "io/attn_io.h"
+#include "io/input_file.h"
 #include "mpi/runtime.h"
 #include "src/attention/layout.h"
 #include "src/cli/commands.h"
 #include "src/cli/config_file.h"
+#include "src/cli/model_options.h"
+#include "src/cli/option_parsing.h"
+#include "src/cli/option_values.h"
 #include "src/common/input_error.h"
 #include "src/train/run_driver.h"
 #include "src/train/trainer.h"
@@ -90,59 +95,56 @@ int run_train(int argc, char** argv) {
       ("resume", po::value(&resume_dir), "continue the run in this directory from its latest checkpoint")
       ("run-dir", po::value(&plan.run_dir), "directory for checkpoints, run.ini and metrics.jsonl")
       ("stage", po::value(&plan.only_stage), "run only this stage (one Slurm job per stage)")
-      ("checkpoint-every", po::value(&plan.checkpoint_every)->default_value(0), "steps between checkpoints (0: stage ends)")
-      ("keep-last", po::value(&plan.keep_last)->default_value(2), "step checkpoints kept per stage")
-      ("stop-after-steps", po::value(&plan.stop_after_steps)->default_value(0),
+      ("checkpoint-every", number(&plan.checkpoint_every)->min(0)->default_value(0), "steps between checkpoints (0: stage ends)")
+      ("keep-last", number(&plan.keep_last)->min(0)->default_value(2), "step checkpoints kept per stage")
+      ("stop-after-steps", number(&plan.stop_after_steps)->min(0)->default_value(0),
        "stop after this many steps with a checkpoint, as on SIGTERM (tests, time-boxed jobs)")
-      ("carry-optimizer", po::value<int>()->default_value(0), "1: a new stage keeps the AdamW moments")
-      ("dp", po::value(&plan.dp)->default_value(0), "data-parallel groups (0: world / sp)")
-      ("sp", po::value(&plan.sp)->default_value(0), "ranks per ring (0: world / dp)")
+      ("carry-optimizer", number<int>(nullptr)->min(0)->max(1)->default_value(0), "1: a new stage keeps the AdamW moments")
+      ("dp", number(&plan.dp)->min(0)->default_value(0), "data-parallel groups (0: world / sp)")
+      ("sp", number(&plan.sp)->min(0)->default_value(0), "ranks per ring (0: world / dp)")
       ("layout", po::value(&plan.layout)->default_value(plan.layout), "contiguous | striped | zigzag")
-      ("seed", po::value(&plan.seed)->default_value(plan.seed), "seed of initialisation and data")
-      ("beta1", po::value(&plan.adamw.beta1)->default_value(plan.adamw.beta1), "AdamW beta1")
-      ("beta2", po::value(&plan.adamw.beta2)->default_value(plan.adamw.beta2), "AdamW beta2")
-      ("adam-eps", po::value(&plan.adamw.eps)->default_value(plan.adamw.eps), "AdamW epsilon")
-      ("weight-decay", po::value(&plan.adamw.weight_decay)->default_value(plan.adamw.weight_decay),
+      ("seed", number(&plan.seed)->default_value(plan.seed), "seed of initialisation and data")
+      ("beta1", number(&plan.adamw.beta1)->min(0)->below(1)->default_value(plan.adamw.beta1), "AdamW beta1")
+      ("beta2", number(&plan.adamw.beta2)->min(0)->below(1)->default_value(plan.adamw.beta2), "AdamW beta2")
+      ("adam-eps", number(&plan.adamw.eps)->above(0)->default_value(plan.adamw.eps), "AdamW epsilon")
+      ("weight-decay", number(&plan.adamw.weight_decay)->min(0)->default_value(plan.adamw.weight_decay),
        "AdamW weight decay (not on norms)")
-      ("clip-grad-norm", po::value(&plan.clip_grad_norm)->default_value(plan.clip_grad_norm), "global clip (0: off)")
-      ("log-every", po::value(&plan.log_every)->default_value(plan.log_every), "steps between log lines")
-      ("micro-batch-tokens", po::value(&plan.micro_batch_tokens)->default_value(0), "tokens of the global batch per micro-batch (gradient accumulation; a multiple of seq-len x dp dividing global-batch-tokens; 0: the whole batch at once)")
+      ("clip-grad-norm", number(&plan.clip_grad_norm)->min(0)->default_value(plan.clip_grad_norm), "global clip (0: off)")
+      ("log-every", number(&plan.log_every)->min(1)->default_value(plan.log_every), "steps between log lines")
+      ("micro-batch-tokens", count(&plan.micro_batch_tokens)->min(0)->default_value(0), "tokens of the global batch per micro-batch (gradient accumulation; a multiple of seq-len x dp dividing global-batch-tokens; K/M suffixes; 0: the whole batch at once)")
       ("on-nonfinite", po::value(&plan.on_nonfinite)->default_value(plan.on_nonfinite)->notifier([](const std::string& v) { train::parse_on_nonfinite(v); }), "a step whose loss or gradient norm is not finite: stop (no update, nothing saved) | skip (no update, counted, logged)")
-      ("max-consecutive-skips", po::value(&plan.max_consecutive_skips)->default_value(plan.max_consecutive_skips)->notifier([](int v) { if (v < 1) throw InputError("--max-consecutive-skips must be at least 1"); }), "with --on-nonfinite skip: stop after this many skipped steps in a row")
+      ("max-consecutive-skips", number(&plan.max_consecutive_skips)->min(1)->default_value(plan.max_consecutive_skips), "with --on-nonfinite skip: stop after this many skipped steps in a row")
       ("metrics", po::value(&plan.metrics), "JSON-lines metrics file (default: RUN_DIR/metrics.jsonl)")
       ("init-params", po::value(&plan.init_params), "start from the parameters of this HDF5 file")
       ("save-params", po::value(&plan.save_params), "write the final parameters here (HDF5, atomic)")
-      ("block-q", po::value(&plan.block_q)->default_value(plan.block_q), "attention query tile rows")
-      ("block-k", po::value(&plan.block_k)->default_value(plan.block_k), "attention key tile rows")
-      ("ffn-chunk", po::value(&plan.ffn_chunk)->default_value(plan.ffn_chunk), "tokens per blockwise FFN chunk")
+      ("block-q", count(&plan.block_q)->min(1)->default_value(plan.block_q), "attention query tile rows")
+      ("block-k", count(&plan.block_k)->min(1)->default_value(plan.block_k), "attention key tile rows")
+      ("ffn-chunk", count(&plan.ffn_chunk)->min(1)->default_value(plan.ffn_chunk), "tokens per blockwise FFN chunk")
       ("device", po::value(&plan.device)->default_value(plan.device), "cpu")
-      ("timeout", po::value(&plan.timeout_s)->default_value(plan.timeout_s), "seconds a rank may go without progress (a ring step, a collective, a checkpoint) before the watchdog prints where every rank is and ends the job (0: off)");
+      ("timeout", number(&plan.timeout_s)->min(0)->default_value(plan.timeout_s), "seconds a rank may go without progress (a ring step, a collective, a checkpoint) before the watchdog prints where every rank is and ends the job (0: off)");
   stage_opts.add_options()
-      ("seq-len", po::value(&cli_stage.seq_len)->default_value(cli_stage.seq_len), "tokens per sequence")
-      ("global-batch-tokens", po::value(&cli_stage.global_batch_tokens)->default_value(0),
+      ("seq-len", count(&cli_stage.seq_len)->min(1)->default_value(cli_stage.seq_len), "tokens per sequence (K/M suffixes)")
+      ("global-batch-tokens", count(&cli_stage.global_batch_tokens)->min(0)->default_value(0),
        "tokens per step, a multiple of seq-len x dp (0: one sequence per dp group)")
-      ("steps", po::value(&cli_stage.steps)->default_value(cli_stage.steps), "optimizer steps")
-      ("warmup-steps", po::value(&cli_stage.warmup_steps)->default_value(cli_stage.warmup_steps), "linear warm-up")
-      ("lr", po::value(&cli_stage.lr)->default_value(cli_stage.lr), "peak learning rate")
-      ("min-lr", po::value(&cli_stage.min_lr)->default_value(cli_stage.min_lr), "final lr of the cosine schedule")
+      ("steps", number(&cli_stage.steps)->min(1)->default_value(cli_stage.steps), "optimizer steps")
+      ("warmup-steps", number(&cli_stage.warmup_steps)->min(0)->default_value(cli_stage.warmup_steps), "linear warm-up")
+      ("lr", number(&cli_stage.lr)->min(0)->default_value(cli_stage.lr), "peak learning rate")
+      ("min-lr", number(&cli_stage.min_lr)->min(0)->default_value(cli_stage.min_lr), "final lr of the cosine schedule")
       ("schedule", po::value(&cli_stage.schedule)->default_value(cli_stage.schedule), "constant | warmup | cosine")
-      ("data", po::value(&cli_stage.data)->default_value(cli_stage.data), "synthetic | synthetic:flat | file:DATA.h5 | file-concat:DATA.h5");
+      ("data", po::value(&cli_stage.data)->default_value(cli_stage.data), "synthetic | synthetic:flat | synthetic:passkey | file:DATA.h5 | file-concat:DATA.h5");
   model_opts.add_options()("model", po::value(&plan.model_preset)->default_value(plan.model_preset),
                            "preset: tiny | small | 7b");
-  for (const auto& f : model::config_fields()) {
-    if (f.integer) model_opts.add_options()(f.name, po::value<int64_t>(), "");
-    else model_opts.add_options()(f.name, po::value<double>(), "");
-  }
+  add_model_options(model_opts);
   // The run directory, resume and validation (see src/train/run_reuse.h, validation.h).
   po::options_description run_dir_opts("run directory, resume and validation");
   run_dir_opts.add_options()
       ("resume-from", po::value(&plan.resume_from),
        "start from this checkpoint (a run directory: its latest), not only RUN_DIR/latest")
       ("val-data", po::value(&plan.val_data), "held-out data for validation (a --data spec)")
-      ("eval-every", po::value(&plan.eval_every)->default_value(0), "steps between validations (0: at each stage's end)")
-      ("val-sequences", po::value(&plan.val_sequences)->default_value(0),
+      ("eval-every", number(&plan.eval_every)->min(0)->default_value(0), "steps between validations (0: at each stage's end)")
+      ("val-sequences", number(&plan.val_sequences)->min(0)->default_value(0),
        "sequences per validation, a multiple of dp (0: one step's batch)")
-      ("val-bucket-tokens", po::value(&plan.val_bucket_tokens)->default_value(0),
+      ("val-bucket-tokens", count(&plan.val_bucket_tokens)->min(0)->default_value(0),
        "width of the validation's position buckets (0: seq-len / 8, a power of 2)");
   po::options_description hidden;
   hidden.add_options()("run-id", po::value(&plan.run_id), "");  // run.ini's, never typed
@@ -154,8 +156,8 @@ int run_train(int argc, char** argv) {
   po::parsed_options cli(&all);
   po::variables_map cli_vm;
   try {
-    cli = po::command_line_parser(argc, argv).options(all).run();
-    po::store(cli, cli_vm);
+    cli = parse_command_line(argc, argv, all);
+    store_command_line(cli, cli_vm);
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld train: error: %s\n", e.what());
     return 2;
@@ -175,7 +177,7 @@ int run_train(int argc, char** argv) {
     plan = train::RunPlan{};
     cli_stage = train::StageSpec{};
     po::variables_map vm;
-    if (with_command_line) po::store(cli, vm);
+    if (with_command_line) store_command_line(cli, vm);
     std::vector<train::StageSpec> stages;
     if (!file.empty()) {
       po::parsed_options parsed = parse_config_file(file, all);
@@ -184,7 +186,7 @@ int run_train(int argc, char** argv) {
         if (!o.unregistered) continue;
         const std::string& key = o.string_key;
         if (key.rfind("stage.", 0) != 0 || key.find('.', 6) == std::string::npos)
-          throw InputError("config file '" + file + "': unknown option '" + key + "'");
+          throw unknown_key_error(file, key, all);
         const std::size_t dot = key.find('.', 6);
         const std::string name = key.substr(6, dot - 6), field = key.substr(dot + 1);
         auto it = std::find_if(stages.begin(), stages.end(), [&](const train::StageSpec& s) { return s.name == name; });
@@ -205,7 +207,7 @@ int run_train(int argc, char** argv) {
       parsed.options.erase(std::remove_if(parsed.options.begin(), parsed.options.end(),
                                           [](const po::option& o) { return o.unregistered; }),
                            parsed.options.end());
-      po::store(parsed, vm);
+      store_config_file(file, parsed, vm);
       if (!stages.empty() && with_command_line)
         for (const char* o : kStageOptions) {
           if (!on_command_line.count(o)) continue;
@@ -226,16 +228,17 @@ int run_train(int argc, char** argv) {
     po::notify(vm);
     plan.carry_optimizer = vm["carry-optimizer"].as<int>() != 0;
     plan.model = model::preset_config(plan.model_preset);
-    for (const auto& f : model::config_fields()) {
-      if (!vm.count(f.name)) continue;
-      if (f.integer) plan.model.*f.integer = vm[f.name].as<int64_t>();
-      else plan.model.*f.real = vm[f.name].as<double>();
-    }
+    apply_model_options(vm, plan.model);
     if (stages.empty()) {
       cli_stage.rope_theta = plan.model.rope_theta;
       stages.push_back(cli_stage);
     }
-    // Data paths as absolute paths: run.ini then works from any directory.
+    // Data files as typed are checked before anything reads them (one line for a directory or a
+    // missing file); then they become absolute paths, so run.ini works from any directory.
+    if (with_command_line)
+      for (const auto& s : stages)
+        for (const char* prefix : {"file:", "file-concat:"})
+          if (s.data.rfind(prefix, 0) == 0) io::check_input_file(s.data.substr(std::string(prefix).size()), "--data");
     for (auto& s : stages) s.data = train::absolute_data_spec(s.data);
     plan.val_data = train::absolute_data_spec(plan.val_data);
     plan.stages = stages;
@@ -284,6 +287,9 @@ int run_train(int argc, char** argv) {
                          e.what() + ")" + (resume ? "" : ": start this run in a new directory (--run-dir NEW)"));
       }
     }
+    // A directory is a run directory whose `latest` is followed (run_driver); a file is checked here.
+    if (!requested.init_params.empty() && !std::filesystem::is_directory(requested.init_params))
+      io::check_input_file(requested.init_params, "--init-params");
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld train: error: %s\n", e.what());
     return 2;

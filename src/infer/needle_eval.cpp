@@ -2,10 +2,12 @@
 #include "src/infer/needle_eval.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <map>
 #include <sstream>
 
+#include "src/common/count_text.h"
 #include "src/common/input_error.h"
 #include "src/data/global_batch.h"
 
@@ -17,18 +19,11 @@ std::vector<int> parse_lengths(const std::string& text) {
   std::string item;
   while (std::getline(in, item, ',')) {
     if (item.empty()) continue;
-    int scale = 1;
-    if (item.back() == 'K' || item.back() == 'k') scale = 1024, item.pop_back();
-    else if (item.back() == 'M' || item.back() == 'm') scale = 1024 * 1024, item.pop_back();
-    std::size_t used = 0;
-    int value = 0;
-    try {
-      value = std::stoi(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || value <= 0) throw InputError("bad length '" + item + "' in --lengths '" + text + "'");
-    out.push_back(value * scale);
+    int64_t value = 0;  // K/M/G as every token count (src/common/count_text.h)
+    if (!parse_count(item, &value) || value <= 0 || value > INT32_MAX)
+      throw InputError("bad length '" + item + "' in --lengths '" + text + "' (" + count_syntax() + ", from 1 to " +
+                       std::to_string(INT32_MAX) + ")");
+    out.push_back(static_cast<int>(value));
   }
   if (out.empty()) throw InputError("--lengths is empty");
   return out;

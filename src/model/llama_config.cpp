@@ -1,20 +1,28 @@
 // llama_config.cpp
 #include "src/model/llama_config.h"
 
+#include <cmath>
+#include <cstdint>
+
 #include "src/common/input_error.h"
+#include "src/common/number_format.h"
 
 namespace rw::model {
 
 void LlamaConfig::validate() const {
-  auto positive = [](int64_t v, const char* name) {
-    if (v <= 0) throw InputError(std::string("model config: ") + name + " must be positive (got " + std::to_string(v) + ")");
+  // Upper bounds keep every product the code forms (parameter counts, vocab x hidden) inside
+  // 64 bits and every size the kernels index with 32-bit ints (token ids, heads) inside 31 bits.
+  auto in_range = [](int64_t v, const char* name, int64_t high) {
+    if (v < 1 || v > high)
+      throw InputError(std::string("model config: ") + name + " must be an integer in [1, " + std::to_string(high) +
+                       "] (got " + std::to_string(v) + ")");
   };
-  positive(vocab_size, "vocab_size");
-  positive(hidden_size, "hidden_size");
-  positive(intermediate_size, "intermediate_size");
-  positive(num_hidden_layers, "num_hidden_layers");
-  positive(num_attention_heads, "num_attention_heads");
-  positive(num_key_value_heads, "num_key_value_heads");
+  in_range(vocab_size, "vocab_size", INT32_MAX);
+  in_range(hidden_size, "hidden_size", int64_t(1) << 20);
+  in_range(intermediate_size, "intermediate_size", int64_t(1) << 22);
+  in_range(num_hidden_layers, "num_hidden_layers", int64_t(1) << 16);
+  in_range(num_attention_heads, "num_attention_heads", hidden_size);
+  in_range(num_key_value_heads, "num_key_value_heads", num_attention_heads);
   if (hidden_size % num_attention_heads != 0)
     throw InputError("model config: hidden_size (" + std::to_string(hidden_size) +
                      ") must be a multiple of num_attention_heads (" + std::to_string(num_attention_heads) + ")");
@@ -22,8 +30,10 @@ void LlamaConfig::validate() const {
     throw InputError("model config: num_attention_heads (" + std::to_string(num_attention_heads) +
                      ") must be a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) + ")");
   if (head_dim() % 2 != 0) throw InputError("model config: head_dim (hidden_size / num_attention_heads) must be even for RoPE");
-  if (!(rms_norm_eps > 0)) throw InputError("model config: rms_norm_eps must be positive");
-  if (!(rope_theta > 1)) throw InputError("model config: rope_theta must be greater than 1");
+  if (!(std::isfinite(rms_norm_eps) && rms_norm_eps > 0))
+    throw InputError("model config: rms_norm_eps must be a finite number > 0 (got " + format_number(rms_norm_eps) + ")");
+  if (!(std::isfinite(rope_theta) && rope_theta > 1))
+    throw InputError("model config: rope_theta must be a finite number > 1 (got " + format_number(rope_theta) + ")");
 }
 
 int64_t LlamaConfig::parameter_count() const {
@@ -36,20 +46,21 @@ std::string LlamaConfig::describe() const {
   return "vocab " + std::to_string(vocab_size) + ", hidden " + std::to_string(hidden_size) + ", intermediate " +
          std::to_string(intermediate_size) + ", layers " + std::to_string(num_hidden_layers) + ", heads " +
          std::to_string(num_attention_heads) + "/" + std::to_string(num_key_value_heads) + ", rope_theta " +
-         std::to_string(static_cast<long long>(rope_theta)) + ", rms_norm_eps " + std::to_string(rms_norm_eps) + ", " +
+         format_number(rope_theta) + ", rms_norm_eps " + format_number(rms_norm_eps) + ", " +
          std::to_string(parameter_count()) + " parameters";
 }
 
 const std::vector<ConfigField>& config_fields() {
   static const std::vector<ConfigField> fields = {
-      {"vocab_size", &LlamaConfig::vocab_size, nullptr},
-      {"hidden_size", &LlamaConfig::hidden_size, nullptr},
-      {"intermediate_size", &LlamaConfig::intermediate_size, nullptr},
-      {"num_hidden_layers", &LlamaConfig::num_hidden_layers, nullptr},
-      {"num_attention_heads", &LlamaConfig::num_attention_heads, nullptr},
-      {"num_key_value_heads", &LlamaConfig::num_key_value_heads, nullptr},
-      {"rms_norm_eps", nullptr, &LlamaConfig::rms_norm_eps},
-      {"rope_theta", nullptr, &LlamaConfig::rope_theta},
+      {"vocab_size", &LlamaConfig::vocab_size, nullptr, "tokens in the vocabulary (rows of embed_tokens and lm_head)"},
+      {"hidden_size", &LlamaConfig::hidden_size, nullptr, "model width (a multiple of num_attention_heads)"},
+      {"intermediate_size", &LlamaConfig::intermediate_size, nullptr, "SwiGLU FFN width"},
+      {"num_hidden_layers", &LlamaConfig::num_hidden_layers, nullptr, "transformer layers"},
+      {"num_attention_heads", &LlamaConfig::num_attention_heads, nullptr, "query heads (head_dim = hidden_size / heads, even)"},
+      {"num_key_value_heads", &LlamaConfig::num_key_value_heads, nullptr,
+       "key/value heads (grouped-query attention; divides num_attention_heads)"},
+      {"rms_norm_eps", nullptr, &LlamaConfig::rms_norm_eps, "epsilon of RMSNorm (> 0)"},
+      {"rope_theta", nullptr, &LlamaConfig::rope_theta, "RoPE base frequency (> 1; raised per context-extension stage)"},
   };
   return fields;
 }

@@ -19,7 +19,9 @@ struct LlamaConfig {
 
   int64_t head_dim() const { return hidden_size / num_attention_heads; }
   int64_t kv_width() const { return num_key_value_heads * head_dim(); }
-  // Throws InputError naming the field when the shape is inconsistent.
+  // Throws InputError naming the field and its allowed range when a value is out of range
+  // (counts >= 1 and small enough to index in 32 bits, eps > 0, theta > 1, all finite) or the
+  // shape is inconsistent (heads divide hidden, kv heads divide heads, head_dim even).
   void validate() const;
   int64_t parameter_count() const;
   std::string describe() const;  // one line
@@ -27,11 +29,13 @@ struct LlamaConfig {
   bool same_architecture(const LlamaConfig& other) const;
 };
 
-// The configuration fields by their LlamaConfig names (exactly one member pointer is set).
+// The configuration fields by their LlamaConfig names (exactly one member pointer is set), with
+// what each means (for --help).
 struct ConfigField {
   const char* name;
   int64_t LlamaConfig::*integer;
   double LlamaConfig::*real;
+  const char* meaning = "";
 };
 const std::vector<ConfigField>& config_fields();
 

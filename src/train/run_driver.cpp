@@ -30,6 +30,8 @@
 #include "src/data/global_batch.h"
 #include "src/train/run_reuse.h"
 #include "src/train/stage_loop.h"
+#include "src/train/stage_checks.h"
+#include "src/train/trainer.h"
 
 namespace rw::train {
 namespace {
@@ -53,6 +55,7 @@ std::string from_root(const std::string& text) { return mpi::agree_on_error(mpi:
 
 // Everything about a stage that can be wrong in the user's plan, checked before any work.
 void validate_stage(const StageSpec& stage, const RunPlan& plan, Layout layout) {
+  check_stage_numbers(stage);
   model::LlamaConfig config = plan.model;
   config.rope_theta = stage.rope_theta;
   try {
@@ -103,7 +106,8 @@ void validate_run_settings(const RunPlan& plan) {
 std::string resolve_checkpoint_path(const std::string& option, const std::string& path) {
   if (is_directory(path)) {
     const std::string latest = io::RunDirectory(path).read_latest();
-    if (latest.empty()) throw InputError(option + " '" + path + "' is a directory without a 'latest' checkpoint");
+    if (latest.empty())
+      throw InputError(option + " '" + path + "' is a directory, expected a file (or a run directory with a 'latest' checkpoint)");
     return io::RunDirectory(path).file(latest);
   }
   if (!is_file(path)) throw InputError(option + " '" + path + "': no such file");

@@ -1,11 +1,15 @@
 // run_plan.cpp
 #include "src/train/run_plan.h"
 
+#include "src/common/number_format.h"
+
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <sstream>
 #include <string>
 
+#include "src/common/count_text.h"
 #include "src/common/input_error.h"
 
 namespace rw::train {
@@ -33,9 +37,10 @@ void set_stage_field(StageSpec& s, const std::string& key, const std::string& va
     auto whole = [&](std::size_t n) {
       if (n != value.size()) throw std::invalid_argument("trailing text");
     };
-    if (key == "seq-len") s.seq_len = std::stoi(value, &used), whole(used);
+    int64_t count = 0;  // token counts take K/M/G suffixes, as on the command line
+    if (key == "seq-len") s.seq_len = parse_count(value, &count) && count <= INT32_MAX ? int(count) : throw std::invalid_argument(key);
     else if (key == "rope_theta") s.rope_theta = std::stod(value, &used), whole(used);
-    else if (key == "global-batch-tokens") s.global_batch_tokens = std::stoll(value, &used), whole(used);
+    else if (key == "global-batch-tokens") s.global_batch_tokens = parse_count(value, &count) ? count : throw std::invalid_argument(key);
     else if (key == "steps") s.steps = std::stoi(value, &used), whole(used);
     else if (key == "warmup-steps") s.warmup_steps = std::stoi(value, &used), whole(used);
     else if (key == "lr") s.lr = std::stod(value, &used), whole(used);
@@ -45,23 +50,25 @@ void set_stage_field(StageSpec& s, const std::string& key, const std::string& va
     else if (key == "data-checksum") s.data_checksum = value;
     else throw InputError("stage '" + s.name + "': unknown key '" + key + "'");
   } catch (const std::logic_error& e) {
-    throw InputError("stage '" + s.name + "': bad value '" + value + "' for '" + key + "'");
+    throw InputError("stage '" + s.name + "': bad value '" + value + "' for '" + key + "'" +
+                     (key == "seq-len" || key == "global-batch-tokens" ? std::string(" (") + count_syntax() + ")" : ""));
   }
 }
 
 std::string to_ini(const RunPlan& p) {
+  // Numbers in the shortest form that reads back as the same double (0.9, not 0.90000000000000002).
+  auto num = [](double x) { return format_number(x); };
   std::ostringstream o;
-  o.precision(17);
   o << "# ringworld run plan (written by `ringworld train`; read back by --resume)\n";
   o << "model = " << p.model_preset << "\n";
   for (const auto& f : model::config_fields())
     if (std::string(f.name) != "rope_theta") {
       if (f.integer) o << f.name << " = " << p.model.*f.integer << "\n";
-      else o << f.name << " = " << p.model.*f.real << "\n";
+      else o << f.name << " = " << num(p.model.*f.real) << "\n";
     }
-  o << "layout = " << p.layout << "\nseed = " << p.seed << "\nbeta1 = " << p.adamw.beta1
-    << "\nbeta2 = " << p.adamw.beta2 << "\nadam-eps = " << p.adamw.eps << "\nweight-decay = " << p.adamw.weight_decay
-    << "\nclip-grad-norm = " << p.clip_grad_norm << "\nblock-q = " << p.block_q << "\nblock-k = " << p.block_k
+  o << "layout = " << p.layout << "\nseed = " << p.seed << "\nbeta1 = " << num(p.adamw.beta1)
+    << "\nbeta2 = " << num(p.adamw.beta2) << "\nadam-eps = " << num(p.adamw.eps) << "\nweight-decay = " << num(p.adamw.weight_decay)
+    << "\nclip-grad-norm = " << num(p.clip_grad_norm) << "\nblock-q = " << p.block_q << "\nblock-k = " << p.block_k
     << "\nffn-chunk = " << p.ffn_chunk << "\nlog-every = " << p.log_every << "\ncheckpoint-every = "
     << p.checkpoint_every << "\nkeep-last = " << p.keep_last << "\ncarry-optimizer = " << (p.carry_optimizer ? 1 : 0)
     << "\n";
@@ -71,9 +78,9 @@ std::string to_ini(const RunPlan& p) {
     o << "val-data = " << p.val_data << "\neval-every = " << p.eval_every << "\nval-sequences = " << p.val_sequences
       << "\nval-bucket-tokens = " << p.val_bucket_tokens << "\n";
   for (const StageSpec& s : p.stages) {
-    o << "\n[stage." << s.name << "]\nseq-len = " << s.seq_len << "\nrope_theta = " << s.rope_theta
+    o << "\n[stage." << s.name << "]\nseq-len = " << s.seq_len << "\nrope_theta = " << num(s.rope_theta)
       << "\nglobal-batch-tokens = " << s.global_batch_tokens << "\nsteps = " << s.steps << "\nwarmup-steps = "
-      << s.warmup_steps << "\nlr = " << s.lr << "\nmin-lr = " << s.min_lr << "\nschedule = " << s.schedule
+      << s.warmup_steps << "\nlr = " << num(s.lr) << "\nmin-lr = " << num(s.min_lr) << "\nschedule = " << s.schedule
       << "\ndata = " << s.data << "\n";
     if (!s.data_checksum.empty()) o << "data-checksum = " << s.data_checksum << "\n";
   }
