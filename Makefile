@@ -12,7 +12,7 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
                 libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make \
-                libsentencepiece-dev sentencepiece
+                libsentencepiece-dev sentencepiece libsimdjson-dev
 
 # Slurm and munge for the job test (tests/integration/slurm_stages.sh), installed by `make test`;
 # optional: where they cannot be installed that test is skipped, saying so.

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <numeric>
 #include <set>
@@ -56,6 +57,66 @@ TEST_CASE("jsonl text field: escapes, other fields, errors", "[data]") {
   CHECK_THROWS_AS(data::jsonl_text_field(R"({"text": "unterminated)", "f:1"), InputError);
 }
 
+TEST_CASE("jsonl text field: every escape, raw and escaped unicode", "[data]") {
+  // Each JSON escape (RFC 8259 section 7) decodes to its one character; \u0000 is a real NUL byte.
+  CHECK(data::jsonl_text_field(R"({"text": "\" \\ \/ \b \f \n \r \t"})", "f:1") == "\" \\ / \b \f \n \r \t");
+  CHECK(data::jsonl_text_field(R"({"text": "a\u0000b"})", "f:1") == std::string("a\0b", 3));
+  // Raw UTF-8 passes through byte for byte; \u escapes become UTF-8 (2, 3 and 4 bytes, the last
+  // from a surrogate pair).
+  CHECK(data::jsonl_text_field("{\"text\": \"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}", "f:1") ==
+        "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  CHECK(data::jsonl_text_field(R"({"text": "\u00E9 \u20ac \uD83D\uDE00"})", "f:1") == "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  // Whitespace around the object (and the \r a CRLF file leaves on each line) is allowed.
+  CHECK(data::jsonl_text_field(" \t{\"text\":\"x\"} \r", "f:1") == "x");
+  CHECK(data::jsonl_text_field(R"({"text": ""})", "f:1").empty());
+}
+
+TEST_CASE("jsonl text field: the top-level \"text\" and nothing else", "[data]") {
+  CHECK(data::jsonl_text_field(R"({"meta": {"text": "inner"}, "text": "outer", "tags": ["text"]})", "f:1") == "outer");
+  CHECK_THROWS_WITH(data::jsonl_text_field(R"({"meta": {"text": "inner"}})", "f:3"),
+                    Catch::Contains("f:3") && Catch::Contains("no \"text\""));
+  // Two "text" fields: refused rather than one picked silently.
+  CHECK_THROWS_WITH(data::jsonl_text_field(R"({"text": "a", "text": "b"})", "f:4"),
+                    Catch::Contains("f:4") && Catch::Contains("more than one"));
+  for (const char* not_string : {R"({"text": null})", R"({"text": ["a"]})", R"({"text": {"a": 1}})", R"({"text": true})"})
+    CHECK_THROWS_WITH(data::jsonl_text_field(not_string, "f:5"), Catch::Contains("f:5") && Catch::Contains("not a string"));
+  for (const char* not_object : {R"(["text", "a"])", R"("text")", "42", "null"})
+    CHECK_THROWS_WITH(data::jsonl_text_field(not_object, "f:6"), Catch::Contains("f:6") && Catch::Contains("not a JSON object"));
+}
+
+TEST_CASE("jsonl text field: malformed lines name the line", "[data]") {
+  const std::vector<std::string> malformed = {
+      R"({"text": "a"} trailing)",          // text after the object
+      R"({"text": "a"}{"text": "b"})",      // two objects on one line
+      R"({"text": "a",})",                  // trailing comma
+      R"({"text" "a"})",                    // missing colon
+      R"({'text': 'a'})",                   // single quotes
+      R"({text: "a"})",                     // unquoted key
+      R"({"id": tru, "text": "a"})",        // bad literal in a skipped field
+      R"({"id": @@, "text": "a"})",         // garbage in a skipped field
+      R"({"id": 01, "text": "a"})",         // leading zero
+      R"({"id": [1, 2, "text": "a"})",      // unclosed array
+      R"({"text": "a\x"})",                 // unknown escape
+      R"({"text": "\u12"})",                // short \u escape
+      R"({"text": "\ud83d"})",              // lone high surrogate
+      R"({"text": "\ude00"})",              // lone low surrogate
+      R"({"text": "\ud83d\u0041"})",        // high surrogate without its low half
+      "{\"text\": \"tab\tinside\"}",         // raw control character in a string
+      "{\"text\": \"\xff\xfe\"}",             // not UTF-8
+      "{\"text\": \"\xc3\"}",                 // truncated UTF-8 sequence
+      "{\"text\": \"\xed\xa0\x80\"}",         // UTF-8-encoded surrogate
+      R"({"text": "a")",                    // unclosed object
+      "",                                   // empty
+  };
+  for (const std::string& line : malformed) {
+    INFO(line);
+    CHECK_THROWS_WITH(data::jsonl_text_field(line, "in.jsonl:12"), Catch::Contains("in.jsonl:12"));
+  }
+  // Nesting far deeper than any document needs is refused, not a stack overflow.
+  CHECK_THROWS_AS(data::jsonl_text_field("{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + ", \"text\": \"x\"}", "f:1"),
+                  InputError);
+}
+
 TEST_CASE("token dataset files round-trip and are read in slices", "[data]") {
   TempDataset ds({5, 1, 300, 17}, "test_data_roundtrip.h5");
   io::TokenDatasetReader r(ds.path);
@@ -71,6 +132,17 @@ TEST_CASE("token dataset files round-trip and are read in slices", "[data]") {
     CHECK(mask == std::vector<uint8_t>(ds.docs[d].size(), 1));
   }
   CHECK_THROWS_WITH(io::TokenDatasetReader("no_such_dataset.h5"), Catch::Contains("no_such_dataset.h5"));
+}
+
+TEST_CASE("a small token dataset makes a small file", "[data]") {
+  // 323 tokens are 1.3 KB of int32; with HDF5's metadata the file stays well under 64 KiB
+  // (a whole 1M-token chunk, as before, made it 4 MiB).
+  TempDataset ds({5, 1, 300, 17}, "test_data_small_file.h5");
+  CHECK(std::filesystem::file_size(ds.path) < 64 * 1024);
+  io::TokenDatasetReader r(ds.path);
+  std::vector<int32_t> tokens;
+  r.read_document(2, &tokens, nullptr);
+  CHECK(tokens == ds.docs[2]);
 }
 
 TEST_CASE("masked packing: segments, positions, targets and per-example weights", "[data]") {
