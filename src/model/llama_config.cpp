@@ -1,6 +1,10 @@
 // llama_config.cpp
 #include "src/model/llama_config.h"
 
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+
 #include "src/common/input_error.h"
 
 namespace rw::model {
@@ -15,6 +19,18 @@ void LlamaConfig::validate() const {
   positive(num_hidden_layers, "num_hidden_layers");
   positive(num_attention_heads, "num_attention_heads");
   positive(num_key_value_heads, "num_key_value_heads");
+  // Upper bounds that keep every tensor's and the model's element count inside int64 (a file or
+  // option could otherwise overflow them): far above any real model (LLaMA-3 405B has vocab 128K,
+  // hidden 16K, intermediate 53K, 126 layers). Token ids are int32, hence the vocabulary's.
+  auto at_most = [](int64_t v, int64_t limit, const char* name) {
+    if (v > limit)
+      throw InputError(std::string("model config: ") + name + " is " + std::to_string(v) + ", more than the largest supported (" +
+                       std::to_string(limit) + ")");
+  };
+  at_most(vocab_size, INT32_MAX, "vocab_size");
+  at_most(hidden_size, int64_t{1} << 20, "hidden_size");
+  at_most(intermediate_size, int64_t{1} << 22, "intermediate_size");
+  at_most(num_hidden_layers, int64_t{1} << 16, "num_hidden_layers");
   if (hidden_size % num_attention_heads != 0)
     throw InputError("model config: hidden_size (" + std::to_string(hidden_size) +
                      ") must be a multiple of num_attention_heads (" + std::to_string(num_attention_heads) + ")");
@@ -22,8 +38,8 @@ void LlamaConfig::validate() const {
     throw InputError("model config: num_attention_heads (" + std::to_string(num_attention_heads) +
                      ") must be a multiple of num_key_value_heads (" + std::to_string(num_key_value_heads) + ")");
   if (head_dim() % 2 != 0) throw InputError("model config: head_dim (hidden_size / num_attention_heads) must be even for RoPE");
-  if (!(rms_norm_eps > 0)) throw InputError("model config: rms_norm_eps must be positive");
-  if (!(rope_theta > 1)) throw InputError("model config: rope_theta must be greater than 1");
+  if (!(rms_norm_eps > 0) || !std::isfinite(rms_norm_eps)) throw InputError("model config: rms_norm_eps must be positive and finite");
+  if (!(rope_theta > 1) || !std::isfinite(rope_theta)) throw InputError("model config: rope_theta must be greater than 1 and finite");
 }
 
 int64_t LlamaConfig::parameter_count() const {
@@ -32,11 +48,23 @@ int64_t LlamaConfig::parameter_count() const {
   return n;
 }
 
+namespace {
+
+// The integer part, printed in full: a cast to an integer type overflows (undefined) for values
+// such as rope_theta = 1e30 that a file may hold.
+std::string whole_number_text(double value) {
+  char text[400];
+  std::snprintf(text, sizeof text, "%.0f", std::trunc(value));
+  return text;
+}
+
+}  // namespace
+
 std::string LlamaConfig::describe() const {
   return "vocab " + std::to_string(vocab_size) + ", hidden " + std::to_string(hidden_size) + ", intermediate " +
          std::to_string(intermediate_size) + ", layers " + std::to_string(num_hidden_layers) + ", heads " +
          std::to_string(num_attention_heads) + "/" + std::to_string(num_key_value_heads) + ", rope_theta " +
-         std::to_string(static_cast<long long>(rope_theta)) + ", rms_norm_eps " + std::to_string(rms_norm_eps) + ", " +
+         whole_number_text(rope_theta) + ", rms_norm_eps " + std::to_string(rms_norm_eps) + ", " +
          std::to_string(parameter_count()) + " parameters";
 }
 
