@@ -72,7 +72,7 @@ FUZZ_SHORT_SECONDS ?= 25
 FUZZ_SECONDS ?= 600
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev libomp-14-dev
 FUZZ_TARGETS := fuzz_jsonl fuzz_config fuzz_attn_input fuzz_forward_input fuzz_token_dataset fuzz_checkpoint
-SANITIZE_TARGETS := ringworld test_unit test_mpi test_attn_tool test_forward_tool $(FUZZ_TARGETS)
+SANITIZE_TARGETS := ringworld test_unit test_mpi test_attn_tool test_forward_tool sanitizer_selfcheck $(FUZZ_TARGETS)
 .PHONY: test-sanitize fuzz-build fuzz-short fuzz
 
 test-sanitize: deps

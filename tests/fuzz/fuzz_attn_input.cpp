@@ -1,7 +1,8 @@
-// fuzz_attn_input.cpp: the input reader of `ringworld attn` (io/attn_io.cpp): the input
-// becomes an HDF5 file (h5_builder.h: the file itself, or a program that builds one), opened, inspected (datasets, dtypes, ranks, shapes) and, when the
-// declared problem is small enough to allocate (fuzz_support.h), this rank's shard is read for
-// a 1-rank contiguous ring and for rank 1 of a 2-rank zigzag ring.
+// fuzz_attn_input.cpp: the input reader of `ringworld attn` (io/attn_io.cpp). The input becomes
+// an HDF5 file (h5_builder.h: the file's bytes, or a program that builds one), which is opened
+// and inspected (datasets, dtypes, ranks, shapes) and, when the declared problem is small enough
+// to allocate (fuzz_support.h), read as this rank's shard of a 1-rank contiguous ring and of
+// rank 1 of a 2-rank zigzag ring.
 #include <cstdint>
 #include <memory>
 #include <string>

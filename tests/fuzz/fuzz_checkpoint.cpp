@@ -1,8 +1,8 @@
 // fuzz_checkpoint.cpp: checkpoints and parameter files (io/checkpoint.cpp, io/params_io.cpp) as
-// `ringworld ckpt info` reads them: the input becomes an HDF5 file (h5_builder.h), listed, recognised,
-// their state and model config read and validated, and, when the config's parameters are few
-// enough to allocate (fuzz_support.h), every tensor loaded into a 1-rank FSDP grid with its shape
-// and checksum verified (checkpoints with the AdamW moments; parameter files).
+// `ringworld ckpt info` reads them. The input becomes an HDF5 file (h5_builder.h), which is
+// listed, recognised, its state and model config read and validated, and, when the config's
+// parameters are few enough to allocate (fuzz_support.h), every tensor loaded into a 1-rank FSDP
+// grid with its shape and checksum verified (checkpoints with the AdamW moments; parameter files).
 #include <cstdint>
 #include <memory>
 #include <string>

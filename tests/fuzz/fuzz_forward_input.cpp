@@ -1,9 +1,9 @@
-// fuzz_forward_input.cpp: the input reader of `ringworld forward` (io/forward_io.cpp): the input
-// becomes an HDF5 file (h5_builder.h: the file itself, or a program that builds one) and read for a 1-rank ring (contiguous) and as rank 1 of a 2-rank
-// zigzag ring (the default targets then come from a shifted read that includes the last token),
-// with a model vocabulary of 256, when /tokens declares few enough tokens to allocate
-// (fuzz_support.h). Checks what the reader promises: every token id in [0, vocab), every
-// target -1 or in [0, vocab), every loss weight finite and >= 0.
+// fuzz_forward_input.cpp: the input reader of `ringworld forward` (io/forward_io.cpp). The input
+// becomes an HDF5 file (h5_builder.h: the file's bytes, or a program that builds one), read for a
+// 1-rank ring (contiguous) and as rank 1 of a 2-rank zigzag ring (the default targets then come
+// from a shifted read that includes the last token), with a model vocabulary of 256, when /tokens
+// declares few enough tokens to allocate (fuzz_support.h). Checks what the reader promises: every
+// token id in [0, vocab), every target -1 or in [0, vocab), every loss weight finite and >= 0.
 #include <cmath>
 #include <cstdint>
 #include <cstdio>

@@ -1,8 +1,9 @@
 // fuzz_token_dataset.cpp: token dataset files (io/token_dataset.cpp) and the packed loader that
-// trains on them (src/data/packed_loader.cpp): the input becomes an HDF5 file (h5_builder.h), opened
-// (every validation of the reader), every document read while their total stays allocatable
-// (fuzz_support.h), then two global batches packed in each mode. Checks what the reader and the
-// loader promise: document lengths sum to n_tokens, every packed token is in [0, vocab).
+// trains on them (src/data/packed_loader.cpp). The input becomes an HDF5 file (h5_builder.h),
+// which is opened (every validation of the reader), every document read while their total stays
+// allocatable (fuzz_support.h), then two global batches packed in each mode. Checks what the
+// reader and the loader promise: document lengths sum to n_tokens, every packed token is in
+// [0, vocab).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
