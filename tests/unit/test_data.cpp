@@ -2,6 +2,7 @@
 // loader: segments and positions, documents longer than a sequence and straddling ranks,
 // per-example weights, determinism and exact resume from a cursor.
 #include <catch2/catch.hpp>
+#include <hdf5.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -143,6 +144,90 @@ TEST_CASE("a small token dataset makes a small file", "[data]") {
   std::vector<int32_t> tokens;
   r.read_document(2, &tokens, nullptr);
   CHECK(tokens == ds.docs[2]);
+}
+
+namespace {
+
+// A dataset file written with the HDF5 API directly: /tokens (chunked, deflated when asked),
+// /doc_offsets as given (declared_offsets entries, of which `offsets` are written), vocab_size.
+void write_raw_dataset(const std::string& path, const std::vector<int32_t>& tokens, const std::vector<int64_t>& offsets,
+                       hsize_t declared_offsets, bool deflate) {
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t n = tokens.size(), chunk = tokens.size();
+  hid_t space = H5Screate_simple(1, &n, nullptr), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, 1, &chunk);
+  if (deflate) H5Pset_deflate(dcpl, 6);
+  hid_t ds = H5Dcreate2(f, "tokens", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens.data());
+  H5Dclose(ds);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  space = H5Screate_simple(1, &declared_offsets, nullptr);
+  ds = H5Dcreate2(f, "doc_offsets", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t start = 0, count = offsets.size();
+  H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+  hid_t mem = H5Screate_simple(1, &count, nullptr);
+  H5Dwrite(ds, H5T_NATIVE_INT64, mem, space, H5P_DEFAULT, offsets.data());
+  H5Sclose(mem);
+  H5Dclose(ds);
+  H5Sclose(space);
+  const int64_t vocab = 256;
+  space = H5Screate(H5S_SCALAR);
+  hid_t attr = H5Acreate2(f, "vocab_size", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(attr, H5T_NATIVE_INT64, &vocab);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
+}  // namespace
+
+TEST_CASE("token dataset: /doc_offsets declaring more documents than tokens is refused unread", "[data]") {
+  // 2^40 entries declared and never written (HDF5 reads them as zeros): the reader allocated
+  // them all (8 TiB) before checking one.
+  const std::string path = "test_data_declared_offsets.h5";
+  write_raw_dataset(path, std::vector<int32_t>(6, 7), {0, 2, 6}, hsize_t{1} << 40, false);
+  CHECK_THROWS_WITH(io::TokenDatasetReader(path), Catch::Contains("declares 1099511627775 documents") &&
+                                                      Catch::Contains("only 6 tokens"));
+  // As many entries as tokens + 1 allows, mostly unwritten: refused at the first bad entry.
+  write_raw_dataset(path, std::vector<int32_t>(6, 7), {0, 2}, 7, false);
+  CHECK_THROWS_WITH(io::TokenDatasetReader(path), Catch::Contains("document 1 is empty or /doc_offsets is not increasing"));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("token dataset: a damaged chunk is an input error naming the document", "[data]") {
+  // A deflated /tokens chunk whose bytes were overwritten: H5Dread fails. The reader ended the
+  // job through rw::fatal ("HDF5 call failed") instead of saying which file and document.
+  const std::string path = "test_data_damaged_chunk.h5";
+  std::vector<int32_t> tokens(4096);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i % 251);
+  write_raw_dataset(path, tokens, {0, 1000, 4096}, 3, true);
+  haddr_t chunk_address = 0;
+  hsize_t chunk_bytes = 0;
+  {
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "tokens", H5P_DEFAULT);
+    hsize_t offset = 0;
+    unsigned filter_mask = 0;
+    hid_t space = H5Dget_space(ds);
+    REQUIRE(H5Dget_chunk_info(ds, space, 0, &offset, &filter_mask, &chunk_address, &chunk_bytes) >= 0);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+  }
+  REQUIRE(chunk_bytes > 16);
+  {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
+    REQUIRE(f);
+    std::fseek(f, static_cast<long>(chunk_address), SEEK_SET);
+    const std::vector<char> garbage(static_cast<std::size_t>(chunk_bytes), '\x5a');
+    std::fwrite(garbage.data(), 1, garbage.size(), f);
+    std::fclose(f);
+  }
+  io::TokenDatasetReader r(path);  // the metadata is intact: it opens
+  std::vector<int32_t> doc;
+  CHECK_THROWS_WITH(r.read_document(1, &doc, nullptr), Catch::Contains(path) && Catch::Contains("document 1"));
+  std::remove(path.c_str());
 }
 
 TEST_CASE("masked packing: segments, positions, targets and per-example weights", "[data]") {
