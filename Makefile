@@ -15,7 +15,7 @@ CMAKE_FLAGS ?=
 
 DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
                 libboost-program-options-dev catch2 libopenblas-dev cmake pkg-config g++ make \
-                libsentencepiece-dev sentencepiece zlib1g-dev libzstd-dev
+                libsentencepiece-dev sentencepiece zlib1g-dev libzstd-dev libsimdjson-dev
 # JSON and CRC-32 for the run directory and metrics, msgpack for LWM's JAX checkpoints; strace for
 # the run-directory test's fsync check.
 DEB_PACKAGES += nlohmann-json3-dev strace libmsgpack-cxx-dev
@@ -80,3 +80,36 @@ demo: deps-if-debian
 
 clean:
 	rm -rf $(BUILD_DIR)
+
+# ---- sanitizers and fuzzing (README: Sanitizers and fuzzing); CI runs both after `make test` ----
+#   make test-sanitize  AddressSanitizer + UndefinedBehaviorSanitizer build (g++, $(SANITIZE_DIR)),
+#                       then the tests labelled `sanitize` (tests/CMakeLists.txt says which)
+#   make fuzz-short     libFuzzer build (clang, $(FUZZ_DIR)), every fuzz target for
+#                       FUZZ_SHORT_SECONDS on structured HDF5 inputs (what CI runs)
+#   make fuzz           every fuzz target for FUZZ_SECONDS, raw HDF5 bytes too (the long run)
+SANITIZE_DIR ?= build-sanitize
+FUZZ_DIR ?= build-fuzz
+FUZZ_SHORT_SECONDS ?= 25
+FUZZ_SECONDS ?= 600
+FUZZ_PACKAGES := clang-14 libclang-rt-14-dev libomp-14-dev
+FUZZ_TARGETS := fuzz_jsonl fuzz_config fuzz_attn_input fuzz_forward_input fuzz_token_dataset fuzz_checkpoint
+SANITIZE_TARGETS := ringworld test_unit test_mpi test_attn_tool test_forward_tool sanitizer_selfcheck $(FUZZ_TARGETS)
+.PHONY: test-sanitize fuzz-build fuzz-short fuzz
+
+test-sanitize: deps
+	@test -f $(SANITIZE_DIR)/CMakeCache.txt || cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=Release \
+	  -DRINGWORLD_SANITIZE=address,undefined -DRINGWORLD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(SANITIZE_DIR) -j $(JOBS) --target $(SANITIZE_TARGETS)
+	cd $(SANITIZE_DIR) && ctest -L sanitize --output-on-failure --timeout 900
+
+fuzz-build: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(FUZZ_PACKAGES)"
+	@test -f $(FUZZ_DIR)/CMakeCache.txt || CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) \
+	  -DCMAKE_BUILD_TYPE=Release -DRINGWORLD_FUZZ=ON -DRINGWORLD_TESTS=OFF -DRINGWORLD_BENCH=OFF $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZ_TARGETS)
+
+fuzz-short: fuzz-build
+	RW_FUZZ_HDF5=structured bash tests/fuzz/run_fuzz.sh $(FUZZ_DIR) $(FUZZ_SHORT_SECONDS)
+
+fuzz: fuzz-build
+	bash tests/fuzz/run_fuzz.sh $(FUZZ_DIR) $(FUZZ_SECONDS)

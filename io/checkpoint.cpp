@@ -40,7 +40,10 @@ bool read_string_attribute(hid_t object, const char* name, std::string* out) {
   hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
   if (attr < 0) return false;
   hid_t type = H5Aget_type(attr);
-  bool ok = H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type);
+  hid_t space = H5Aget_space(attr);
+  // One fixed-length string: an array of them would not fit the buffer.
+  bool ok = H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type) && H5Sget_simple_extent_npoints(space) == 1;
+  H5Sclose(space);
   if (ok) {
     std::string buffer(H5Tget_size(type), '\0');
     hid_t mem = H5Tcopy(H5T_C_S1);
@@ -337,8 +340,15 @@ std::string describe_checkpoint(const std::string& path) {
     auto& o = *static_cast<std::ostringstream*>(data);
     hid_t attr = H5Aopen(object, name, H5P_DEFAULT);
     hid_t type = H5Aget_type(attr);
+    hid_t space = H5Aget_space(attr);
+    const hssize_t n_values = H5Sget_simple_extent_npoints(space);
+    H5Sclose(space);
     o << "    " << name << " = ";
-    if (H5Tget_class(type) == H5T_STRING) {
+    if (n_values != 1) {  // ours are all scalars; show others without reading them into one
+      o << "(" << n_values << " values)";
+    } else if (H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0) {
+      o << "(variable-length string)";
+    } else if (H5Tget_class(type) == H5T_STRING) {
       std::string value(H5Tget_size(type), '\0');
       hid_t mem = H5Tcopy(H5T_C_S1);
       H5Tset_size(mem, value.size());

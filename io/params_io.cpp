@@ -189,8 +189,10 @@ void read_tensor_group(const H5File& file, train::FsdpParams& params, const std:
     });
     if (verify_checksums) {
       uint64_t value = 0;
-      if (!read_attribute(ds, "checksum", H5T_NATIVE_UINT64, &value))
+      if (!read_attribute(ds, "checksum", H5T_NATIVE_UINT64, &value)) {
+        H5Dclose(ds);  // (left open, it kept the file open after the error)
         throw InputError("tensor '" + prefix + t.name + "' in '" + path + "' has no checksum attribute");
+      }
       stored.push_back(value);
       sums.push_back(end > begin ? tensor_checksum_part(dst, begin, end) : 0);
     }

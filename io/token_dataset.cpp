@@ -3,6 +3,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "io/h5_file.h"
@@ -16,8 +17,8 @@ namespace {
 constexpr hsize_t kChunkTokens = 1 << 20;
 constexpr std::size_t kFlushTokens = 4 << 20;
 
-hid_t create_extendible(hid_t file, const char* name, hid_t type) {
-  hsize_t dims = 0, max_dims = H5S_UNLIMITED, chunk = kChunkTokens;
+hid_t create_extendible(hid_t file, const char* name, hid_t type, hsize_t chunk) {
+  hsize_t dims = 0, max_dims = H5S_UNLIMITED;
   hid_t space = H5Screate_simple(1, &dims, &max_dims);
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   RW_H5_CHECK(H5Pset_chunk(dcpl, 1, &chunk));
@@ -46,6 +47,7 @@ void append(hid_t ds, hid_t mem_type, const void* data, hsize_t at, hsize_t coun
 
 struct TokenDatasetReader::Impl {
   hid_t file = -1, tokens = -1, mask = -1;
+  std::string path;
   ~Impl() {
     if (mask >= 0) H5Dclose(mask);
     if (tokens >= 0) H5Dclose(tokens);
@@ -58,6 +60,7 @@ TokenDatasetReader::TokenDatasetReader(const std::string& path) : impl_(std::mak
   silence_hdf5_errors();
   impl_->file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (impl_->file < 0) throw InputError("cannot open dataset '" + path + "' as an HDF5 file (missing, unreadable or not HDF5)");
+  impl_->path = path;
   auto dataset_1d = [&](const char* name, H5T_class_t cls, std::size_t size, bool is_signed, int64_t* length) -> hid_t {
     if (H5Lexists(impl_->file, name, H5P_DEFAULT) <= 0) return -1;
     hid_t ds = H5Dopen2(impl_->file, name, H5P_DEFAULT);
@@ -83,34 +86,69 @@ TokenDatasetReader::TokenDatasetReader(const std::string& path) : impl_(std::mak
   int64_t n_offsets = 0, n_mask = 0;
   impl_->tokens = dataset_1d("tokens", H5T_INTEGER, 4, true, &info_.n_tokens);
   if (impl_->tokens < 0) throw InputError("dataset '" + path + "' has no /tokens");
-  hid_t offsets = dataset_1d("doc_offsets", H5T_INTEGER, 8, true, &n_offsets);
-  if (offsets < 0) throw InputError("dataset '" + path + "' has no /doc_offsets");
   impl_->mask = dataset_1d("loss_mask", H5T_INTEGER, 1, false, &n_mask);
   info_.has_loss_mask = impl_->mask >= 0;
   if (info_.has_loss_mask && n_mask != info_.n_tokens)
     throw InputError("dataset '" + path + "': /loss_mask has " + std::to_string(n_mask) + " entries but /tokens has " +
                      std::to_string(info_.n_tokens));
-  offsets_.resize(n_offsets);
-  if (n_offsets > 0) RW_H5_CHECK(H5Dread(offsets, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, offsets_.data()));
-  H5Dclose(offsets);
+  struct Closer {  // /doc_offsets is open only here; closed on every path out
+    hid_t id;
+    ~Closer() {
+      if (id >= 0) H5Dclose(id);
+    }
+  } offsets{dataset_1d("doc_offsets", H5T_INTEGER, 8, true, &n_offsets)};
+  if (offsets.id < 0) throw InputError("dataset '" + path + "' has no /doc_offsets");
   if (n_offsets < 2) throw InputError("dataset '" + path + "' has no documents (/doc_offsets needs n_docs + 1 >= 2 entries)");
+  if (n_offsets - 1 > info_.n_tokens)  // documents are never empty
+    throw InputError("dataset '" + path + "': /doc_offsets declares " + std::to_string(n_offsets - 1) +
+                     " documents but /tokens holds only " + std::to_string(info_.n_tokens) + " tokens");
   info_.n_docs = n_offsets - 1;
-  if (offsets_.front() != 0 || offsets_.back() != info_.n_tokens)
+  // Read in blocks and checked as they arrive: a file that declares more entries than it holds
+  // (HDF5 returns fill values for data never written) fails at its first block instead of first
+  // allocating all it declares.
+  constexpr hsize_t kOffsetsBlock = hsize_t{1} << 20;
+  std::vector<int64_t> block;
+  hid_t file_space = H5Dget_space(offsets.id);
+  for (hsize_t at = 0; at < static_cast<hsize_t>(n_offsets); at += kOffsetsBlock) {
+    hsize_t count = std::min<hsize_t>(kOffsetsBlock, static_cast<hsize_t>(n_offsets) - at);
+    block.resize(count);
+    hid_t mem = H5Screate_simple(1, &count, nullptr);
+    const bool read_ok = H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &at, nullptr, &count, nullptr) >= 0 &&
+                         H5Dread(offsets.id, H5T_NATIVE_INT64, mem, file_space, H5P_DEFAULT, block.data()) >= 0;
+    H5Sclose(mem);
+    if (!read_ok) {
+      H5Sclose(file_space);
+      throw InputError("dataset '" + path + "': cannot read /doc_offsets (the file is damaged)");
+    }
+    for (hsize_t i = 0; i < count; ++i) {
+      const int64_t d = static_cast<int64_t>(at + i) - 1;  // the document this entry ends
+      if (d < 0 ? block[i] != 0 : block[i] > info_.n_tokens) {
+        H5Sclose(file_space);
+        throw InputError("dataset '" + path + "': /doc_offsets must start at 0 and end at the token count " +
+                         std::to_string(info_.n_tokens));
+      }
+      if (d >= 0 && block[i] <= (i ? block[i - 1] : offsets_.back())) {
+        H5Sclose(file_space);
+        throw InputError("dataset '" + path + "': document " + std::to_string(d) + " is empty or /doc_offsets is not increasing");
+      }
+    }
+    offsets_.insert(offsets_.end(), block.begin(), block.end());
+  }
+  H5Sclose(file_space);
+  if (offsets_.back() != info_.n_tokens)
     throw InputError("dataset '" + path + "': /doc_offsets must start at 0 and end at the token count " +
                      std::to_string(info_.n_tokens));
-  for (int64_t d = 0; d < info_.n_docs; ++d)
-    if (offsets_[d + 1] <= offsets_[d])
-      throw InputError("dataset '" + path + "': document " + std::to_string(d) + " is empty or /doc_offsets is not increasing");
   if (!read_attribute(impl_->file, "vocab_size", H5T_NATIVE_INT64, &info_.vocab_size) || info_.vocab_size < 1)
     throw InputError("dataset '" + path + "' has no positive integer attribute 'vocab_size'");
   if (H5Aexists(impl_->file, "tokenizer") > 0) {
     hid_t attr = H5Aopen(impl_->file, "tokenizer", H5P_DEFAULT);
-    hid_t type = H5Aget_type(attr);
-    if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
+    hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
+    // One fixed-length string (an array of them would not fit the buffer); else left empty.
+    if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type) && H5Sget_simple_extent_npoints(space) == 1) {
       std::string text(H5Tget_size(type), '\0');
-      H5Aread(attr, type, text.data());
-      info_.tokenizer = text.c_str();
+      if (H5Aread(attr, type, text.data()) >= 0) info_.tokenizer = text.c_str();
     }
+    H5Sclose(space);
     H5Tclose(type);
     H5Aclose(attr);
   }
@@ -125,13 +163,17 @@ void TokenDatasetReader::read_document(int64_t doc, std::vector<int32_t>* tokens
   hid_t space = H5Dget_space(impl_->tokens);
   RW_H5_CHECK(H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr));
   hid_t mem = H5Screate_simple(1, &count, nullptr);
-  RW_H5_CHECK(H5Dread(impl_->tokens, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, tokens->data()));
-  if (mask) {
+  // The file was validated when opened, but not its data: a damaged chunk fails here.
+  bool read_ok = H5Dread(impl_->tokens, H5T_NATIVE_INT32, mem, space, H5P_DEFAULT, tokens->data()) >= 0;
+  if (mask && read_ok) {
     mask->assign(count, 1);
-    if (impl_->mask >= 0) RW_H5_CHECK(H5Dread(impl_->mask, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, mask->data()));
+    if (impl_->mask >= 0) read_ok = H5Dread(impl_->mask, H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, mask->data()) >= 0;
   }
   H5Sclose(mem);
   H5Sclose(space);
+  if (!read_ok)
+    throw InputError("dataset '" + impl_->path + "': cannot read document " + std::to_string(doc) +
+                     " (the file is damaged)");
 }
 
 // ---- writer ----
@@ -149,8 +191,6 @@ TokenDatasetWriter::TokenDatasetWriter(const std::string& path, int64_t vocab_si
   impl_->file = H5Fcreate(impl_->tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (impl_->file < 0) throw InputError("cannot create dataset file '" + impl_->tmp + "'");
   add_cleanup_path(impl_->tmp);
-  impl_->tokens = create_extendible(impl_->file, "tokens", H5T_STD_I32LE);
-  if (with_mask_) impl_->mask = create_extendible(impl_->file, "loss_mask", H5T_STD_U8LE);
   write_attribute(impl_->file, "vocab_size", H5T_STD_I64LE, H5T_NATIVE_INT64, &vocab_size);
   hid_t type = H5Tcopy(H5T_C_S1);
   H5Tset_size(type, tokenizer.empty() ? 1 : tokenizer.size());
@@ -165,7 +205,7 @@ TokenDatasetWriter::TokenDatasetWriter(const std::string& path, int64_t vocab_si
 TokenDatasetWriter::~TokenDatasetWriter() {
   if (impl_->file < 0) return;  // finished
   if (impl_->mask >= 0) H5Dclose(impl_->mask);
-  H5Dclose(impl_->tokens);
+  if (impl_->tokens >= 0) H5Dclose(impl_->tokens);
   H5Fclose(impl_->file);
   std::remove(impl_->tmp.c_str());
   remove_cleanup_path(impl_->tmp);
@@ -183,6 +223,13 @@ void TokenDatasetWriter::add_document(const std::vector<int32_t>& tokens, const 
 }
 
 void TokenDatasetWriter::flush() {
+  if (impl_->tokens < 0) {
+    // Created at the first flush: a dataset that fits in one buffer gets chunks of its own size
+    // (an HDF5 chunk takes its whole size on disk: 1M-token chunks made a 60-token file 4 MB).
+    const hsize_t chunk = std::max<hsize_t>(1, std::min<hsize_t>(kChunkTokens, pending_tokens_.size()));
+    impl_->tokens = create_extendible(impl_->file, "tokens", H5T_STD_I32LE, chunk);
+    if (with_mask_) impl_->mask = create_extendible(impl_->file, "loss_mask", H5T_STD_U8LE, chunk);
+  }
   append(impl_->tokens, H5T_NATIVE_INT32, pending_tokens_.data(), written_, pending_tokens_.size());
   if (with_mask_) append(impl_->mask, H5T_NATIVE_UINT8, pending_mask_.data(), written_, pending_mask_.size());
   written_ += static_cast<int64_t>(pending_tokens_.size());

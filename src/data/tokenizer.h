@@ -33,8 +33,9 @@ class ByteTokenizer : public Tokenizer {
 // says how to get it).
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec);
 
-// The "text" field of one JSON object per line (.jsonl). Throws InputError (with `where`, e.g.
-// "file.jsonl:12") when the line is not an object with a string "text" field.
+// The "text" field of one JSON object per line (.jsonl; parsed with simdjson). Throws InputError
+// (with `where`, e.g. "file.jsonl:12") when the line is not valid JSON (RFC 8259, UTF-8), not an
+// object, or has no string "text" field or more than one.
 std::string jsonl_text_field(const std::string& line, const std::string& where);
 
 }  // namespace rw::data

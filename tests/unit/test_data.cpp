@@ -2,8 +2,10 @@
 // loader: segments and positions, documents longer than a sequence and straddling ranks,
 // per-example weights, determinism and exact resume from a cursor.
 #include <catch2/catch.hpp>
+#include <hdf5.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <numeric>
 #include <set>
@@ -56,6 +58,66 @@ TEST_CASE("jsonl text field: escapes, other fields, errors", "[data]") {
   CHECK_THROWS_AS(data::jsonl_text_field(R"({"text": "unterminated)", "f:1"), InputError);
 }
 
+TEST_CASE("jsonl text field: every escape, raw and escaped unicode", "[data]") {
+  // Each JSON escape (RFC 8259 section 7) decodes to its one character; \u0000 is a real NUL byte.
+  CHECK(data::jsonl_text_field(R"({"text": "\" \\ \/ \b \f \n \r \t"})", "f:1") == "\" \\ / \b \f \n \r \t");
+  CHECK(data::jsonl_text_field(R"({"text": "a\u0000b"})", "f:1") == std::string("a\0b", 3));
+  // Raw UTF-8 passes through byte for byte; \u escapes become UTF-8 (2, 3 and 4 bytes, the last
+  // from a surrogate pair).
+  CHECK(data::jsonl_text_field("{\"text\": \"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"}", "f:1") ==
+        "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  CHECK(data::jsonl_text_field(R"({"text": "\u00E9 \u20ac \uD83D\uDE00"})", "f:1") == "\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+  // Whitespace around the object (and the \r a CRLF file leaves on each line) is allowed.
+  CHECK(data::jsonl_text_field(" \t{\"text\":\"x\"} \r", "f:1") == "x");
+  CHECK(data::jsonl_text_field(R"({"text": ""})", "f:1").empty());
+}
+
+TEST_CASE("jsonl text field: the top-level \"text\" and nothing else", "[data]") {
+  CHECK(data::jsonl_text_field(R"({"meta": {"text": "inner"}, "text": "outer", "tags": ["text"]})", "f:1") == "outer");
+  CHECK_THROWS_WITH(data::jsonl_text_field(R"({"meta": {"text": "inner"}})", "f:3"),
+                    Catch::Contains("f:3") && Catch::Contains("no \"text\""));
+  // Two "text" fields: refused rather than one picked silently.
+  CHECK_THROWS_WITH(data::jsonl_text_field(R"({"text": "a", "text": "b"})", "f:4"),
+                    Catch::Contains("f:4") && Catch::Contains("more than one"));
+  for (const char* not_string : {R"({"text": null})", R"({"text": ["a"]})", R"({"text": {"a": 1}})", R"({"text": true})"})
+    CHECK_THROWS_WITH(data::jsonl_text_field(not_string, "f:5"), Catch::Contains("f:5") && Catch::Contains("not a string"));
+  for (const char* not_object : {R"(["text", "a"])", R"("text")", "42", "null"})
+    CHECK_THROWS_WITH(data::jsonl_text_field(not_object, "f:6"), Catch::Contains("f:6") && Catch::Contains("not a JSON object"));
+}
+
+TEST_CASE("jsonl text field: malformed lines name the line", "[data]") {
+  const std::vector<std::string> malformed = {
+      R"({"text": "a"} trailing)",          // text after the object
+      R"({"text": "a"}{"text": "b"})",      // two objects on one line
+      R"({"text": "a",})",                  // trailing comma
+      R"({"text" "a"})",                    // missing colon
+      R"({'text': 'a'})",                   // single quotes
+      R"({text: "a"})",                     // unquoted key
+      R"({"id": tru, "text": "a"})",        // bad literal in a skipped field
+      R"({"id": @@, "text": "a"})",         // garbage in a skipped field
+      R"({"id": 01, "text": "a"})",         // leading zero
+      R"({"id": [1, 2, "text": "a"})",      // unclosed array
+      R"({"text": "a\x"})",                 // unknown escape
+      R"({"text": "\u12"})",                // short \u escape
+      R"({"text": "\ud83d"})",              // lone high surrogate
+      R"({"text": "\ude00"})",              // lone low surrogate
+      R"({"text": "\ud83d\u0041"})",        // high surrogate without its low half
+      "{\"text\": \"tab\tinside\"}",         // raw control character in a string
+      "{\"text\": \"\xff\xfe\"}",             // not UTF-8
+      "{\"text\": \"\xc3\"}",                 // truncated UTF-8 sequence
+      "{\"text\": \"\xed\xa0\x80\"}",         // UTF-8-encoded surrogate
+      R"({"text": "a")",                    // unclosed object
+      "",                                   // empty
+  };
+  for (const std::string& line : malformed) {
+    INFO(line);
+    CHECK_THROWS_WITH(data::jsonl_text_field(line, "in.jsonl:12"), Catch::Contains("in.jsonl:12"));
+  }
+  // Nesting far deeper than any document needs is refused, not a stack overflow.
+  CHECK_THROWS_AS(data::jsonl_text_field("{\"a\": " + std::string(100000, '[') + std::string(100000, ']') + ", \"text\": \"x\"}", "f:1"),
+                  InputError);
+}
+
 TEST_CASE("token dataset files round-trip and are read in slices", "[data]") {
   TempDataset ds({5, 1, 300, 17}, "test_data_roundtrip.h5");
   io::TokenDatasetReader r(ds.path);
@@ -71,6 +133,101 @@ TEST_CASE("token dataset files round-trip and are read in slices", "[data]") {
     CHECK(mask == std::vector<uint8_t>(ds.docs[d].size(), 1));
   }
   CHECK_THROWS_WITH(io::TokenDatasetReader("no_such_dataset.h5"), Catch::Contains("no_such_dataset.h5"));
+}
+
+TEST_CASE("a small token dataset makes a small file", "[data]") {
+  // 323 tokens are 1.3 KB of int32; with HDF5's metadata the file stays well under 64 KiB
+  // (a whole 1M-token chunk, as before, made it 4 MiB).
+  TempDataset ds({5, 1, 300, 17}, "test_data_small_file.h5");
+  CHECK(std::filesystem::file_size(ds.path) < 64 * 1024);
+  io::TokenDatasetReader r(ds.path);
+  std::vector<int32_t> tokens;
+  r.read_document(2, &tokens, nullptr);
+  CHECK(tokens == ds.docs[2]);
+}
+
+namespace {
+
+// A dataset file written with the HDF5 API directly: /tokens (chunked, deflated when asked),
+// /doc_offsets as given (declared_offsets entries, of which `offsets` are written), vocab_size.
+void write_raw_dataset(const std::string& path, const std::vector<int32_t>& tokens, const std::vector<int64_t>& offsets,
+                       hsize_t declared_offsets, bool deflate) {
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t n = tokens.size(), chunk = tokens.size();
+  hid_t space = H5Screate_simple(1, &n, nullptr), dcpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_chunk(dcpl, 1, &chunk);
+  if (deflate) H5Pset_deflate(dcpl, 6);
+  hid_t ds = H5Dcreate2(f, "tokens", H5T_STD_I32LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+  H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, tokens.data());
+  H5Dclose(ds);
+  H5Pclose(dcpl);
+  H5Sclose(space);
+  space = H5Screate_simple(1, &declared_offsets, nullptr);
+  ds = H5Dcreate2(f, "doc_offsets", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hsize_t start = 0, count = offsets.size();
+  H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+  hid_t mem = H5Screate_simple(1, &count, nullptr);
+  H5Dwrite(ds, H5T_NATIVE_INT64, mem, space, H5P_DEFAULT, offsets.data());
+  H5Sclose(mem);
+  H5Dclose(ds);
+  H5Sclose(space);
+  const int64_t vocab = 256;
+  space = H5Screate(H5S_SCALAR);
+  hid_t attr = H5Acreate2(f, "vocab_size", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(attr, H5T_NATIVE_INT64, &vocab);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Fclose(f);
+}
+
+}  // namespace
+
+TEST_CASE("token dataset: /doc_offsets declaring more documents than tokens is refused unread", "[data]") {
+  // 2^40 entries declared and never written (HDF5 reads them as zeros): the reader allocated
+  // them all (8 TiB) before checking one.
+  const std::string path = "test_data_declared_offsets.h5";
+  write_raw_dataset(path, std::vector<int32_t>(6, 7), {0, 2, 6}, hsize_t{1} << 40, false);
+  CHECK_THROWS_WITH(io::TokenDatasetReader(path), Catch::Contains("declares 1099511627775 documents") &&
+                                                      Catch::Contains("only 6 tokens"));
+  // As many entries as tokens + 1 allows, mostly unwritten: refused at the first bad entry.
+  write_raw_dataset(path, std::vector<int32_t>(6, 7), {0, 2}, 7, false);
+  CHECK_THROWS_WITH(io::TokenDatasetReader(path), Catch::Contains("document 1 is empty or /doc_offsets is not increasing"));
+  std::remove(path.c_str());
+}
+
+TEST_CASE("token dataset: a damaged chunk is an input error naming the document", "[data]") {
+  // A deflated /tokens chunk whose bytes were overwritten: H5Dread fails. The reader ended the
+  // job through rw::fatal ("HDF5 call failed") instead of saying which file and document.
+  const std::string path = "test_data_damaged_chunk.h5";
+  std::vector<int32_t> tokens(4096);
+  for (std::size_t i = 0; i < tokens.size(); ++i) tokens[i] = static_cast<int32_t>(i % 251);
+  write_raw_dataset(path, tokens, {0, 1000, 4096}, 3, true);
+  haddr_t chunk_address = 0;
+  hsize_t chunk_bytes = 0;
+  {
+    hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t ds = H5Dopen2(f, "tokens", H5P_DEFAULT);
+    hsize_t offset = 0;
+    unsigned filter_mask = 0;
+    hid_t space = H5Dget_space(ds);
+    REQUIRE(H5Dget_chunk_info(ds, space, 0, &offset, &filter_mask, &chunk_address, &chunk_bytes) >= 0);
+    H5Sclose(space);
+    H5Dclose(ds);
+    H5Fclose(f);
+  }
+  REQUIRE(chunk_bytes > 16);
+  {
+    std::FILE* f = std::fopen(path.c_str(), "r+b");
+    REQUIRE(f);
+    std::fseek(f, static_cast<long>(chunk_address), SEEK_SET);
+    const std::vector<char> garbage(static_cast<std::size_t>(chunk_bytes), '\x5a');
+    std::fwrite(garbage.data(), 1, garbage.size(), f);
+    std::fclose(f);
+  }
+  io::TokenDatasetReader r(path);  // the metadata is intact: it opens
+  std::vector<int32_t> doc;
+  CHECK_THROWS_WITH(r.read_document(1, &doc, nullptr), Catch::Contains(path) && Catch::Contains("document 1"));
+  std::remove(path.c_str());
 }
 
 TEST_CASE("masked packing: segments, positions, targets and per-example weights", "[data]") {
