@@ -79,3 +79,40 @@ TEST_CASE("needle evaluation options parse lengths and depths", "[passkey]") {
   CHECK(infer::parse_depths("0,50,100") == std::vector<double>{0, 50, 100});
   CHECK_THROWS_AS(infer::parse_depths("120"), InputError);
 }
+
+namespace {
+
+// Sequence `index` of the passkey training stream (seed 5, 2048 tokens, one per step).
+data::LocalBatch passkey_sequence(uint64_t index) {
+  data::PasskeySource source(data::PasskeyOptions{}, 5, 2048, 1, 1, 0, 1, 0, Layout::contiguous);
+  source.seek(index);
+  return source.next();
+}
+
+}  // namespace
+
+// The stream's draws used to be seeded with (1 << 20) | index, so sequence 2^20 repeated the
+// document lengths and needle depths of sequence 0 (and 2^20 + 1 those of 1, ...). Sequences
+// are compared by their document layout (segment ids) and answer places (heavy loss weights):
+// for independent draws at 2048 tokens an exact repeat of both has negligible probability.
+TEST_CASE("the passkey stream does not repeat after 2^20 sequences and is deterministic", "[passkey]") {
+  const uint64_t far = uint64_t(1) << 20;
+  const std::vector<uint64_t> indices = {0, 1, 16, far, far + 1, 2 * far, uint64_t(1) << 36};
+  std::vector<data::LocalBatch> batches;
+  for (uint64_t i : indices) batches.push_back(passkey_sequence(i));
+  for (std::size_t a = 0; a < indices.size(); ++a)
+    for (std::size_t b = a + 1; b < indices.size(); ++b) {
+      INFO("sequences " << indices[a] << " and " << indices[b]);
+      const bool same_layout = batches[a].segment_ids == batches[b].segment_ids &&
+                               batches[a].loss_weights == batches[b].loss_weights;
+      CHECK_FALSE(same_layout);
+      CHECK(batches[a].tokens != batches[b].tokens);
+    }
+  // Deterministic: the same index gives the same sequence from a fresh source.
+  for (std::size_t a = 0; a < indices.size(); ++a) {
+    const data::LocalBatch again = passkey_sequence(indices[a]);
+    CHECK(again.tokens == batches[a].tokens);
+    CHECK(again.segment_ids == batches[a].segment_ids);
+    CHECK(again.loss_weights == batches[a].loss_weights);
+  }
+}
