@@ -256,9 +256,7 @@ void attn_bwd_step_fast(const AttnBwdStepArgs& a, const ProgressHook& hook) {
           for (int r = 0; r < rows; ++r) {  // dS = P * (dP - delta), kept in dp
             float* prow = p.data() + static_cast<std::size_t>(r) * bk;
             float* dprow = dp.data() + static_cast<std::size_t>(r) * bk;
-            const float delta = a.delta[row0 + r];
-#pragma omp simd
-            for (int c = 0; c < cols; ++c) dprow[c] = prow[c] * (dprow[c] - delta);
+            ds_from_dp(prow, dprow, cols, a.delta[row0 + r]);
           }
           // dQ += scale dS K ; dK += scale dS^T Q
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, cols, a.scale, dp.data(),
