@@ -180,13 +180,19 @@ LocalBatch PasskeySource::next() {
     // after 2^20 sequences).
     const uint64_t key = sequence_key(seed_, sequence);
     Draw d{key, 0};
+    // Every other sequence is one document of the full length (the needle at a uniform depth):
+    // the longest retrievals, which the evaluation asks for at every length up to seq_len, get
+    // trained as often as the short ones (packed log-uniform documents alone put a needle more
+    // than 3/4 of seq_len from its question in about one sequence of 70 at 8K tokens; now one
+    // sequence of 8 has one).
+    const bool whole = sequence % 2 == 1;
     int at = 0, segment = 0;
     while (at < seq_len_) {
       const int room = seq_len_ - at;
-      // Log-uniform length: as many tokens in short documents as in long ones.
+      // Log-uniform length: as many documents of each octave of lengths.
       int length = static_cast<int>(std::lround(min_length * std::exp(d.uniform() * log_range)));
       length = std::max(min_length, std::min(length, room));
-      if (room - length < min_length) length = room;  // never leave a scrap
+      if (whole || room - length < min_length) length = room;  // never leave a scrap
       const PasskeyDocument doc =
           make_passkey_document(options_, length, 100.0 * d.uniform(), key, 1 + static_cast<uint64_t>(segment));
       const std::size_t row = static_cast<std::size_t>(s) * seq_len_ + at;
