@@ -2,8 +2,10 @@
 // classified so kernels skip wholly masked tiles and do not mask wholly visible ones.
 //
 // Visibility of key k for query q (positions and segment ids are per token, global):
-//   seg[q] == seg[k]  and  (not causal  or  pos[k] <= pos[q]).
-// With the defaults (one segment, pos = token index) this is the ordinary causal mask.
+//   seg[q] == seg[k]  and  seg[q] >= 0  and  (not causal  or  pos[k] <= pos[q]).
+// With the defaults (one segment, pos = token index) this is the ordinary causal mask. A
+// negative segment id marks a padding token: it sees no key (out 0, lse -inf, no gradient)
+// and no query sees it.
 //
 // Tile classification uses per-block summaries (min/max of position and segment), so it is
 // exact for "skip" and "full" and conservative otherwise (a "partial" tile is masked element
@@ -21,7 +23,7 @@ namespace rw::device {
 
 RW_HOST_DEVICE inline bool key_visible(int32_t q_pos, int32_t q_seg, int32_t k_pos, int32_t k_seg,
                                        bool causal) {
-  return q_seg == k_seg && (!causal || k_pos <= q_pos);
+  return q_seg == k_seg && q_seg >= 0 && (!causal || k_pos <= q_pos);
 }
 
 struct BlockSummary {
@@ -44,10 +46,13 @@ RW_HOST_DEVICE inline BlockSummary summarize_block(const int32_t* pos, const int
 
 RW_HOST_DEVICE inline TileKind classify_tile(const BlockSummary& q, const BlockSummary& k,
                                              bool causal) {
-  // No segment in common, or every key later than every query: nothing visible.
+  // All padding on one side, no segment in common, or every key later than every query:
+  // nothing visible.
+  if (q.seg_max < 0 || k.seg_max < 0) return TileKind::skip;
   if (q.seg_max < k.seg_min || k.seg_max < q.seg_min) return TileKind::skip;
   if (causal && k.pos_min > q.pos_max) return TileKind::skip;
-  // One segment on both sides and every key no later than every query: all visible.
+  // One segment on both sides (not padding: checked above) and every key no later than every
+  // query: all visible.
   bool one_segment = q.seg_min == q.seg_max && k.seg_min == k.seg_max && q.seg_min == k.seg_min;
   if (one_segment && (!causal || k.pos_max <= q.pos_min)) return TileKind::full;
   return TileKind::partial;

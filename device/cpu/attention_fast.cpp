@@ -25,9 +25,9 @@
 
 #include "device/attention_mask.h"
 #include "device/cpu/attention_tile_support.h"
-#include "device/cpu/avx512_tile_gemm.h"
 #include "device/cpu/cpu_backend.h"
 #include "device/cpu/fast_exp.h"
+#include "device/cpu/fused_tiles.h"
 #include "src/common/fatal.h"
 #include "src/common/host_buffer.h"
 
@@ -66,6 +66,7 @@ const char* fwd_kernel_name(FwdKernel kernel) {
   switch (kernel) {
     case FwdKernel::automatic: return "automatic";
     case FwdKernel::fused_avx512: return "fused-avx512";
+    case FwdKernel::fused_portable: return "fused-portable";
     case FwdKernel::blas: return "blas";
   }
   return "unknown";
@@ -77,8 +78,9 @@ FwdKernel resolve_fwd_kernel(FwdKernel requested, int head_dim) {
     const std::string choice = env ? env : "";
     if (choice == "blas") requested = FwdKernel::blas;
     else if (choice == "fused") requested = FwdKernel::fused_avx512;
+    else if (choice == "fused-portable") requested = FwdKernel::fused_portable;
     else if (!choice.empty() && choice != "auto")
-      RW_FAIL("RINGWORLD_ATTN_FWD_KERNEL='" + choice + "' is not one of auto, fused, blas");
+      RW_FAIL("RINGWORLD_ATTN_FWD_KERNEL='" + choice + "' is not one of auto, fused, fused-portable, blas");
   }
   if (requested == FwdKernel::automatic)
     return fused_fwd_kernel_available(head_dim) ? FwdKernel::fused_avx512 : FwdKernel::blas;
@@ -86,12 +88,18 @@ FwdKernel resolve_fwd_kernel(FwdKernel requested, int head_dim) {
     RW_CHECK(fused_fwd_kernel_available(head_dim),
              "the fused AVX-512 attention forward needs an AVX-512F CPU and head_dim % 16 == 0 (head_dim " +
                  std::to_string(head_dim) + ")");
+  if (requested == FwdKernel::fused_portable)
+    RW_CHECK(head_dim > 0 && head_dim % avx512::kKeyPanel == 0,
+             "the fused attention forward needs head_dim % 16 == 0 (head_dim " + std::to_string(head_dim) + ")");
   return requested;
 }
 
 void attn_fwd_step_fast(const AttnFwdStepArgs& a, const ProgressHook& hook, FwdKernel kernel) {
-  if (resolve_fwd_kernel(kernel, a.shape.head_dim) == FwdKernel::fused_avx512) attn_fwd_step_fused(a, hook);
-  else attn_fwd_step_blas(a, hook);
+  switch (resolve_fwd_kernel(kernel, a.shape.head_dim)) {
+    case FwdKernel::fused_avx512: return attn_fwd_step_fused(a, hook, avx512_fused_tiles());
+    case FwdKernel::fused_portable: return attn_fwd_step_fused(a, hook, portable_fused_tiles());
+    default: return attn_fwd_step_blas(a, hook);
+  }
 }
 
 void attn_fwd_step_blas(const AttnFwdStepArgs& a, const ProgressHook& hook) {
@@ -194,12 +202,17 @@ void attn_bwd_step_fast(const AttnBwdStepArgs& a, const ProgressHook& hook) {
   const std::size_t dq_count = static_cast<std::size_t>(s.batch) * s.n_q * ld_q;
   const int n_threads = static_cast<int>(std::min<long>(omp_get_max_threads(), n_tasks));
   // Thread 0 accumulates into dq itself; the others into private buffers summed at the end.
+  // OpenMP may give the region fewer threads than asked for (OMP_DYNAMIC, OMP_THREAD_LIMIT):
+  // only the buffers of the threads it gave are allocated and summed.
   std::vector<HostVector<float>> dq_private(std::max(0, n_threads - 1));
+  int team = 1;
   OpenblasSingleThread single;
 
 #pragma omp parallel num_threads(n_threads)
   {
     const int tid = omp_get_thread_num();
+#pragma omp single nowait
+    team = omp_get_num_threads();
     float* dq_mine = a.dq;
     if (tid > 0) {
       dq_private[tid - 1].assign(dq_count, 0.f);
@@ -243,9 +256,7 @@ void attn_bwd_step_fast(const AttnBwdStepArgs& a, const ProgressHook& hook) {
           for (int r = 0; r < rows; ++r) {  // dS = P * (dP - delta), kept in dp
             float* prow = p.data() + static_cast<std::size_t>(r) * bk;
             float* dprow = dp.data() + static_cast<std::size_t>(r) * bk;
-            const float delta = a.delta[row0 + r];
-#pragma omp simd
-            for (int c = 0; c < cols; ++c) dprow[c] = prow[c] * (dprow[c] - delta);
+            ds_from_dp(prow, dprow, cols, a.delta[row0 + r]);
           }
           // dQ += scale dS K ; dK += scale dS^T Q
           cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d, cols, a.scale, dp.data(),
@@ -258,6 +269,7 @@ void attn_bwd_step_fast(const AttnBwdStepArgs& a, const ProgressHook& hook) {
     }
   }
   // Sum the private dQ buffers in thread order (fixed order: repeatable bits).
+  dq_private.resize(team - 1);
   if (!dq_private.empty()) {
 #pragma omp parallel for schedule(static)
     for (std::size_t i = 0; i < dq_count; ++i) {

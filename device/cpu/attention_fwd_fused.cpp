@@ -26,9 +26,9 @@
 #include <vector>
 
 #include "device/cpu/attention_tile_support.h"
-#include "device/cpu/avx512_tile_gemm.h"
 #include "device/cpu/cpu_backend.h"
 #include "device/cpu/fast_exp.h"
+#include "device/cpu/fused_tiles.h"
 #include "src/common/fatal.h"
 #include "src/common/host_buffer.h"
 
@@ -84,11 +84,12 @@ class KeyPanels {
         panel_summary_(static_cast<std::size_t>(a.shape.batch) * n_blocks_ * n_panels_) {
     for (int b = 0; b < a.shape.batch; ++b)
       for (int kb = 0; kb < n_blocks_; ++kb)
-        for (int t = 0; t < ceil_div(keys_in_block(kb), kKeyPanel); ++t) {
+        for (int t = 0; t < ceil_div(keys_in_block(kb), kKeyPanel); ++t) {  // this block's keys only
           const int j0 = kb * block_k_ + t * kKeyPanel;
           const std::size_t off = static_cast<std::size_t>(b) * a.shape.n_k + j0;
           panel_summary_[(static_cast<std::size_t>(b) * n_blocks_ + kb) * n_panels_ + t] =
-              summarize_block(a.mask.k_pos + off, a.mask.k_seg + off, std::min(kKeyPanel, a.shape.n_k - j0));
+              summarize_block(a.mask.k_pos + off, a.mask.k_seg + off,
+                              std::min(kKeyPanel, keys_in_block(kb) - t * kKeyPanel));
         }
   }
 
@@ -196,17 +197,17 @@ void merge_into_output(const float* acc, const float* row_max, const float* row_
 // turns the scores of rows [0, n_rows) into P = exp(score - running max), rescales their sums and
 // accumulators when the max grows, and zeroes the P rows of the padding rows past n_rows.
 // tile_max: the rows' score maxima when the caller has them (else nullptr: computed here).
-void online_softmax_panel(float* scores, int ld_s, int j_begin, int n_keys, int n_rows, const float* tile_max,
-                          float* row_max, float* row_sum, float* acc, int head_dim) {
+void online_softmax_panel(const FusedTiles& tiles, float* scores, int ld_s, int j_begin, int n_keys, int n_rows,
+                          const float* tile_max, float* row_max, float* row_sum, float* acc, int head_dim) {
   for (int r = 0; r < kRowPanel; ++r) {
     float* srow = scores + static_cast<std::size_t>(r) * ld_s + j_begin;
     const float m_new = r >= n_rows ? kNegInf
-                                    : std::max(row_max[r], tile_max ? tile_max[r] : avx512::row_max(srow, n_keys));
+                                    : std::max(row_max[r], tile_max ? tile_max[r] : tiles.row_max(srow, n_keys));
     if (m_new == kNegInf) {  // padding row, or nothing visible to this row yet: P row is zero
       std::fill(srow, srow + n_keys, 0.f);
       continue;
     }
-    const float tile_sum = avx512::exp_shift_sum(srow, n_keys, m_new);
+    const float tile_sum = tiles.exp_shift_sum(srow, n_keys, m_new);
     const float correction = row_max[r] == kNegInf ? 0.f : exp_fast(row_max[r] - m_new);
     row_sum[r] = row_sum[r] * correction + tile_sum;
     if (correction != 1.f) {
@@ -220,11 +221,11 @@ void online_softmax_panel(float* scores, int ld_s, int j_begin, int n_keys, int 
 
 }  // namespace
 
-void attn_fwd_step_fused(const AttnFwdStepArgs& a, const ProgressHook& hook) {
+void attn_fwd_step_fused(const AttnFwdStepArgs& a, const ProgressHook& hook, const FusedTiles& tiles) {
   const AttnShape& s = a.shape;
   check_attn_shape(s, a.tiling);
   if (s.batch == 0 || s.n_q == 0 || s.n_k == 0) return hook();
-  RW_CHECK(fused_fwd_kernel_available(s.head_dim), "fused attention forward called where it cannot run");
+  RW_CHECK(s.head_dim % kKeyPanel == 0, "fused attention forward called with head_dim " + std::to_string(s.head_dim));
   const int d = s.head_dim, group = s.heads / s.kv_heads;
   const int bq = std::min(a.tiling.block_q, s.n_q), bk = std::min(a.tiling.block_k, s.n_k);
   const int n_qb = ceil_div(s.n_q, bq);
@@ -258,8 +259,11 @@ void attn_fwd_step_fused(const AttnFwdStepArgs& a, const ProgressHook& hook) {
           const float* q_blk = a.q + (static_cast<std::size_t>(b) * s.n_q + q0) * ld_q + h * d;
           const int32_t* qp = a.mask.q_pos + static_cast<std::size_t>(b) * s.n_q + q0;
           const int32_t* qs = a.mask.q_seg + static_cast<std::size_t>(b) * s.n_q + q0;
+          // A ragged last block has fewer row panels than a whole one: the others would hold
+          // only padding rows (and have no positions or segments to summarise).
+          const int row_panels = ceil_div(rows, kRowPanel);
           pack_query_panels(q_blk, ld_q, rows, d, q_pack);
-          for (int rp = 0; rp < n_row_panels; ++rp)
+          for (int rp = 0; rp < row_panels; ++rp)
             panel_rows[rp] = summarize_block(qp + rp * kRowPanel, qs + rp * kRowPanel,
                                              std::min(kRowPanel, rows - rp * kRowPanel));
           std::fill(row_max.begin(), row_max.end(), kNegInf);
@@ -272,7 +276,7 @@ void attn_fwd_step_fused(const AttnFwdStepArgs& a, const ProgressHook& hook) {
             if (kind == TileKind::skip) continue;
             any_tile = true;
             const int k0 = kb * bk, cols = keys.keys_in_block(kb), n_panels = ceil_div(cols, kKeyPanel);
-            for (int rp = 0; rp < n_row_panels; ++rp) {
+            for (int rp = 0; rp < row_panels; ++rp) {
               const int r0 = rp * kRowPanel, panel_rows_real = std::min(kRowPanel, rows - r0);
               const PanelRange range = kind == TileKind::full
                                            ? PanelRange{0, n_panels - 1}
@@ -281,7 +285,7 @@ void attn_fwd_step_fused(const AttnFwdStepArgs& a, const ProgressHook& hook) {
               const int j_begin = range.first * kKeyPanel, j_end = std::min(cols, (range.last + 1) * kKeyPanel);
               const int n_keys = j_end - j_begin;
               float tile_max[kRowPanel];
-              avx512::qk_tile(q_pack.data() + static_cast<std::size_t>(rp) * d * kRowPanel,
+              tiles.qk_tile(q_pack.data() + static_cast<std::size_t>(rp) * d * kRowPanel,
                               keys.k_t(kb) + static_cast<std::size_t>(j_begin) * d, range.last - range.first + 1,
                               d, a.scale, scores.data() + j_begin, ld_s, tile_max);
               if (kind == TileKind::partial)
@@ -290,10 +294,10 @@ void attn_fwd_step_fused(const AttnFwdStepArgs& a, const ProgressHook& hook) {
                            a.mask.k_seg + static_cast<std::size_t>(b) * s.n_k + k0 + j_begin, a.mask.causal);
               // qk_tile's row maxima ignore the mask and count the zero scores of padding keys.
               const bool tile_max_exact = kind == TileKind::full && n_keys % kKeyPanel == 0;
-              online_softmax_panel(scores.data(), ld_s, j_begin, n_keys, panel_rows_real,
+              online_softmax_panel(tiles, scores.data(), ld_s, j_begin, n_keys, panel_rows_real,
                                    tile_max_exact ? tile_max : nullptr, row_max.data() + r0, row_sum.data() + r0,
                                    acc.data() + static_cast<std::size_t>(r0) * d, d);
-              avx512::pv_tile(scores.data(), ld_s, keys.v(kb), d, j_begin, j_end,
+              tiles.pv_tile(scores.data(), ld_s, keys.v(kb), d, j_begin, j_end,
                               acc.data() + static_cast<std::size_t>(r0) * d);
             }
           }

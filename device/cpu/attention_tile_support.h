@@ -1,6 +1,6 @@
 // attention_tile_support.h: small pieces shared by the CPU attention kernels
-// (attention_fast.cpp, attention_fwd_fused.cpp): block summaries for tile classification, the
-// element-wise mask of a score tile, and the merge of two log-sum-exps.
+// (attention_fast.cpp, attention_fwd_fused.cpp): block summaries for tile classification and
+// the merge of two log-sum-exps (the element-wise mask is apply_mask of fast_exp.h).
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -27,18 +27,6 @@ inline std::vector<BlockSummary> summarize_blocks(const int32_t* pos, const int3
       out[static_cast<std::size_t>(b) * n_blocks + i] = summarize_block(pos + off, seg + off, count);
     }
   return out;
-}
-
-// Sets masked entries of a rows x cols score tile to -inf.
-inline void apply_mask(float* s, int rows, int cols, int ld, const int32_t* q_pos, const int32_t* q_seg,
-                       const int32_t* k_pos, const int32_t* k_seg, bool causal) {
-  for (int r = 0; r < rows; ++r) {
-    float* row = s + static_cast<std::size_t>(r) * ld;
-    const int32_t qp = q_pos[r], qs = q_seg[r];
-#pragma omp simd
-    for (int c = 0; c < cols; ++c)
-      row[c] = key_visible(qp, qs, k_pos[c], k_seg[c], causal) ? row[c] : kNegInf;
-  }
 }
 
 // log(exp(a) + exp(b)), exact for -inf on either side.

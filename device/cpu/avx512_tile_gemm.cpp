@@ -11,6 +11,9 @@
 // Sixteen independent accumulators cover the 4-cycle FMA latency on two FMA ports twice over.
 #include "device/cpu/avx512_tile_gemm.h"
 
+#include "device/cpu/fused_tiles.h"
+#include "src/common/fatal.h"
+
 // GCC 12's AVX-512 headers seed unmasked intrinsics with a self-initialised "undefined" vector,
 // which -Wuninitialized reports once they are inlined (a false positive): silenced for them only.
 #pragma GCC diagnostic push
@@ -153,3 +156,13 @@ RW_AVX512 float exp_shift_sum(float* x, int n, float shift) {
 }
 
 }  // namespace rw::device::cpu::avx512
+
+namespace rw::device::cpu {
+
+const FusedTiles& avx512_fused_tiles() {
+  RW_CHECK(avx512::avx512_available(), "the AVX-512 attention tiles were asked for on a CPU without AVX-512F");
+  static const FusedTiles tiles{"avx512", avx512::qk_tile, avx512::pv_tile, avx512::row_max, avx512::exp_shift_sum};
+  return tiles;
+}
+
+}  // namespace rw::device::cpu

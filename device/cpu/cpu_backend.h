@@ -15,10 +15,12 @@ namespace cpu {
 //   fused_avx512  packed K^T / V panels shared by all query blocks and heads of a step, scores
 //                 and P V by AVX-512 register tiles (attention_fwd_fused.cpp); needs AVX-512F
 //                 and head_dim % 16 == 0
+//   fused_portable  the same fused kernel with plain C++ tiles (fused_tiles.h): any CPU,
+//                 head_dim % 16 == 0; slower, for checking the fused kernel everywhere
 //   blas          OpenBLAS sgemm on strided tiles (attention_fast.cpp); any CPU, any head_dim
 //   automatic     fused_avx512 where it can run, else blas; the environment variable
-//                 RINGWORLD_ATTN_FWD_KERNEL=blas (or fused, auto) overrides it
-enum class FwdKernel { automatic, fused_avx512, blas };
+//                 RINGWORLD_ATTN_FWD_KERNEL=blas (or fused, fused-portable, auto) overrides it
+enum class FwdKernel { automatic, fused_avx512, fused_portable, blas };
 }  // namespace cpu
 
 // The cpu backends' streams and events are tokens: work runs at submission, so every event is
@@ -75,7 +77,8 @@ bool fused_fwd_kernel_available(int head_dim);  // AVX-512F CPU and head_dim % 1
 void attn_fwd_step_fast(const AttnFwdStepArgs& args, const ProgressHook& hook,
                         FwdKernel kernel = FwdKernel::automatic);
 void attn_fwd_step_blas(const AttnFwdStepArgs& args, const ProgressHook& hook);
-void attn_fwd_step_fused(const AttnFwdStepArgs& args, const ProgressHook& hook);
+struct FusedTiles;
+void attn_fwd_step_fused(const AttnFwdStepArgs& args, const ProgressHook& hook, const FusedTiles& tiles);
 void attn_bwd_step_fast(const AttnBwdStepArgs& args, const ProgressHook& hook);
 void attn_row_dot_fast(const AttnShape& shape, const float* out, const float* dout, float* delta);
 void attn_merge_fast(const AttnShape& shape, float* out_a, float* lse_a, const float* out_b,

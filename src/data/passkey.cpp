@@ -13,6 +13,21 @@
 namespace rw::data {
 namespace {
 
+// splitmix64's finaliser: a bijection of 64-bit words that mixes every input bit into every
+// output bit.
+uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+// The key of training sequence `sequence` of the stream seeded `seed`: distinct sequences get
+// distinct keys (both steps are bijections for a fixed seed), unrelated to the indices that
+// make_passkey_document's callers pass with a seed of their own.
+uint64_t sequence_key(uint64_t seed, uint64_t sequence) {
+  return mix64(seed ^ mix64(sequence + 0x9e3779b97f4a7c15ull));
+}
+
 struct Draw {
   uint64_t seed, stream, counter = 0;
   double uniform() { return model::hashed_unit_interval(seed, stream, counter++); }
@@ -160,16 +175,26 @@ LocalBatch PasskeySource::next() {
   const double log_range = std::log(static_cast<double>(seq_len_) / min_length);
   for (int s = 0; s < per_group; ++s) {
     const uint64_t sequence = cursor_ + static_cast<uint64_t>(dp_rank_) * per_group + s;
-    Draw d{seed_, 1u << 20 | sequence};
+    // One key per sequence: its document lengths and depths come from stream 0 of the key,
+    // its documents from streams 1, 2, ... (was: seed (1 << 20) | sequence, which repeated
+    // after 2^20 sequences).
+    const uint64_t key = sequence_key(seed_, sequence);
+    Draw d{key, 0};
+    // Every other sequence is one document of the full length (the needle at a uniform depth):
+    // the longest retrievals, which the evaluation asks for at every length up to seq_len, get
+    // trained as often as the short ones (packed log-uniform documents alone put a needle more
+    // than 3/4 of seq_len from its question in about one sequence of 70 at 8K tokens; now one
+    // sequence of 8 has one).
+    const bool whole = sequence % 2 == 1;
     int at = 0, segment = 0;
     while (at < seq_len_) {
       const int room = seq_len_ - at;
-      // Log-uniform length: as many tokens in short documents as in long ones.
+      // Log-uniform length: as many documents of each octave of lengths.
       int length = static_cast<int>(std::lround(min_length * std::exp(d.uniform() * log_range)));
       length = std::max(min_length, std::min(length, room));
-      if (room - length < min_length) length = room;  // never leave a scrap
+      if (whole || room - length < min_length) length = room;  // never leave a scrap
       const PasskeyDocument doc =
-          make_passkey_document(options_, length, 100.0 * d.uniform(), seed_, (sequence << 16) + segment);
+          make_passkey_document(options_, length, 100.0 * d.uniform(), key, 1 + static_cast<uint64_t>(segment));
       const std::size_t row = static_cast<std::size_t>(s) * seq_len_ + at;
       std::copy(doc.tokens.begin(), doc.tokens.end(), g.tokens.begin() + row);
       std::fill(g.segment_ids.begin() + row, g.segment_ids.begin() + row + length, segment);

@@ -56,10 +56,11 @@ PasskeyDocument make_passkey_document(const PasskeyOptions& options, int length,
 // Smallest length make_passkey_document accepts for these options.
 int passkey_min_length(const PasskeyOptions& options);
 
-// Training source: each sequence packs passkey documents of random lengths at random depths,
-// masked packing; answer digits weighted. Lengths are log-uniform from passkey_min_length to
-// seq_len (as many tokens in short documents as in long ones: short ones teach retrieval
-// quickly, long ones teach it at the stage's full length).
+// Training source: answer digits weighted, needles at uniform random depths. Even sequences of
+// the stream pack documents of log-uniform lengths from passkey_min_length to seq_len (masked
+// packing; as many documents of each octave of lengths: short ones teach retrieval quickly);
+// odd sequences are one document of the full seq_len, so the longest retrievals of a stage are
+// trained as often as the short ones.
 class PasskeySource : public DataSource {
  public:
   PasskeySource(PasskeyOptions options, uint64_t seed, int seq_len, int global_sequences, int dp, int dp_rank, int sp,

@@ -29,7 +29,10 @@ GlobalBatch synthetic_global_batch(const SyntheticOptions& o, uint64_t first_seq
     int t = 0, doc = 0;
     while (t < o.seq_len) {
       int length = o.packed ? o.seq_len / 8 + rng.below(std::max(1, o.seq_len / 2 - o.seq_len / 8)) : o.seq_len;
-      length = std::max(2, std::min(length, o.seq_len - t));
+      // At least 2 tokens (one target), never past the sequence, and no 1-token scrap after it.
+      const int room = o.seq_len - t;
+      length = std::max(2, std::min(length, room));
+      if (room - length < 2) length = room;
       const int start = rng.below(o.vocab_size), stride = 1 + rng.below(7);
       for (int j = 0; j < length; ++j, ++t) {
         const std::size_t i = static_cast<std::size_t>(s) * o.seq_len + t;

@@ -425,3 +425,57 @@ TEST_CASE("attn tool rejects bad input cleanly on every rank", "[attn_tool]") {
     CHECK_FALSE(fs::exists(fs::path(out_dir.string() + ".tmp")));
   }
 }
+
+// Padding tokens (segment id < 0) see no key and no query sees them: their queries get out = 0
+// and lse = -inf, no gradient flows to their q, k or v. Through the tool on 1-4 ranks, every
+// layout, causal and not, with padding at a sequence's start, inside it and at its end, across
+// rank and chunk boundaries; all outputs also match the fp64 reference (tolerance rule above).
+TEST_CASE("attn tool: a query that sees no key gets zero out and gradients and lse -inf", "[attn_tool]") {
+  ScratchDir dir("attn_tool_no_key");
+  Problem p = make_problem("P", 2, 48, 4, 2, 16, kDocs48, 5000);
+  std::vector<int> padding;  // token indices b * seq + t
+  for (int t : {5, 6, 7, 8, 9, 23, 24, 40, 41, 42, 43, 44, 45, 46, 47}) padding.push_back(t);
+  for (int t : {0, 1, 17, 30, 31}) padding.push_back(48 + t);
+  for (int i : padding) p.seg[i] = -1;
+  const fs::path in = dir / "in.h5";
+  write_problem(in, p);
+
+  struct NoKeyCase {
+    int np;
+    const char* layout;
+    bool causal;
+  };
+  for (const NoKeyCase& c : {NoKeyCase{1, "striped", true}, NoKeyCase{2, "zigzag", false},
+                             NoKeyCase{3, "contiguous", true}, NoKeyCase{4, "zigzag", true}}) {
+    INFO("np " << c.np << ", " << c.layout << (c.causal ? ", causal" : ", full"));
+    const Reference fp64 = full_attention<double>(p, c.causal), naive32 = full_attention<float>(p, c.causal);
+    const fs::path out = dir / "out.h5";
+    const RunResult r = run_attn(dir, c.np, attn_args(in, out, c.layout, c.causal, true, 8, 8));
+    INFO("command: " << r.command << "\nstderr:\n" << r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+    const Outputs o = read_outputs(out, p, true);
+    const int d = p.head_dim, qw = p.heads * d, kw = p.kv_heads * d;
+    for (int i : padding) {
+      const int b = i / p.seq, t = i % p.seq;
+      INFO("padding token " << t << " of sequence " << b);
+      for (int x = 0; x < qw; ++x) {
+        CHECK(o.out[static_cast<std::size_t>(i) * qw + x] == 0.f);
+        CHECK(o.dq[static_cast<std::size_t>(i) * qw + x] == 0.f);
+      }
+      for (int x = 0; x < kw; ++x) {
+        CHECK(o.dk[static_cast<std::size_t>(i) * kw + x] == 0.f);
+        CHECK(o.dv[static_cast<std::size_t>(i) * kw + x] == 0.f);
+      }
+      for (int h = 0; h < p.heads; ++h)
+        CHECK(o.lse[(static_cast<std::size_t>(b) * p.heads + h) * p.seq + t] == -std::numeric_limits<float>::infinity());
+    }
+    // lse: -inf entries must match exactly (max_abs_error's rule); the rest as check_tensor does
+    // (which also requires every value finite, so not for lse).
+    CHECK(max_abs_error(o.lse, fp64.lse) <= 2 * max_abs_error(naive32.lse, fp64.lse) + 8 * FLT_EPSILON * max_abs(fp64.lse));
+    check_tensor("out", o.out, fp64.out, naive32.out);
+    check_tensor("dq", o.dq, fp64.dq, naive32.dq);
+    check_tensor("dk", o.dk, fp64.dk, naive32.dk);
+    check_tensor("dv", o.dv, fp64.dv, naive32.dv);
+    fs::remove(out);
+  }
+}

@@ -5,11 +5,14 @@
 // restart) whose n queries meet its keys in two kernel calls (two "ring steps", key sets A and
 // B), so the (O, lse) merge is exercised. Keys are in order (tiles skipped, full and masked all
 // occur) or shuffled (every tile masked element by element). With `subset` only A is given, so
-// some rows see no key at all (lse -inf, out 0, zero gradient). Shapes are deliberately not
+// some rows see no key at all (lse -inf, out 0, zero gradient); so do padding tokens (segment
+// id -1) in the `padded` cases. Shapes are deliberately not
 // multiples of the block sizes.
 #include <catch2/catch.hpp>
 
 #include <omp.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -20,6 +23,7 @@
 #include "device/attention_builder.h"
 #include "device/backend.h"
 #include "device/cpu/cpu_backend.h"
+#include "device/cpu/fused_tiles.h"
 #include "tests/test_support.h"
 
 using namespace rw;
@@ -31,6 +35,7 @@ struct KernelCase {
   const char* name;
   int batch, n, heads, kv_heads, head_dim, block_q, block_k;
   bool causal, packed, shuffle, subset;
+  bool padded = false;  // some tokens are padding (segment -1): they see no key and are not seen
 };
 
 // Gathers rows `idx` of a [batch, n, heads, d] tensor (or [batch, n] when width == 1).
@@ -54,6 +59,9 @@ void run_case(const KernelCase& c, device::Backend& backend) {
   std::vector<int32_t> seg, pos;
   if (c.packed) packed_documents(c.batch, c.n, 13, 15, seg, pos);
   else single_document(c.batch, c.n, seg, pos);
+  if (c.padded)  // scattered padding tokens and a padded tail of 5
+    for (int i = 0; i < c.batch * c.n; ++i)
+      if (i % 9 == 4 || i % c.n >= c.n - 5) seg[i] = -1;
 
   // Key order and the split into steps A and B.
   std::vector<int> order(c.n);
@@ -182,6 +190,9 @@ const KernelCase kCases[] = {
     {"GQA, odd blocks, head_dim 48", 2, 101, 4, 2, 48, 12, 40, true, false, false, false},
     {"packed, odd blocks",       1, 83, 2, 2, 32, 20, 24, true,  true,  false, false},
     {"head_dim 24",              1, 60, 2, 1, 24, 16, 16, true,  true,  false, false},
+    // Padding tokens (negative segment ids): rows that see no key in any step.
+    {"packed causal, padding",   2, 90, 4, 2, 16, 8,  8,  true,  true,  false, false, true},
+    {"full shuffled, padding, odd blocks", 1, 83, 2, 2, 32, 20, 24, false, false, true, false, true},
 };
 
 }  // namespace
@@ -226,17 +237,19 @@ TEST_CASE("merge and row_dot match the reference", "[kernels]") {
   }
 }
 
-// The CPU backend's two forward kernels, each forced: the fused AVX-512 one (where this CPU has
-// AVX-512) and the OpenBLAS one that CPUs without it run. The test above covers whichever
-// kernel the automatic choice picks here.
-TEST_CASE("both CPU forward kernels match the fp64 reference", "[kernels]") {
+// The CPU backend's forward kernels, each forced: the fused AVX-512 one (where this CPU has
+// AVX-512), the same fused kernel with portable tiles (every CPU: its block and panel
+// bookkeeping is checked everywhere) and the OpenBLAS one that CPUs without AVX-512 run. The
+// test above covers whichever kernel the automatic choice picks here.
+TEST_CASE("every CPU forward kernel matches the fp64 reference", "[kernels]") {
   using device::cpu::FwdKernel;
-  for (FwdKernel kernel : {FwdKernel::fused_avx512, FwdKernel::blas}) {
+  for (FwdKernel kernel : {FwdKernel::fused_avx512, FwdKernel::fused_portable, FwdKernel::blas}) {
     INFO("forward kernel " << device::cpu::fwd_kernel_name(kernel));
     device::CpuBackend backend(kernel);
     int n_run = 0;
     for (const KernelCase& c : kCases) {
       if (kernel == FwdKernel::fused_avx512 && !device::cpu::fused_fwd_kernel_available(c.head_dim)) continue;
+      if (kernel == FwdKernel::fused_portable && c.head_dim % 16 != 0) continue;
       run_case(c, backend);
       ++n_run;
     }
@@ -259,6 +272,9 @@ TEST_CASE("forward kernel choice: automatic, forced, and the environment overrid
   CHECK(resolve_fwd_kernel(FwdKernel::blas, 64) == FwdKernel::blas);
   setenv("RINGWORLD_ATTN_FWD_KERNEL", "blas", 1);
   CHECK(resolve_fwd_kernel(FwdKernel::automatic, 64) == FwdKernel::blas);
+  setenv("RINGWORLD_ATTN_FWD_KERNEL", "fused-portable", 1);
+  CHECK(resolve_fwd_kernel(FwdKernel::automatic, 64) == FwdKernel::fused_portable);
+  CHECK(resolve_fwd_kernel(FwdKernel::fused_portable, 32) == FwdKernel::fused_portable);
   setenv("RINGWORLD_ATTN_FWD_KERNEL", "auto", 1);
   CHECK(resolve_fwd_kernel(FwdKernel::automatic, 64) == (fused_here ? FwdKernel::fused_avx512 : FwdKernel::blas));
   if (saved) setenv("RINGWORLD_ATTN_FWD_KERNEL", saved_value.c_str(), 1);
@@ -288,15 +304,132 @@ TEST_CASE("fast forward kernels are bit-for-bit repeatable", "[kernels]") {
     out.insert(out.end(), lse.begin(), lse.end());
     return out;
   };
-  for (FwdKernel kernel : {FwdKernel::fused_avx512, FwdKernel::blas}) {
+  for (FwdKernel kernel : {FwdKernel::fused_avx512, FwdKernel::fused_portable, FwdKernel::blas}) {
     if (kernel == FwdKernel::fused_avx512 && !device::cpu::fused_fwd_kernel_available(d)) continue;
     INFO("forward kernel " << device::cpu::fwd_kernel_name(kernel));
     const auto first = run(kernel, 2);
     const auto second = run(kernel, 2);
     CHECK(std::memcmp(first.data(), second.data(), first.size() * sizeof(float)) == 0);
-    if (kernel == FwdKernel::fused_avx512) {  // no per-thread state at all: any thread count
+    if (kernel != FwdKernel::blas) {  // the fused kernel has no per-thread state at all: any thread count
       const auto one_thread = run(kernel, 1);
       CHECK(std::memcmp(first.data(), one_thread.data(), first.size() * sizeof(float)) == 0);
     }
   }
+}
+
+namespace {
+
+// n elements that end exactly where an inaccessible page begins: a kernel reading even one
+// element past the end faults (SIGSEGV, which Catch2 reports as a failure), with or without
+// AddressSanitizer.
+template <class T>
+class GuardedArray {
+ public:
+  explicit GuardedArray(const std::vector<T>& values) : n_(values.size()) {
+    const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+    data_bytes_ = (n_ * sizeof(T) + page - 1) / page * page;
+    map_bytes_ = data_bytes_ + page;
+    void* p = mmap(nullptr, map_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(p != MAP_FAILED);
+    base_ = static_cast<char*>(p);
+    REQUIRE(mprotect(base_ + data_bytes_, page, PROT_NONE) == 0);
+    std::copy(values.begin(), values.end(), data());
+  }
+  GuardedArray(const GuardedArray&) = delete;
+  GuardedArray& operator=(const GuardedArray&) = delete;
+  ~GuardedArray() { munmap(base_, map_bytes_); }
+  T* data() { return reinterpret_cast<T*>(base_ + data_bytes_) - n_; }
+  std::vector<T> values() { return std::vector<T>(data(), data() + n_); }
+
+ private:
+  std::size_t n_, data_bytes_ = 0, map_bytes_ = 0;
+  char* base_ = nullptr;
+};
+
+}  // namespace
+
+// The last query block is ragged (101 = 8 x 12 + 5 rows: the block's second 8-row panel is
+// all padding) and so is the last key block (101 = 2 x 40 + 21). Every input and output array
+// ends at an inaccessible page, so a read of positions or segments past the last token faults;
+// the result must also match the fp64 reference (tolerance rule of test_support.h).
+TEST_CASE("the fused forward stays inside its arrays when the last blocks are ragged", "[kernels]") {
+  const int batch = 2, n = 101, heads = 4, kv_heads = 2, d = 16;
+  const auto q = random_vector(static_cast<std::size_t>(batch) * n * heads * d, 31);
+  const auto k = random_vector(static_cast<std::size_t>(batch) * n * kv_heads * d, 32);
+  const auto v = random_vector(k.size(), 33);
+  std::vector<int32_t> seg, pos;
+  packed_documents(batch, n, 30, 34, seg, pos);
+  const device::AttnShape shape{batch, n, n, heads, kv_heads, d};
+  const device::AttnMaskArgs mask{pos.data(), seg.data(), pos.data(), seg.data(), true};
+  FullAttention<double, double> gold(shape, mask, q, k, v, nullptr);
+  FullAttention<float, float> naive(shape, mask, q, k, v, nullptr);
+
+  std::vector<const device::cpu::FusedTiles*> tables = {&device::cpu::portable_fused_tiles()};
+  if (device::cpu::fused_fwd_kernel_available(d)) tables.push_back(&device::cpu::avx512_fused_tiles());
+  for (const device::cpu::FusedTiles* tiles : tables) {
+    INFO("fused tiles " << tiles->name);
+    GuardedArray<float> q_g(q), k_g(k), v_g(v), out_g(std::vector<float>(q.size(), 0.f)),
+        lse_g(std::vector<float>(gold.lse.size(), -std::numeric_limits<float>::infinity()));
+    GuardedArray<int32_t> qpos_g(pos), qseg_g(seg), kpos_g(pos), kseg_g(seg);
+    device::AttnFwdStepArgs a;
+    a.shape = shape;
+    a.mask = {qpos_g.data(), qseg_g.data(), kpos_g.data(), kseg_g.data(), true};
+    a.tiling = {12, 40};
+    a.scale = 1.f / std::sqrt(static_cast<float>(d));
+    a.q = q_g.data();
+    a.k = k_g.data();
+    a.v = v_g.data();
+    a.out = out_g.data();
+    a.lse = lse_g.data();
+    device::cpu::attn_fwd_step_fused(a, {}, *tiles);
+    CHECK(max_abs_error(out_g.values(), gold.out) <= tolerance(naive.out, gold.out));
+    CHECK(max_abs_error(lse_g.values(), gold.lse) <= tolerance(naive.lse, gold.lse));
+  }
+}
+
+// With dynamic teams (OMP_DYNAMIC=true, or OMP_THREAD_LIMIT below OMP_NUM_THREADS) OpenMP may
+// give a parallel region fewer threads than omp_get_max_threads() says. Asking for twice the
+// CPUs with dynamic adjustment on guarantees a short team (libgomp caps a dynamic team at the
+// number of CPUs); the backward must use only the threads it got and still match fp64.
+TEST_CASE("the backward kernel is right when OpenMP gives it fewer threads than requested", "[kernels]") {
+  const int batch = 1, heads = 2, kv_heads = 1, d = 16, block = 8;
+  const int want_threads = 2 * omp_get_num_procs();
+  const int n = block * (want_threads + 3);  // key blocks (tasks) enough for every requested thread
+  const auto q = random_vector(static_cast<std::size_t>(batch) * n * heads * d, 41);
+  const auto k = random_vector(static_cast<std::size_t>(batch) * n * kv_heads * d, 42);
+  const auto v = random_vector(k.size(), 43), dout = random_vector(q.size(), 44);
+  std::vector<int32_t> seg, pos;
+  single_document(batch, n, seg, pos);
+  const device::AttnShape shape{batch, n, n, heads, kv_heads, d};
+  const device::AttnMaskArgs mask{pos.data(), seg.data(), pos.data(), seg.data(), true};
+  FullAttention<double, double> gold(shape, mask, q, k, v, &dout);
+  FullAttention<float, float> naive(shape, mask, q, k, v, &dout);
+
+  std::vector<float> lse(gold.lse.begin(), gold.lse.end()), out(gold.out.begin(), gold.out.end()),
+      delta(lse.size()), dq(q.size(), 0.f), dk(k.size(), 0.f), dv(v.size(), 0.f);
+  device::cpu::attn_row_dot_fast(shape, out.data(), dout.data(), delta.data());
+  device::AttnBwdStepArgs a;
+  a.shape = shape;
+  a.mask = mask;
+  a.tiling = {block, block};
+  a.scale = 1.f / std::sqrt(static_cast<float>(d));
+  a.q = q.data();
+  a.k = k.data();
+  a.v = v.data();
+  a.dout = dout.data();
+  a.lse = lse.data();
+  a.delta = delta.data();
+  a.dq = dq.data();
+  a.dk = dk.data();
+  a.dv = dv.data();
+  const int saved_threads = omp_get_max_threads();
+  const int saved_dynamic = omp_get_dynamic();
+  omp_set_dynamic(1);
+  omp_set_num_threads(want_threads);
+  device::cpu::attn_bwd_step_fast(a, {});
+  omp_set_num_threads(saved_threads);
+  omp_set_dynamic(saved_dynamic);
+  CHECK(max_abs_error(dq, gold.dq) <= tolerance(naive.dq, gold.dq));
+  CHECK(max_abs_error(dk, gold.dk) <= tolerance(naive.dk, gold.dk));
+  CHECK(max_abs_error(dv, gold.dv) <= tolerance(naive.dv, gold.dv));
 }

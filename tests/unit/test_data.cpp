@@ -14,6 +14,7 @@
 #include "io/token_dataset.h"
 #include "src/common/input_error.h"
 #include "src/data/packed_loader.h"
+#include "src/data/synthetic_source.h"
 #include "src/data/tokenizer.h"
 
 using namespace rw;
@@ -320,4 +321,44 @@ TEST_CASE("the loader refuses a vocabulary larger than the model's and empty len
   CHECK_THROWS_WITH(data::PackedLoader(ds.path, o, 100), Catch::Contains("vocabulary 256"));
   o.min_doc_tokens = 1000;
   CHECK_THROWS_WITH(data::PackedLoader(ds.path, o, 256), Catch::Contains("bounds"));
+}
+
+// A packed synthetic sequence whose last document would start one token before the end used to
+// get a 2-token document there, written one token past the sequence (past the buffer on the
+// last sequence). Every document must fit its sequence and hold at least 2 tokens (one target);
+// over these lengths and seeds the one-token remainder occurs many times.
+TEST_CASE("synthetic packed sequences: documents fit and have at least two tokens", "[data]") {
+  int sequences = 0;
+  for (int seq_len = 2; seq_len <= 64; ++seq_len)
+    for (uint64_t seed = 1; seed <= 20; ++seed) {
+      data::SyntheticOptions o;
+      o.seed = seed;
+      o.seq_len = seq_len;
+      o.global_sequences = 3;
+      o.vocab_size = 50;
+      o.packed = true;
+      const data::GlobalBatch g = data::synthetic_global_batch(o, seed * 100);
+      REQUIRE(g.tokens.size() == static_cast<std::size_t>(3 * seq_len));
+      REQUIRE(g.segment_ids.size() == g.tokens.size());
+      for (int s = 0; s < 3; ++s, ++sequences) {
+        INFO("seq_len " << seq_len << ", seed " << seed << ", sequence " << s);
+        const int32_t* seg = g.segment_ids.data() + static_cast<std::size_t>(s) * seq_len;
+        const int32_t* tok = g.tokens.data() + static_cast<std::size_t>(s) * seq_len;
+        int run = 1, short_documents = 0, bad_ids = seg[0] != 0, bad_tokens = 0;
+        for (int t = 1; t <= seq_len; ++t) {
+          if (t < seq_len && seg[t] == seg[t - 1]) {
+            ++run;
+            continue;
+          }
+          short_documents += run < 2;  // a finished document
+          bad_ids += t < seq_len && seg[t] != seg[t - 1] + 1;
+          run = 1;
+        }
+        for (int t = 0; t < seq_len; ++t) bad_tokens += tok[t] < 0 || tok[t] >= o.vocab_size;
+        CHECK(short_documents == 0);
+        CHECK(bad_ids == 0);
+        CHECK(bad_tokens == 0);
+      }
+    }
+  CHECK(sequences == 63 * 20 * 3);
 }

@@ -79,3 +79,63 @@ TEST_CASE("needle evaluation options parse lengths and depths", "[passkey]") {
   CHECK(infer::parse_depths("0,50,100") == std::vector<double>{0, 50, 100});
   CHECK_THROWS_AS(infer::parse_depths("120"), InputError);
 }
+
+namespace {
+
+// Sequence `index` of the passkey training stream (seed 5, 2048 tokens, one per step).
+data::LocalBatch passkey_sequence(uint64_t index) {
+  data::PasskeySource source(data::PasskeyOptions{}, 5, 2048, 1, 1, 0, 1, 0, Layout::contiguous);
+  source.seek(index);
+  return source.next();
+}
+
+}  // namespace
+
+// The stream's draws used to be seeded with (1 << 20) | index, so sequence 2^20 repeated the
+// document lengths and needle depths of sequence 0 (and 2^20 + 2 those of 2, ...). Packed (even)
+// sequences are compared by their document layout (segment ids) and answer places (heavy loss
+// weights): for independent draws at 2048 tokens an exact repeat of both has negligible
+// probability. All sequences, whole-length (odd) ones included, must differ in their tokens.
+TEST_CASE("the passkey stream does not repeat after 2^20 sequences and is deterministic", "[passkey]") {
+  const uint64_t far = uint64_t(1) << 20;
+  const std::vector<uint64_t> indices = {0, 1, 2, 16, far, far + 1, far + 2, 2 * far, uint64_t(1) << 36};
+  std::vector<data::LocalBatch> batches;
+  for (uint64_t i : indices) batches.push_back(passkey_sequence(i));
+  for (std::size_t a = 0; a < indices.size(); ++a)
+    for (std::size_t b = a + 1; b < indices.size(); ++b) {
+      INFO("sequences " << indices[a] << " and " << indices[b]);
+      const bool same_layout = batches[a].segment_ids == batches[b].segment_ids &&
+                               batches[a].loss_weights == batches[b].loss_weights;
+      if (indices[a] % 2 == 0 && indices[b] % 2 == 0) CHECK_FALSE(same_layout);
+      CHECK(batches[a].tokens != batches[b].tokens);
+    }
+  // Deterministic: the same index gives the same sequence from a fresh source.
+  for (std::size_t a = 0; a < indices.size(); ++a) {
+    const data::LocalBatch again = passkey_sequence(indices[a]);
+    CHECK(again.tokens == batches[a].tokens);
+    CHECK(again.segment_ids == batches[a].segment_ids);
+    CHECK(again.loss_weights == batches[a].loss_weights);
+  }
+}
+
+// Odd sequences of the stream are one document of the full length (the longest retrievals);
+// even ones pack several documents. Every document has its answer (weighted digits) at its end.
+TEST_CASE("the passkey stream alternates whole-length and packed sequences", "[passkey]") {
+  data::PasskeyOptions o;
+  data::PasskeySource source(o, 9, 2048, 8, 1, 0, 1, 0, Layout::contiguous);
+  int packed_with_several = 0;
+  for (int step = 0; step < 3; ++step) {
+    const data::LocalBatch b = source.next();
+    REQUIRE(b.n_sequences == 8);
+    for (int s = 0; s < 8; ++s) {
+      const int32_t* seg = b.segment_ids.data() + static_cast<std::size_t>(s) * 2048;
+      const int documents = seg[2047] + 1;
+      int heavy = 0;
+      for (int t = 0; t < 2048; ++t) heavy += b.loss_weights[static_cast<std::size_t>(s) * 2048 + t] == o.answer_weight;
+      CHECK(heavy == documents * o.digits);
+      if (s % 2 == 1) CHECK(documents == 1);
+      else packed_with_several += documents > 1;
+    }
+  }
+  CHECK(packed_with_several >= 10);  // of 12 packed sequences (a log-uniform draw fills 2048 rarely)
+}
