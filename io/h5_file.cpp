@@ -219,11 +219,18 @@ void H5File::read_token_runs(const std::string& name, const std::vector<int64_t>
   hid_t ds = H5Dopen2(id_, name.c_str(), H5P_DEFAULT);
   RW_H5_CHECK(ds);
   hid_t dxpl = collective_transfer_list();
+  // A read that fails on the file's bytes (a damaged chunk, a filter that is not there) is bad
+  // input, not a defect: every call still takes part in the collective, then the error is thrown
+  // with the handles closed (the tools agree on it across ranks).
+  bool read_ok = true;
   transfer_token_runs(dims, token_axis, runs, [&](hid_t mem_space, hid_t file_space) {
-    RW_H5_CHECK(H5Dread(ds, memory_type(type), mem_space, file_space, dxpl, out));
+    if (H5Dread(ds, memory_type(type), mem_space, file_space, dxpl, out) < 0) read_ok = false;
   });
   H5Pclose(dxpl);
   H5Dclose(ds);
+  if (!read_ok)
+    throw InputError("cannot read dataset '" + name + "' in '" + path_ +
+                     "': its data is damaged or stored with a filter this HDF5 does not have");
 }
 
 void H5File::write_token_runs(const std::string& name, const std::vector<int64_t>& dims, int token_axis,
