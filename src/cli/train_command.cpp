@@ -147,7 +147,8 @@ int run_train(int argc, char** argv) {
       ("val-bucket-tokens", count(&plan.val_bucket_tokens)->min(0)->default_value(0),
        "width of the validation's position buckets (0: seq-len / 8, a power of 2)");
   po::options_description hidden;
-  hidden.add_options()("run-id", po::value(&plan.run_id), "");  // run.ini's, never typed
+  hidden.add_options()("run-id", po::value(&plan.run_id), "")  // run.ini's, never typed
+      ("val-data-checksum", po::value(&plan.val_data_checksum), "");
   po::options_description all, visible;
   all.add(general).add(run_dir_opts).add(stage_opts).add(model_opts).add(hidden);
   visible.add(general).add(run_dir_opts).add(stage_opts).add(model_opts);

@@ -131,6 +131,19 @@ std::vector<std::string> check_data_checksums(RunPlan& plan) {
     if (s.data_checksum.empty()) notes.push_back("stage '" + s.name + "' data " + file + ": " + now);
     s.data_checksum = now;
   }
+  const std::string val_file = data_file_of(plan.val_data);
+  if (!val_file.empty()) {
+    if (!computed.count(val_file)) computed[val_file] = io::file_checksum_text(val_file);
+    const std::string& now = computed[val_file];
+    if (!plan.val_data_checksum.empty() && plan.val_data_checksum != now)
+      throw InputError("validation dataset " + val_file + " has changed since the run recorded it (" +
+                       plan.val_data_checksum + ", now " + now +
+                       "): use the original file, or name another file with --val-data");
+    if (plan.val_data_checksum.empty()) notes.push_back("validation data " + val_file + ": " + now);
+    plan.val_data_checksum = now;
+  } else {
+    plan.val_data_checksum.clear();
+  }
   return notes;
 }
 

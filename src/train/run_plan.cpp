@@ -77,6 +77,7 @@ std::string to_ini(const RunPlan& p) {
   if (!p.val_data.empty())
     o << "val-data = " << p.val_data << "\neval-every = " << p.eval_every << "\nval-sequences = " << p.val_sequences
       << "\nval-bucket-tokens = " << p.val_bucket_tokens << "\n";
+  if (!p.val_data.empty() && !p.val_data_checksum.empty()) o << "val-data-checksum = " << p.val_data_checksum << "\n";
   for (const StageSpec& s : p.stages) {
     o << "\n[stage." << s.name << "]\nseq-len = " << s.seq_len << "\nrope_theta = " << num(s.rope_theta)
       << "\nglobal-batch-tokens = " << s.global_batch_tokens << "\nsteps = " << s.steps << "\nwarmup-steps = "

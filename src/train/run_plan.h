@@ -53,6 +53,7 @@ struct RunPlan {
   std::string run_id;           // the run's identity (run.ini's run-id; drawn when a run starts)
   std::string resume_from;      // start from this checkpoint (or a run directory's latest)
   std::string val_data;         // held-out data spec for validation ("" = none)
+  std::string val_data_checksum;  // its file's checksum, as StageSpec::data_checksum ("" until recorded)
   int eval_every = 0;           // steps between validations (0: at each stage's end only)
   int val_sequences = 0;        // sequences per validation (0: 4, rounded up to a multiple of dp)
   int64_t val_bucket_tokens = 0;  // width of the position buckets (0: seq_len / 8, a power of 2)

@@ -91,6 +91,8 @@ RunDirectoryDecision decide_run_directory(const RunPlan& requested, const std::o
     for (StageSpec& s : d.plan.stages)
       for (const StageSpec& old : saved->stages)
         if (old.name == s.name && s.data_checksum.empty()) s.data_checksum = old.data_checksum;
+    // The validation data may change on resume: a new spec is checksummed afresh.
+    d.plan.val_data_checksum = d.plan.val_data == saved->val_data ? saved->val_data_checksum : "";
     d.action = RunDirectoryDecision::Action::resume;
     d.write_run_ini = !differences.empty();
     return d;
@@ -126,6 +128,7 @@ RunDirectoryDecision decide_run_directory(const RunPlan& requested, const std::o
   for (StageSpec& s : d.plan.stages)
     for (const StageSpec& old : saved->stages)
       if (old.name == s.name && s.data_checksum.empty()) s.data_checksum = old.data_checksum;
+  d.plan.val_data_checksum = d.plan.val_data == saved->val_data ? saved->val_data_checksum : "";
   d.action = RunDirectoryDecision::Action::resume;
   d.notes.insert(d.notes.begin(), "run directory '" + dir + "' holds this run" +
                                       (how.empty() ? " (the same plan)" : "") + ": continuing it");

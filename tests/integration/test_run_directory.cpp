@@ -443,6 +443,52 @@ TEST_CASE("run.ini stores absolute data paths and checksums: resume from elsewhe
   CHECK(Snapshot(work / "run") == before);
 }
 
+// Before: the validation data's checksum was not recorded, so a changed --val-data file went
+// unnoticed on resume (its losses then compare different data across the run).
+TEST_CASE("run.ini records the validation data's checksum: a changed file is refused on resume, a new file is taken",
+          "[run_directory]") {
+  ScratchDir dir("rundir_val_data");
+  const fs::path work = dir / "work";
+  fs::create_directories(work);
+  auto prepare = [&](const std::string& name, int docs, const std::string& extra) {
+    std::string inputs;
+    for (int i = 0; i < docs; ++i) {
+      const fs::path doc = work / (name + std::to_string(i) + ".txt");
+      std::ofstream out(doc);
+      for (int k = 0; k < 30; ++k) out << name << " document " << i << " line " << k << ". " << extra;
+      inputs += " " + quoted(doc);
+    }
+    return ringworld(dir.path, 1, "prepare --input" + inputs + " --output " + quoted(work / (name + ".h5")));
+  };
+  REQUIRE(prepare("data", 4, "").exit_code == 0);
+  REQUIRE(prepare("val", 2, "").exit_code == 0);
+  const std::string model_260 = kModel.substr(0, kModel.find("--vocab_size")) + "--vocab_size 260";
+  RunResult r = ringworld(dir.path, 1, "train " + model_260 + " --seq-len 48 --steps 4 --warmup-steps 1 --data file:" +
+                                           (work / "data.h5").string() + " --val-data file:" + (work / "val.h5").string() +
+                                           " --eval-every 2 --val-sequences 1 --run-dir " + quoted(work / "run") +
+                                           " --stop-after-steps 2");
+  {
+    INFO(show(r));
+    REQUIRE(r.exit_code == 75);
+  }
+  const std::string run_ini = slurp(work / "run" / "run.ini");
+  CHECK(std::regex_search(run_ini, std::regex("\nval-data-checksum = crc32:0x[0-9a-f]{8} bytes:[0-9]+\n")));
+  REQUIRE(prepare("val", 2, "changed. ").exit_code == 0);
+  const Snapshot before(work / "run");
+  r = ringworld(dir.path, 1, "train --resume " + quoted(work / "run"));
+  expect_refused(r, {"validation dataset " + (work / "val.h5").string() + " has changed since the run recorded it"});
+  CHECK(Snapshot(work / "run") == before);
+  // Another validation file named on resume is checksummed afresh and recorded.
+  REQUIRE(prepare("val2", 2, "").exit_code == 0);
+  r = ringworld(dir.path, 1, "train --resume " + quoted(work / "run") + " --val-data file:" + (work / "val2.h5").string() +
+                                 " --stop-after-steps 1");
+  {
+    INFO(show(r));
+    CHECK(r.exit_code == 75);
+  }
+  CHECK(contains(slurp(work / "run" / "run.ini"), "val-data = file:" + (work / "val2.h5").string() + "\n"));
+}
+
 // ---- 5. --resume-from ----------------------------------------------------------------------------
 
 // Before: there was no --resume-from (only DIR/latest).
