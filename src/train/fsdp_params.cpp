@@ -317,6 +317,11 @@ void FsdpParams::finish_reduction(ScatterBuffer& s) {
   s.unit = -1;
 }
 
+void FsdpParams::progress() {
+  gathers_->progress();
+  reductions_->progress();
+}
+
 void FsdpParams::finish_grad_reductions() {
   const double t0 = wall_seconds();
   bool any = false;

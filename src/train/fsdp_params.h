@@ -71,6 +71,10 @@ class FsdpParams : public model::ParamSource<float>, public io::ShardedTensors {
   void reduce_grad(int unit, const float* grad) override;
   // Completes every reduce-scatter in flight and sums it into the grads (compute stream).
   void finish_grad_reductions();
+  // Lets the transfers in flight advance (never blocks): between kernels that run on the host
+  // thread (cpu), or as the progress hook while the host waits for device work.
+  void progress();
+  device::ProgressHook progress_hook() { return {&FsdpParams::progress_trampoline, this}; }
   // Sum of squares of this rank's owned gradient elements, in shard order, in fp64 (a kernel
   // into a kept device scalar, then 8 bytes to the host); grad_norm.h sums it over the grid.
   double local_grad_sum_squares();
@@ -121,6 +125,7 @@ class FsdpParams : public model::ParamSource<float>, public io::ShardedTensors {
  private:
   struct GatherBuffer;
   struct ScatterBuffer;
+  static void progress_trampoline(void* self) { static_cast<FsdpParams*>(self)->progress(); }
   device::Event& weights_ready();
   GatherBuffer* find_gathered(int unit);
   GatherBuffer* free_gather_buffer(bool may_grow);
