@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <string>
 
-#include "src/model/llama_config.h"
+#include "src/common/llama_config.h"
 #include "io/sharded_tensors.h"
 
 namespace rw::io {

@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "src/attention/layout.h"
-#include "src/data/batch.h"
-#include "src/model/llama_config.h"
+#include "src/common/ring_layout.h"
+#include "src/common/local_batch.h"
+#include "src/common/llama_config.h"
 #include "io/sharded_tensors.h"
 
 namespace rw::io {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "src/model/llama_config.h"
+#include "src/common/llama_config.h"
 #include "io/sharded_tensors.h"
 
 namespace rw::io {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "io/h5_file.h"
-#include "src/model/llama_config.h"
+#include "src/common/llama_config.h"
 #include "io/sharded_tensors.h"
 
 namespace rw::io {
