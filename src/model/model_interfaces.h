@@ -13,6 +13,9 @@ class ParamSource {
  public:
   virtual ~ParamSource() = default;
   virtual const T* gather(int unit) = 0;  // valid until release(unit)
+  // Starts gathering a unit early (so it travels while the current one computes); any unit, any
+  // order, any number of times; may do nothing.
+  virtual void prefetch(int unit) {}
   virtual void release(int unit) = 0;
   // Adds this rank's contribution to the unit's gradient (full unit shape) to its owner(s).
   virtual void reduce_grad(int unit, const T* grad) = 0;

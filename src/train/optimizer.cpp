@@ -10,20 +10,27 @@
 namespace rw::train {
 
 int64_t adamw_update(FsdpParams::Shard& s, const AdamWConfig& c, double lr, int64_t t, double grad_multiplier) {
+  // Host loops over the shards: valid where device memory is host-accessible (cpu); the AdamW
+  // kernel takes over in phase B (device/README.md).
+  float* weights = s.weights.data();
+  float* adam_m = s.adam_m.data();
+  float* adam_v = s.adam_v.data();
+  const float* grads = s.grads.data();
+  const uint8_t* decay = s.decay.data();
   const double bias1 = 1 - std::pow(c.beta1, double(t)), bias2 = 1 - std::pow(c.beta2, double(t));
   const int64_t owned = s.end - s.begin;
   int64_t non_finite = 0;
 #pragma omp parallel for schedule(static) reduction(+ : non_finite)
   for (int64_t i = 0; i < owned; ++i) {
-    const double g = double(s.grads[i]) * grad_multiplier;
-    const double m = c.beta1 * s.adam_m[i] + (1 - c.beta1) * g;
-    const double v = c.beta2 * s.adam_v[i] + (1 - c.beta2) * g * g;
-    s.adam_m[i] = static_cast<float>(m);
-    s.adam_v[i] = static_cast<float>(v);
-    const double w = s.weights[i];
-    const double update = (m / bias1) / (std::sqrt(v / bias2) + c.eps) + (s.decay[i] ? c.weight_decay * w : 0.0);
-    s.weights[i] = static_cast<float>(w - lr * update);
-    if (!std::isfinite(s.weights[i]) || !std::isfinite(s.adam_m[i]) || !std::isfinite(s.adam_v[i])) ++non_finite;
+    const double g = double(grads[i]) * grad_multiplier;
+    const double m = c.beta1 * adam_m[i] + (1 - c.beta1) * g;
+    const double v = c.beta2 * adam_v[i] + (1 - c.beta2) * g * g;
+    adam_m[i] = static_cast<float>(m);
+    adam_v[i] = static_cast<float>(v);
+    const double w = weights[i];
+    const double update = (m / bias1) / (std::sqrt(v / bias2) + c.eps) + (decay[i] ? c.weight_decay * w : 0.0);
+    weights[i] = static_cast<float>(w - lr * update);
+    if (!std::isfinite(weights[i]) || !std::isfinite(adam_m[i]) || !std::isfinite(adam_v[i])) ++non_finite;
   }
   return non_finite;
 }
@@ -38,18 +45,13 @@ double clip_multiplier(double grad_norm, double clip) {
   return clip > 0 && grad_norm > clip ? clip / grad_norm : 1.0;
 }
 
-double global_grad_norm(FsdpParams& params) {
-  double sum_sq = 0;
-  for (const FsdpParams::Shard& s : params.shards())
-    for (int64_t i = 0; i < s.end - s.begin; ++i) sum_sq += double(s.grads[i]) * double(s.grads[i]);
-  return std::sqrt(params.grid().allreduce_sum(sum_sq));
-}
-
 bool state_is_finite(FsdpParams& params) {
   double bad = 0;
-  for (const FsdpParams::Shard& s : params.shards())
+  for (const FsdpParams::Shard& s : static_cast<const FsdpParams&>(params).shards()) {
+    const float *w = s.weights.data(), *m = s.adam_m.data(), *v = s.adam_v.data();  // host-accessible (cpu)
     for (int64_t i = 0; i < s.end - s.begin; ++i)
-      if (!std::isfinite(s.weights[i]) || !std::isfinite(s.adam_m[i]) || !std::isfinite(s.adam_v[i])) bad += 1;
+      if (!std::isfinite(w[i]) || !std::isfinite(m[i]) || !std::isfinite(v[i])) bad += 1;
+  }
   // Counts of 0/1 per element sum exactly: every rank gets the same verdict.
   return params.grid().allreduce_sum(bad) == 0;
 }

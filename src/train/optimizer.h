@@ -19,6 +19,7 @@
 #include <string>
 
 #include "src/train/fsdp_params.h"
+#include "src/train/grad_norm.h"  // global_grad_norm (on the device shards)
 
 namespace rw::train {
 
@@ -38,9 +39,6 @@ int64_t adamw_step(FsdpParams& params, const AdamWConfig& config, double lr, int
 // The clipping multiplier: clip / grad_norm when grad_norm > clip > 0, else 1. grad_norm must be
 // finite (a non-finite step is skipped or stops the run before it gets here: trainer.h).
 double clip_multiplier(double grad_norm, double clip);
-
-// sqrt of the sum of squares of all gradients over the whole grid (collective).
-double global_grad_norm(FsdpParams& params);
 
 // Collective: true on every rank when every owned weight and AdamW moment of every rank is
 // finite. The guard before any checkpoint or parameter file is written.

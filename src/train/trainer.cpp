@@ -60,7 +60,8 @@ std::vector<int> injected_steps(std::vector<int> steps) {
 
 Trainer::Trainer(const model::LlamaConfig& config, mpi::ProcessGrid& grid, device::Backend& backend,
                  data::DataSource& source, TrainerOptions options)
-    : config_(config), grid_(grid), source_(source), options_(options), params_(config, grid),
+    : config_(config), grid_(grid), source_(source), options_(options),
+      params_(config, grid, device::ExecContext::on_default_stream(backend)),
       attention_(backend, grid.ring(), ring_options(options)), matmul_(backend),
       model_(config, params_, attention_, matmul_, options.transformer) {
   options_.inject_nan_at_steps = injected_steps(options_.inject_nan_at_steps);
@@ -97,7 +98,8 @@ StepReport Trainer::step() {
     if (s == step_1based && grid_.rank() == grid_.size() - 1)
       for (FsdpParams::Shard& shard : params_.shards())
         if (shard.end > shard.begin) {
-          shard.grads[0] = std::numeric_limits<float>::quiet_NaN();
+          const float nan = std::numeric_limits<float>::quiet_NaN();
+          params_.backend().copy_to_device(shard.grads.data(), &nan, sizeof nan);
           break;
         }
   const double loss_sum = grid_.allreduce_sum(local_loss);

@@ -64,7 +64,7 @@ Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const
   r.loss = grid.allreduce_sum(model.forward(batch, r.logits.data()));
   params.zero_grads();
   model.forward_backward(batch, scale);
-  for (const auto& s : params.shards()) r.grad_shards.emplace_back(s.grads.begin(), s.grads.begin() + (s.end - s.begin));
+  for (const auto& s : params.shards()) r.grad_shards.emplace_back(s.grads.data(), s.grads.data() + (s.end - s.begin));
   return r;
 }
 
@@ -198,9 +198,9 @@ struct FixedSource : data::DataSource {
 };
 
 // This rank's owned weights, AdamW moments or gradients of every unit, concatenated.
-std::vector<float> owned(train::FsdpParams& p, HostVector<float> train::FsdpParams::Shard::*field) {
-  std::vector<float> out;
-  for (auto& s : p.shards()) out.insert(out.end(), (s.*field).begin(), (s.*field).begin() + (s.end - s.begin));
+std::vector<float> owned(train::FsdpParams& p, device::DeviceArray<float> train::FsdpParams::Shard::*field) {
+  std::vector<float> out;  // (cpu: device memory is host memory)
+  for (auto& s : p.shards()) out.insert(out.end(), (s.*field).data(), (s.*field).data() + (s.end - s.begin));
   return out;
 }
 
@@ -263,7 +263,7 @@ TEST_CASE("micro-batches give the one-big-batch gradient and loss on every grid"
       CHECK(std::fabs(r.loss - gold_loss) <= 2 * std::fabs(single_loss - gold_loss) + 8 * FLT_EPSILON * std::fabs(gold_loss));
       for (std::size_t u = 0; u < gold_params.grads.size(); ++u) {
         const auto& sh = trainer.params().shards()[u];
-        const std::vector<float> mine(sh.grads.begin(), sh.grads.begin() + (sh.end - sh.begin));
+        const std::vector<float> mine(sh.grads.data(), sh.grads.data() + (sh.end - sh.begin));
         INFO("unit " << u);
         CHECK(test::max_abs_error(mine, slice(gold_params.grads[u], sh.begin, sh.end)) <=
               2 * test::max_abs_error(single.grad_shards[u], gold_params.grads[u]) +
@@ -425,7 +425,7 @@ namespace {
 Fp32Run run_fp32_kernel(device::cpu::FwdKernel kernel, const model::LlamaConfig& config, mpi::ProcessGrid& grid,
                         const data::LocalBatch& batch, double scale, uint64_t seed) {
   device::CpuBackend backend(kernel);
-  train::FsdpParams params(config, grid);
+  train::FsdpParams params(config, grid, device::ExecContext::on_default_stream(backend));
   params.initialize(seed);
   RingOptions ro;
   ro.causal = true;
@@ -441,7 +441,7 @@ Fp32Run run_fp32_kernel(device::cpu::FwdKernel kernel, const model::LlamaConfig&
   r.loss = grid.allreduce_sum(model.forward(batch, r.logits.data()));
   params.zero_grads();
   model.forward_backward(batch, scale);
-  for (const auto& s : params.shards()) r.grad_shards.emplace_back(s.grads.begin(), s.grads.begin() + (s.end - s.begin));
+  for (const auto& s : params.shards()) r.grad_shards.emplace_back(s.grads.data(), s.grads.data() + (s.end - s.begin));
   return r;
 }
 

@@ -17,8 +17,10 @@
 
 #include <cfloat>
 #include <cmath>
+#include <memory>
 #include <vector>
 
+#include "device/backend.h"
 #include "src/train/optimizer.h"
 
 using namespace rw;
@@ -28,16 +30,30 @@ namespace {
 
 constexpr double kPi = 3.141592653589793;
 
+// The shards live in device memory (FsdpParams); a cpu backend's is host memory, which
+// adamw_update's host loops and these checks read directly.
+device::Backend& cpu_backend() {
+  static std::unique_ptr<device::Backend> backend = device::create_backend("cpu");
+  return *backend;
+}
+
+template <class T>
+device::DeviceArray<T> device_copy(const std::vector<T>& host) {
+  device::DeviceArray<T> a(cpu_backend(), host.size());
+  a.upload(host.data());
+  return a;
+}
+
 train::FsdpParams::Shard make_shard(const std::vector<float>& w, const std::vector<uint8_t>& decay) {
   train::FsdpParams::Shard s;
   s.begin = 0;
   s.end = static_cast<int64_t>(w.size());
   s.shard_count = s.end;
-  s.weights.assign(w.begin(), w.end());
-  s.grads.assign(w.size(), 0.f);
-  s.adam_m.assign(w.size(), 0.f);
-  s.adam_v.assign(w.size(), 0.f);
-  s.decay = decay;
+  s.weights = device_copy(w);
+  s.grads = device_copy(std::vector<float>(w.size(), 0.f));
+  s.adam_m = device_copy(std::vector<float>(w.size(), 0.f));
+  s.adam_v = device_copy(std::vector<float>(w.size(), 0.f));
+  s.decay = device_copy(decay);
   return s;
 }
 
@@ -63,7 +79,7 @@ TEST_CASE("AdamW with a constant gradient: bias-corrected unit steps, decoupled 
     auto s = make_shard(w0, decay);
     std::vector<double> w(w0.begin(), w0.end()), tol(w0.size(), 0.0);
     for (int t = 1; t <= 3; ++t) {
-      s.grads.assign(g.begin(), g.end());
+      s.grads.upload(g.data());
       REQUIRE(train::adamw_update(s, c, lr, t, multiplier) == 0);
       for (std::size_t i = 0; i < w.size(); ++i) {
         INFO("step " << t << ", element " << i);
@@ -72,10 +88,10 @@ TEST_CASE("AdamW with a constant gradient: bias-corrected unit steps, decoupled 
         const double update = gi / (std::fabs(gi) + c.eps) + (decay[i] ? c.weight_decay * w[i] : 0.0);
         w[i] -= lr * update;
         tol[i] += 2 * FLT_EPSILON * (std::fabs(w[i]) + lr * std::fabs(update));
-        CHECK(near(s.weights[i], w[i], tol[i]));
+        CHECK(near(s.weights.data()[i], w[i], tol[i]));
         const double m = (1 - std::pow(c.beta1, t)) * gi, v = (1 - std::pow(c.beta2, t)) * gi * gi;
-        CHECK(near(s.adam_m[i], m, 2 * t * FLT_EPSILON * std::fabs(m)));
-        CHECK(near(s.adam_v[i], v, 2 * t * FLT_EPSILON * v));
+        CHECK(near(s.adam_m.data()[i], m, 2 * t * FLT_EPSILON * std::fabs(m)));
+        CHECK(near(s.adam_v.data()[i], v, 2 * t * FLT_EPSILON * v));
       }
     }
   }
@@ -92,7 +108,7 @@ TEST_CASE("AdamW with a varying gradient follows the fp64 recurrence", "[optimiz
   auto s = make_shard(w0, decay);
   std::vector<double> w(w0.begin(), w0.end()), m(w.size(), 0), v(w.size(), 0), tol(w.size(), 0);
   for (int t = 1; t <= 4; ++t) {
-    s.grads.assign(grads[t - 1].begin(), grads[t - 1].end());
+    s.grads.upload(grads[t - 1].data());
     REQUIRE(train::adamw_update(s, c, lr, t, multipliers[t - 1]) == 0);
     for (std::size_t i = 0; i < w.size(); ++i) {
       INFO("step " << t << ", element " << i);
@@ -103,21 +119,21 @@ TEST_CASE("AdamW with a varying gradient follows the fp64 recurrence", "[optimiz
       const double update = m_hat / (std::sqrt(v_hat) + c.eps) + (decay[i] ? c.weight_decay * w[i] : 0.0);
       w[i] -= lr * update;
       tol[i] += 2 * FLT_EPSILON * (std::fabs(w[i]) + lr * std::fabs(update));
-      CHECK(near(s.weights[i], w[i], tol[i]));
+      CHECK(near(s.weights.data()[i], w[i], tol[i]));
     }
   }
   // The element with a zero gradient throughout moves by weight decay alone: (1 - lr wd)^4.
-  CHECK(near(s.weights[3], std::pow(1 - lr * c.weight_decay, 4) * w0[3], 8 * FLT_EPSILON));
+  CHECK(near(s.weights.data()[3], std::pow(1 - lr * c.weight_decay, 4) * w0[3], 8 * FLT_EPSILON));
 }
 
 TEST_CASE("AdamW reports updates that leave the finite range", "[optimizer]") {
   train::AdamWConfig c;
   auto s = make_shard({1.f, 2.f}, {1, 1});
-  s.grads = {1.f, 1.f};
+  s.grads.upload(std::vector<float>{1.f, 1.f}.data());
   // lr 1e39: w - lr * (~1) overflows fp32 (max 3.4e38) for both elements.
   CHECK(train::adamw_update(s, c, 1e39, 1, 1.0) == 2);
   auto finite = make_shard({1.f, 2.f}, {1, 1});
-  finite.grads = {1.f, -1.f};
+  finite.grads.upload(std::vector<float>{1.f, -1.f}.data());
   CHECK(train::adamw_update(finite, c, 1e-3, 1, 1.0) == 0);
 }
 
