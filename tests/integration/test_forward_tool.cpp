@@ -4,9 +4,9 @@
 // A plain (non-MPI) Catch2 program: it writes checkpoints and token files with the serial HDF5
 // C API, runs the tools under mpirun (RW_MPIEXEC, RW_RINGWORLD_BIN from CMake) and reads the
 // output files back. The references run in this process on the whole batch (one "rank", the
-// ring of one is the plain reference attention): rw::model::Transformer<double> with
+// ring of one is the plain reference attention): rw::model::ReferenceTransformer<double> with
 // ReferenceAttentionOp<double> and CpuMatMulDouble (fp64), and the same model in fp32
-// (Transformer<float>, ReferenceAttentionOp<float>, BackendMatMul on the "cpu" backend).
+// (ReferenceTransformer<float>, ReferenceAttentionOp<float>, BackendMatMul on the "cpu" backend).
 //
 // What is tested:
 //   * Correctness: logits [batch, seq, vocab] (original token order), the scalar loss
@@ -63,7 +63,7 @@
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
 #include "src/model/param_init.h"
-#include "src/model/transformer.h"
+#include "src/model/reference_transformer.h"
 #include "tests/integration/integration_support.h"
 #include "tests/test_support.h"
 
@@ -198,7 +198,7 @@ ModelResult run_model(const LlamaConfig& config, const UnitWeights& weights, con
   rw::model::LocalParams<T> params(config, 0);
   for (std::size_t u = 0; u < weights.size(); ++u) params.weights[u].assign(weights[u].begin(), weights[u].end());
   rw::ReferenceAttentionOp<T> attention(true);
-  rw::model::Transformer<T> model(config, params, attention, matmul);
+  rw::model::ReferenceTransformer<T> model(config, params, attention, matmul);
   double weight_sum = 0;
   for (std::size_t i = 0; i < batch.targets.size(); ++i)
     if (batch.targets[i] >= 0) weight_sum += batch.loss_weights[i];

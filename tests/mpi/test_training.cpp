@@ -27,6 +27,7 @@
 #include "src/data/synthetic_source.h"
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
+#include "src/model/reference_transformer.h"
 #include "src/model/transformer.h"
 #include "src/train/fsdp_params.h"
 #include "src/train/trainer.h"
@@ -53,11 +54,10 @@ Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const
   ro.causal = true;
   ro.tiling = {8, 8};
   RingAttentionOp attention(*backend, grid.ring(), ro);
-  model::BackendMatMul matmul(*backend);
   model::TransformerOptions to;
   to.ffn_chunk_tokens = 16;
   to.loss_chunk_tokens = 20;
-  model::Transformer<float> model(config, params, attention, matmul, to);
+  model::Transformer model(config, params, attention, device::ExecContext::on_default_stream(*backend), to);
   Fp32Run r;
   r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.vocab_size);
   r.loss = grid.allreduce_sum(model.forward(batch, r.logits.data()));
@@ -93,7 +93,7 @@ TEST_CASE("sharded ring training step equals the fp64 single-process model on ev
   model::LocalParams<double> gold_params(config, seed);
   ReferenceAttentionOp<double> gold_attention(true);
   model::CpuMatMulDouble gold_matmul;
-  model::Transformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
+  model::ReferenceTransformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
   std::vector<double> gold_logits(static_cast<std::size_t>(whole.token_count()) * config.vocab_size);
   const double gold_loss = gold_model.forward(whole, gold_logits.data());
   gold_model.forward_backward(whole, scale);
@@ -232,7 +232,7 @@ TEST_CASE("micro-batches give the one-big-batch gradient and loss on every grid"
   model::LocalParams<double> gold_params(config, seed);
   ReferenceAttentionOp<double> gold_attention(true);
   model::CpuMatMulDouble gold_matmul;
-  model::Transformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
+  model::ReferenceTransformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
   const double gold_loss = gold_model.forward_backward(whole, 1.0 / weight_sum) / weight_sum;
   auto self = mpi::ProcessGrid::self();
   const Fp32Run single = run_fp32(config, *self, whole, 1.0 / weight_sum, seed);
@@ -381,7 +381,7 @@ TEST_CASE("a non-finite step is skipped or stops the run, on every rank alike, a
     CHECK(agreed(!r.stop_reason.empty()));
     CHECK_FALSE(r.stop_reason.empty());
     CHECK(trainer.skipped_steps() == 3);
-    CHECK(train::state_is_finite(trainer.params()));
+    CHECK(trainer.state_is_finite());
   }
   SECTION("stop: the first non-finite step stops the run before its update") {
     data::SyntheticSource source(so, grid.dp(), grid.dp_rank(), grid.sp(), grid.sp_rank(), Layout::zigzag);
@@ -404,11 +404,11 @@ TEST_CASE("a non-finite step is skipped or stops the run, on every rank alike, a
     to.nonfinite = {train::OnNonFinite::skip, 5};
     train::Trainer trainer(config, grid, *backend, source, to);
     trainer.params().initialize(11);
-    CHECK(train::state_is_finite(trainer.params()));
+    CHECK(trainer.state_is_finite());
     const train::StepReport r = trainer.step();
     CHECK_FALSE(r.skipped);
     CHECK(agreed(!r.stop_reason.empty()));
     CHECK(r.stop_reason.find("non-finite") != std::string::npos);
-    CHECK_FALSE(train::state_is_finite(trainer.params()));
+    CHECK_FALSE(trainer.state_is_finite());
   }
 }
