@@ -134,7 +134,7 @@ void Transformer::layer_forward(int layer, const float* w, const DeviceBatch& in
   attention_.forward(layer, attention_shape(batch), b.q, b.k, b.v, in.positions, in.segment_ids, o, lse);
   gemm(false, true, n, h, h, o, h, w + off[kOProj], h, 1.f, x, h);  // x2 = x + o Wo^T
   // Blockwise FFN: x3 = x2 + down(silu(gate(n2)) * up(n2)) a chunk of rows at a time.
-  const FfnBuffers f = ws_->ffn(n);
+  const FfnBuffers f = ws_->ffn(n, training);
   const int64_t chunk = std::min<int64_t>(options_.ffn_chunk_tokens, n);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
@@ -174,7 +174,7 @@ void Transformer::layer_backward(int layer, const float* w, float* grad, const D
   gemm(false, true, n, h, h, saved.attn_out, h, w + off[kOProj], h, 1.f, x2, h);
 
   // FFN backward, chunk by chunk; dx holds dL/dx3 on entry and becomes dL/dx2.
-  const FfnBuffers f = ws_->ffn(n);
+  const FfnBuffers f = ws_->ffn(n, true);
   const int64_t chunk = std::min<int64_t>(options_.ffn_chunk_tokens, n);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
@@ -262,7 +262,7 @@ void Transformer::head(const float* w, float* grad, const DeviceBatch& in, int64
   dv::Stream& s = *exec_.compute;
   const float* x = ws_->resid();
   float* dx = ws_->dx();
-  const HeadBuffers hb = ws_->head(n);
+  const HeadBuffers hb = ws_->head(n, training);
   const int64_t chunk = std::min<int64_t>(options_.loss_chunk_tokens, n);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);

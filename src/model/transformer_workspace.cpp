@@ -52,11 +52,11 @@ FfnBuffers carve_ffn(Carver& c, int64_t rows, int64_t h, int64_t inter, bool bac
   b.u = c.take(rows * inter);
   b.a = c.take(rows * inter);
   if (!backward) return b;
-  b.da = c.take(rows * inter);
+  b.da = b.a;  // written (GEMM) after the last read of a (the down projection's weight gradient)
   b.dg = c.take(rows * inter);
   b.du = c.take(rows * inter);
   b.dn2 = c.take(rows * h);
-  b.dnorm = c.take(rows * h);
+  b.dnorm = b.n2;  // written (rmsnorm_bwd) after the last read of n2 (the gate/up weight gradients)
   return b;
 }
 
@@ -133,7 +133,6 @@ int64_t TransformerWorkspace::saved_stride(int64_t n) const {
 
 void TransformerWorkspace::reserve(int64_t n, bool training, bool token_losses) {
   RW_CHECK(n > 0, "transformer workspace: a batch without tokens");
-  backward_ = backward_ || training;  // the carving below follows the largest layout asked for
   if (!loss_) {
     loss_ = std::make_unique<device::DeviceScalar>(backend_);
     allocations_ += 3;  // device value, pinned slot, event
@@ -141,7 +140,7 @@ void TransformerWorkspace::reserve(int64_t n, bool training, bool token_losses) 
   grow(inputs_, static_cast<std::size_t>(5 * n));
   grow(staging_, static_cast<std::size_t>(5 * n), device::MemoryKind::pinned_host);
   grow(resid_, static_cast<std::size_t>(n * hidden_));
-  grow(scratch_, static_cast<std::size_t>(std::max(layer_scratch_floats(n, backward_), head_floats(n, backward_))));
+  grow(scratch_, static_cast<std::size_t>(std::max(layer_scratch_floats(n, training), head_floats(n, training))));
   if (training) {
     grow(dx_, static_cast<std::size_t>(n * hidden_));
     grow(saved_, static_cast<std::size_t>(layers_ * saved_stride(n)));
@@ -181,11 +180,11 @@ AttnOutBuffers TransformerWorkspace::attn_out(int64_t n) {
   return carve_attn_out(c, n, hidden_, heads_);
 }
 
-FfnBuffers TransformerWorkspace::ffn(int64_t n) {
+FfnBuffers TransformerWorkspace::ffn(int64_t n, bool training) {
   Carver qkv(nullptr);
   carve_qkv(qkv, n, hidden_, kv_);
   Carver c(scratch_.data(), qkv.used());
-  return carve_ffn(c, std::min(ffn_chunk_, n), hidden_, inter_, backward_);
+  return carve_ffn(c, std::min(ffn_chunk_, n), hidden_, inter_, training);
 }
 
 AttnGradBuffers TransformerWorkspace::attn_grads(int64_t n) {
@@ -195,9 +194,9 @@ AttnGradBuffers TransformerWorkspace::attn_grads(int64_t n) {
   return carve_attn_grads(c, n, hidden_, kv_);
 }
 
-HeadBuffers TransformerWorkspace::head(int64_t n) {
+HeadBuffers TransformerWorkspace::head(int64_t n, bool training) {
   Carver c(scratch_.data());
-  return carve_head(c, std::min(loss_chunk_, n), hidden_, vocab_, backward_);
+  return carve_head(c, std::min(loss_chunk_, n), hidden_, vocab_, training);
 }
 
 SavedLayer TransformerWorkspace::saved(int layer, int64_t n) {

@@ -1,8 +1,10 @@
 // transformer_workspace.h: the device memory of Transformer (transformer.h): persistent
 // buffers sized from the batch shape, allocated at the first call and reused by every layer and
 // step (never per layer per step: a GPU's free synchronises the device). They grow only when a
-// call brings more tokens than any before (validation batches larger than a micro-batch, say);
-// allocations() counts the allocations so tests can assert the steady state allocates nothing.
+// call needs more than any before: the first validation (forward only, on a batch that may be
+// larger than a training micro-batch: it grows the residual stream and the scratch region by its
+// forward layout, never the training-only buffers); allocations() counts the allocations so
+// tests can assert the steady state allocates nothing.
 //
 // Buffers, N tokens of the call, H hidden, KV kv width, I intermediate, V vocab, c FFN chunk
 // rows, cl loss chunk rows, L layers:
@@ -16,7 +18,8 @@
 //               layer phases: n1 [N, H], inv1 [N], q [N, H], k, v [N, KV] (qkv), then one of
 //                 forward-only attention output [N, H] and lse [heads, N];
 //                 FFN chunk forward  n2 [c, H], inv2 [c], g, u, a [c, I];
-//                 FFN chunk backward the same and da, dg, du [c, I], dn2, dnorm [c, H];
+//                 FFN chunk backward the same and dg, du [c, I], dn2 [c, H] (da reuses a,
+//                 dnorm reuses n2: each is written after the other's last read);
 //                 attention backward dout [N, H] (later dn1), dq [N, H] (later dnorm1), dk, dv [N, KV]
 //               head phase (qkv dead): nf [cl, H], inv [cl], logits [cl, V] and, training,
 //                 dlogits [cl, V], dnf [cl, H]
@@ -78,9 +81,11 @@ class TransformerWorkspace {
   device::DeviceScalar& loss() { return *loss_; }
   QkvBuffers qkv(int64_t n);
   AttnOutBuffers attn_out(int64_t n);
-  FfnBuffers ffn(int64_t n);
+  // The FFN chunk and head buffers of a call on n tokens; training: the backward's layout
+  // (reserve(n, true) made room for it).
+  FfnBuffers ffn(int64_t n, bool training);
   AttnGradBuffers attn_grads(int64_t n);
-  HeadBuffers head(int64_t n);
+  HeadBuffers head(int64_t n, bool training);
   SavedLayer saved(int layer, int64_t n);
 
   int64_t allocations() const { return allocations_; }
@@ -100,7 +105,6 @@ class TransformerWorkspace {
   device::DeviceArray<float> resid_, dx_, saved_, grad_, scratch_;
   device::DeviceArray<double> token_losses_;
   std::unique_ptr<device::DeviceScalar> loss_;
-  bool backward_ = false;  // a training call was reserved: the scratch holds the backward's layout
   int64_t allocations_ = 0;
 };
 
