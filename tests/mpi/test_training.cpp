@@ -46,8 +46,8 @@ struct Fp32Run {
 };
 
 Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const data::LocalBatch& batch,
-                 double scale, uint64_t seed) {
-  auto backend = device::make_backend("cpu");
+                 double scale, uint64_t seed, const std::string& device_name = "cpu") {
+  auto backend = device::make_backend(device_name);
   train::FsdpParams params(config, grid);
   params.initialize(seed);
   RingOptions ro;
@@ -65,6 +65,10 @@ Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const
   model.forward_backward(batch, scale);
   for (const auto& s : params.shards()) r.grad_shards.emplace_back(s.grads.begin(), s.grads.begin() + (s.end - s.begin));
   return r;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 template <class T>
@@ -113,16 +117,28 @@ TEST_CASE("sharded ring training step equals the fp64 single-process model on ev
     placements.emplace_back(world);
     for (int r = 0; r < world; ++r) placements.back()[r] = r % 2;
   }
+  Fp32Run on_cpu;  // the run of the same grid and layout on cpu (devices after cpu in the registry)
   for (const auto& node_of : placements)
   for (int dp = 1; dp <= world; ++dp) {
     if (world % dp) continue;
     const int sp = world / dp;
     mpi::ProcessGrid grid(dp, sp, 900.0, node_of);
-    for (Layout layout : {Layout::contiguous, Layout::striped, Layout::zigzag}) {
+    for (Layout layout : {Layout::contiguous, Layout::striped, Layout::zigzag})
+    for (const std::string& device : device::backend_names()) {
+      // Every grid and layout on cpu; the other devices the tools take (cpu-reference and, once
+      // offered, sim-gpu) on every grid of the real placement in the zigzag layout.
+      if (device != "cpu" && (layout != Layout::zigzag || !node_of.empty())) continue;
       INFO("grid dp " << dp << " x sp " << sp << ", layout " << layout_name(layout) << ", position " << grid.rank()
-                      << ", world rank " << mpi::world_rank() << (node_of.empty() ? "" : ", round-robin nodes"));
+                      << ", world rank " << mpi::world_rank() << (node_of.empty() ? "" : ", round-robin nodes")
+                      << ", device " << device);
       const data::LocalBatch batch = data::slice_global_batch(g, dp, grid.dp_rank(), sp, grid.sp_rank(), layout);
-      const Fp32Run r = run_fp32(config, grid, batch, scale, seed);
+      const Fp32Run r = run_fp32(config, grid, batch, scale, seed, device);
+      if (device == "cpu") on_cpu = r;
+      if (device == "sim-gpu") {  // the cpu's kernels on device memory: the cpu's bits
+        CHECK(std::memcmp(&r.loss, &on_cpu.loss, sizeof(double)) == 0);
+        CHECK(same_bits(r.logits, on_cpu.logits));
+        for (std::size_t u = 0; u < r.grad_shards.size(); ++u) CHECK(same_bits(r.grad_shards[u], on_cpu.grad_shards[u]));
+      }
       CHECK(std::fabs(r.loss - gold_loss) <= 2 * std::fabs(single.loss - gold_loss) + 8 * FLT_EPSILON * std::fabs(gold_loss));
       // This rank's logits: its sequences, its tokens in layout order.
       const auto idx = local_token_indices(layout, so.seq_len, sp, grid.sp_rank());
@@ -154,9 +170,9 @@ TEST_CASE("training lowers the loss and repeats bit for bit", "[training]") {
   const int world = mpi::world_size();
   model::LlamaConfig config = tiny_config();
   config.vocab_size = 32;
-  auto run = [&](std::vector<double>& losses) {
+  auto run = [&](std::vector<double>& losses, const std::string& device_name = "cpu") {
     mpi::ProcessGrid grid(1, world);
-    auto backend = device::make_backend("cpu");
+    auto backend = device::make_backend(device_name);
     data::SyntheticOptions so;
     so.seed = 3;
     so.seq_len = 48;
@@ -182,6 +198,16 @@ TEST_CASE("training lowers the loss and repeats bit for bit", "[training]") {
   CHECK(std::fabs(a[0] - std::log(32.0)) < 0.1);  // an untrained model is near uniform
   CHECK(last < 0.8 * first);
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+  // The other devices the tools take: the loss falls alike; sim-gpu (the cpu's kernels on
+  // device memory, asynchronous) trains the cpu's bits.
+  for (const std::string& device : device::backend_names()) {
+    if (device == "cpu") continue;
+    INFO("device " << device);
+    std::vector<double> d;
+    run(d, device);
+    CHECK((d[37] + d[38] + d[39]) / 3 < 0.8 * (d[0] + d[1] + d[2]) / 3);
+    if (device == "sim-gpu") CHECK(std::memcmp(a.data(), d.data(), a.size() * sizeof(double)) == 0);
+  }
 }
 
 // ---- micro-batches (gradient accumulation) and non-finite steps (trainer.h) ----------------------
@@ -203,9 +229,6 @@ std::vector<float> owned(train::FsdpParams& p, HostVector<float> train::FsdpPara
   return out;
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 }  // namespace
 
