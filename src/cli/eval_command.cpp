@@ -152,6 +152,7 @@ int run_eval(int argc, char** argv) {
     return 1;
   }
   mpi::ProcessGrid grid(1, mpi::world_size());
+  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
   train::FsdpParams params(config, grid);
   try {
     io::read_param_shards(checkpoint, params);
@@ -166,7 +167,7 @@ int run_eval(int argc, char** argv) {
   ring_options.causal = true;
   ring_options.tiling = {block, block};
   RingAttentionOp attention(*backend, grid.ring(), ring_options);
-  model::Transformer model(config, params, attention, device::ExecContext::on_default_stream(*backend));
+  model::Transformer model(config, params, attention, exec);
   if (is_root) {
     std::printf("ringworld eval needle: %s (rope_theta %g) on %d rank(s); %zu lengths x %zu depths x %d trials\n",
                 checkpoint.c_str(), config.rope_theta, grid.size(), options.lengths.size(), options.depths.size(),

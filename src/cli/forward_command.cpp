@@ -97,6 +97,7 @@ int run_forward(int argc, char** argv) {
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
   mpi::Watchdog watchdog(timeout);  // a rank without progress for `timeout` s: report and end the job
 
+  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
   train::FsdpParams params(config, *grid);
   try {
     io::read_param_shards(checkpoint, params);
@@ -109,7 +110,7 @@ int run_forward(int argc, char** argv) {
   ring_options.causal = true;
   ring_options.tiling = {block_q, block_k};
   RingAttentionOp attention(*backend, grid->ring(), ring_options);
-  model::Transformer model(config, params, attention, device::ExecContext::on_default_stream(*backend));
+  model::Transformer model(config, params, attention, exec);
   double weight_sum = 0;
   for (std::size_t i = 0; i < batch.loss_weights.size(); ++i)
     if (batch.targets[i] >= 0) weight_sum += batch.loss_weights[i];
