@@ -2,11 +2,13 @@
 // backend, then the backend's *_impl / submit; and the compatibility calls.
 #include "device/backend.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 
 #include "device/kernel_checks.h"
 #include "src/common/fatal.h"
+#include "src/common/timer.h"
 
 namespace rw::device {
 
@@ -92,6 +94,36 @@ void Backend::copy_device_to_device(void* dst, const void* src, std::size_t n_by
   RW_CHECK(dst != nullptr && src != nullptr, "copy_device_to_device: null pointer");
   synchronize_all_impl({});
   copy_sync_impl(dst, src, n_bytes, CopyDirection::device_to_device);
+}
+
+// ---- what the tools report ----
+
+double Backend::measure_gemm_gflops(int n, int repeats, int threads) {
+  (void)threads;  // a device's GEMMs use the whole device
+  RW_CHECK(n > 0 && repeats > 0, "measure_gemm_gflops: n and repeats must be positive");
+  const std::size_t count = static_cast<std::size_t>(n) * n;
+  DeviceArray<float> a(*this, count), b(*this, count), c(*this, count);
+  Stream& s = default_stream();
+  FillArgs f;
+  f.value = 0.5;
+  f.x = a.view({n, n});
+  fill(f, s);
+  f.value = 0.25;
+  f.x = b.view({n, n});
+  fill(f, s);
+  GemmArgs g;
+  g.a = a.view({n, n});
+  g.b = b.view({n, n});
+  g.c = c.view({n, n});
+  synchronize(s);
+  double best = 1e30;
+  for (int r = 0; r <= repeats; ++r) {
+    const double t0 = wall_seconds();
+    gemm(g, s);
+    synchronize(s);
+    if (r > 0) best = std::min(best, wall_seconds() - t0);  // r == 0 is the warm-up
+  }
+  return 2.0 * n * double(n) * n / best / 1e9;
 }
 
 // ---- kernels ----

@@ -44,6 +44,19 @@ class Backend {
   // Attention tile sizes for a problem of this shape (a hint; default: the capabilities').
   virtual AttnTiling attn_tiling(const AttnShape& shape) const { return capabilities().attn_tiling; }
 
+  // ---- what the tools report about the backend (MFU, run headers) ----
+  // The fp32 GEMM rate MFU and benchmark ratios are measured against, in GFLOP/s, measured now:
+  // C = A B on n x n device matrices, the best of `repeats` timed runs after one warm-up.
+  // threads > 0 asks a CPU backend for that many threads (the planner's --threads); 0 means
+  // what this backend's GEMMs run with. The default times this backend's own gemm kernel on
+  // its default stream (any backend); cpu measures OpenBLAS directly.
+  virtual double measure_gemm_gflops(int n = 1024, int repeats = 5, int threads = 0);
+  // How the backend computes, for run headers (cpu: its OpenBLAS and OpenMP thread counts).
+  virtual std::string resources_line() const { return name() + " backend"; }
+  // A warning about how the process is set up for this backend, or "" (cpu: the dense GEMMs
+  // and the OpenMP kernels run on different thread counts).
+  virtual std::string configuration_warning() const { return ""; }
+
   // ---- streams and events (stream.h) ----
   std::unique_ptr<Stream> create_stream();
   Stream& default_stream();
@@ -183,9 +196,10 @@ struct BackendInfo {
   std::unique_ptr<Backend> (*create)();
   // Whether this machine can run it (a GPU present, a driver loaded); cpu backends: always.
   bool (*available)();
-  // Whether the tools (train, forward, attn, eval, bench) accept it today: they hand some
-  // kernels host memory until phase B (device/README.md) moves them onto device memory, so a
-  // backend without host-accessible memory is not yet offered to them.
+  // Whether the tools (train, forward, attn, eval, bench) accept it: a backend whose memory the
+  // host cannot touch is offered to them once everything they run keeps to device memory
+  // (device/README.md, phase B: the model, trainer and optimizer do; the ring's transfers and
+  // FSDP's shards are the other half).
   bool tools;
 };
 
@@ -202,5 +216,10 @@ std::vector<std::string> backend_names();
 std::vector<std::string> available_backend_names();
 // Creates any available registered backend (tests); InputError when unknown or unavailable.
 std::unique_ptr<Backend> create_backend(const std::string& name);
+
+// Called first thing in main(), before MPI_Init: lets the backends prepare the process (cpu:
+// makes OpenBLAS use kernels that fit this CPU, which may re-execute the program with the same
+// arguments). Returns only when the process goes on as it is.
+void prepare_process(int argc, char** argv);
 
 }  // namespace rw::device

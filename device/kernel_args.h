@@ -207,11 +207,12 @@ struct EmbeddingBwdArgs {
 // loss_sum += sum over tokens with target >= 0 and weight != 0 of weight * (logsumexp(row) -
 // row[target]), token order; logits [n, vocab] fp, targets [n] i32, weights [n] f32, loss_sum
 // f64 [1]. dlogits [n, vocab] fp (optional: data may be null) = grad_scale * weight *
-// (softmax - onehot(target)), zero rows for ignored tokens.
+// (softmax - onehot(target)), zero rows for ignored tokens. token_losses [n] f64 (optional)
+// = each token's term of the sum (0 for ignored tokens; validation by position).
 struct CrossEntropyArgs {
   static constexpr const char* kName = "cross_entropy";
   ConstTensorView logits, targets, weights;
-  TensorView dlogits, loss_sum;
+  TensorView dlogits, loss_sum, token_losses;
   double grad_scale = 1.0;
   template <class F>
   void visit(F&& f) {
@@ -220,6 +221,7 @@ struct CrossEntropyArgs {
     f("weights", weights, Access::read);
     f("dlogits", dlogits, Access::write);
     f("loss_sum", loss_sum, Access::read_write);
+    f("token_losses", token_losses, Access::write);
   }
 };
 

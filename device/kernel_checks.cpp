@@ -262,6 +262,10 @@ void check(const CrossEntropyArgs& a) {
     c.shape("dlogits", a.dlogits, {n, vocab});
     c.fp("dlogits", a.dlogits);
   }
+  if (a.token_losses.data != nullptr) {  // optional
+    c.shape("token_losses", a.token_losses, {n});
+    c.dtype("token_losses", a.token_losses, {DType::f64});
+  }
   c.scalar("loss_sum", a.loss_sum);
 }
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "device/backend.h"
+#include "device/cpu/blas_kernel_select.h"
 #include "device/cpu/cpu_backend.h"
 #include "device/sim/sim_gpu_backend.h"
 #include "src/common/input_error.h"
@@ -54,21 +55,40 @@ std::vector<std::string> available_backend_names() {
   return names;
 }
 
+namespace {
+std::vector<std::string> registered_names() {
+  std::vector<std::string> names;
+  for (const BackendInfo& b : backend_registry()) names.push_back(b.name);
+  return names;
+}
+}  // namespace
+
 std::unique_ptr<Backend> create_backend(const std::string& name) {
   const BackendInfo* b = find_backend(name);
-  if (!b) throw InputError("unknown device backend '" + name + "' (known: " + join(available_backend_names()) + ")");
-  if (!b->available()) throw InputError("device backend '" + name + "' is not available on this machine");
+  if (!b)
+    throw InputError("unknown device backend '" + name + "' (registered: " + join(registered_names()) +
+                     "; available here: " + join(available_backend_names()) + ")");
+  if (!b->available())
+    throw InputError("device backend '" + name + "' is registered but not available on this machine (available here: " +
+                     join(available_backend_names()) + ")");
   return b->create();
 }
 
 std::unique_ptr<Backend> make_backend(const std::string& name) {
   const BackendInfo* b = find_backend(name);
-  if (!b) throw InputError("unknown device backend '" + name + "' (known: " + join(backend_names()) + ")");
+  if (!b)
+    throw InputError("unknown device '" + name + "' (--device takes: " + join(backend_names()) +
+                     "; registered: " + join(registered_names()) + ")");
   if (!b->tools)
-    throw InputError("device backend '" + name +
-                     "' cannot run the tools yet: they still hand it host memory (issue 10, phase B; known: " +
+    throw InputError("device '" + name +
+                     "' cannot run the tools yet: the ring and FSDP still hand it host memory (issue 10, phase B; "
+                     "--device takes: " + join(backend_names()) + ")");
+  if (!b->available())
+    throw InputError("device '" + name + "' is not available on this machine (--device takes: " +
                      join(backend_names()) + ")");
-  return create_backend(name);
+  return b->create();
 }
+
+void prepare_process(int argc, char** argv) { cpu::select_blas_kernel(argc, argv); }
 
 }  // namespace rw::device

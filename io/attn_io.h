@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "src/attention/layout.h"
+#include "src/common/ring_layout.h"
 #include "src/common/host_buffer.h"
 
 namespace rw::io {

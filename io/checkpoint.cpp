@@ -167,30 +167,25 @@ void verify_state_record(const std::string& path, const H5File& file) {
 
 // This rank's slab of each tensor of `group` as byte ranges of the file (contiguous datasets;
 // others are skipped), appended to `ranges`. Collective: every rank opens every dataset.
-void add_own_slab_ranges(const H5File& file, train::FsdpParams& params, const std::string& group,
+void add_own_slab_ranges(const H5File& file, const std::vector<TensorPart>& parts, const std::string& group,
                          std::vector<std::pair<uint64_t, uint64_t>>& ranges) {
-  const auto& units = params.units();
-  for (std::size_t u = 0; u < units.size(); ++u) {
-    const auto& shard = params.shards()[u];
-    for (std::size_t t = 0; t < units[u].tensors.size(); ++t) {
-      const int64_t t_begin = units[u].offsets[t], t_end = t_begin + units[u].tensors[t].count();
-      const int64_t lo = std::max(t_begin, shard.begin), hi = std::min(t_end, shard.end);
-      const std::string name = group + "/" + units[u].tensors[t].name;
-      if (H5Lexists(file.id(), group.c_str(), H5P_DEFAULT) <= 0 || !file.has_dataset(name)) continue;
-      hid_t ds = H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT);
-      if (ds < 0) continue;
-      const haddr_t offset = H5Dget_offset(ds);  // HADDR_UNDEF unless contiguous and allocated
-      H5Dclose(ds);
-      if (offset == HADDR_UNDEF || hi <= lo) continue;
-      const uint64_t element = sizeof(float);
-      ranges.emplace_back(offset + static_cast<uint64_t>(lo - t_begin) * element, static_cast<uint64_t>(hi - lo) * element);
-    }
+  for (const TensorPart& t : parts) {
+    const std::string name = group + "/" + t.name;
+    if (H5Lexists(file.id(), group.c_str(), H5P_DEFAULT) <= 0 || !file.has_dataset(name)) continue;
+    hid_t ds = H5Dopen2(file.id(), name.c_str(), H5P_DEFAULT);
+    if (ds < 0) continue;
+    const haddr_t offset = H5Dget_offset(ds);  // HADDR_UNDEF unless contiguous and allocated
+    H5Dclose(ds);
+    if (offset == HADDR_UNDEF || t.end <= t.begin) continue;
+    const uint64_t element = sizeof(float);
+    ranges.emplace_back(offset + static_cast<uint64_t>(t.begin) * element, static_cast<uint64_t>(t.end - t.begin) * element);
   }
 }
 
-void prefetch_own_slabs(const H5File& file, train::FsdpParams& params, const std::vector<std::string>& groups) {
+void prefetch_own_slabs(const H5File& file, ShardedTensors& params, const std::vector<std::string>& groups) {
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (const std::string& g : groups) add_own_slab_ranges(file, params, g, ranges);
+  const std::vector<TensorPart> parts = params.tensor_parts();
+  for (const std::string& g : groups) add_own_slab_ranges(file, parts, g, ranges);
   std::sort(ranges.begin(), ranges.end());
   std::vector<std::pair<uint64_t, uint64_t>> merged;
   for (const auto& r : ranges) {
@@ -215,7 +210,7 @@ void prefetch_own_slabs(const H5File& file, train::FsdpParams& params, const std
 
 }  // namespace
 
-void save_checkpoint(const std::string& path, const model::LlamaConfig& config, train::FsdpParams& params,
+void save_checkpoint(const std::string& path, const model::LlamaConfig& config, ShardedTensors& params,
                      const CheckpointState& state) {
   CheckpointState s = state;
   s.format_version = kCheckpointVersion;
@@ -310,7 +305,7 @@ std::string read_checkpoint_run_id(const std::string& path) {
   return id;
 }
 
-void load_checkpoint(const std::string& path, train::FsdpParams& params, bool with_optimizer) {
+void load_checkpoint(const std::string& path, ShardedTensors& params, bool with_optimizer) {
   silence_hdf5_errors();
   H5File file = H5File::open_read(path);
   // Ask the kernel to read ahead this rank's slabs while tensors are read and checksummed one
@@ -324,9 +319,9 @@ void load_checkpoint(const std::string& path, train::FsdpParams& params, bool wi
     read_tensor_group(file, params, "optim/m", ShardField::adam_m, true);
     read_tensor_group(file, params, "optim/v", ShardField::adam_v, true);
   } else {
-    for (auto& shard : params.shards()) {
-      std::fill(shard.adam_m.begin(), shard.adam_m.end(), 0.f);
-      std::fill(shard.adam_v.begin(), shard.adam_v.end(), 0.f);
+    for (ShardField moment : {ShardField::adam_m, ShardField::adam_v}) {
+      params.stage_in(moment);  // zeroed host buffers
+      params.commit_in(moment);
     }
   }
 }

@@ -15,13 +15,15 @@
 // Format version 1 (before adam_step and the record) is still read: adam_step is then taken to
 // be the checkpoint's step (what the run that wrote it used: it restarted the count at each
 // stage) and adam_step_known is false, so callers can say so.
-// Global tensors make checkpoints reshardable: any grid loads any checkpoint. Free of <hdf5.h>.
+// Global tensors make checkpoints reshardable: any grid loads any checkpoint. The tensors come
+// from a ShardedTensors (sharded_tensors.h: core's device shards, staged through host memory).
+// Free of <hdf5.h>.
 #pragma once
 #include <cstdint>
 #include <string>
 
-#include "src/model/llama_config.h"
-#include "src/train/fsdp_params.h"
+#include "src/common/llama_config.h"
+#include "io/sharded_tensors.h"
 
 namespace rw::io {
 
@@ -50,7 +52,7 @@ struct CheckpointState {
 };
 
 // Collective and atomic.
-void save_checkpoint(const std::string& path, const model::LlamaConfig& config, train::FsdpParams& params,
+void save_checkpoint(const std::string& path, const model::LlamaConfig& config, ShardedTensors& params,
                      const CheckpointState& state);
 
 // True when the file has a format attribute, i.e. claims to be a checkpoint (read_checkpoint_state
@@ -71,7 +73,7 @@ std::string read_checkpoint_run_id(const std::string& path);
 // naming the tensor. Before reading, each rank asks the kernel to read ahead (posix_fadvise
 // WILLNEED) only the byte ranges of its own slabs of each tensor. Test hook: with
 // RINGWORLD_PREFETCH_REPORT set, each rank prints those ranges to stderr.
-void load_checkpoint(const std::string& path, train::FsdpParams& params, bool with_optimizer);
+void load_checkpoint(const std::string& path, ShardedTensors& params, bool with_optimizer);
 
 // A readable listing of the root attributes and of every dataset with its shape and type.
 // Throws InputError if the file cannot be read as HDF5.

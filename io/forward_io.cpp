@@ -128,7 +128,7 @@ data::LocalBatch read_forward_input(const std::string& path, int64_t vocab, Layo
 
 void write_forward_output(const std::string& path, const model::LlamaConfig& config, const ForwardProblem& p,
                           const std::vector<TokenRun>& runs, const float* logits, double loss,
-                          train::FsdpParams* grads) {
+                          ShardedTensors* grads) {
   write_file_atomically(path, [&](H5File& file) {
     file.write_token_runs("logits", {p.batch, p.seq_len, config.vocab_size}, 1, runs, ElementType::f32, logits);
     file.write_scalar("loss", loss);

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "src/attention/layout.h"
-#include "src/data/batch.h"
-#include "src/model/llama_config.h"
-#include "src/train/fsdp_params.h"
+#include "src/common/ring_layout.h"
+#include "src/common/local_batch.h"
+#include "src/common/llama_config.h"
+#include "io/sharded_tensors.h"
 
 namespace rw::io {
 
@@ -28,6 +28,6 @@ data::LocalBatch read_forward_input(const std::string& path, int64_t vocab_size,
 // Collective, atomic: logits of this rank's tokens, the loss, and (if grads) /grads/<name>.
 void write_forward_output(const std::string& path, const model::LlamaConfig& config, const ForwardProblem& problem,
                           const std::vector<TokenRun>& runs, const float* logits, double loss,
-                          train::FsdpParams* grads);
+                          ShardedTensors* grads);
 
 }  // namespace rw::io

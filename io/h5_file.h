@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "src/attention/layout.h"
+#include "src/common/ring_layout.h"
 #include "src/common/fatal.h"
 
 #define RW_H5_CHECK(call)                                                                 \

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "src/model/llama_config.h"
+#include "src/common/llama_config.h"
 
 namespace rw::io {
 

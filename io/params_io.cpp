@@ -6,6 +6,7 @@
 #include <set>
 
 #include "io/params_io_internal.h"
+#include "mpi/process_grid.h"
 #include "src/common/input_error.h"
 #include "src/common/transfer_limits.h"
 
@@ -98,30 +99,6 @@ void for_each_piece(int64_t begin, int64_t end, Piece piece) {
   for (int64_t lo = begin; lo < end; lo += step) piece(lo, std::min(end, lo + step));
 }
 
-float* shard_data(train::FsdpParams::Shard& shard, ShardField field) {
-  switch (field) {
-    case ShardField::weights: return shard.weights.data();
-    case ShardField::grads: return shard.grads.data();
-    case ShardField::adam_m: return shard.adam_m.data();
-    case ShardField::adam_v: return shard.adam_v.data();
-  }
-  RW_FAIL("unknown shard field");
-}
-
-// For each tensor of each unit, the part of this rank's shard that falls in it.
-template <class Visit>
-void for_each_owned_piece(train::FsdpParams& params, Visit visit) {
-  const auto& units = params.units();
-  for (std::size_t u = 0; u < units.size(); ++u) {
-    auto& shard = params.shards()[u];
-    for (std::size_t t = 0; t < units[u].tensors.size(); ++t) {
-      const int64_t t_begin = units[u].offsets[t], t_end = t_begin + units[u].tensors[t].count();
-      const int64_t lo = std::max(t_begin, shard.begin), hi = std::min(t_end, shard.end);
-      visit(u, units[u].tensors[t], lo - t_begin, hi - t_begin, lo - shard.begin, shard);
-    }
-  }
-}
-
 }  // namespace
 
 model::LlamaConfig read_model_config(const std::string& path) {
@@ -143,13 +120,13 @@ model::LlamaConfig read_model_config(const std::string& path) {
   return c;
 }
 
-void read_tensor_group(const H5File& file, train::FsdpParams& params, const std::string& group, ShardField into,
+void read_tensor_group(const H5File& file, ShardedTensors& tensors, const std::string& group, ShardField into,
                        bool verify_checksums) {
   const std::string& path = file.path();
   const std::string prefix = group.empty() || group.back() == '/' ? group : group + "/";
+  const std::vector<TensorPart> parts = tensors.tensor_parts();
   std::set<std::string> expected;
-  for (const auto& unit : params.units())
-    for (const auto& t : unit.tensors) expected.insert(t.name);
+  for (const auto& t : parts) expected.insert(t.name);
   // Refuse tensors this model does not have (a config/file mismatch).
   hid_t g = H5Gopen2(file.id(), prefix.c_str(), H5P_DEFAULT);
   if (g < 0) throw InputError("'" + path + "' has no group '" + prefix + "'");
@@ -165,9 +142,11 @@ void read_tensor_group(const H5File& file, train::FsdpParams& params, const std:
   if (!unknown.empty())
     throw InputError("'" + path + "' has tensor '" + prefix + unknown.front() + "' that this model config does not have");
 
+  const std::vector<float*> into_host = tensors.stage_in(into);
   std::vector<uint64_t> sums, stored;
-  for_each_owned_piece(params, [&](std::size_t, const model::TensorSpec& t, int64_t begin, int64_t end,
-                                   int64_t shard_offset, train::FsdpParams::Shard& shard) {
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const TensorPart& t = parts[i];
+    const int64_t begin = t.begin, end = t.end;
     // Every rank opens and closes every dataset (H5Dclose is collective); only owners read.
     // The checks (present, float32, the config's shape) come first, the same on every rank.
     DatasetInfo info = file.dataset_info(prefix + t.name);
@@ -178,7 +157,7 @@ void read_tensor_group(const H5File& file, train::FsdpParams& params, const std:
                        ", the model config needs " + dims_text(t.shape));
     hid_t ds = H5Dopen2(file.id(), (prefix + t.name).c_str(), H5P_DEFAULT);
     RW_H5_CHECK(ds);
-    float* dst = shard_data(shard, into) + shard_offset;
+    float* dst = into_host[i];
     for_each_piece(begin, end, [&](int64_t lo, int64_t hi) {
       hid_t file_space = select_flat_range(t.shape, lo, hi);
       hsize_t n = hi - lo;
@@ -197,20 +176,18 @@ void read_tensor_group(const H5File& file, train::FsdpParams& params, const std:
       sums.push_back(end > begin ? tensor_checksum_part(dst, begin, end) : 0);
     }
     H5Dclose(ds);
-  });
-  if (!verify_checksums) return;
-  params.grid().allreduce_sum_u64(sums.data(), static_cast<int>(sums.size()));
-  std::size_t index = 0;
-  for (const auto& unit : params.units())
-    for (const auto& t : unit.tensors) {
-      if (sums[index] != stored[index])
-        throw InputError("tensor '" + prefix + t.name + "' in '" + path +
+  }
+  if (verify_checksums) {
+    tensors.grid().allreduce_sum_u64(sums.data(), static_cast<int>(sums.size()));
+    for (std::size_t i = 0; i < parts.size(); ++i)
+      if (sums[i] != stored[i])
+        throw InputError("tensor '" + prefix + parts[i].name + "' in '" + path +
                          "' fails its checksum: the file is corrupted (or was modified after it was written)");
-      ++index;
-    }
+  }
+  tensors.commit_in(into);
 }
 
-void read_param_shards(const std::string& path, train::FsdpParams& params) {
+void read_param_shards(const std::string& path, ShardedTensors& params) {
   silence_hdf5_errors();
   H5File file = H5File::open_read(path);
   read_tensor_group(file, params, "params", ShardField::weights, false);
@@ -226,28 +203,29 @@ void write_config_attributes(H5File& file, const model::LlamaConfig& config,
     write_attribute(file.id(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &value);
 }
 
-void write_tensor_group(H5File& file, train::FsdpParams& params, const std::string& group, ShardField from,
+void write_tensor_group(H5File& file, ShardedTensors& tensors, const std::string& group, ShardField from,
                         bool with_checksums) {
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   RW_H5_CHECK(H5Pset_create_intermediate_group(lcpl, 1));
+  const std::vector<TensorPart> parts = tensors.tensor_parts();
   // Create every dataset collectively first (metadata), then each rank writes its pieces.
   std::vector<hid_t> datasets;
-  for (const auto& unit : params.units())
-    for (const auto& t : unit.tensors) {
-      std::vector<hsize_t> hd(t.shape.begin(), t.shape.end());
-      hid_t space = H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr);
-      hid_t ds = H5Dcreate2(file.id(), (group + "/" + t.name).c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT,
-                            H5P_DEFAULT);
-      RW_H5_CHECK(ds);
-      H5Sclose(space);
-      datasets.push_back(ds);
-    }
+  for (const auto& t : parts) {
+    std::vector<hsize_t> hd(t.shape.begin(), t.shape.end());
+    hid_t space = H5Screate_simple(static_cast<int>(hd.size()), hd.data(), nullptr);
+    hid_t ds = H5Dcreate2(file.id(), (group + "/" + t.name).c_str(), H5T_IEEE_F32LE, space, lcpl, H5P_DEFAULT,
+                          H5P_DEFAULT);
+    RW_H5_CHECK(ds);
+    H5Sclose(space);
+    datasets.push_back(ds);
+  }
+  const std::vector<const float*> from_host = tensors.stage_out(from);
   std::vector<uint64_t> sums;
-  std::size_t index = 0;
-  for_each_owned_piece(params, [&](std::size_t, const model::TensorSpec& t, int64_t begin, int64_t end,
-                                   int64_t shard_offset, train::FsdpParams::Shard& shard) {
-    hid_t ds = datasets[index++];
-    const float* src = shard_data(shard, from) + shard_offset;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    const TensorPart& t = parts[i];
+    const int64_t begin = t.begin, end = t.end;
+    hid_t ds = datasets[i];
+    const float* src = from_host[i];
     sums.push_back(end > begin ? tensor_checksum_part(src, begin, end) : 0);
     for_each_piece(begin, end, [&](int64_t lo, int64_t hi) {
       hid_t file_space = select_flat_range(t.shape, lo, hi);
@@ -257,9 +235,10 @@ void write_tensor_group(H5File& file, train::FsdpParams& params, const std::stri
       H5Sclose(mem_space);
       H5Sclose(file_space);
     });
-  });
+  }
+  tensors.end_staging();
   if (with_checksums) {
-    params.grid().allreduce_sum_u64(sums.data(), static_cast<int>(sums.size()));
+    tensors.grid().allreduce_sum_u64(sums.data(), static_cast<int>(sums.size()));
     for (std::size_t i = 0; i < datasets.size(); ++i)
       write_attribute(datasets[i], "checksum", H5T_STD_U64LE, H5T_NATIVE_UINT64, &sums[i]);
   }
@@ -267,7 +246,7 @@ void write_tensor_group(H5File& file, train::FsdpParams& params, const std::stri
   H5Pclose(lcpl);
 }
 
-void write_sharded_tensors(const std::string& path, const model::LlamaConfig& config, train::FsdpParams& params,
+void write_sharded_tensors(const std::string& path, const model::LlamaConfig& config, ShardedTensors& params,
                            const std::vector<TensorGroup>& groups,
                            const std::vector<std::pair<std::string, double>>& extra_attributes) {
   write_file_atomically(path, [&](H5File& file) {

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "io/h5_file.h"
-#include "src/model/llama_config.h"
-#include "src/train/fsdp_params.h"
+#include "src/common/llama_config.h"
+#include "io/sharded_tensors.h"
 
 namespace rw::io {
 
@@ -14,18 +14,16 @@ namespace rw::io {
 void write_config_attributes(H5File& file, const model::LlamaConfig& config,
                              const std::vector<std::pair<std::string, double>>& extra_attributes);
 
-enum class ShardField { weights, grads, adam_m, adam_v };
-
-// Collective: group/<name> for every parameter, full global shape, from this rank's shards of
-// `from`; with checksums, each dataset gets a "checksum" attribute (tensor_checksum_part summed
+// Collective: group/<name> for every tensor, full global shape, from this rank's part of
+// `from` (staged to host by `tensors`); with checksums, each dataset gets a "checksum" attribute (tensor_checksum_part summed
 // over all ranks: order-independent, so any later sharding can verify it).
-void write_tensor_group(H5File& file, train::FsdpParams& params, const std::string& group, ShardField from,
+void write_tensor_group(H5File& file, ShardedTensors& tensors, const std::string& group, ShardField from,
                         bool with_checksums);
 
-// Collective: validates group/<name> for every parameter (present, float32, the config's shape;
-// nothing unknown in the group) and reads this rank's shards into `into`; optionally verifies
+// Collective: validates group/<name> for every tensor (present, float32, the expected shape;
+// nothing unknown in the group) and reads this rank's parts into `into` (through host staging); optionally verifies
 // every tensor's checksum. Throws InputError naming the tensor.
-void read_tensor_group(const H5File& file, train::FsdpParams& params, const std::string& group, ShardField into,
+void read_tensor_group(const H5File& file, ShardedTensors& tensors, const std::string& group, ShardField into,
                        bool verify_checksums);
 
 // Checksum contribution of elements [begin, end) of a tensor (values[0] is element begin).

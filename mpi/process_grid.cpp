@@ -58,6 +58,7 @@ ProcessGrid::ProcessGrid(int dp, int sp, double ring_timeout_s, std::vector<int>
   dp_ = dp;
   sp_ = sp;
   rank_ = all_->rank();
+  ring_timeout_s_ = ring_timeout_s;
   RW_CHECK(order_[rank_] == world_rank(), "grid position does not match the ring order");
   ring_report_ = "ring order (dp " + std::to_string(dp) + " x sp " + std::to_string(sp) + ", world ranks grouped by node):\n" +
                  describe_ring_order(order_, node_of, node_labels(node_of), sp);
@@ -67,7 +68,8 @@ ProcessGrid::ProcessGrid(int dp, int sp, double ring_timeout_s, std::vector<int>
 }
 
 ProcessGrid::ProcessGrid(Communicator all, int dp, int sp, double ring_timeout_s)
-    : all_(std::make_unique<Communicator>(std::move(all))), dp_(dp), sp_(sp), rank_(all_->rank()) {
+    : all_(std::make_unique<Communicator>(std::move(all))), dp_(dp), sp_(sp), rank_(all_->rank()),
+      ring_timeout_s_(ring_timeout_s) {
   order_ = {world_rank()};
   Communicator ring_comm = all_->split(dp_rank(), sp_rank());
   ring_ = std::make_unique<RingExchange>(ring_comm, ring_timeout_s);

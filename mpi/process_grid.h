@@ -36,6 +36,10 @@ class ProcessGrid {
   int rank() const { return rank_; }
   int size() const { return dp_ * sp_; }
   RingExchange& ring() { return *ring_; }
+  // The grid's communicator (all ranks; mpi/ and io/ reach its MPI handle).
+  const Communicator& communicator() const { return *all_; }
+  // Seconds a ring transfer may stall before the job ends (the grid's timeout).
+  double ring_timeout_s() const { return ring_timeout_s_; }
   // Start-up report of the ring order (rings, their ranks by node, node crossings).
   const std::string& ring_order_report() const { return ring_report_; }
   // World rank at each grid position.
@@ -64,6 +68,7 @@ class ProcessGrid {
   std::unique_ptr<Communicator> all_;
   int dp_ = 1, sp_ = 1, rank_ = 0;
   std::size_t chunk_bytes_ = 0;
+  double ring_timeout_s_ = 900.0;
   std::uint64_t collective_calls_ = 0;
   std::unique_ptr<RingExchange> ring_;
   std::vector<int> order_;

@@ -105,6 +105,11 @@ std::uint64_t RingExchange::bytes_sent() const { return state_->bytes_sent; }
 std::uint64_t RingExchange::messages_sent() const { return state_->messages_sent; }
 std::uint64_t RingExchange::mpi_messages_sent() const { return state_->mpi_messages_sent; }
 std::size_t RingExchange::chunk_bytes() const { return state_->chunk_bytes; }
+double RingExchange::timeout_s() const { return state_->timeout_s; }
+std::string RingExchange::describe_neighbours() const {
+  return " (ring neighbours: previous world rank " + std::to_string(state_->world_prev) + ", next " +
+         std::to_string(state_->world_next) + ")";
+}
 
 RingTransport::Request RingExchange::post_send_next(const void* data, std::size_t n_bytes, int tag) {
   const int next = (state_->rank + 1) % state_->size;
@@ -124,6 +129,18 @@ RingTransport::Request RingExchange::post_recv_prev(void* data, std::size_t n_by
   return state_->post_pieces(n_bytes, [&](std::size_t offset, int length, MPI_Request* request) {
     RW_MPI_CHECK(MPI_Irecv(bytes + offset, length, MPI_BYTE, prev, tag, state_->comm, request));
   });
+}
+
+bool RingExchange::test(Request& request) {
+  if (request == kNoRequest) return true;
+  RW_CHECK(request >= 0 && request < static_cast<int>(state_->requests.size()) && state_->active[request],
+           "test of an unknown ring request");
+  if (!state_->test(request)) return false;
+  state_->requests[request].clear();
+  state_->active[request] = 0;
+  state_->free_slots.push_back(request);
+  request = kNoRequest;
+  return true;
 }
 
 void RingExchange::wait(Request& request, const char* what) {

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "mpi/communicator.h"
-#include "src/attention/ring_transport.h"
+#include "mpi/ring_transport.h"
 
 namespace rw::mpi {
 
@@ -32,7 +32,10 @@ class RingExchange : public RingTransport {
   Request post_send_next(const void* data, std::size_t n_bytes, int tag) override;
   Request post_recv_prev(void* data, std::size_t n_bytes, int tag) override;
   void wait(Request& request, const char* what) override;
+  bool test(Request& request) override;
   void progress() override;
+  double timeout_s() const override;
+  std::string describe_neighbours() const override;
 
   // Totals since construction, for benchmarks: bytes and messages this rank has posted to send.
   std::uint64_t bytes_sent() const;

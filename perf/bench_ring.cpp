@@ -28,6 +28,21 @@
 //                               the share of the transfer time hidden behind compute. The
 //                               smallest wait is used because the last rank to finish its
 //                               compute waits for the transfer only, the others for it too.
+//   ring_hops    per layout, seq and pass: the exposed communication per ring hop (the mean over
+//                the steps that move data of exposed_wait avg), the bare hop time, and
+//                hidden_pct = 100 * (1 - exposed / bare) in [0, 100].
+//   fsdp_overlap (unless --no-fsdp) per unit size: FSDP all-gathers of L layer units through
+//                train::FsdpParams on the chosen device and path. bare_ms: gather() of a unit with
+//                nothing in flight (median over units and reps); layer_ms: the emulated layer
+//                compute (GEMMs on the compute stream, --fsdp-layer-ratio x the bare gather, with the
+//                transfers progressed between them as the ring's tiles do); exposed_ms: gather()
+//                of unit l+1 after prefetch(l+1) was posted before layer l's compute;
+//                hidden_pct = 100 * (1 - exposed / bare) in [0, 100]: the all-gather hidden
+//                under the previous layer.
+// --device cpu | sim-gpu (sim-gpu: kernels on worker threads, device memory the host cannot
+// touch, so MPI traffic is staged through pinned buffers), --path auto | direct | staged (how
+// device buffers reach MPI: mpi/transfer_path.h). On sim-gpu the host waits for each ring step's
+// kernel (RingOptions::wait_each_step) so that compute_ms is the kernel's time.
 // Warm-ups are short (a 1024-token prefix for t1, a 2048-token-per-rank ring before each
 // layout); timed reps stop at --reps or when one more would exceed --budget-s (at least one).
 #include <cblas.h>
@@ -53,10 +68,14 @@
 #include "mpi/ring_exchange.h"
 #include "mpi/runtime.h"
 #include "perf/bench_common.h"
+#include "mpi/process_grid.h"
+#include "mpi/transfer_path.h"
 #include "src/attention/layout.h"
 #include "src/attention/ring_attention.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
+#include "src/model/param_init.h"
+#include "src/train/fsdp_params.h"
 
 namespace po = boost::program_options;
 using namespace rw;
@@ -82,6 +101,12 @@ struct Options {
   double budget_s = 60;  // per case: timed t1 + ring reps
   double timeout_s = 900;
   bool no_causal = false, backward = false, no_mem = false, mem_backward = false, quick = false, json = false;
+  std::string device = "cpu";
+  std::string path_text = "auto";
+  std::string fsdp_mib_text = "4,16";
+  int fsdp_layers = 4;
+  double fsdp_layer_ratio = 2.0;
+  bool no_fsdp = false;
 };
 
 // This rank's shard of one problem and the ring buffers' outputs, on the device.
@@ -186,9 +211,15 @@ bool single_host() {
 }
 
 // Adds one ring_steps row group (one pass of one case) from per-rank step sums over reps.
+// Exposed communication per hop of one pass, over the steps that move data.
+struct HopSummary {
+  int hops = 0;
+  double exposed_s = 0, bare_s = 0;
+};
+
 void add_step_rows(Table& table, const std::string& layout, int seq_len, const char* pass,
                    const std::vector<std::vector<RingStepStats>>& per_rep, mpi::RingExchange& ring,
-                   std::map<std::size_t, double>& bare_cache) {
+                   std::map<std::size_t, double>& bare_cache, HopSummary* hops) {
   if (per_rep.empty()) return;
   const int n_steps = static_cast<int>(per_rep.front().size());
   for (int t = 0; t < n_steps; ++t) {
@@ -207,6 +238,11 @@ void add_step_rows(Table& table, const std::string& layout, int seq_len, const c
       if (!bare_cache.count(key)) bare_cache[key] = bare_transfer_s(ring, key);
       bare_s = bare_cache[key];
     }
+    if (bytes > 0 && n_steps > 1) {
+      ++hops->hops;
+      hops->exposed_s += wait.avg;
+      hops->bare_s += bare_s;
+    }
     const double busy_pct = 100.0 * compute.avg / (compute.avg + wait.avg);
     const double hidden_pct = bytes > 0 ? 100.0 * std::clamp(1.0 - wait.min / bare_s, 0.0, 1.0)
                                         : std::numeric_limits<double>::quiet_NaN();
@@ -219,6 +255,126 @@ void add_step_rows(Table& table, const std::string& layout, int seq_len, const c
   }
 }
 
+// A LLaMA whose layer unit is about `mib` MiB: 4 h^2 + 3 h i + 2 h floats with i = 2h, about
+// 10 h^2; a small vocabulary so the layers dominate. hidden a multiple of 16 (8 heads, even
+// head_dim).
+model::LlamaConfig fsdp_config(int mib, int layers) {
+  const double floats = mib * 1024.0 * 1024.0 / 4;
+  model::LlamaConfig c;
+  c.hidden_size = 16 * std::max<int64_t>(1, std::llround(std::sqrt(floats / 10.0) / 16));
+  c.intermediate_size = 2 * c.hidden_size;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 8;
+  c.num_key_value_heads = 8;
+  c.vocab_size = 256;
+  return c;
+}
+
+// The FSDP overlap table (see the top of the file).
+Table fsdp_overlap_table(device::Backend& backend, mpi::PathChoice path, const std::vector<int>& mibs, int layers,
+                         double layer_ratio, int reps) {
+  Table table("fsdp_overlap", {{"device", "-"}, {"path", "-"}, {"ranks", "-"}, {"unit_mib", "MiB"}, {"layers", "-"},
+                               {"bare_ms", "ms"}, {"layer_ms", "ms"}, {"exposed_ms", "ms"}, {"hidden_pct", "%"},
+                               {"wrong", "-"}});
+  table.comment("FSDP all-gathers of layer units (train::FsdpParams over all ranks); bare_ms: gather() of a unit with "
+                "nothing in flight, to its landing on the compute stream (median over units and reps, max over ranks)");
+  table.comment(format("layer_ms: the emulated layer (GEMMs on the compute stream, %.2g x the bare gather); exposed_ms: ",
+                       layer_ratio) +
+                "gather() of unit l+1 prefetched before layer l's compute; hidden_pct = 100*(1 - exposed/bare)");
+  table.comment("wrong: elements of the last gathered unit that differ from their initial values (0)");
+  const int n_ranks = mpi::world_size();
+  mpi::ProcessGrid grid(1, n_ranks, 900.0);
+  std::unique_ptr<device::Stream> compute = backend.create_stream();
+  std::unique_ptr<device::Event> done = backend.create_event();
+  constexpr int kGemm = 256;
+  device::DeviceArray<float> ga(backend, kGemm * kGemm), gb(backend, kGemm * kGemm), gc(backend, kGemm * kGemm);
+  fill_uniform(backend, ga, 1);
+  fill_uniform(backend, gb, 2);
+  device::GemmArgs gemm;
+  gemm.a = device::view(static_cast<const float*>(ga.data()), {kGemm, kGemm});
+  gemm.b = device::view(static_cast<const float*>(gb.data()), {kGemm, kGemm});
+  gemm.c = device::view(gc.data(), {kGemm, kGemm});
+  for (int mib : mibs) {
+    const model::LlamaConfig config = fsdp_config(mib, layers);
+    train::FsdpOptions options;
+    options.transfer_path = path;
+    train::FsdpParams params(config, grid, device::ExecContext{&backend, compute.get()}, options);
+    params.initialize(1);
+    auto landed_s = [&](int unit, double* seconds) {  // gather to landing on the compute stream
+      const double t0 = wall_seconds();
+      params.gather(unit);
+      backend.record(*done, *compute);
+      backend.host_wait(*done, params.progress_hook());
+      *seconds = wall_seconds() - t0;
+    };
+    auto one_gemm_s = [&] {
+      const double t0 = wall_seconds();
+      backend.gemm(gemm, *compute);
+      backend.record(*done, *compute);
+      backend.host_wait(*done, params.progress_hook());
+      return wall_seconds() - t0;
+    };
+    // Bare gathers (every rank at once, nothing else in flight).
+    std::vector<double> bare;
+    for (int rep = 0; rep <= reps; ++rep)
+      for (int u = 1; u <= layers; ++u) {
+        params.shards();  // forget what was gathered: the next gather moves the unit
+        grid.barrier();
+        double s = 0;
+        landed_s(u, &s);
+        params.release(u);
+        if (rep > 0) bare.push_back(s);  // rep 0 warms up
+      }
+    const double bare_s = mpi::allreduce_max(median(bare));
+    one_gemm_s();
+    std::vector<double> g;
+    for (int i = 0; i < 5; ++i) g.push_back(one_gemm_s());
+    const int n_gemms =
+        static_cast<int>(std::max(1.0, std::round(layer_ratio * bare_s / mpi::allreduce_max(median(g)))));
+    // Overlapped: unit l+1's all-gather in flight while layer l computes.
+    std::vector<double> layer, exposed;
+    for (int rep = 0; rep < reps; ++rep) {
+      params.shards();
+      grid.barrier();
+      double s = 0;
+      landed_s(1, &s);
+      for (int u = 1; u < layers; ++u) {
+        params.prefetch(u + 1);
+        const double t0 = wall_seconds();
+        for (int i = 0; i < n_gemms; ++i) {
+          backend.gemm(gemm, *compute);
+          params.progress();  // between kernels, as the ring's tiles do
+        }
+        backend.record(*done, *compute);
+        backend.host_wait(*done, params.progress_hook());
+        layer.push_back(wall_seconds() - t0);
+        params.release(u);
+        landed_s(u + 1, &s);
+        exposed.push_back(s);
+      }
+      params.release(layers);
+    }
+    // Correctness: the last unit as gathered.
+    const float* full = params.gather(layers);
+    const auto& spec = params.units()[layers];
+    std::vector<float> got(static_cast<std::size_t>(spec.count));
+    backend.copy_to_host(got.data(), full, got.size() * sizeof(float));
+    params.release(layers);
+    double wrong = 0;
+    for (int64_t i = 0; i < spec.count; ++i) wrong += got[i] != model::initial_value(1, layers, spec, i);
+    wrong = mpi::allreduce_sum(wrong);
+    const double layer_s = mpi::allreduce_max(median(layer)), exposed_s = mpi::allreduce_max(median(exposed));
+    std::string why;
+    const mpi::TransferPath chosen = mpi::choose_transfer_path(backend.capabilities(), path, &why);
+    table.add_row({Cell::text(backend.name()), Cell::text(mpi::transfer_path_name(chosen)), Cell::integer(n_ranks),
+                   Cell::number(spec.count * 4.0 / kMiB, 2), Cell::integer(layers), Cell::number(bare_s * 1e3, 3),
+                   Cell::number(layer_s * 1e3, 3), Cell::number(exposed_s * 1e3, 3),
+                   Cell::number(100.0 * std::clamp(1.0 - exposed_s / bare_s, 0.0, 1.0), 1),
+                   Cell::integer(static_cast<int64_t>(wrong))});
+  }
+  return table;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -228,8 +384,9 @@ int main(int argc, char** argv) {
   const bool is_root = rank == 0;
 
   Options o;
-  std::vector<int> seq_lens, mem_seq_lens;
+  std::vector<int> seq_lens, mem_seq_lens, fsdp_mibs;
   std::vector<Layout> layouts;
+  mpi::PathChoice path_choice = mpi::PathChoice::automatic;
   std::string error;
   po::options_description desc("bench_ring options (run under mpirun -np N)");
   desc.add_options()
@@ -252,6 +409,15 @@ int main(int argc, char** argv) {
       ("no-mem", po::bool_switch(&o.no_mem), "skip the memory table")
       ("mem-backward", po::bool_switch(&o.mem_backward), "memory table: forward+backward (default: forward)")
       ("timeout", po::value(&o.timeout_s)->default_value(o.timeout_s), "ring transfer stall timeout, s")
+      ("device", po::value(&o.device)->default_value(o.device), "backend: cpu | sim-gpu")
+      ("path", po::value(&o.path_text)->default_value(o.path_text),
+       "how device buffers reach MPI: auto | direct | staged")
+      ("fsdp-mib", po::value(&o.fsdp_mib_text)->default_value(o.fsdp_mib_text),
+       "FSDP overlap table: layer unit sizes in MiB (whole unit), comma separated")
+      ("fsdp-layers", po::value(&o.fsdp_layers)->default_value(o.fsdp_layers), "FSDP overlap table: layers")
+      ("fsdp-layer-ratio", po::value(&o.fsdp_layer_ratio)->default_value(o.fsdp_layer_ratio),
+       "FSDP overlap table: emulated layer compute / bare all-gather time")
+      ("no-fsdp", po::bool_switch(&o.no_fsdp), "skip the FSDP overlap table")
       ("quick", po::bool_switch(&o.quick), "small sizes, one rep (smoke test)")
       ("json", po::bool_switch(&o.json), "JSON Lines instead of tables");
   bool show_help = false;
@@ -263,8 +429,14 @@ int main(int argc, char** argv) {
     if (o.quick) {
       o.seq_text = "2048";
       o.mem_seq_text = "2048,8192";
+      o.fsdp_mib_text = "1";
       o.reps = 1;
     }
+    path_choice = mpi::parse_path_choice(o.path_text);
+    fsdp_mibs = parse_int_list(o.fsdp_mib_text, "fsdp-mib");
+    if (o.fsdp_layers < 2) throw InputError("--fsdp-layers must be at least 2");
+    if (!(o.fsdp_layer_ratio > 0)) throw InputError("--fsdp-layer-ratio must be positive");
+    if (!device::find_backend(o.device)) throw InputError("--device '" + o.device + "': unknown backend");
     seq_lens = parse_int_list(o.seq_text, "seq");
     mem_seq_lens = parse_int_list(o.mem_seq_text, "mem-seq");
     std::sort(mem_seq_lens.begin(), mem_seq_lens.end());  // the high-water mark only grows
@@ -320,12 +492,21 @@ int main(int argc, char** argv) {
   report.comment(format("problem: batch 1, heads %d, kv_heads %d, head_dim %d, %s, block %dx%d",
                         o.heads, o.kv_heads, o.head_dim, causal ? "causal" : "full", o.block_q, o.block_k));
 
-  auto backend = device::make_backend("cpu");
+  auto backend = device::create_backend(o.device);
   mpi::RingExchange ring(o.timeout_s);
   RingOptions ring_options;
   ring_options.causal = causal;
   ring_options.tiling = {o.block_q, o.block_k};
+  ring_options.transfer_path = path_choice;
+  ring_options.wait_each_step = true;  // compute_ms = the kernel's time on asynchronous backends too
   RingAttention attention(*backend, ring, ring_options);
+  {
+    std::string why;
+    mpi::choose_transfer_path(backend->capabilities(), path_choice, &why);
+    report.comment(format("device: %s (%s); ring transfer path: %s", o.device.c_str(),
+                          backend->capabilities().async_execution ? "asynchronous" : "kernels run at submission",
+                          why.c_str()));
+  }
 
   // ---- memory, first: nothing large has been allocated yet ----
   if (!o.no_mem) {
@@ -419,6 +600,17 @@ int main(int argc, char** argv) {
   steps.comment("bwd rows: the backward's steps (dK/dV travel one step behind K/V, so bytes include them);"
                 " the last bwd step's wait includes bringing this rank's dK/dV home");
   std::map<std::size_t, double> bare_cache;
+  Table hops_table("ring_hops", {{"layout", "-"}, {"seq", "tokens"}, {"pass", "-"}, {"hops", "-"},
+                                 {"exposed_ms_per_hop", "ms"}, {"bare_ms_per_hop", "ms"}, {"hidden_pct", "%"}});
+  hops_table.comment("exposed communication per ring hop: mean over the steps that move data of exposed_wait avg "
+                     "(ring_steps); bare: the same bytes with no compute; hidden_pct = 100*(1 - exposed/bare) in [0,100]");
+  auto add_hops_row = [&](const std::string& layout, int seq_len, const char* pass, const HopSummary& h) {
+    if (h.hops == 0) return;
+    const double exposed = h.exposed_s / h.hops, bare = h.bare_s / h.hops;
+    hops_table.add_row({Cell::text(layout), Cell::integer(seq_len), Cell::text(pass), Cell::integer(h.hops),
+                        Cell::number(exposed * 1e3, 3), Cell::number(bare * 1e3, 3),
+                        Cell::number(100.0 * std::clamp(1.0 - exposed / bare, 0.0, 1.0), 1)});
+  };
 
   double target_efficiency = std::numeric_limits<double>::quiet_NaN();
   double target_efficiency_best = std::numeric_limits<double>::quiet_NaN();
@@ -495,12 +687,19 @@ int main(int argc, char** argv) {
       add_scaling_row("fwd", t1_fwd, fwd_min, fwd_avg, fwd_max, fwd_flops);
       if (o.backward)
         add_scaling_row("fwdbwd", t1_fwdbwd, tot_min, tot_avg, tot_max, fwd_flops * (1.0 + kBwdFlopsPerFwdFlop));
-      add_step_rows(steps, name, seq_len, "fwd", fwd_steps, ring, bare_cache);
-      if (o.backward) add_step_rows(steps, name, seq_len, "bwd", bwd_steps, ring, bare_cache);
+      HopSummary fwd_hops, bwd_hops;
+      add_step_rows(steps, name, seq_len, "fwd", fwd_steps, ring, bare_cache, &fwd_hops);
+      add_hops_row(name, seq_len, "fwd", fwd_hops);
+      if (o.backward) {
+        add_step_rows(steps, name, seq_len, "bwd", bwd_steps, ring, bare_cache, &bwd_hops);
+        add_hops_row(name, seq_len, "bwd", bwd_hops);
+      }
     }
   }
   report.table(scaling);
   report.table(steps);
+  report.table(hops_table);
+  if (!o.no_fsdp) report.table(fsdp_overlap_table(*backend, path_choice, fsdp_mibs, o.fsdp_layers, o.fsdp_layer_ratio, o.reps));
   if (!std::isnan(target_efficiency))
     report.comment(format("worst zigzag causal efficiency at %d ranks: %.3f (target %.2f: %s); "
                           "from the least disturbed reps: %.3f (%s)",

@@ -6,11 +6,11 @@
 
 #include <catch2/catch.hpp>
 
-#include "device/cpu/blas_kernel_select.h"
+#include "device/backend.h"
 #include "mpi/runtime.h"
 
 int main(int argc, char** argv) {
-  rw::device::cpu::select_blas_kernel(argc, argv);
+  rw::device::prepare_process(argc, argv);  // before MPI_Init: may re-execute (cpu: OpenBLAS kernels)
   rw::mpi::Runtime runtime(argc, argv);
   Catch::Session session;
   int rc = session.applyCommandLine(argc, argv);

@@ -6,7 +6,10 @@
 #include <cstring>
 #include <string>
 
+#include <omp.h>
+
 #include "device/cpu/cpu_kernels.h"
+#include "device/cpu/sgemm_peak.h"
 #include "src/common/fatal.h"
 
 namespace rw::device {
@@ -69,6 +72,14 @@ void CpuBackend::copy_async_impl(void* dst, const void* src, std::size_t n_bytes
 void CpuBackend::copy_sync_impl(void* dst, const void* src, std::size_t n_bytes, CopyDirection) {
   std::memmove(dst, src, n_bytes);
 }
+
+double CpuBackend::measure_gemm_gflops(int n, int repeats, int threads) {
+  return cpu::measure_sgemm_gflops(n, threads > 0 ? threads : cpu::blas_threads(), repeats);
+}
+
+std::string CpuBackend::resources_line() const { return cpu::thread_counts_line(omp_get_max_threads()); }
+
+std::string CpuBackend::configuration_warning() const { return cpu::thread_mismatch_warning(omp_get_max_threads()); }
 
 void CpuBackend::submit(KernelCall& call, const ProgressHook& hook, Stream&) {
   cpu::run_kernel(call, hook, cpu::KernelConfig{fwd_kernel_, reference_attention_});

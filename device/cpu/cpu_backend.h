@@ -33,6 +33,10 @@ class CpuBackend : public Backend {
   ~CpuBackend() override;
   std::string name() const override { return "cpu"; }
   const Capabilities& capabilities() const override { return capabilities_; }
+  // OpenBLAS sgemm with `threads` (0: OpenBLAS's own count, the dense GEMMs'; sgemm_peak.h).
+  double measure_gemm_gflops(int n, int repeats, int threads) override;
+  std::string resources_line() const override;         // OpenBLAS and OpenMP threads per rank
+  std::string configuration_warning() const override;  // the two thread counts differ
 
  protected:
   CpuBackend(cpu::FwdKernel fwd_kernel, bool reference_attention);

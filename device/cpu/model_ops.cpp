@@ -4,6 +4,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -119,7 +120,7 @@ void embedding_backward(const int32_t* tokens, const T* dout, T* dtable, int64_t
 
 template <class T>
 double cross_entropy(const T* logits, const int32_t* targets, const float* weights, int64_t n_tokens, int64_t vocab,
-                     double grad_scale, T* dlogits) {
+                     double grad_scale, T* dlogits, double* token_losses) {
   std::vector<double> per_token(n_tokens, 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -145,6 +146,7 @@ double cross_entropy(const T* logits, const int32_t* targets, const float* weigh
   }
   double total = 0;
   for (double v : per_token) total += v;  // in token order: repeatable
+  if (token_losses) std::copy(per_token.begin(), per_token.end(), token_losses);
   return total;
 }
 
@@ -219,7 +221,7 @@ void adamw_update(T* weights, const T* grads, T* adam_m, T* adam_v, const uint8_
   template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);                          \
   template void embedding_forward<T>(const T*, const int32_t*, T*, int64_t, int64_t);                      \
   template void embedding_backward<T>(const int32_t*, const T*, T*, int64_t, int64_t, int64_t);             \
-  template double cross_entropy<T>(const T*, const int32_t*, const float*, int64_t, int64_t, double, T*);   \
+  template double cross_entropy<T>(const T*, const int32_t*, const float*, int64_t, int64_t, double, T*, double*); \
   template void add<T>(const T*, T*, int64_t);                                                              \
   template void axpy<T>(T, const T*, T*, int64_t);                                                          \
   template void scale<T>(T, T*, int64_t);                                                                   \

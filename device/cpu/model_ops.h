@@ -46,10 +46,11 @@ void embedding_backward(const int32_t* tokens, const T* dout, T* dtable, int64_t
                         int64_t vocab);
 
 // Returns sum over tokens (target >= 0) of weight * CE. If dlogits is not null it receives
-// grad_scale * weight * (softmax - onehot(target)) (zero rows for ignored tokens).
+// grad_scale * weight * (softmax - onehot(target)) (zero rows for ignored tokens); if
+// token_losses is not null, each token's term (0 for ignored tokens).
 template <class T>
 double cross_entropy(const T* logits, const int32_t* targets, const float* weights, int64_t n_tokens, int64_t vocab,
-                     double grad_scale, T* dlogits);
+                     double grad_scale, T* dlogits, double* token_losses = nullptr);
 
 // y += x; y += alpha x; x *= alpha (elementwise).
 template <class T>

@@ -28,6 +28,11 @@ int blas_threads() { return std::max(1, openblas_get_num_threads()); }
 
 double measure_gemm_peak_gflops() { return measure_sgemm_gflops(1024, blas_threads(), 5); }
 
+std::string thread_counts_line(int omp_threads) {
+  return "threads per rank: " + std::to_string(blas_threads()) + " OpenBLAS (dense GEMMs; the peak above), " +
+         std::to_string(omp_threads) + " OpenMP (attention kernels)";
+}
+
 std::string thread_mismatch_warning(int omp_threads) {
   const int blas = blas_threads();
   if (blas == omp_threads) return "";

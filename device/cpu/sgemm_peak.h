@@ -19,6 +19,9 @@ int blas_threads();
 // The peak MFU is measured against: measure_sgemm_gflops(1024, blas_threads(), 5).
 double measure_gemm_peak_gflops();
 
+// "threads per rank: 2 OpenBLAS (dense GEMMs; the peak above), 2 OpenMP (attention kernels)".
+std::string thread_counts_line(int omp_threads);
+
 // "" when the dense GEMMs (blas_threads()) and the OpenMP kernels (omp_threads) use the same
 // number of threads, else one sentence saying so and how to make them agree.
 std::string thread_mismatch_warning(int omp_threads);

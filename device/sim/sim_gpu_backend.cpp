@@ -7,6 +7,9 @@
 #include <type_traits>
 #include <vector>
 
+#include <omp.h>
+
+#include "device/cpu/sgemm_peak.h"
 #include "src/common/fatal.h"
 #include "src/common/input_error.h"
 
@@ -90,6 +93,15 @@ SimGpuBackend::~SimGpuBackend() {
                                  " stream(s) outlive their backend (destroy streams before the backend)");
   for (void* p : host_allocations_) std::free(p);
 }
+
+std::string SimGpuBackend::resources_line() const {
+  return "sim-gpu: one worker thread per stream runs the cpu kernels (" +
+         std::string(options_.max_delay_us > 0 ? "random delays up to " + std::to_string(options_.max_delay_us) + " us; "
+                                               : "") +
+         cpu::thread_counts_line(omp_get_max_threads()) + ")";
+}
+
+std::string SimGpuBackend::configuration_warning() const { return cpu::thread_mismatch_warning(omp_get_max_threads()); }
 
 SimGpuBackend::Stats SimGpuBackend::stats() const {
   Stats s;

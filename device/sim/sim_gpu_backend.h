@@ -53,6 +53,9 @@ class SimGpuBackend : public Backend {
   ~SimGpuBackend() override;
   std::string name() const override { return "sim-gpu"; }
   const Capabilities& capabilities() const override { return capabilities_; }
+  // The GEMM rate is the generic measurement (its own gemm kernel, through the worker thread).
+  std::string resources_line() const override;         // workers, and the cpu kernels' threads
+  std::string configuration_warning() const override;  // as cpu's (the same kernels)
 
   struct Stats {
     long operations = 0;     // kernels, copies and waits enqueued

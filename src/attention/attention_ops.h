@@ -1,8 +1,7 @@
 // attention_ops.h: the model's AttentionOp implementations.
 //   RingAttentionOp       fp32 exact ring attention over the grid's sp ring (training).
 //   ReferenceAttentionOp  the plain-loop reference on one process, in T (fp64 model tests).
-// Model tensors live in host memory here, which is device memory for the CPU backend; a GPU
-// backend will hand the model device buffers instead.
+// RingAttentionOp takes device pointers and orders its work as device/exec_context.h says.
 #pragma once
 #include <cmath>
 #include <limits>
@@ -17,34 +16,34 @@ namespace rw {
 
 class RingAttentionOp : public model::AttentionOp<float> {
  public:
+  // One RingAttention kept for the run (its workspace is allocated once, then reused by every
+  // layer and step); the work goes on `context`'s compute stream (device/exec_context.h).
+  RingAttentionOp(device::ExecContext context, RingTransport& ring, RingOptions options)
+      : attention_(context, ring, options) {}
   RingAttentionOp(device::Backend& backend, RingTransport& ring, RingOptions options)
-      : backend_(backend), ring_(ring), options_(options) {}
+      : attention_(backend, ring, options) {}
 
   void forward(int layer, const model::AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* pos, const int32_t* seg, float* out, float* lse) override {
-    RingAttention attention(backend_, ring_, with_layer(layer));
-    attention.forward(shard(s, q, k, v, pos, seg), out, lse);
-    accumulate(attention.last_stats());
+    attention_.set_layer(layer);
+    attention_.forward(shard(s, q, k, v, pos, seg), out, lse);
+    accumulate(attention_.last_stats());
   }
   void backward(int layer, const model::AttentionShape& s, const float* q, const float* k, const float* v,
                 const int32_t* pos, const int32_t* seg, const float* out, const float* dout, const float* lse,
                 float* dq, float* dk, float* dv) override {
-    RingAttention attention(backend_, ring_, with_layer(layer));
-    attention.backward(shard(s, q, k, v, pos, seg), out, dout, lse, dq, dk, dv);
-    accumulate(attention.last_stats());
+    attention_.set_layer(layer);
+    attention_.backward(shard(s, q, k, v, pos, seg), out, dout, lse, dq, dk, dv);
+    accumulate(attention_.last_stats());
   }
 
   // Totals since the last reset (for step logs).
   double compute_s = 0, wait_s = 0;
   std::size_t bytes_sent = 0;
   void reset_stats() { compute_s = wait_s = 0, bytes_sent = 0; }
+  RingAttention& ring_attention() { return attention_; }
 
  private:
-  RingOptions with_layer(int layer) const {
-    RingOptions o = options_;
-    o.layer = layer;
-    return o;
-  }
   static RingShard shard(const model::AttentionShape& s, const float* q, const float* k, const float* v,
                          const int32_t* pos, const int32_t* seg) {
     return RingShard{s.batch, s.n_local, s.heads, s.kv_heads, s.head_dim, q, k, v, pos, seg};
@@ -56,9 +55,7 @@ class RingAttentionOp : public model::AttentionOp<float> {
       bytes_sent += st.bytes_sent;
     }
   }
-  device::Backend& backend_;
-  RingTransport& ring_;
-  RingOptions options_;
+  RingAttention attention_;
 };
 
 template <class T>

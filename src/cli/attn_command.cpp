@@ -58,7 +58,7 @@ int run_attn(int argc, char** argv) {
       ("layout", po::value(&o.layout)->default_value(o.layout), "contiguous | striped | zigzag")
       ("block-q", count(&o.block_q)->min(1)->default_value(o.block_q), "query rows per tile")
       ("block-k", count(&o.block_k)->min(1)->default_value(o.block_k), "key rows per tile")
-      ("device", po::value(&o.device)->default_value(o.device), "cpu | cpu-reference")
+      ("device", po::value(&o.device)->default_value(o.device), device_option_help().c_str())
       ("timeout", number(&o.timeout_s)->min(0)->default_value(o.timeout_s),
        "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
       ("quiet", po::bool_switch(&o.quiet), "print nothing on success");

@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "device/backend.h"
-#include "device/cpu/sgemm_peak.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
 #include "mpi/watchdog.h"
@@ -111,7 +110,7 @@ bool parse(int argc, char** argv, BenchPlan& plan) {
       ("csv", po::value(&plan.csv), "append one row to this CSV file (header when new)")
       ("label", po::value(&plan.label), "free text for the CSV's label column (sweep, machine)")
       ("seed", number(&plan.seed)->default_value(plan.seed), "seed of initialisation and data")
-      ("device", po::value(&plan.device)->default_value(plan.device), "cpu")
+      ("device", po::value(&plan.device)->default_value(plan.device), device_option_help().c_str())
       ("timeout", number(&plan.timeout_s)->min(0)->default_value(plan.timeout_s), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: off)");
   add_model_options(model_opts);
   po::options_description all;
@@ -192,8 +191,8 @@ int run_bench(int argc, char** argv) {
 
   const int threads = std::max(1, omp_get_max_threads());
   const bench::NodePlacement placement = bench::measure_node_placement(*grid, threads);
-  // The peak with the threads the dense GEMMs run with (OpenBLAS's count; see sgemm_peak.h).
-  const double peak_before = grid->allreduce_sum(device::cpu::measure_gemm_peak_gflops());
+  // The backend's GEMM rate with the resources its dense GEMMs run with (cpu: OpenBLAS's threads).
+  const double peak_before = grid->allreduce_sum(backend->measure_gemm_gflops());
   const Layout layout = parse_layout(plan.layout);
   const int tokens_per_rank = static_cast<int>(local_token_count(plan.seq_len, plan.sp));
   const int hops_per_step = 2 * plan.sp * static_cast<int>(plan.model.num_hidden_layers);
@@ -264,7 +263,7 @@ int run_bench(int argc, char** argv) {
   if (!std::isfinite(m.loss)) return fail("loss is " + std::to_string(m.loss) + ": the model diverged");
   m.bytes_per_step = grid->allreduce_sum(double(grid->ring().bytes_sent() - bytes0)) / grid->size() / plan.steps;
   m.messages_per_step = grid->allreduce_sum(double(grid->ring().messages_sent() - messages0)) / grid->size() / plan.steps;
-  const double peak_after = grid->allreduce_sum(device::cpu::measure_gemm_peak_gflops());
+  const double peak_after = grid->allreduce_sum(backend->measure_gemm_gflops());
   const double peak_gflops = std::max(peak_before, peak_after);
   const double bytes_per_hop = m.bytes_per_step / hops_per_step;
   const int messages_per_hop = static_cast<int>(std::lround(m.messages_per_step / hops_per_step));

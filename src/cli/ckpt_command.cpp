@@ -21,6 +21,7 @@
 #include "src/cli/commands.h"
 #include "src/cli/option_parsing.h"
 #include "src/common/input_error.h"
+#include "src/train/fsdp_params.h"
 
 namespace po = boost::program_options;
 

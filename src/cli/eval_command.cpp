@@ -11,6 +11,7 @@
 #include <string>
 
 #include "device/backend.h"
+#include "device/exec_context.h"
 #include "io/attn_io.h"
 #include "io/params_io.h"
 #include "mpi/process_grid.h"
@@ -23,7 +24,7 @@
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/infer/needle_eval.h"
-#include "src/model/matmul.h"
+#include "src/model/transformer.h"
 #include "src/train/fsdp_params.h"
 
 namespace po = boost::program_options;
@@ -85,7 +86,7 @@ int run_eval(int argc, char** argv) {
     return 2;
   }
   std::string checkpoint, lengths_text = "512,1K,2K,4K,8K", depths_text = "0,25,50,75,100", csv, png, layout_text = "zigzag",
-                          title;
+                          title, device_name = "cpu";
   infer::NeedleEvalOptions options;
   int block = 256;
   po::options_description desc("eval needle options");
@@ -103,6 +104,7 @@ int run_eval(int argc, char** argv) {
       ("seed", number(&options.seed)->default_value(options.seed), "seed of the evaluation documents")
       ("layout", po::value(&layout_text)->default_value(layout_text), "contiguous | striped | zigzag")
       ("block", count(&block)->min(1)->default_value(block), "attention tile rows")
+      ("device", po::value(&device_name)->default_value(device_name), device_option_help().c_str())
       ("csv", po::value(&csv), "write the accuracies here (CSV)")
       ("png", po::value(&png), "write a heatmap here (PNG, needs gnuplot)")
       ("title", po::value(&title), "title of the heatmap");
@@ -131,7 +133,9 @@ int run_eval(int argc, char** argv) {
 
   std::string error;
   model::LlamaConfig config;
+  std::unique_ptr<device::Backend> backend;
   try {
+    backend = device::make_backend(device_name);
     io::check_input_file(checkpoint, "checkpoint");
     config = io::read_model_config(checkpoint);
     if (config.vocab_size < data::PasskeyVocab::kMinVocab)
@@ -148,7 +152,8 @@ int run_eval(int argc, char** argv) {
     return 1;
   }
   mpi::ProcessGrid grid(1, mpi::world_size());
-  train::FsdpParams params(config, grid);
+  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
+  train::FsdpParams params(config, grid, exec);
   try {
     io::read_param_shards(checkpoint, params);
   } catch (const InputError& e) {
@@ -158,13 +163,11 @@ int run_eval(int argc, char** argv) {
     if (is_root) std::fprintf(stderr, "ringworld eval needle: error: %s\n", error.c_str());
     return 1;
   }
-  auto backend = device::make_backend("cpu");
   RingOptions ring_options;
   ring_options.causal = true;
   ring_options.tiling = {block, block};
-  RingAttentionOp attention(*backend, grid.ring(), ring_options);
-  model::BackendMatMul matmul(*backend);
-  model::Transformer<float> model(config, params, attention, matmul);
+  RingAttentionOp attention(exec, grid.ring(), ring_options);
+  model::Transformer model(config, params, attention, exec);
   if (is_root) {
     std::printf("ringworld eval needle: %s (rope_theta %g) on %d rank(s); %zu lengths x %zu depths x %d trials\n",
                 checkpoint.c_str(), config.rope_theta, grid.size(), options.lengths.size(), options.depths.size(),

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "device/backend.h"
+#include "device/exec_context.h"
 #include "io/attn_io.h"
 #include "io/forward_io.h"
 #include "io/input_file.h"
@@ -22,7 +23,6 @@
 #include "src/cli/option_values.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
-#include "src/model/matmul.h"
 #include "src/model/transformer.h"
 #include "src/train/fsdp_params.h"
 
@@ -46,7 +46,7 @@ int run_forward(int argc, char** argv) {
       ("layout", po::value(&layout_text)->default_value(layout_text), "contiguous | striped | zigzag")
       ("block-q", count(&block_q)->min(1)->default_value(block_q), "attention query tile rows")
       ("block-k", count(&block_k)->min(1)->default_value(block_k), "attention key tile rows")
-      ("device", po::value(&device_name)->default_value(device_name), "cpu")
+      ("device", po::value(&device_name)->default_value(device_name), device_option_help().c_str())
       ("timeout", number(&timeout)->min(0)->default_value(timeout), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
       ("quiet", po::bool_switch(&quiet), "print nothing on success");
   po::variables_map vm;
@@ -97,7 +97,8 @@ int run_forward(int argc, char** argv) {
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
   mpi::Watchdog watchdog(timeout);  // a rank without progress for `timeout` s: report and end the job
 
-  train::FsdpParams params(config, *grid);
+  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
+  train::FsdpParams params(config, *grid, exec);
   try {
     io::read_param_shards(checkpoint, params);
   } catch (const InputError& e) {
@@ -108,9 +109,8 @@ int run_forward(int argc, char** argv) {
   RingOptions ring_options;
   ring_options.causal = true;
   ring_options.tiling = {block_q, block_k};
-  RingAttentionOp attention(*backend, grid->ring(), ring_options);
-  model::BackendMatMul matmul(*backend);
-  model::Transformer<float> model(config, params, attention, matmul);
+  RingAttentionOp attention(exec, grid->ring(), ring_options);
+  model::Transformer model(config, params, attention, exec);
   double weight_sum = 0;
   for (std::size_t i = 0; i < batch.loss_weights.size(); ++i)
     if (batch.targets[i] >= 0) weight_sum += batch.loss_weights[i];

@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "device/cpu/blas_kernel_select.h"
+#include "device/backend.h"
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
 #include "src/common/build_info.h"
@@ -39,7 +39,7 @@ const char* kUsage =
 
 int main(int argc, char** argv) {
   rw::build::set_command_line(argc, argv);  // before MPI may rewrite argv
-  rw::device::cpu::select_blas_kernel(argc, argv);
+  rw::device::prepare_process(argc, argv);  // before MPI_Init: may re-execute (cpu: OpenBLAS kernels)
   rw::mpi::Runtime mpi_runtime(argc, argv);
   const bool is_root = rw::mpi::world_rank() == 0;
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <map>
 
+#include "device/backend.h"
 
 namespace po = boost::program_options;
 
@@ -104,6 +105,15 @@ void store_command_line(const po::parsed_options& parsed, po::variables_map& vm)
     e.set_prefix(po::command_line_style::allow_long);
     throw;
   }
+}
+
+std::string device_option_help() {
+  std::string accepted, other;
+  for (const device::BackendInfo& b : device::backend_registry()) {
+    if (b.tools && b.available()) accepted += (accepted.empty() ? "" : " | ") + std::string(b.name);
+    else other += (other.empty() ? "" : ", ") + std::string(b.name);
+  }
+  return "device backend: " + accepted + (other.empty() ? "" : " (also registered, not offered here: " + other + ")");
 }
 
 }  // namespace rw::cli

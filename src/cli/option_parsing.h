@@ -43,6 +43,10 @@ boost::program_options::parsed_options parse_command_line(
     int argc, char** argv, const boost::program_options::options_description& options,
     const boost::program_options::positional_options_description* positional = nullptr);
 
+// The help text of --device: the device backends the tools accept here (device/backend.h's
+// registry), and those registered but not accepted here.
+std::string device_option_help();
+
 // Stores parsed command-line options; a value error names the option with its "--" prefix.
 void store_command_line(const boost::program_options::parsed_options& parsed, boost::program_options::variables_map& vm);
 

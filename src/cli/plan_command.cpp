@@ -15,7 +15,7 @@
 #include <string>
 #include <sys/stat.h>
 
-#include "device/cpu/sgemm_peak.h"
+#include "device/backend.h"
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
 #include "src/cli/config_file.h"
@@ -255,7 +255,7 @@ int run_plan(int argc, char** argv) {
       request.peak_flops_per_s = device_tflops * 1e12;
       request.peak_basis = "--device-tflops";
     } else if (is_cpu) {
-      const double gflops = device::cpu::measure_sgemm_gflops(1024, threads, 5);
+      const double gflops = device::create_backend("cpu")->measure_gemm_gflops(1024, 5, threads);
       request.peak_flops_per_s = gflops * 1e9;
       request.peak_basis = "sgemm measured now, " + std::to_string(threads) + " thread(s)";
     } else {

@@ -120,7 +120,7 @@ int run_train(int argc, char** argv) {
       ("block-q", count(&plan.block_q)->min(1)->default_value(plan.block_q), "attention query tile rows")
       ("block-k", count(&plan.block_k)->min(1)->default_value(plan.block_k), "attention key tile rows")
       ("ffn-chunk", count(&plan.ffn_chunk)->min(1)->default_value(plan.ffn_chunk), "tokens per blockwise FFN chunk")
-      ("device", po::value(&plan.device)->default_value(plan.device), "cpu")
+      ("device", po::value(&plan.device)->default_value(plan.device), device_option_help().c_str())
       ("timeout", number(&plan.timeout_s)->min(0)->default_value(plan.timeout_s), "seconds a rank may go without progress (a ring step, a collective, a checkpoint) before the watchdog prints where every rank is and ends the job (0: off)");
   stage_opts.add_options()
       ("seq-len", count(&cli_stage.seq_len)->min(1)->default_value(cli_stage.seq_len), "tokens per sequence (K/M suffixes)")

@@ -49,7 +49,7 @@ std::vector<double> parse_depths(const std::string& text) {
   return out;
 }
 
-std::vector<NeedleCell> evaluate_needles(model::Transformer<float>& model, const NeedleEvalOptions& o, int ring_size,
+std::vector<NeedleCell> evaluate_needles(model::Transformer& model, const NeedleEvalOptions& o, int ring_size,
                                          int ring_rank, void (*reduce)(std::vector<double>&, void*), void* context,
                                          void (*progress)(const std::string&)) {
   std::vector<NeedleCell> cells;

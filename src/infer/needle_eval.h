@@ -32,7 +32,7 @@ struct NeedleEvalOptions {
 
 // Collective over the ring of `ring_size` ranks (this rank is ring_rank): every rank returns the
 // same cells, ordered by length then depth. `reduce_counts` sums an int vector over the ring.
-std::vector<NeedleCell> evaluate_needles(model::Transformer<float>& model, const NeedleEvalOptions& options,
+std::vector<NeedleCell> evaluate_needles(model::Transformer& model, const NeedleEvalOptions& options,
                                          int ring_size, int ring_rank,
                                          void (*reduce_counts)(std::vector<double>& values, void* context),
                                          void* context, void (*progress)(const std::string& line));

@@ -1,5 +1,6 @@
-// matmul.h: the MatMul implementations: fp32 through the device backend (training), fp64 on
-// the CPU (reference models in tests).
+// matmul.h: the MatMul implementations of the reference model (reference_transformer.h): fp64
+// on the CPU (the tests' oracle) and fp32 through a backend whose device memory is host memory
+// (the tests' plain fp32 run). The device model calls the backend's gemm kernel itself.
 #pragma once
 #include "device/backend.h"
 #include "device/cpu/cpu_dgemm.h"

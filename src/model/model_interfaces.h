@@ -1,6 +1,11 @@
-// model_interfaces.h: what the transformer needs from the rest of the system, as interfaces,
-// so one model code runs in fp32 on the ring with FSDP-sharded weights (training) and in fp64 on
-// one process with whole weights (the finite-difference tests).
+// model_interfaces.h: what the models need from the rest of the system, as interfaces, so the
+// device model (transformer.h) runs in fp32 on the ring with FSDP-sharded weights (training)
+// and the reference model (reference_transformer.h) in fp64 on one process with whole weights
+// (the tests' oracle). For the device model every pointer crossing these interfaces is a device
+// pointer of its ExecContext's backend and every call follows device/exec_context.h's
+// contract: work enqueued so that compute-stream work enqueued after the call sees its results;
+// inputs read asynchronously only in compute-stream order. For the reference model they are
+// host pointers and the calls are synchronous.
 #pragma once
 #include <cstdint>
 
@@ -12,9 +17,17 @@ template <class T>
 class ParamSource {
  public:
   virtual ~ParamSource() = default;
-  virtual const T* gather(int unit) = 0;  // valid until release(unit)
+  // The unit's full weights, valid until release(unit) (compute-stream work enqueued after the
+  // call may read them).
+  virtual const T* gather(int unit) = 0;
+  // A hint: `unit` is gathered next (the model calls it for the next unit before computing the
+  // current one), so its all-gather may start now, overlapped with this unit's compute. Called
+  // on every rank in the same order, with valid units only. Default: nothing.
+  virtual void prefetch(int unit) {}
   virtual void release(int unit) = 0;
-  // Adds this rank's contribution to the unit's gradient (full unit shape) to its owner(s).
+  // Adds this rank's contribution to the unit's gradient (full unit shape) to its owner(s). The
+  // buffer is read in compute-stream order: the caller may overwrite it with compute-stream work
+  // enqueued after the call.
   virtual void reduce_grad(int unit, const T* grad) = 0;
 };
 
@@ -36,7 +49,7 @@ class AttentionOp {
                         T* dq, T* dk, T* dv) = 0;
 };
 
-// Row-major C = alpha op(A) op(B) + beta C.
+// Row-major C = alpha op(A) op(B) + beta C (the reference model's GEMM; host pointers).
 template <class T>
 class MatMul {
  public:

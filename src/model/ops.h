@@ -1,9 +1,8 @@
-// ops.h: the LLaMA building blocks, forward and backward by hand, on row-major host arrays
-// (the CPU backend's memory), for float (training on the cpu backends) and double (the fp64
-// reference model of the tests). The implementations are the CPU backend's kernels
-// (device/cpu/model_ops.h, where the formulas are documented); this header keeps their names
-// in rw::model for the model code. Phase B (device/README.md) replaces these calls in the
-// fp32 path by the backend's kernels on device memory; the fp64 path keeps calling them.
+// ops.h: the LLaMA building blocks, forward and backward by hand, on row-major host arrays, for
+// the reference model (reference_transformer.h: double, the tests' fp64 oracle, and float).
+// The implementations are the CPU backend's kernels (device/cpu/model_ops.h, where the formulas
+// are documented); this header keeps their names in rw::model for the reference code. The
+// device model (transformer.h) launches the same ops as backend kernels on device memory.
 #pragma once
 #include "device/cpu/model_ops.h"
 

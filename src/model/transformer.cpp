@@ -1,245 +1,383 @@
 // transformer.cpp: see transformer.h. Notation: N rows (local tokens of all local sequences),
 // H hidden, KV = kv_heads * head_dim, I intermediate, V vocab. Weights [out, in] as Hugging
-// Face stores them, so a projection is y = x W^T.
+// Face stores them, so a projection is y = x W^T. Every op is a backend kernel on the compute
+// stream (exec_.compute), on device pointers from the workspace, the ParamSource and the batch
+// upload; the kernels are the ones the fp64 reference's host ops mirror (device/cpu/model_ops.h).
 #include "src/model/transformer.h"
 
 #include <algorithm>
 
 #include "src/common/activity.h"
 #include "src/common/fatal.h"
-#include "src/model/ops.h"
+#include "src/model/transformer_workspace.h"
 
 namespace rw::model {
 
-template <class T>
-struct Transformer<T>::Saved {
-  std::vector<T> x_in;      // layer input [N, H]
-  std::vector<T> attn_out;  // attention output before o_proj [N, H]
-  std::vector<T> lse;       // [batch, heads, n_local]
-};
+namespace dv = device;
 
-template <class T>
-Transformer<T>::Transformer(const LlamaConfig& config, ParamSource<T>& params, AttentionOp<T>& attention,
-                            MatMul<T>& matmul, TransformerOptions options)
-    : config_(config), units_(parameter_units(config)), params_(params), attention_(attention), matmul_(matmul),
+Transformer::Transformer(const LlamaConfig& config, ParamSource<float>& params, AttentionOp<float>& attention,
+                         const dv::ExecContext& exec, TransformerOptions options)
+    : config_(config), units_(parameter_units(config)), params_(params), attention_(attention), exec_(exec),
       options_(options) {
   config_.validate();
+  RW_CHECK(exec_.backend != nullptr && exec_.compute != nullptr, "transformer: no backend or compute stream");
   RW_CHECK(options_.ffn_chunk_tokens > 0 && options_.loss_chunk_tokens > 0, "chunk sizes must be positive");
+  ws_ = std::make_unique<TransformerWorkspace>(*exec_.backend, config_, options_.ffn_chunk_tokens,
+                                               options_.loss_chunk_tokens);
 }
 
-template <class T>
-void Transformer<T>::project_qkv(const T* w, const data::LocalBatch& batch, const std::vector<T>& x,
-                                 std::vector<T>& n1, std::vector<T>& inv1, std::vector<T>& q, std::vector<T>& k,
-                                 std::vector<T>& v) {
-  const int64_t n = batch.token_count(), h = config_.hidden_size, kv = config_.kv_width();
+Transformer::~Transformer() = default;
+
+int64_t Transformer::workspace_allocations() const { return ws_->allocations(); }
+std::size_t Transformer::workspace_bytes() const { return ws_->bytes(); }
+
+// ---- kernel helpers (compute stream) ----
+
+void Transformer::gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
+                       const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  dv::GemmArgs g;
+  g.trans_a = ta ? dv::Transpose::yes : dv::Transpose::no;
+  g.trans_b = tb ? dv::Transpose::yes : dv::Transpose::no;
+  g.alpha = 1.f;
+  g.beta = beta;
+  g.a = ta ? dv::matrix_view(a, k, m, lda) : dv::matrix_view(a, m, k, lda);
+  g.b = tb ? dv::matrix_view(b, n, k, ldb) : dv::matrix_view(b, k, n, ldb);
+  g.c = dv::matrix_view(c, m, n, ldc);
+  exec_.backend->gemm(g, *exec_.compute);
+}
+
+void Transformer::copy(float* dst, const float* src, int64_t n) {
+  exec_.backend->copy_async(dst, src, static_cast<std::size_t>(n) * sizeof(float), *exec_.compute);
+}
+
+void Transformer::add(const float* x, float* y, int64_t n) {
+  dv::AddArgs a;
+  a.x = dv::view(x, {n});
+  a.y = dv::view(y, {n});
+  exec_.backend->add(a, *exec_.compute);
+}
+
+void Transformer::fill_zero(float* x, int64_t n) {
+  dv::FillArgs f;
+  f.x = dv::view(x, {n});
+  f.value = 0.0;
+  exec_.backend->fill(f, *exec_.compute);
+}
+
+AttentionShape Transformer::attention_shape(const data::LocalBatch& batch) const {
+  return AttentionShape{batch.n_sequences, batch.n_local, static_cast<int>(config_.num_attention_heads),
+                        static_cast<int>(config_.num_key_value_heads), static_cast<int>(config_.head_dim())};
+}
+
+DeviceBatch Transformer::begin(const data::LocalBatch& batch, bool training, bool token_losses) {
+  const int64_t n = batch.token_count();
+  RW_CHECK(n > 0 && static_cast<int64_t>(batch.tokens.size()) == n && static_cast<int64_t>(batch.targets.size()) == n &&
+               static_cast<int64_t>(batch.positions.size()) == n &&
+               static_cast<int64_t>(batch.segment_ids.size()) == n &&
+               static_cast<int64_t>(batch.loss_weights.size()) == n,
+           "transformer: the batch's arrays do not hold n_sequences x n_local entries");
+  ws_->reserve(n, training, token_losses);
+  const DeviceBatch in = ws_->upload(batch.tokens.data(), batch.targets.data(), batch.positions.data(),
+                                     batch.segment_ids.data(), batch.loss_weights.data(), n, *exec_.compute);
+  ws_->loss().zero(*exec_.compute);
+  return in;
+}
+
+// ---- the model ----
+
+void Transformer::project_qkv(const float* w, const DeviceBatch& in, int64_t n, const float* x, const QkvBuffers& b) {
+  const int64_t h = config_.hidden_size, kv = config_.kv_width();
   const auto& off = units_[1].offsets;
-  n1.resize(n * h);
-  inv1.resize(n);
-  q.resize(n * h);
-  k.resize(n * kv);
-  v.resize(n * kv);
-  rmsnorm_forward(x.data(), w + off[kInputNorm], n1.data(), inv1.data(), n, h, config_.rms_norm_eps);
-  matmul_(false, true, n, h, h, T(1), n1.data(), h, w + off[kQProj], h, T(0), q.data(), h);
-  matmul_(false, true, n, kv, h, T(1), n1.data(), h, w + off[kKProj], h, T(0), k.data(), kv);
-  matmul_(false, true, n, kv, h, T(1), n1.data(), h, w + off[kVProj], h, T(0), v.data(), kv);
-  rope_forward(q.data(), batch.positions.data(), n, config_.num_attention_heads, config_.head_dim(), config_.rope_theta);
-  rope_forward(k.data(), batch.positions.data(), n, config_.num_key_value_heads, config_.head_dim(), config_.rope_theta);
+  dv::Backend& be = *exec_.backend;
+  dv::Stream& s = *exec_.compute;
+  dv::RmsNormFwdArgs norm;
+  norm.x = dv::view(x, {n, h});
+  norm.w = dv::view(w + off[kInputNorm], {h});
+  norm.y = dv::view(b.n1, {n, h});
+  norm.inv_rms = dv::view(b.inv1, {n});
+  norm.eps = config_.rms_norm_eps;
+  be.rmsnorm_fwd(norm, s);
+  gemm(false, true, n, h, h, b.n1, h, w + off[kQProj], h, 0.f, b.q, h);
+  gemm(false, true, n, kv, h, b.n1, h, w + off[kKProj], h, 0.f, b.k, kv);
+  gemm(false, true, n, kv, h, b.n1, h, w + off[kVProj], h, 0.f, b.v, kv);
+  const int64_t hd = config_.head_dim();
+  dv::RopeFwdArgs rq;
+  rq.x = dv::view(b.q, {n, config_.num_attention_heads, hd});
+  rq.pos = dv::view(in.positions, {n});
+  rq.theta = config_.rope_theta;
+  be.rope_fwd(rq, s);
+  dv::RopeFwdArgs rk = rq;
+  rk.x = dv::view(b.k, {n, config_.num_key_value_heads, hd});
+  be.rope_fwd(rk, s);
 }
 
-template <class T>
-void Transformer<T>::layer_forward(int layer, const T* w, const data::LocalBatch& batch, std::vector<T>& x,
-                                   Saved* saved) {
+void Transformer::layer_forward(int layer, const float* w, const DeviceBatch& in, const data::LocalBatch& batch,
+                                bool training) {
   const int64_t n = batch.token_count(), h = config_.hidden_size, inter = config_.intermediate_size;
   const auto& off = units_[1].offsets;
-  if (saved) saved->x_in = x;
-  std::vector<T> n1, inv1, q, k, v;
-  project_qkv(w, batch, x, n1, inv1, q, k, v);
-  const AttentionShape shape{batch.n_sequences, batch.n_local, static_cast<int>(config_.num_attention_heads),
-                             static_cast<int>(config_.num_key_value_heads), static_cast<int>(config_.head_dim())};
-  std::vector<T> o(n * h), lse(static_cast<std::size_t>(batch.n_sequences) * shape.heads * batch.n_local);
-  attention_.forward(layer, shape, q.data(), k.data(), v.data(), batch.positions.data(), batch.segment_ids.data(),
-                     o.data(), lse.data());
-  matmul_(false, true, n, h, h, T(1), o.data(), h, w + off[kOProj], h, T(1), x.data(), h);  // x2 = x + o Wo^T
-  if (saved) {
-    saved->attn_out = std::move(o);
-    saved->lse = std::move(lse);
+  dv::Backend& be = *exec_.backend;
+  dv::Stream& s = *exec_.compute;
+  float* x = ws_->resid();
+  const QkvBuffers b = ws_->qkv(n);
+  float *o = nullptr, *lse = nullptr;
+  if (training) {
+    const SavedLayer saved = ws_->saved(layer, n);
+    copy(saved.x_in, x, n * h);
+    o = saved.attn_out;
+    lse = saved.lse;
+  } else {
+    const AttnOutBuffers out = ws_->attn_out(n);
+    o = out.out;
+    lse = out.lse;
   }
+  project_qkv(w, in, n, x, b);
+  attention_.forward(layer, attention_shape(batch), b.q, b.k, b.v, in.positions, in.segment_ids, o, lse);
+  gemm(false, true, n, h, h, o, h, w + off[kOProj], h, 1.f, x, h);  // x2 = x + o Wo^T
   // Blockwise FFN: x3 = x2 + down(silu(gate(n2)) * up(n2)) a chunk of rows at a time.
+  const FfnBuffers f = ws_->ffn(n, training);
   const int64_t chunk = std::min<int64_t>(options_.ffn_chunk_tokens, n);
-  std::vector<T> n2(chunk * h), inv2(chunk), g(chunk * inter), u(chunk * inter), a(chunk * inter);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
-    T* xc = x.data() + r0 * h;
-    rmsnorm_forward(xc, w + off[kPostNorm], n2.data(), inv2.data(), rows, h, config_.rms_norm_eps);
-    matmul_(false, true, rows, inter, h, T(1), n2.data(), h, w + off[kGateProj], h, T(0), g.data(), inter);
-    matmul_(false, true, rows, inter, h, T(1), n2.data(), h, w + off[kUpProj], h, T(0), u.data(), inter);
-    swiglu_forward(g.data(), u.data(), a.data(), rows * inter);
-    matmul_(false, true, rows, h, inter, T(1), a.data(), inter, w + off[kDownProj], inter, T(1), xc, h);
+    float* xc = x + r0 * h;
+    dv::RmsNormFwdArgs norm;
+    norm.x = dv::view(xc, {rows, h});
+    norm.w = dv::view(w + off[kPostNorm], {h});
+    norm.y = dv::view(f.n2, {rows, h});
+    norm.inv_rms = dv::view(f.inv2, {rows});
+    norm.eps = config_.rms_norm_eps;
+    be.rmsnorm_fwd(norm, s);
+    gemm(false, true, rows, inter, h, f.n2, h, w + off[kGateProj], h, 0.f, f.g, inter);
+    gemm(false, true, rows, inter, h, f.n2, h, w + off[kUpProj], h, 0.f, f.u, inter);
+    dv::SwigluFwdArgs act;
+    act.g = dv::view(f.g, {rows * inter});
+    act.u = dv::view(f.u, {rows * inter});
+    act.a = dv::view(f.a, {rows * inter});
+    be.swiglu_fwd(act, s);
+    gemm(false, true, rows, h, inter, f.a, inter, w + off[kDownProj], inter, 1.f, xc, h);
   }
 }
 
-template <class T>
-void Transformer<T>::layer_backward(int layer, const T* w, T* grad, const data::LocalBatch& batch,
-                                    const Saved& saved, std::vector<T>& dx) {
+void Transformer::layer_backward(int layer, const float* w, float* grad, const DeviceBatch& in,
+                                 const data::LocalBatch& batch) {
   const int64_t n = batch.token_count(), h = config_.hidden_size, kv = config_.kv_width(),
-                inter = config_.intermediate_size;
+                inter = config_.intermediate_size, hd = config_.head_dim();
   const auto& off = units_[1].offsets;
-  // Recompute the layer's forward up to the FFN input (attention output is saved).
-  std::vector<T> n1, inv1, q, k, v;
-  project_qkv(w, batch, saved.x_in, n1, inv1, q, k, v);
-  std::vector<T> x2 = saved.x_in;
-  matmul_(false, true, n, h, h, T(1), saved.attn_out.data(), h, w + off[kOProj], h, T(1), x2.data(), h);
+  dv::Backend& be = *exec_.backend;
+  dv::Stream& s = *exec_.compute;
+  const SavedLayer saved = ws_->saved(layer, n);
+  const QkvBuffers b = ws_->qkv(n);
+  float* dx = ws_->dx();
+  // Recompute the layer's forward up to the FFN input (the attention output is saved).
+  project_qkv(w, in, n, saved.x_in, b);
+  float* x2 = ws_->resid();
+  copy(x2, saved.x_in, n * h);
+  gemm(false, true, n, h, h, saved.attn_out, h, w + off[kOProj], h, 1.f, x2, h);
 
   // FFN backward, chunk by chunk; dx holds dL/dx3 on entry and becomes dL/dx2.
+  const FfnBuffers f = ws_->ffn(n, true);
   const int64_t chunk = std::min<int64_t>(options_.ffn_chunk_tokens, n);
-  std::vector<T> n2(chunk * h), inv2(chunk), g(chunk * inter), u(chunk * inter), a(chunk * inter),
-      da(chunk * inter), dg(chunk * inter), du(chunk * inter), dn2(chunk * h), dnorm(chunk * h);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
-    const T* x2c = x2.data() + r0 * h;
-    T* dxc = dx.data() + r0 * h;
-    rmsnorm_forward(x2c, w + off[kPostNorm], n2.data(), inv2.data(), rows, h, config_.rms_norm_eps);
-    matmul_(false, true, rows, inter, h, T(1), n2.data(), h, w + off[kGateProj], h, T(0), g.data(), inter);
-    matmul_(false, true, rows, inter, h, T(1), n2.data(), h, w + off[kUpProj], h, T(0), u.data(), inter);
-    swiglu_forward(g.data(), u.data(), a.data(), rows * inter);
-    matmul_(true, false, h, inter, rows, T(1), dxc, h, a.data(), inter, T(1), grad + off[kDownProj], inter);
-    matmul_(false, false, rows, inter, h, T(1), dxc, h, w + off[kDownProj], inter, T(0), da.data(), inter);
-    swiglu_backward(g.data(), u.data(), da.data(), dg.data(), du.data(), rows * inter);
-    matmul_(false, false, rows, h, inter, T(1), dg.data(), inter, w + off[kGateProj], h, T(0), dn2.data(), h);
-    matmul_(false, false, rows, h, inter, T(1), du.data(), inter, w + off[kUpProj], h, T(1), dn2.data(), h);
-    matmul_(true, false, inter, h, rows, T(1), dg.data(), inter, n2.data(), h, T(1), grad + off[kGateProj], h);
-    matmul_(true, false, inter, h, rows, T(1), du.data(), inter, n2.data(), h, T(1), grad + off[kUpProj], h);
-    rmsnorm_backward(x2c, w + off[kPostNorm], inv2.data(), dn2.data(), dnorm.data(), grad + off[kPostNorm], rows, h);
-    for (int64_t i = 0; i < rows * h; ++i) dxc[i] += dnorm[i];
+    const float* x2c = x2 + r0 * h;
+    float* dxc = dx + r0 * h;
+    dv::RmsNormFwdArgs norm;
+    norm.x = dv::view(x2c, {rows, h});
+    norm.w = dv::view(w + off[kPostNorm], {h});
+    norm.y = dv::view(f.n2, {rows, h});
+    norm.inv_rms = dv::view(f.inv2, {rows});
+    norm.eps = config_.rms_norm_eps;
+    be.rmsnorm_fwd(norm, s);
+    gemm(false, true, rows, inter, h, f.n2, h, w + off[kGateProj], h, 0.f, f.g, inter);
+    gemm(false, true, rows, inter, h, f.n2, h, w + off[kUpProj], h, 0.f, f.u, inter);
+    dv::SwigluFwdArgs act;
+    act.g = dv::view(f.g, {rows * inter});
+    act.u = dv::view(f.u, {rows * inter});
+    act.a = dv::view(f.a, {rows * inter});
+    be.swiglu_fwd(act, s);
+    gemm(true, false, h, inter, rows, dxc, h, f.a, inter, 1.f, grad + off[kDownProj], inter);
+    gemm(false, false, rows, inter, h, dxc, h, w + off[kDownProj], inter, 0.f, f.da, inter);
+    dv::SwigluBwdArgs dact;
+    dact.g = dv::view(f.g, {rows * inter});
+    dact.u = dv::view(f.u, {rows * inter});
+    dact.da = dv::view(f.da, {rows * inter});
+    dact.dg = dv::view(f.dg, {rows * inter});
+    dact.du = dv::view(f.du, {rows * inter});
+    be.swiglu_bwd(dact, s);
+    gemm(false, false, rows, h, inter, f.dg, inter, w + off[kGateProj], h, 0.f, f.dn2, h);
+    gemm(false, false, rows, h, inter, f.du, inter, w + off[kUpProj], h, 1.f, f.dn2, h);
+    gemm(true, false, inter, h, rows, f.dg, inter, f.n2, h, 1.f, grad + off[kGateProj], h);
+    gemm(true, false, inter, h, rows, f.du, inter, f.n2, h, 1.f, grad + off[kUpProj], h);
+    dv::RmsNormBwdArgs dnorm;
+    dnorm.x = dv::view(x2c, {rows, h});
+    dnorm.w = dv::view(w + off[kPostNorm], {h});
+    dnorm.inv_rms = dv::view(f.inv2, {rows});
+    dnorm.dy = dv::view(f.dn2, {rows, h});
+    dnorm.dx = dv::view(f.dnorm, {rows, h});
+    dnorm.dw = dv::view(grad + off[kPostNorm], {h});
+    be.rmsnorm_bwd(dnorm, s);
+    add(f.dnorm, dxc, rows * h);
   }
-  // Free (not just clear: `v = {}` keeps the capacity) the FFN chunk buffers before the
-  // attention backward, the layer's peak.
-  for (std::vector<T>* buffer : {&n2, &g, &u, &a, &da, &dg, &du}) std::vector<T>().swap(*buffer);
 
-  // Attention block.
-  std::vector<T> dout(n * h);
-  matmul_(false, false, n, h, h, T(1), dx.data(), h, w + off[kOProj], h, T(0), dout.data(), h);
-  matmul_(true, false, h, h, n, T(1), dx.data(), h, saved.attn_out.data(), h, T(1), grad + off[kOProj], h);
-  const AttentionShape shape{batch.n_sequences, batch.n_local, static_cast<int>(config_.num_attention_heads),
-                             static_cast<int>(config_.num_key_value_heads), static_cast<int>(config_.head_dim())};
-  std::vector<T> dq(n * h), dk(n * kv), dv(n * kv);
-  attention_.backward(layer, shape, q.data(), k.data(), v.data(), batch.positions.data(), batch.segment_ids.data(),
-                      saved.attn_out.data(), dout.data(), saved.lse.data(), dq.data(), dk.data(), dv.data());
-  rope_backward(dq.data(), batch.positions.data(), n, config_.num_attention_heads, config_.head_dim(), config_.rope_theta);
-  rope_backward(dk.data(), batch.positions.data(), n, config_.num_key_value_heads, config_.head_dim(), config_.rope_theta);
-  matmul_(true, false, h, h, n, T(1), dq.data(), h, n1.data(), h, T(1), grad + off[kQProj], h);
-  matmul_(true, false, kv, h, n, T(1), dk.data(), kv, n1.data(), h, T(1), grad + off[kKProj], h);
-  matmul_(true, false, kv, h, n, T(1), dv.data(), kv, n1.data(), h, T(1), grad + off[kVProj], h);
-  std::vector<T> dn1(n * h);
-  matmul_(false, false, n, h, h, T(1), dq.data(), h, w + off[kQProj], h, T(0), dn1.data(), h);
-  matmul_(false, false, n, h, kv, T(1), dk.data(), kv, w + off[kKProj], h, T(1), dn1.data(), h);
-  matmul_(false, false, n, h, kv, T(1), dv.data(), kv, w + off[kVProj], h, T(1), dn1.data(), h);
-  std::vector<T> dnorm1(n * h);
-  rmsnorm_backward(saved.x_in.data(), w + off[kInputNorm], inv1.data(), dn1.data(), dnorm1.data(),
-                   grad + off[kInputNorm], n, h);
-  for (int64_t i = 0; i < n * h; ++i) dx[i] += dnorm1[i];
+  // Attention block (its buffers reuse the FFN chunk's: those are dead now).
+  const AttnGradBuffers g = ws_->attn_grads(n);
+  gemm(false, false, n, h, h, dx, h, w + off[kOProj], h, 0.f, g.dout, h);
+  gemm(true, false, h, h, n, dx, h, saved.attn_out, h, 1.f, grad + off[kOProj], h);
+  attention_.backward(layer, attention_shape(batch), b.q, b.k, b.v, in.positions, in.segment_ids, saved.attn_out,
+                      g.dout, saved.lse, g.dq, g.dk, g.dv);
+  dv::RopeBwdArgs rq;
+  rq.x = dv::view(g.dq, {n, config_.num_attention_heads, hd});
+  rq.pos = dv::view(in.positions, {n});
+  rq.theta = config_.rope_theta;
+  be.rope_bwd(rq, s);
+  dv::RopeBwdArgs rk = rq;
+  rk.x = dv::view(g.dk, {n, config_.num_key_value_heads, hd});
+  be.rope_bwd(rk, s);
+  gemm(true, false, h, h, n, g.dq, h, b.n1, h, 1.f, grad + off[kQProj], h);
+  gemm(true, false, kv, h, n, g.dk, kv, b.n1, h, 1.f, grad + off[kKProj], h);
+  gemm(true, false, kv, h, n, g.dv, kv, b.n1, h, 1.f, grad + off[kVProj], h);
+  float* dn1 = g.dout;  // dout is dead once the attention backward has read it (stream order)
+  gemm(false, false, n, h, h, g.dq, h, w + off[kQProj], h, 0.f, dn1, h);
+  gemm(false, false, n, h, kv, g.dk, kv, w + off[kKProj], h, 1.f, dn1, h);
+  gemm(false, false, n, h, kv, g.dv, kv, w + off[kVProj], h, 1.f, dn1, h);
+  float* dnorm1 = g.dq;  // dq is dead once the GEMMs above have read it
+  dv::RmsNormBwdArgs dnorm;
+  dnorm.x = dv::view(saved.x_in, {n, h});
+  dnorm.w = dv::view(w + off[kInputNorm], {h});
+  dnorm.inv_rms = dv::view(b.inv1, {n});
+  dnorm.dy = dv::view(dn1, {n, h});
+  dnorm.dx = dv::view(dnorm1, {n, h});
+  dnorm.dw = dv::view(grad + off[kInputNorm], {h});
+  be.rmsnorm_bwd(dnorm, s);
+  add(dnorm1, dx, n * h);
 }
 
-template <class T>
-double Transformer<T>::head(const T* w, T* grad, const data::LocalBatch& batch, const std::vector<T>& x, T* logits,
-                            double grad_scale, std::vector<T>* dx, double* token_losses) {
-  const int64_t n = batch.token_count(), h = config_.hidden_size, vocab = config_.vocab_size;
+void Transformer::head(const float* w, float* grad, const DeviceBatch& in, int64_t n, float* logits,
+                       double grad_scale, bool token_losses) {
+  const int64_t h = config_.hidden_size, vocab = config_.vocab_size;
   const auto& off = units_.back().offsets;
-  const T* w_norm = w + off[0];
-  const T* w_lm = w + off[1];
+  const float* w_norm = w + off[0];
+  const float* w_lm = w + off[1];
+  const bool training = grad != nullptr;
+  dv::Backend& be = *exec_.backend;
+  dv::Stream& s = *exec_.compute;
+  const float* x = ws_->resid();
+  float* dx = ws_->dx();
+  const HeadBuffers hb = ws_->head(n, training);
   const int64_t chunk = std::min<int64_t>(options_.loss_chunk_tokens, n);
-  std::vector<T> nf(chunk * h), inv(chunk), lg(chunk * vocab), dl, dnf;
-  if (dx) {
-    dx->assign(n * h, T(0));
-    dl.resize(chunk * vocab);
-    dnf.resize(chunk * h);
-  }
-  double loss = 0;
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
-    rmsnorm_forward(x.data() + r0 * h, w_norm, nf.data(), inv.data(), rows, h, config_.rms_norm_eps);
-    matmul_(false, true, rows, vocab, h, T(1), nf.data(), h, w_lm, h, T(0), lg.data(), vocab);
-    if (logits) std::copy(lg.begin(), lg.begin() + rows * vocab, logits + r0 * vocab);
-    if (token_losses) {  // forward only: each token's loss (validation by position)
-#pragma omp parallel for schedule(static)
-      for (int64_t r = 0; r < rows; ++r)
-        token_losses[r0 + r] = cross_entropy(lg.data() + r * vocab, batch.targets.data() + r0 + r,
-                                             batch.loss_weights.data() + r0 + r, int64_t(1), vocab, 0.0,
-                                             static_cast<T*>(nullptr));
-      for (int64_t r = 0; r < rows; ++r) loss += token_losses[r0 + r];
-      continue;
-    }
-    loss += cross_entropy(lg.data(), batch.targets.data() + r0, batch.loss_weights.data() + r0, rows, vocab,
-                          grad_scale, dx ? dl.data() : static_cast<T*>(nullptr));
-    if (!dx) continue;
-    matmul_(true, false, vocab, h, rows, T(1), dl.data(), vocab, nf.data(), h, T(1), grad + off[1], h);
-    matmul_(false, false, rows, h, vocab, T(1), dl.data(), vocab, w_lm, h, T(0), dnf.data(), h);
-    rmsnorm_backward(x.data() + r0 * h, w_norm, inv.data(), dnf.data(), dx->data() + r0 * h, grad + off[0], rows, h);
+    dv::RmsNormFwdArgs norm;
+    norm.x = dv::view(x + r0 * h, {rows, h});
+    norm.w = dv::view(w_norm, {h});
+    norm.y = dv::view(hb.nf, {rows, h});
+    norm.inv_rms = dv::view(hb.inv, {rows});
+    norm.eps = config_.rms_norm_eps;
+    be.rmsnorm_fwd(norm, s);
+    gemm(false, true, rows, vocab, h, hb.nf, h, w_lm, h, 0.f, hb.logits, vocab);
+    // The caller's logits (host memory): a synchronous copy, the forward tool's sync point.
+    if (logits) be.copy_to_host(logits + r0 * vocab, hb.logits, static_cast<std::size_t>(rows * vocab) * sizeof(float));
+    dv::CrossEntropyArgs ce;
+    ce.logits = dv::view(static_cast<const float*>(hb.logits), {rows, vocab});
+    ce.targets = dv::view(in.targets + r0, {rows});
+    ce.weights = dv::view(in.loss_weights + r0, {rows});
+    if (training) ce.dlogits = dv::view(hb.dlogits, {rows, vocab});
+    if (token_losses) ce.token_losses = dv::view(ws_->token_losses() + r0, {rows});
+    ce.loss_sum = ws_->loss().view();
+    ce.grad_scale = training ? grad_scale : 0.0;
+    be.cross_entropy(ce, s);
+    if (!training) continue;
+    gemm(true, false, vocab, h, rows, hb.dlogits, vocab, hb.nf, h, 1.f, grad + off[1], h);
+    gemm(false, false, rows, h, vocab, hb.dlogits, vocab, w_lm, h, 0.f, hb.dnf, h);
+    dv::RmsNormBwdArgs dnorm;
+    dnorm.x = dv::view(x + r0 * h, {rows, h});
+    dnorm.w = dv::view(w_norm, {h});
+    dnorm.inv_rms = dv::view(hb.inv, {rows});
+    dnorm.dy = dv::view(hb.dnf, {rows, h});
+    dnorm.dx = dv::view(dx + r0 * h, {rows, h});
+    dnorm.dw = dv::view(grad + off[0], {h});
+    be.rmsnorm_bwd(dnorm, s);
   }
-  return loss;
 }
 
-template <class T>
-double Transformer<T>::forward(const data::LocalBatch& batch, T* logits, double* token_losses) {
+double Transformer::forward(const data::LocalBatch& batch, float* logits, double* token_losses) {
   const int64_t n = batch.token_count(), h = config_.hidden_size;
   const int n_layers = static_cast<int>(config_.num_hidden_layers);
-  std::vector<T> x(n * h);
-  const T* w = params_.gather(0);
-  embedding_forward(w, batch.tokens.data(), x.data(), n, h);
+  const DeviceBatch in = begin(batch, false, token_losses != nullptr);
+  dv::Backend& be = *exec_.backend;
+  const float* w = params_.gather(0);
+  params_.prefetch(1);
+  dv::EmbeddingFwdArgs embed;
+  embed.table = dv::view(w, {config_.vocab_size, h});
+  embed.tokens = dv::view(in.tokens, {n});
+  embed.out = dv::view(ws_->resid(), {n, h});
+  be.embedding_fwd(embed, *exec_.compute);
   params_.release(0);
   for (int l = 0; l < n_layers; ++l) {
     activity::set_layer(l, "forward");
     w = params_.gather(l + 1);
-    layer_forward(l, w, batch, x, nullptr);
+    params_.prefetch(l + 2);
+    layer_forward(l, w, in, batch, false);
     params_.release(l + 1);
   }
   activity::set_layer(-1, "lm head and loss");
   w = params_.gather(n_layers + 1);
-  const double loss = head(w, nullptr, batch, x, logits, 0.0, nullptr, token_losses);
+  head(w, nullptr, in, n, logits, 0.0, token_losses != nullptr);
   params_.release(n_layers + 1);
+  if (!token_losses) return ws_->loss().read(*exec_.compute);
+  // Each token's loss to the host (validation by position); their sum in token order.
+  be.copy_to_host(token_losses, ws_->token_losses(), static_cast<std::size_t>(n) * sizeof(double));
+  double loss = 0;
+  for (int64_t i = 0; i < n; ++i) loss += token_losses[i];
   return loss;
 }
 
-template <class T>
-double Transformer<T>::forward_backward(const data::LocalBatch& batch, double grad_scale) {
+double Transformer::forward_backward(const data::LocalBatch& batch, double grad_scale) {
   const int64_t n = batch.token_count(), h = config_.hidden_size;
   const int n_layers = static_cast<int>(config_.num_hidden_layers);
-  std::vector<T> x(n * h);
-  const T* w = params_.gather(0);
-  embedding_forward(w, batch.tokens.data(), x.data(), n, h);
+  const DeviceBatch in = begin(batch, true, false);
+  dv::Backend& be = *exec_.backend;
+  dv::Stream& s = *exec_.compute;
+  const float* w = params_.gather(0);
+  params_.prefetch(1);
+  dv::EmbeddingFwdArgs embed;
+  embed.table = dv::view(w, {config_.vocab_size, h});
+  embed.tokens = dv::view(in.tokens, {n});
+  embed.out = dv::view(ws_->resid(), {n, h});
+  be.embedding_fwd(embed, s);
   params_.release(0);
-  std::vector<Saved> saved(n_layers);
   for (int l = 0; l < n_layers; ++l) {
     activity::set_layer(l, "forward");
     w = params_.gather(l + 1);
-    layer_forward(l, w, batch, x, &saved[l]);
+    params_.prefetch(l + 2);
+    layer_forward(l, w, in, batch, true);
     params_.release(l + 1);
   }
-  std::vector<T> dx;
-  std::vector<T> grad(units_.back().count, T(0));
+  float* grad = ws_->grad();
   activity::set_layer(-1, "lm head and loss");
+  fill_zero(grad, units_.back().count);
   w = params_.gather(n_layers + 1);
-  const double loss = head(w, grad.data(), batch, x, nullptr, grad_scale, &dx);
+  params_.prefetch(n_layers);  // the backward's first layer
+  head(w, grad, in, n, nullptr, grad_scale, false);
   params_.release(n_layers + 1);
-  params_.reduce_grad(n_layers + 1, grad.data());
-  std::vector<T>().swap(x);  // free the residual stream: the backward does not need it
+  params_.reduce_grad(n_layers + 1, grad);
   for (int l = n_layers - 1; l >= 0; --l) {
-    grad.assign(units_[l + 1].count, T(0));
     activity::set_layer(l, "backward");
+    fill_zero(grad, units_[l + 1].count);  // after reduce_grad's read in stream order
     w = params_.gather(l + 1);
-    layer_backward(l, w, grad.data(), batch, saved[l], dx);
+    if (l > 0) params_.prefetch(l);
+    layer_backward(l, w, grad, in, batch);
     params_.release(l + 1);
-    params_.reduce_grad(l + 1, grad.data());
-    saved[l] = Saved{};
+    params_.reduce_grad(l + 1, grad);
   }
-  grad.assign(units_[0].count, T(0));
   activity::set_layer(-1, "embedding backward");
-  embedding_backward(batch.tokens.data(), dx.data(), grad.data(), n, h, config_.vocab_size);
-  params_.reduce_grad(0, grad.data());
-  return loss;
+  fill_zero(grad, units_[0].count);
+  dv::EmbeddingBwdArgs dembed;
+  dembed.tokens = dv::view(in.tokens, {n});
+  dembed.dout = dv::view(static_cast<const float*>(ws_->dx()), {n, h});
+  dembed.dtable = dv::view(grad, {config_.vocab_size, h});
+  be.embedding_bwd(dembed, s);
+  params_.reduce_grad(0, grad);
+  return ws_->loss().read(s);
 }
-
-template class Transformer<float>;
-template class Transformer<double>;
 
 }  // namespace rw::model

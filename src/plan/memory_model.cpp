@@ -1,6 +1,7 @@
 // memory_model.cpp: see memory_model.h. Each phase lists the buffers that exist at that point
-// of Transformer::forward_backward (src/model/transformer.cpp) and the ring (src/attention/
-// ring_attention.cpp), named as in the code.
+// of Transformer::forward_backward (src/model/transformer.cpp: its workspaces, in every phase)
+// and the ring (src/attention/ring_attention.cpp) and FSDP (src/train/fsdp_params.cpp), named as
+// in the code.
 #include "src/plan/memory_model.h"
 
 #include <algorithm>
@@ -103,14 +104,36 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
   p.batch_bytes = (4 * kI32 + kF32) * double(shape.local_tokens()) + (shape.micro_batches() > 1 ? (4 * kI32 + kF32) * N : 0);
 
   const std::string last = std::to_string(int64_t(z.layers) - 1);
-  const MemoryItem x{"x: residual stream [N, hidden]", kF32 * N * H};
-  const MemoryItem saved{"saved per layer (input, attention output [N, hidden], lse [N, heads]) x " +
-                             std::to_string(int64_t(z.layers)) + " layers",
-                         z.layers * kF32 * (2 * N * H + N * z.heads)};
-  const MemoryItem dx{"dx: gradient of the residual stream [N, hidden]", kF32 * N * H};
+  const double c = z.ffn_rows, I = z.inter, cl = z.loss_rows, V = z.vocab;
+  // The device model's workspaces (src/model/transformer_workspace.h): allocated in the first
+  // step and live to the end, so part of every phase. The scratch region holds q/k/v and one
+  // layer phase at a time, or the loss head's chunk.
+  const double qkv = kF32 * (2 * N * H + 2 * N * KV + N);
+  const double ffn_bwd = kF32 * (2 * c * H + c + 5 * c * I);  // n2 (= dnorm), inv2, g, u, a (= da), dg, du, dn2
+  const double attn_grads = kF32 * (2 * N * H + 2 * N * KV);  // dout (= dn1), dq (= dnorm1), dk, dv
+  const double head = kF32 * (2 * cl * H + cl + 2 * cl * V);  // nf, inv, logits, dlogits, dnf
+  const double layer_scratch = qkv + std::max(ffn_bwd, attn_grads);
+  const std::vector<MemoryItem> workspace = {
+      {"x / x2: the residual stream [N, hidden] (the backward's recomputed FFN input)", kF32 * N * H},
+      {"dx: gradient of the residual stream [N, hidden]", kF32 * N * H},
+      {"saved per layer (input, attention output [N, hidden], lse [N, heads]) x " + std::to_string(int64_t(z.layers)) +
+           " layers",
+       z.layers * kF32 * (2 * N * H + N * z.heads)},
+      {layer_scratch >= head ? "scratch: n1, q [N, hidden], k, v [N, kv_width] and " +
+                                   std::string(ffn_bwd >= attn_grads ? "the FFN backward chunk [chunk, intermediate]"
+                                                                     : "the attention gradients dout, dq, dk, dv")
+                             : "scratch: the loss chunk's normed rows, logits and their gradient [chunk, vocab]",
+       std::max(layer_scratch, head)},
+      {"the batch on the device and its pinned staging copy", 2 * (4 * kI32 + kF32) * N},
+      {"gradient buffer (the largest unit)", kF32 * std::max({u.embed, u.layer, u.head}), true},
+  };
+  auto phase = [&](const std::string& name, std::vector<MemoryItem> transient) {
+    MemoryPhase ph{name, workspace};
+    for (MemoryItem& item : transient) ph.items.push_back(std::move(item));
+    p.phases.push_back(std::move(ph));
+  };
+
   const MemoryItem layer_weights{"all-gathered layer weights (one unit)", kF32 * u.layer_padded, true};
-  // project_qkv(): n1 [N, hidden], inv1 [N], q [N, hidden], k and v [N, kv_width].
-  const MemoryItem qkv{"n1, q [N, hidden], k, v [N, kv_width], inv1 [N]", kF32 * (2 * N * H + 2 * N * KV + N)};
   // ring_attention.cpp: per slot K|V values (fp32) and pos|seg (int32) of the shard in hand.
   const double ring_slot = kF32 * 2 * N * KV + kI32 * 2 * N;
   const MemoryItem ring_kv{"ring K|V + pos|seg buffers (" + std::to_string(int(z.ring_slots)) + " slot(s))",
@@ -118,23 +141,12 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
   // attention_fast.cpp, forward: per thread scores [bq, bk], acc [bq, head_dim], row max and sum [bq].
   const MemoryItem fwd_scratch{"attention kernel scratch (per thread tiles)",
                                z.fwd_threads * kF32 * (z.block_q * z.block_k + z.block_q * z.head_dim + 2 * z.block_q)};
-  const double c = z.ffn_rows, I = z.inter;
-  const MemoryItem ffn_fwd{"FFN chunk: n2 [chunk, hidden], g, u, a [chunk, intermediate]",
-                           kF32 * (c * H + c + 3 * c * I)};
-
-  std::vector<MemoryPhase>& ph = p.phases;
-  ph.push_back({"forward, embedding", {x, {"all-gathered embedding", kF32 * u.embed_padded, true}}});
-  ph.push_back({"forward, layer " + last + ", ring attention", {x, saved, qkv, ring_kv, fwd_scratch, layer_weights}});
-  ph.push_back({"forward, layer " + last + ", FFN", {x, saved, qkv, ffn_fwd, layer_weights}});
-
-  // head(): grad (head unit) and the gathered head, then per loss chunk nf, inv, logits, dlogits,
-  // dnf, and cross_entropy's per-token doubles.
-  const double cl = z.loss_rows, V = z.vocab;
-  const MemoryItem head_grad{"gradient buffer (head unit)", kF32 * u.head, true};
-  ph.push_back({"loss head",
-                {saved, x, dx, head_grad, {"all-gathered final norm + lm_head", kF32 * u.head_padded, true},
-                 {"loss chunk: normed rows, logits and their gradient [chunk, vocab]",
-                  kF32 * (2 * cl * H + cl + 2 * cl * V) + kF64 * cl}}});
+  phase("forward, embedding", {{"all-gathered embedding", kF32 * u.embed_padded, true}});
+  phase("forward, layer " + last + ", ring attention", {ring_kv, fwd_scratch, layer_weights});
+  phase("forward, layer " + last + ", FFN", {layer_weights});
+  // cross_entropy's per-token doubles (the kernel's own, per loss chunk).
+  phase("loss head", {{"all-gathered final norm + lm_head", kF32 * u.head_padded, true},
+                      {"cross entropy per-token sums [chunk] (fp64)", kF64 * cl}});
   // FsdpParams::reduce_grad: a padded copy of the unit and the shard result; Open MPI's
   // reduce_scatter_block (tuned, basic linear: reduce to rank 0, then scatter) holds one more
   // full-size buffer on rank 0, and the reported peak is the maximum over ranks.
@@ -152,55 +164,18 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
     if (split) items.push_back({"reduce-scatter piece buffer (" + unit + ", split into pieces)", kF32 * per_call, true});
     return items;
   };
-  {
-    MemoryPhase phase{"loss head, gradient reduce-scatter", {saved, x, dx, head_grad}};
-    for (const MemoryItem& item : reduce_items("head", u.head_padded, u.head_shard)) phase.items.push_back(item);
-    ph.push_back(phase);
-  }
-  // x is freed after the head (Transformer::forward_backward swaps it away). The gradient buffer
-  // is reassigned per unit and keeps the largest capacity seen (std::vector::assign); growing it
-  // holds the old and the new buffer for a moment.
-  double grad_capacity = u.head;
-  if (u.layer > grad_capacity) {
-    ph.push_back({"backward, gradient buffer grows to a layer",
-                  {saved, dx, head_grad, {"gradient buffer (layer unit)", kF32 * u.layer, true}}});
-    grad_capacity = u.layer;
-  }
-  const MemoryItem grad{"gradient buffer (largest unit so far)", kF32 * grad_capacity, true};
-  const MemoryItem x2{"x2: recomputed FFN input [N, hidden]", kF32 * N * H};
-  // layer_backward frees the FFN backward chunk buffers before the attention backward.
-  const MemoryItem ffn_bwd{"FFN backward chunk: n2, dn2, dnorm [chunk, hidden], g, u, a, da, dg, du [chunk, intermediate]",
-                           kF32 * (3 * c * H + c + 6 * c * I)};
-  const MemoryItem attn_grads{"dout, dq [N, hidden], dk, dv [N, kv_width]", kF32 * (2 * N * H + 2 * N * KV)};
+  phase("loss head, gradient reduce-scatter", reduce_items("head", u.head_padded, u.head_shard));
   // ring backward: K|V slots, dK|dV accumulators (this step's, received, sent), delta [N, heads];
   // the kernel gives each thread but the first a private dq [N, hidden], and p, dp tiles.
   const MemoryItem ring_bwd{"ring dK|dV accumulators (3) and delta [N, heads]", kF32 * (3 * 2 * N * KV + N * z.heads)};
   const MemoryItem bwd_scratch{"attention kernel scratch (private dq per extra thread, p/dp tiles)",
                                kF32 * ((z.bwd_threads - 1) * N * H + z.bwd_threads * 2 * z.block_q * z.block_k)};
-  ph.push_back({"backward, layer " + last + ", FFN", {saved, dx, grad, layer_weights, qkv, x2, ffn_bwd}});
-  ph.push_back({"backward, layer " + last + ", ring attention",
-                {saved, dx, grad, layer_weights, qkv, x2, attn_grads, ring_kv, ring_bwd, bwd_scratch}});
-  ph.push_back({"backward, layer " + last + ", q/k/v input gradient",
-                {saved, dx, grad, layer_weights, qkv, x2, attn_grads,
-                 {"dn1, dnorm1 [N, hidden]", kF32 * 2 * N * H}}});
-  {
-    MemoryPhase phase{"backward, layer " + last + ", gradient reduce-scatter", {saved, dx, grad}};
-    for (const MemoryItem& item : reduce_items("layer", u.layer_padded, u.layer_shard)) phase.items.push_back(item);
-    ph.push_back(phase);
-  }
-  {
-    MemoryPhase phase{"backward, embedding gradient", {dx}};
-    if (u.embed > grad_capacity) {
-      phase.items.push_back({"gradient buffer (embedding unit)", kF32 * u.embed, true});
-      ph.push_back({"backward, gradient buffer grows to the embedding", {dx, grad, {"gradient buffer (embedding)", kF32 * u.embed, true}}});
-    } else {
-      phase.items.push_back(grad);
-    }
-    for (const MemoryItem& item : reduce_items("embedding", u.embed_padded, u.embed_shard)) phase.items.push_back(item);
-    ph.push_back(phase);
-  }
+  phase("backward, layer " + last + ", FFN", {layer_weights});
+  phase("backward, layer " + last + ", ring attention", {layer_weights, ring_kv, ring_bwd, bwd_scratch});
+  phase("backward, layer " + last + ", gradient reduce-scatter", reduce_items("layer", u.layer_padded, u.layer_shard));
+  phase("backward, embedding gradient", reduce_items("embedding", u.embed_padded, u.embed_shard));
 
-  p.peak = *std::max_element(ph.begin(), ph.end(),
+  p.peak = *std::max_element(p.phases.begin(), p.phases.end(),
                              [](const MemoryPhase& a, const MemoryPhase& b) { return a.n_bytes() < b.n_bytes(); });
   for (const MemoryItem& item : p.peak.items)
     if (item.name.rfind("saved", 0) == 0) p.saved_activation_bytes += item.n_bytes;

@@ -8,25 +8,22 @@
 //   the batch (src/data/batch.h)         tokens, targets, positions, segment ids (int32) and
 //       loss weights (fp32) of the local tokens: 20 bytes per local token, and as much again
 //       for the copy of the micro-batch in hand when a step runs in micro-batches.
-//   one step (src/model/transformer.cpp, src/attention/ring_attention.cpp, device/cpu/):
-//       the forward keeps per layer its input, its attention output [N, hidden] and lse
-//       [N, heads]; one unit's weights are all-gathered at a time (padded to ranks x shard);
-//       a layer's working set (norm, q/k/v, FFN chunk buffers, the ring's K/V double buffer)
-//       comes and goes; the backward walks the layers down, recomputing a layer's forward up
-//       to its FFN input, with dx, a gradient buffer as large as the largest unit seen so far,
-//       the ring's K/V double buffer, three dK|dV accumulators, and the reduce-scatter buffer.
+//   one step (src/model/transformer_workspace.h, src/attention/ring_attention.cpp, device/cpu/):
+//       the model's workspaces, allocated in the first step and kept: the residual stream, dx,
+//       per layer the input, attention output [N, hidden] and lse [N, heads], a gradient
+//       buffer as large as the largest unit, the batch on the device (and its staging copy),
+//       and one scratch region that holds a layer's q/k/v with its FFN chunk or attention
+//       gradients, or the loss head's chunk; besides them, per phase: one unit's weights
+//       all-gathered (padded to ranks x shard), the ring's K/V double buffer and (backward)
+//       three dK|dV accumulators, the attention kernels' scratch, the reduce-scatter buffers.
 //   N = tokens on the rank in one pass = sequences per dp group (per micro-batch, when a step
 //   runs in micro-batches: src/train/trainer.h) x seq_len / sp.
 //
-// The model evaluates every phase of the step at the layer where it is largest (the last
-// layer: all saved activations are live) and reports the largest one with its items. A freed
-// buffer is assumed to leave the process (glibc returns large blocks to the system), and a
-// buffer never written (the ring's second K/V slot on a ring of one) is not counted: resident
-// memory only holds touched pages. Not every `v = {}` in the code frees: assigning an empty
-// braced list to a std::vector keeps its capacity (transformer.cpp's `x = {}` after the loss
-// head and `n2 = {}; g = {}; ...` in layer_backward), so those buffers are counted as live to
-// the end of their scope, as they are. Checked against a malloc tracer (live bytes at the peak
-// within 2% of this model) and against peak RSS (tests/integration/test_planner.cpp).
+// The model evaluates every phase of the step at the last layer and reports the largest one
+// with its items (the workspaces are in every phase). A freed buffer is assumed to leave the
+// process (glibc returns large blocks to the system), and a buffer never written (the ring's
+// second K/V slot on a ring of one) is not counted: resident memory only holds touched pages.
+// Checked against peak RSS (tests/integration/test_planner.cpp).
 #pragma once
 #include <string>
 #include <vector>

@@ -2,55 +2,92 @@
 #include "src/train/optimizer.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 
+#include "src/common/fatal.h"
 #include "src/common/input_error.h"
 
 namespace rw::train {
 
-int64_t adamw_update(FsdpParams::Shard& s, const AdamWConfig& c, double lr, int64_t t, double grad_multiplier) {
-  const double bias1 = 1 - std::pow(c.beta1, double(t)), bias2 = 1 - std::pow(c.beta2, double(t));
-  const int64_t owned = s.end - s.begin;
-  int64_t non_finite = 0;
-#pragma omp parallel for schedule(static) reduction(+ : non_finite)
-  for (int64_t i = 0; i < owned; ++i) {
-    const double g = double(s.grads[i]) * grad_multiplier;
-    const double m = c.beta1 * s.adam_m[i] + (1 - c.beta1) * g;
-    const double v = c.beta2 * s.adam_v[i] + (1 - c.beta2) * g * g;
-    s.adam_m[i] = static_cast<float>(m);
-    s.adam_v[i] = static_cast<float>(v);
-    const double w = s.weights[i];
-    const double update = (m / bias1) / (std::sqrt(v / bias2) + c.eps) + (s.decay[i] ? c.weight_decay * w : 0.0);
-    s.weights[i] = static_cast<float>(w - lr * update);
-    if (!std::isfinite(s.weights[i]) || !std::isfinite(s.adam_m[i]) || !std::isfinite(s.adam_v[i])) ++non_finite;
+std::vector<ShardTensors> shard_tensors(FsdpParams& params) {
+  std::vector<ShardTensors> out;
+  for (FsdpParams::Shard& s : params.shards()) {
+    ShardTensors t;
+    t.weights = s.weights.data();
+    t.grads = s.grads.data();
+    t.adam_m = s.adam_m.data();
+    t.adam_v = s.adam_v.data();
+    t.decay = s.decay.data();
+    t.owned = s.end - s.begin;
+    out.push_back(t);
   }
-  return non_finite;
+  return out;
 }
 
-int64_t adamw_step(FsdpParams& params, const AdamWConfig& c, double lr, int64_t t, double grad_multiplier) {
-  int64_t non_finite = 0;
-  for (FsdpParams::Shard& s : params.shards()) non_finite += adamw_update(s, c, lr, t, grad_multiplier);
-  return non_finite;
+Optimizer::Optimizer(const device::ExecContext& exec) : exec_(exec), scalar_(*exec.backend) {}
+
+void Optimizer::add_sum_squares(const float* x, int64_t n) {
+  if (n == 0) return;
+  device::SumSquaresArgs r;
+  r.x = device::view(x, {n});
+  r.result = scalar_.view();
+  exec_.backend->sum_squares(r, *exec_.compute);
+}
+
+bool Optimizer::adamw_step(const std::vector<ShardTensors>& shards, const AdamWConfig& c, double lr, int64_t t,
+                           double grad_multiplier) {
+  RW_CHECK(t >= 1 && t <= INT32_MAX, "AdamW step " + std::to_string(t) + " out of range");
+  for (const ShardTensors& s : shards) {
+    if (s.owned == 0) continue;
+    device::AdamWArgs a;
+    a.weights = device::view(s.weights, {s.owned});
+    a.m = device::view(s.adam_m, {s.owned});
+    a.v = device::view(s.adam_v, {s.owned});
+    a.grads = device::view(s.grads, {s.owned});
+    a.decay = device::view(s.decay, {s.owned});
+    a.lr = lr;
+    a.beta1 = c.beta1;
+    a.beta2 = c.beta2;
+    a.eps = c.eps;
+    a.weight_decay = c.weight_decay;
+    a.grad_multiplier = grad_multiplier;
+    a.step = static_cast<int>(t);
+    exec_.backend->adamw(a, *exec_.compute);
+  }
+  return state_is_finite(shards);
+}
+
+double Optimizer::grad_sum_squares(const std::vector<ShardTensors>& shards) {
+  scalar_.zero(*exec_.compute);
+  for (const ShardTensors& s : shards) add_sum_squares(s.grads, s.owned);
+  return scalar_.read(*exec_.compute);
+}
+
+bool Optimizer::state_is_finite(const std::vector<ShardTensors>& shards) {
+  scalar_.zero(*exec_.compute);
+  for (const ShardTensors& s : shards) {
+    add_sum_squares(s.weights, s.owned);
+    add_sum_squares(s.adam_m, s.owned);
+    add_sum_squares(s.adam_v, s.owned);
+  }
+  return std::isfinite(scalar_.read(*exec_.compute));
 }
 
 double clip_multiplier(double grad_norm, double clip) {
   return clip > 0 && grad_norm > clip ? clip / grad_norm : 1.0;
 }
 
-double global_grad_norm(FsdpParams& params) {
-  double sum_sq = 0;
-  for (const FsdpParams::Shard& s : params.shards())
-    for (int64_t i = 0; i < s.end - s.begin; ++i) sum_sq += double(s.grads[i]) * double(s.grads[i]);
+double global_grad_norm(Optimizer& optimizer, FsdpParams& params) {
+  const double sum_sq = optimizer.grad_sum_squares(shard_tensors(params));
   return std::sqrt(params.grid().allreduce_sum(sum_sq));
 }
 
-bool state_is_finite(FsdpParams& params) {
-  double bad = 0;
-  for (const FsdpParams::Shard& s : params.shards())
-    for (int64_t i = 0; i < s.end - s.begin; ++i)
-      if (!std::isfinite(s.weights[i]) || !std::isfinite(s.adam_m[i]) || !std::isfinite(s.adam_v[i])) bad += 1;
-  // Counts of 0/1 per element sum exactly: every rank gets the same verdict.
+bool state_is_finite(Optimizer& optimizer, FsdpParams& params) {
+  const double bad = optimizer.state_is_finite(shard_tensors(params)) ? 0.0 : 1.0;
+  // Flags of 0/1 sum exactly: every rank gets the same verdict.
   return params.grid().allreduce_sum(bad) == 0;
 }
 

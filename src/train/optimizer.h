@@ -14,10 +14,19 @@
 //   trains with peak / W, never with 0 (a step at lr 0 would be wasted). W = 0: no warm-up (the
 //   cosine then decays from peak at step 0, lr(1) just below peak). W >= N: the warm-up does not
 //   end within the stage (describe_schedule says so).
+// On the device: the update is the backend's adamw kernel per shard (kernel_args.h's AdamWArgs:
+// the arithmetic above in fp64 per element, w, m, v stored fp32), and the gradient norm and the
+// finiteness checks are device reductions (sum_squares into one f64 device scalar) of which only
+// the one value is read back; the host never touches the shards.
+//   Finiteness by sum of squares: the square of a finite fp32 value is below 1.2e77, so an fp64
+//   sum of fewer than 1e231 of them is finite; one NaN or infinite element makes it NaN or inf.
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "device/device_scalar.h"
+#include "device/exec_context.h"
 #include "src/train/fsdp_params.h"
 
 namespace rw::train {
@@ -26,25 +35,52 @@ struct AdamWConfig {
   double beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
 };
 
-// One update of a shard's owned elements at optimizer step t (1-based: the bias correction's
-// exponent); grad_multiplier scales the gradients first (clipping). Arithmetic in fp64, weights
-// and moments stored fp32. Returns how many updated weights or moments are not finite (0 for a
-// sane step; see state_is_finite).
-int64_t adamw_update(FsdpParams::Shard& shard, const AdamWConfig& config, double lr, int64_t t, double grad_multiplier);
+// One shard's tensors as the optimizer sees them: device pointers, `owned` elements each.
+struct ShardTensors {
+  float* weights = nullptr;
+  const float* grads = nullptr;
+  float* adam_m = nullptr;
+  float* adam_v = nullptr;
+  const uint8_t* decay = nullptr;  // nonzero: weight decay applies
+  int64_t owned = 0;
+};
 
-// adamw_update on every shard of this rank; returns the non-finite count of this rank.
-int64_t adamw_step(FsdpParams& params, const AdamWConfig& config, double lr, int64_t t, double grad_multiplier);
+// The owned part of every shard of params, in unit order.
+std::vector<ShardTensors> shard_tensors(FsdpParams& params);
+
+// The optimizer's device work on one backend and stream (exec.compute), with the f64 device
+// scalar its reductions land in: construct one per run (it allocates).
+class Optimizer {
+ public:
+  explicit Optimizer(const device::ExecContext& exec);
+  // AdamW at optimizer step t (1-based: the bias correction's exponent) on each shard;
+  // grad_multiplier scales the gradients first (clipping). Returns whether every updated weight
+  // and moment of these shards is finite (a reduction read back: the step's sync point).
+  bool adamw_step(const std::vector<ShardTensors>& shards, const AdamWConfig& config, double lr, int64_t t,
+                  double grad_multiplier);
+  // The sum over the shards, in order, of their gradients squared: fp64 in index order, the
+  // same bits as a host loop over them.
+  double grad_sum_squares(const std::vector<ShardTensors>& shards);
+  // Whether every weight and AdamW moment of these shards is finite.
+  bool state_is_finite(const std::vector<ShardTensors>& shards);
+  const device::ExecContext& exec() const { return exec_; }
+
+ private:
+  void add_sum_squares(const float* x, int64_t n);  // scalar += sum of x[i]^2 (enqueued)
+  device::ExecContext exec_;
+  device::DeviceScalar scalar_;
+};
 
 // The clipping multiplier: clip / grad_norm when grad_norm > clip > 0, else 1. grad_norm must be
 // finite (a non-finite step is skipped or stops the run before it gets here: trainer.h).
 double clip_multiplier(double grad_norm, double clip);
 
 // sqrt of the sum of squares of all gradients over the whole grid (collective).
-double global_grad_norm(FsdpParams& params);
+double global_grad_norm(Optimizer& optimizer, FsdpParams& params);
 
 // Collective: true on every rank when every owned weight and AdamW moment of every rank is
 // finite. The guard before any checkpoint or parameter file is written.
-bool state_is_finite(FsdpParams& params);
+bool state_is_finite(Optimizer& optimizer, FsdpParams& params);
 
 struct LrSchedule {
   enum class Kind { constant, warmup, cosine };

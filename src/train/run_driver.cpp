@@ -1,7 +1,6 @@
 // run_driver.cpp
 #include "src/train/run_driver.h"
 
-#include <omp.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -16,7 +15,6 @@
 #include <sstream>
 
 #include "device/backend.h"
-#include "device/cpu/sgemm_peak.h"
 #include "io/checkpoint.h"
 #include "io/metrics_log.h"
 #include "io/run_directory.h"
@@ -405,16 +403,15 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
       std::printf("  watchdog: a rank without progress for %g s reports and ends the job (--timeout)\n", plan.timeout_s);
     std::fflush(stdout);
   }
-  // MFU's peak: sgemm with the threads the dense GEMMs run with (OpenBLAS's count), not OpenMP's.
-  const int gemm_threads = device::cpu::blas_threads(), omp_threads = omp_get_max_threads();
-  const double peak_gflops = grid->allreduce_sum(device::cpu::measure_gemm_peak_gflops());
+  // MFU's peak: the backend's GEMM rate with the resources its dense GEMMs run with (cpu: sgemm
+  // on OpenBLAS's thread count, not OpenMP's).
+  const double peak_gflops = grid->allreduce_sum(backend->measure_gemm_gflops());
   if (is_root) {
-    std::printf("ringworld train: %d rank(s) as dp %d x sp %d, %s layout; sgemm peak %.1f GFLOP/s over all ranks\n",
-                grid->size(), plan.dp, plan.sp, plan.layout.c_str(), peak_gflops);
-    std::printf("  threads per rank: %d OpenBLAS (dense GEMMs; the peak above), %d OpenMP (attention kernels)\n",
-                gemm_threads, omp_threads);
-    const std::string mismatch = device::cpu::thread_mismatch_warning(omp_threads);
-    if (!mismatch.empty()) std::fprintf(stderr, "ringworld train: warning: %s\n", mismatch.c_str());
+    std::printf("ringworld train: %d rank(s) as dp %d x sp %d, %s layout, device %s; sgemm peak %.1f GFLOP/s over all ranks\n",
+                grid->size(), plan.dp, plan.sp, plan.layout.c_str(), backend->name().c_str(), peak_gflops);
+    std::printf("  %s\n", backend->resources_line().c_str());
+    const std::string warning = backend->configuration_warning();
+    if (!warning.empty()) std::fprintf(stderr, "ringworld train: warning: %s\n", warning.c_str());
     std::printf("   %s; run %s%s%s\n", build::version_line().c_str(), plan.run_id.empty() ? "(no id)" : plan.run_id.c_str(),
                 run_dir ? " in " : "", run_dir ? run_dir->path().c_str() : "");
     for (const std::string& n : decision.notes) std::printf("   %s\n", n.c_str());

@@ -217,7 +217,7 @@ StageResult run_stage(RunContext& ctx, std::size_t index, std::string* error) {
   };
 
   auto save = [&](const std::string& name) -> std::string {
-    RW_CHECK(state_is_finite(trainer.params()), "refusing to save non-finite weights or AdamW moments");  // collective
+    RW_CHECK(trainer.state_is_finite(), "refusing to save non-finite weights or AdamW moments");  // collective
     io::CheckpointState st;
     st.stage = stage.name;
     st.stage_index = static_cast<int64_t>(index);
@@ -386,7 +386,7 @@ StageResult run_stage(RunContext& ctx, std::size_t index, std::string* error) {
     return StageResult::stopped;
   }
   if (!plan.save_params.empty() && index + 1 == plan.stages.size()) {
-    RW_CHECK(state_is_finite(trainer.params()), "refusing to save non-finite weights");  // collective
+    RW_CHECK(trainer.state_is_finite(), "refusing to save non-finite weights");  // collective
     try {
       io::write_sharded_tensors(plan.save_params, config, trainer.params(), {{"/params", io::TensorGroup::Source::weights}},
                                 {{"step", double(trainer.steps_done())}});

@@ -60,9 +60,10 @@ std::vector<int> injected_steps(std::vector<int> steps) {
 
 Trainer::Trainer(const model::LlamaConfig& config, mpi::ProcessGrid& grid, device::Backend& backend,
                  data::DataSource& source, TrainerOptions options)
-    : config_(config), grid_(grid), source_(source), options_(options), params_(config, grid),
-      attention_(backend, grid.ring(), ring_options(options)), matmul_(backend),
-      model_(config, params_, attention_, matmul_, options.transformer) {
+    : config_(config), grid_(grid), source_(source), options_(options),
+      exec_(device::ExecContext::on_default_stream(backend)), params_(config, grid, exec_),
+      attention_(exec_, grid.ring(), ring_options(options)), model_(config, params_, attention_, exec_, options.transformer),
+      optimizer_(exec_) {
   options_.inject_nan_at_steps = injected_steps(options_.inject_nan_at_steps);
 }
 
@@ -96,13 +97,16 @@ StepReport Trainer::step() {
   for (int s : options_.inject_nan_at_steps)
     if (s == step_1based && grid_.rank() == grid_.size() - 1)
       for (FsdpParams::Shard& shard : params_.shards())
-        if (shard.end > shard.begin) {
-          shard.grads[0] = std::numeric_limits<float>::quiet_NaN();
+        if (shard.end > shard.begin) {  // the first owned gradient := NaN, on the device
+          device::FillArgs nan;
+          nan.x = device::view(shard.grads.data(), {1});
+          nan.value = std::numeric_limits<double>::quiet_NaN();
+          exec_.backend->fill(nan, *exec_.compute);
           break;
         }
   const double loss_sum = grid_.allreduce_sum(local_loss);
   r.loss = r.weight_sum > 0 ? loss_sum / r.weight_sum : 0.0;
-  r.grad_norm = global_grad_norm(params_);
+  r.grad_norm = global_grad_norm(optimizer_, params_);
   r.lr = options_.schedule.at(step_1based);
   // One verdict for all ranks (0/1 flags sum exactly), whatever each rank's rounding.
   const bool local_bad = !std::isfinite(r.loss) || !std::isfinite(r.grad_norm);
@@ -126,9 +130,9 @@ StepReport Trainer::step() {
                       "): stopped without writing a checkpoint (the last checkpoint predates them)";
   } else {
     consecutive_skips_ = 0;
-    const int64_t bad = adamw_step(params_, options_.adamw, r.lr, ++optimizer_steps_,
-                                   clip_multiplier(r.grad_norm, options_.clip_grad_norm));
-    if (grid_.allreduce_sum(static_cast<double>(bad)) > 0)
+    const bool finite = optimizer_.adamw_step(shard_tensors(params_), options_.adamw, r.lr, ++optimizer_steps_,
+                                              clip_multiplier(r.grad_norm, options_.clip_grad_norm));
+    if (grid_.allreduce_sum(finite ? 0.0 : 1.0) > 0)
       r.stop_reason = "the update of " + at + " at lr " + num(r.lr) +
                       " made weights or AdamW moments non-finite: stopped without writing a checkpoint";
   }

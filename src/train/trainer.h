@@ -17,6 +17,11 @@
 // max_consecutive_skips skipped steps in a row. An update that itself produces a non-finite weight
 // or moment (finite gradients, an lr that overflows) cannot be undone: it always stops the run.
 // The caller must stop on a stop reason before writing any checkpoint.
+//
+// Device: the model, its ring attention, the FSDP shards and the optimizer share one backend and
+// compute stream (exec(): the backend's default stream). The host reads back per step the loss
+// sum of each micro-batch, the gradient norm's sum of squares and the update's finiteness
+// verdict (one f64 each); everything else stays on the device.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -24,12 +29,12 @@
 #include <vector>
 
 #include "device/backend.h"
+#include "device/exec_context.h"
 #include "mpi/process_grid.h"
 #include "src/attention/attention_ops.h"
 #include "src/attention/layout.h"
 #include "src/data/batch.h"
 #include "src/data/global_batch.h"
-#include "src/model/matmul.h"
 #include "src/model/transformer.h"
 #include "src/train/fsdp_params.h"
 #include "src/train/optimizer.h"
@@ -97,16 +102,21 @@ class Trainer {
   // Forward only (validation): the global batch's loss terms are not reduced here; returns
   // this rank's sum of weight * CE and fills token_losses ([n_sequences, n_local]).
   double forward_only(const data::LocalBatch& batch, std::vector<double>* token_losses);
+  // Collective: every owned weight and AdamW moment of every rank is finite (optimizer.h).
+  bool state_is_finite() { return train::state_is_finite(optimizer_, params_); }
+  const device::ExecContext& exec() const { return exec_; }
+  model::Transformer& model() { return model_; }
 
  private:
   model::LlamaConfig config_;
   mpi::ProcessGrid& grid_;
   data::DataSource& source_;
   TrainerOptions options_;
+  device::ExecContext exec_;
   FsdpParams params_;
   RingAttentionOp attention_;
-  model::BackendMatMul matmul_;
-  model::Transformer<float> model_;
+  model::Transformer model_;
+  Optimizer optimizer_;
   int steps_done_ = 0;
   int64_t optimizer_steps_ = 0;
   int skipped_steps_ = 0, consecutive_skips_ = 0;

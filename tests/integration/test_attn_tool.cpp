@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "device/attention_args.h"
+#include "device/backend.h"
 #include "tests/integration/integration_support.h"
 #include "tests/test_support.h"
 
@@ -286,6 +287,44 @@ TEST_CASE("attn tool matches the fp64 reference for every rank count, layout and
       check_tensor("dv", o.dv, fp64.dv, naive32.dv);
     }
     fs::remove(out);
+  }
+}
+
+// Every device the tools take (device::backend_names(): cpu, cpu-reference and, once the
+// registry offers it to the tools, sim-gpu; ctest runs this program with
+// RINGWORLD_SIM_GPU_DELAY_US=50, which the ranks inherit): within the rule on each, at np 2 and 3
+// (zigzag, causal, --backward, packed GQA); sim-gpu, which runs the cpu's kernels on device
+// memory, gives the cpu's bits.
+TEST_CASE("attn tool on every device the tools take", "[attn_tool][device]") {
+  ScratchDir dir("attn_tool_devices");
+  const Problem p = make_problem("C", 2, 96, 4, 2, 32, kDocs96, 3100);
+  const fs::path in = dir / "in.h5", out = dir / "out.h5";
+  write_problem(in, p);
+  const Reference fp64 = full_attention<double>(p, true), naive32 = full_attention<float>(p, true);
+  const std::vector<std::string> devices = rw::device::backend_names();
+  REQUIRE(devices.size() >= 2);  // cpu and cpu-reference at least
+  for (int np : {2, 3}) {
+    Outputs on_cpu;
+    for (const std::string& device : devices) {
+      INFO("--device " << device << ", np " << np);
+      const RunResult r = run_attn(dir, np, attn_args(in, out, "zigzag", true, true, 8, 8) + " --device " + device);
+      INFO("command: " << r.command << "\nstderr:\n" << r.stderr_text);
+      REQUIRE(r.exit_code == 0);
+      const Outputs o = read_outputs(out, p, true);
+      check_tensor("out", o.out, fp64.out, naive32.out);
+      check_tensor("lse", o.lse, fp64.lse, naive32.lse);
+      check_tensor("dq", o.dq, fp64.dq, naive32.dq);
+      check_tensor("dk", o.dk, fp64.dk, naive32.dk);
+      check_tensor("dv", o.dv, fp64.dv, naive32.dv);
+      fs::remove(out);
+      if (device == "cpu") on_cpu = o;
+      if (device != "sim-gpu") continue;  // other kernels: the rule above is the test
+      CHECK(same_bits(o.out, on_cpu.out));
+      CHECK(same_bits(o.lse, on_cpu.lse));
+      CHECK(same_bits(o.dq, on_cpu.dq));
+      CHECK(same_bits(o.dk, on_cpu.dk));
+      CHECK(same_bits(o.dv, on_cpu.dv));
+    }
   }
 }
 

@@ -4,9 +4,9 @@
 // A plain (non-MPI) Catch2 program: it writes checkpoints and token files with the serial HDF5
 // C API, runs the tools under mpirun (RW_MPIEXEC, RW_RINGWORLD_BIN from CMake) and reads the
 // output files back. The references run in this process on the whole batch (one "rank", the
-// ring of one is the plain reference attention): rw::model::Transformer<double> with
+// ring of one is the plain reference attention): rw::model::ReferenceTransformer<double> with
 // ReferenceAttentionOp<double> and CpuMatMulDouble (fp64), and the same model in fp32
-// (Transformer<float>, ReferenceAttentionOp<float>, BackendMatMul on the "cpu" backend).
+// (ReferenceTransformer<float>, ReferenceAttentionOp<float>, BackendMatMul on the "cpu" backend).
 //
 // What is tested:
 //   * Correctness: logits [batch, seq, vocab] (original token order), the scalar loss
@@ -63,7 +63,7 @@
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
 #include "src/model/param_init.h"
-#include "src/model/transformer.h"
+#include "src/model/reference_transformer.h"
 #include "tests/integration/integration_support.h"
 #include "tests/test_support.h"
 
@@ -198,7 +198,7 @@ ModelResult run_model(const LlamaConfig& config, const UnitWeights& weights, con
   rw::model::LocalParams<T> params(config, 0);
   for (std::size_t u = 0; u < weights.size(); ++u) params.weights[u].assign(weights[u].begin(), weights[u].end());
   rw::ReferenceAttentionOp<T> attention(true);
-  rw::model::Transformer<T> model(config, params, attention, matmul);
+  rw::model::ReferenceTransformer<T> model(config, params, attention, matmul);
   double weight_sum = 0;
   for (std::size_t i = 0; i < batch.targets.size(); ++i)
     if (batch.targets[i] >= 0) weight_sum += batch.loss_weights[i];
@@ -369,11 +369,12 @@ RunResult run_tool(const ScratchDir& dir, int np, const std::string& args, int t
 }
 
 std::string forward_args(const fs::path& ckpt, const fs::path& in, const fs::path& out, const std::string& layout,
-                         bool backward, int block_q = 0, int block_k = 0) {
+                         bool backward, int block_q = 0, int block_k = 0, const std::string& device = "") {
   std::string a = "forward --quiet --checkpoint " + quoted(ckpt) + " --input " + quoted(in) + " --output " +
                   quoted(out) + " --layout " + layout;
   if (block_q > 0) a += " --block-q " + std::to_string(block_q) + " --block-k " + std::to_string(block_k);
   if (backward) a += " --backward";
+  if (!device.empty()) a += " --device " + device;
   return a;
 }
 
@@ -385,9 +386,10 @@ const char* kTrainModel =
 // Runs forward and checks every output tensor against the references with the rule.
 void check_forward_run(const ScratchDir& dir, int np, const fs::path& ckpt, const fs::path& in_path,
                        const LlamaConfig& config, const Input& in, const References& ref, const std::string& layout,
-                       bool backward, int block_q = 0, int block_k = 0, double* loss_out = nullptr) {
+                       bool backward, int block_q = 0, int block_k = 0, double* loss_out = nullptr,
+                       const std::string& device = "", ToolOutput* output = nullptr) {
   const fs::path out = dir / "out.h5";
-  const RunResult r = run_tool(dir, np, forward_args(ckpt, in_path, out, layout, backward, block_q, block_k));
+  const RunResult r = run_tool(dir, np, forward_args(ckpt, in_path, out, layout, backward, block_q, block_k, device));
   INFO("command: " << r.command << "\nstderr:\n" << r.stderr_text);
   REQUIRE(r.exit_code == 0);
   CHECK(r.stdout_text.empty());  // --quiet
@@ -398,6 +400,7 @@ void check_forward_run(const ScratchDir& dir, int np, const fs::path& ckpt, cons
   if (backward)
     for (const auto& [name, g] : o.grads) check_tensor("grad " + name, g, ref.fp64.grads.at(name), ref.fp32.grads.at(name));
   if (loss_out) *loss_out = o.loss;
+  if (output) *output = o;
   fs::remove(out);
 }
 
@@ -462,6 +465,38 @@ TEST_CASE("forward tool matches the fp64 model for every rank count and layout",
     INFO(describe(c, "packed"));
     check_forward_run(dir, c.np, ckpt, packed_path, config, packed, packed_ref, c.layout, c.backward, c.block_q,
                       c.block_k);
+  }
+}
+
+// Every device the tools take (device::backend_names(): cpu, cpu-reference and, once the
+// registry offers it to the tools, sim-gpu; ctest runs this program with
+// RINGWORLD_SIM_GPU_DELAY_US=50, which the ranks inherit): the outputs within the rule above on
+// each, at np 1 and 2 with --backward; where the kernels are the cpu backend's run on another
+// kind of memory and execution (sim-gpu), the cpu's outputs bit for bit.
+TEST_CASE("forward tool on every device the tools take", "[forward_tool][device]") {
+  ScratchDir dir("forward_tool_devices");
+  const LlamaConfig config = tiny_config();
+  const UnitWeights weights = random_weights(config, 131);
+  const fs::path ckpt = dir / "ckpt.h5", in_path = dir / "in.h5";
+  write_checkpoint(ckpt, config, weights);
+  const Input in = packed_input(static_cast<int>(config.vocab_size), 232);
+  write_input(in_path, in);
+  const References ref = references(config, weights, in);
+  const std::vector<std::string> devices = rw::device::backend_names();
+  REQUIRE(devices.size() >= 2);  // cpu and cpu-reference at least
+  for (int np : {1, 2}) {
+    ToolOutput on_cpu;
+    check_forward_run(dir, np, ckpt, in_path, config, in, ref, "zigzag", true, 8, 8, nullptr, "cpu", &on_cpu);
+    for (const std::string& device : devices) {
+      if (device == "cpu") continue;
+      INFO("--device " << device << ", np " << np);
+      ToolOutput o;
+      check_forward_run(dir, np, ckpt, in_path, config, in, ref, "zigzag", true, 8, 8, nullptr, device, &o);
+      if (device != "sim-gpu") continue;  // other kernels: the rule above is the test
+      CHECK(same_bits(o.logits, on_cpu.logits));
+      CHECK(std::memcmp(&o.loss, &on_cpu.loss, sizeof(double)) == 0);
+      for (const auto& [name, g] : o.grads) CHECK(same_bits(g, on_cpu.grads.at(name)));
+    }
   }
 }
 

@@ -55,7 +55,7 @@
 #include "src/model/llama_config.h"
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
-#include "src/model/transformer.h"
+#include "src/model/reference_transformer.h"
 #include "tests/integration/integration_support.h"
 #include "tests/model_files_support.h"
 #include "tests/test_support.h"
@@ -251,7 +251,7 @@ std::vector<double> ringworld_model_logits(const LlamaConfig& c, const Tensors& 
       std::copy(v.begin(), v.end(), params.weights[u].begin() + units[u].offsets[k]);
     }
   rw::ReferenceAttentionOp<T> attention(true);
-  rw::model::Transformer<T> model(c, params, attention, matmul);
+  rw::model::ReferenceTransformer<T> model(c, params, attention, matmul);
   const rw::data::LocalBatch batch = batch_of(tokens);
   std::vector<T> logits(static_cast<std::size_t>(batch.token_count() * c.vocab_size));
   model.forward(batch, logits.data());

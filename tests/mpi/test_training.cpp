@@ -28,6 +28,7 @@
 #include "src/data/synthetic_source.h"
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
+#include "src/model/reference_transformer.h"
 #include "src/model/transformer.h"
 #include "src/train/fsdp_params.h"
 #include "src/train/trainer.h"
@@ -39,6 +40,15 @@ namespace {
 
 model::LlamaConfig tiny_config() { return test::tiny_llama(29, 16, 24, 2, 4, 2, 10000); }
 
+// The first n elements of a device array, read through a synchronous copy (the shards are
+// device memory: host-inaccessible on sim-gpu).
+std::vector<float> download_prefix(const device::DeviceArray<float>& a, int64_t n) {
+  std::vector<float> host(a.size());
+  if (!host.empty()) a.download(host.data());
+  host.resize(static_cast<std::size_t>(n));
+  return host;
+}
+
 struct Fp32Run {
   double loss = 0;
   std::vector<float> logits;                   // local
@@ -46,26 +56,30 @@ struct Fp32Run {
 };
 
 Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const data::LocalBatch& batch,
-                 double scale, uint64_t seed) {
-  auto backend = device::make_backend("cpu");
-  train::FsdpParams params(config, grid);
+                 double scale, uint64_t seed, const std::string& device_name = "cpu") {
+  auto backend = device::make_backend(device_name);
+  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
+  train::FsdpParams params(config, grid, exec);
   params.initialize(seed);
   RingOptions ro;
   ro.causal = true;
   ro.tiling = {8, 8};
-  RingAttentionOp attention(*backend, grid.ring(), ro);
-  model::BackendMatMul matmul(*backend);
+  RingAttentionOp attention(exec, grid.ring(), ro);
   model::TransformerOptions to;
   to.ffn_chunk_tokens = 16;
   to.loss_chunk_tokens = 20;
-  model::Transformer<float> model(config, params, attention, matmul, to);
+  model::Transformer model(config, params, attention, exec, to);
   Fp32Run r;
   r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.vocab_size);
   r.loss = grid.allreduce_sum(model.forward(batch, r.logits.data()));
   params.zero_grads();
   model.forward_backward(batch, scale);
-  for (const auto& s : params.shards()) r.grad_shards.emplace_back(s.grads.begin(), s.grads.begin() + (s.end - s.begin));
+  for (const auto& s : params.shards()) r.grad_shards.push_back(download_prefix(s.grads, s.end - s.begin));
   return r;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
 
 template <class T>
@@ -94,7 +108,7 @@ TEST_CASE("sharded ring training step equals the fp64 single-process model on ev
   model::LocalParams<double> gold_params(config, seed);
   ReferenceAttentionOp<double> gold_attention(true);
   model::CpuMatMulDouble gold_matmul;
-  model::Transformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
+  model::ReferenceTransformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
   std::vector<double> gold_logits(static_cast<std::size_t>(whole.token_count()) * config.vocab_size);
   const double gold_loss = gold_model.forward(whole, gold_logits.data());
   gold_model.forward_backward(whole, scale);
@@ -114,16 +128,28 @@ TEST_CASE("sharded ring training step equals the fp64 single-process model on ev
     placements.emplace_back(world);
     for (int r = 0; r < world; ++r) placements.back()[r] = r % 2;
   }
+  Fp32Run on_cpu;  // the run of the same grid and layout on cpu (devices after cpu in the registry)
   for (const auto& node_of : placements)
   for (int dp = 1; dp <= world; ++dp) {
     if (world % dp) continue;
     const int sp = world / dp;
     mpi::ProcessGrid grid(dp, sp, 900.0, node_of);
-    for (Layout layout : {Layout::contiguous, Layout::striped, Layout::zigzag}) {
+    for (Layout layout : {Layout::contiguous, Layout::striped, Layout::zigzag})
+    for (const std::string& device : device::backend_names()) {
+      // Every grid and layout on cpu; the other devices the tools take (cpu-reference and, once
+      // offered, sim-gpu) on every grid of the real placement in the zigzag layout.
+      if (device != "cpu" && (layout != Layout::zigzag || !node_of.empty())) continue;
       INFO("grid dp " << dp << " x sp " << sp << ", layout " << layout_name(layout) << ", position " << grid.rank()
-                      << ", world rank " << mpi::world_rank() << (node_of.empty() ? "" : ", round-robin nodes"));
+                      << ", world rank " << mpi::world_rank() << (node_of.empty() ? "" : ", round-robin nodes")
+                      << ", device " << device);
       const data::LocalBatch batch = data::slice_global_batch(g, dp, grid.dp_rank(), sp, grid.sp_rank(), layout);
-      const Fp32Run r = run_fp32(config, grid, batch, scale, seed);
+      const Fp32Run r = run_fp32(config, grid, batch, scale, seed, device);
+      if (device == "cpu") on_cpu = r;
+      if (device == "sim-gpu") {  // the cpu's kernels on device memory: the cpu's bits
+        CHECK(std::memcmp(&r.loss, &on_cpu.loss, sizeof(double)) == 0);
+        CHECK(same_bits(r.logits, on_cpu.logits));
+        for (std::size_t u = 0; u < r.grad_shards.size(); ++u) CHECK(same_bits(r.grad_shards[u], on_cpu.grad_shards[u]));
+      }
       CHECK(std::fabs(r.loss - gold_loss) <= 2 * std::fabs(single.loss - gold_loss) + 8 * FLT_EPSILON * std::fabs(gold_loss));
       // This rank's logits: its sequences, its tokens in layout order.
       const auto idx = local_token_indices(layout, so.seq_len, sp, grid.sp_rank());
@@ -155,9 +181,9 @@ TEST_CASE("training lowers the loss and repeats bit for bit", "[training]") {
   const int world = mpi::world_size();
   model::LlamaConfig config = tiny_config();
   config.vocab_size = 32;
-  auto run = [&](std::vector<double>& losses) {
+  auto run = [&](std::vector<double>& losses, const std::string& device_name = "cpu") {
     mpi::ProcessGrid grid(1, world);
-    auto backend = device::make_backend("cpu");
+    auto backend = device::make_backend(device_name);
     data::SyntheticOptions so;
     so.seed = 3;
     so.seq_len = 48;
@@ -183,6 +209,16 @@ TEST_CASE("training lowers the loss and repeats bit for bit", "[training]") {
   CHECK(std::fabs(a[0] - std::log(32.0)) < 0.1);  // an untrained model is near uniform
   CHECK(last < 0.8 * first);
   CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0);
+  // The other devices the tools take: the loss falls alike; sim-gpu (the cpu's kernels on
+  // device memory, asynchronous) trains the cpu's bits.
+  for (const std::string& device : device::backend_names()) {
+    if (device == "cpu") continue;
+    INFO("device " << device);
+    std::vector<double> d;
+    run(d, device);
+    CHECK((d[37] + d[38] + d[39]) / 3 < 0.8 * (d[0] + d[1] + d[2]) / 3);
+    if (device == "sim-gpu") CHECK(std::memcmp(a.data(), d.data(), a.size() * sizeof(double)) == 0);
+  }
 }
 
 // ---- micro-batches (gradient accumulation) and non-finite steps (trainer.h) ----------------------
@@ -198,15 +234,15 @@ struct FixedSource : data::DataSource {
 };
 
 // This rank's owned weights, AdamW moments or gradients of every unit, concatenated.
-std::vector<float> owned(train::FsdpParams& p, HostVector<float> train::FsdpParams::Shard::*field) {
+std::vector<float> owned(train::FsdpParams& p, device::DeviceArray<float> train::FsdpParams::Shard::*field) {
   std::vector<float> out;
-  for (auto& s : p.shards()) out.insert(out.end(), (s.*field).begin(), (s.*field).begin() + (s.end - s.begin));
+  for (auto& s : p.shards()) {
+    const std::vector<float> mine = download_prefix(s.*field, s.end - s.begin);
+    out.insert(out.end(), mine.begin(), mine.end());
+  }
   return out;
 }
 
-bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
-}
 
 }  // namespace
 
@@ -233,7 +269,7 @@ TEST_CASE("micro-batches give the one-big-batch gradient and loss on every grid"
   model::LocalParams<double> gold_params(config, seed);
   ReferenceAttentionOp<double> gold_attention(true);
   model::CpuMatMulDouble gold_matmul;
-  model::Transformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
+  model::ReferenceTransformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
   const double gold_loss = gold_model.forward_backward(whole, 1.0 / weight_sum) / weight_sum;
   auto self = mpi::ProcessGrid::self();
   const Fp32Run single = run_fp32(config, *self, whole, 1.0 / weight_sum, seed);
@@ -263,7 +299,7 @@ TEST_CASE("micro-batches give the one-big-batch gradient and loss on every grid"
       CHECK(std::fabs(r.loss - gold_loss) <= 2 * std::fabs(single_loss - gold_loss) + 8 * FLT_EPSILON * std::fabs(gold_loss));
       for (std::size_t u = 0; u < gold_params.grads.size(); ++u) {
         const auto& sh = trainer.params().shards()[u];
-        const std::vector<float> mine(sh.grads.begin(), sh.grads.begin() + (sh.end - sh.begin));
+        const std::vector<float> mine = download_prefix(sh.grads, sh.end - sh.begin);
         INFO("unit " << u);
         CHECK(test::max_abs_error(mine, slice(gold_params.grads[u], sh.begin, sh.end)) <=
               2 * test::max_abs_error(single.grad_shards[u], gold_params.grads[u]) +
@@ -382,7 +418,7 @@ TEST_CASE("a non-finite step is skipped or stops the run, on every rank alike, a
     CHECK(agreed(!r.stop_reason.empty()));
     CHECK_FALSE(r.stop_reason.empty());
     CHECK(trainer.skipped_steps() == 3);
-    CHECK(train::state_is_finite(trainer.params()));
+    CHECK(trainer.state_is_finite());
   }
   SECTION("stop: the first non-finite step stops the run before its update") {
     data::SyntheticSource source(so, grid.dp(), grid.dp_rank(), grid.sp(), grid.sp_rank(), Layout::zigzag);
@@ -405,12 +441,12 @@ TEST_CASE("a non-finite step is skipped or stops the run, on every rank alike, a
     to.nonfinite = {train::OnNonFinite::skip, 5};
     train::Trainer trainer(config, grid, *backend, source, to);
     trainer.params().initialize(11);
-    CHECK(train::state_is_finite(trainer.params()));
+    CHECK(trainer.state_is_finite());
     const train::StepReport r = trainer.step();
     CHECK_FALSE(r.skipped);
     CHECK(agreed(!r.stop_reason.empty()));
     CHECK(r.stop_reason.find("non-finite") != std::string::npos);
-    CHECK_FALSE(train::state_is_finite(trainer.params()));
+    CHECK_FALSE(trainer.state_is_finite());
   }
 }
 
@@ -425,23 +461,23 @@ namespace {
 Fp32Run run_fp32_kernel(device::cpu::FwdKernel kernel, const model::LlamaConfig& config, mpi::ProcessGrid& grid,
                         const data::LocalBatch& batch, double scale, uint64_t seed) {
   device::CpuBackend backend(kernel);
-  train::FsdpParams params(config, grid);
+  const device::ExecContext exec = device::ExecContext::on_default_stream(backend);
+  train::FsdpParams params(config, grid, exec);
   params.initialize(seed);
   RingOptions ro;
   ro.causal = true;
   ro.tiling = {10, 16};
-  RingAttentionOp attention(backend, grid.ring(), ro);
-  model::BackendMatMul matmul(backend);
+  RingAttentionOp attention(exec, grid.ring(), ro);
   model::TransformerOptions to;
   to.ffn_chunk_tokens = 16;
   to.loss_chunk_tokens = 20;
-  model::Transformer<float> model(config, params, attention, matmul, to);
+  model::Transformer model(config, params, attention, exec, to);
   Fp32Run r;
   r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.vocab_size);
   r.loss = grid.allreduce_sum(model.forward(batch, r.logits.data()));
   params.zero_grads();
   model.forward_backward(batch, scale);
-  for (const auto& s : params.shards()) r.grad_shards.emplace_back(s.grads.begin(), s.grads.begin() + (s.end - s.begin));
+  for (const auto& s : params.shards()) r.grad_shards.push_back(download_prefix(s.grads, s.end - s.begin));
   return r;
 }
 
@@ -467,7 +503,7 @@ TEST_CASE("training step with head_dim 16 equals fp64 with every CPU forward ker
   model::LocalParams<double> gold_params(config, seed);
   ReferenceAttentionOp<double> gold_attention(true);
   model::CpuMatMulDouble gold_matmul;
-  model::Transformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
+  model::ReferenceTransformer<double> gold_model(config, gold_params, gold_attention, gold_matmul);
   std::vector<double> gold_logits(static_cast<std::size_t>(whole.token_count()) * config.vocab_size);
   const double gold_loss = gold_model.forward(whole, gold_logits.data());
   gold_model.forward_backward(whole, scale);

@@ -445,13 +445,20 @@ void test_cross_entropy(Ctx& c) {
   c.be.cross_entropy(a, c.stream);
   a.dlogits = TensorView{};  // forward only, accumulating into the same scalar
   c.be.cross_entropy(a, c.stream);
+  // Forward only with each token's loss (into a scalar of its own).
+  DevTensor tl(c.be, DType::f64, std::vector<double>(n, -7.0)), loss_tl(c.be, DType::f64, {0.0});
+  CrossEntropyArgs per_token = a;
+  per_token.token_losses = tl.view({n});
+  per_token.loss_sum = loss_tl.view({1});
+  c.be.cross_entropy(per_token, c.stream);
   c.be.synchronize(c.stream);
   std::vector<int32_t> tg32(targets.begin(), targets.end());
   std::vector<float> wf(weights.begin(), weights.end());
   for (auto& w : wf) w = static_cast<float>(w);
   std::vector<double> gdl(n * vocab);
-  const double one =
-      cpu::cross_entropy<double>(logits.stored.data(), tg32.data(), wf.data(), n, vocab, a.grad_scale, gdl.data());
+  std::vector<double> gtl(n);
+  const double one = cpu::cross_entropy<double>(logits.stored.data(), tg32.data(), wf.data(), n, vocab, a.grad_scale,
+                                                gdl.data(), gtl.data());
   // Per token lse - logit: vocab + 4 roundings on |max| + log(sum) + |logit|; the sum over
   // tokens adds n more; loss accumulated twice onto 1.25.
   double s_loss = 1.25, max_lse = 0;
@@ -466,6 +473,16 @@ void test_cross_entropy(Ctx& c) {
   }
   check_close(c.label("cross_entropy loss_sum"), loss.read(), {1.25 + 2 * one},
               tol(vocab + 4 + 2 * n, s_loss, DType::f64, 0));
+  // Each token's term: vocab + 4 roundings on its own magnitudes; ignored tokens exactly 0 (the
+  // -7 the buffer held must be gone); the scalar is their sum.
+  double s_token = 0;
+  for (int64_t t = 0; t < n; ++t)
+    if (tg32[t] >= 0) s_token = std::max(s_token, wf[t] * (max_lse + std::fabs(logits.stored[t * vocab + tg32[t]])));
+  check_close(c.label("cross_entropy token_losses"), tl.read(), gtl, tol(vocab + 4, s_token, DType::f64, 0));
+  CHECK(tl.read()[3] == 0.0);
+  CHECK(tl.read()[5] == 0.0);
+  check_close(c.label("cross_entropy loss_sum with token_losses"), loss_tl.read(), {one},
+              tol(vocab + 4 + n, s_loss, DType::f64, 0));
   // dlogits = scale w (softmax - onehot): the softmax inherits lse's absolute error, (vocab + 8)
   // u (1 + |lse|), relative, on probabilities <= 1, times |grad_scale w|.
   const double s_dl = a.grad_scale * 1.5 * (1 + max_lse);
@@ -679,10 +696,14 @@ TEST_CASE("the registry: names, descriptions, what the tools accept", "[conforma
   }
   const auto tools = backend_names();
   CHECK(std::find(tools.begin(), tools.end(), "cpu") != tools.end());
-  // sim-gpu is registered but not offered to the tools until phase B moves them onto device memory.
+  // sim-gpu is registered but not offered to the tools until the ring and FSDP (phase B's other
+  // half) keep to device memory too.
   CHECK(std::find(tools.begin(), tools.end(), "sim-gpu") == tools.end());
   CHECK_THROWS_WITH(make_backend("sim-gpu"), Catch::Contains("cannot run the tools yet"));
-  CHECK_THROWS_WITH(make_backend("tpu"), Catch::Contains("unknown device backend 'tpu'"));
+  // An unknown name lists what --device takes and everything registered.
+  CHECK_THROWS_WITH(make_backend("tpu"), Catch::Contains("unknown device 'tpu' (--device takes: cpu, cpu-reference;") &&
+                                             Catch::Contains("registered: cpu, cpu-reference, sim-gpu"));
+  CHECK_THROWS_WITH(create_backend("tpu"), Catch::Contains("unknown device backend 'tpu' (registered: "));
   auto cpu = create_backend("cpu");
   auto sim = create_backend("sim-gpu");
   CHECK(cpu->capabilities().host_accessible_device_memory);

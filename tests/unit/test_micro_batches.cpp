@@ -118,11 +118,11 @@ TEST_CASE("plan: LWM's 128K stage on 32 H100s is reported in the micro-batches t
   const std::string chosen = plan::plan_report(q);
   INFO(chosen);
   CHECK(chosen.find("micro-batches: 4 of 8 sequence(s) per dp group, --micro-batch-tokens 1048576 (chosen: the "
-                    "largest that fits; the whole batch at once needs 174.36 GiB)") != std::string::npos);
-  CHECK(chosen.find("(47.97 GiB) of 72.00 GiB usable (80.00 GiB less 10% headroom; datasheet): 67%: fits") != std::string::npos);
+                    "largest that fits; the whole batch at once needs 174.37 GiB)") != std::string::npos);
+  CHECK(chosen.find("(47.98 GiB) of 72.00 GiB usable (80.00 GiB less 10% headroom; datasheet): 67%: fits") != std::string::npos);
   q.choose_micro_batch = false;  // --micro-batch-tokens 0
   const std::string whole = plan::plan_report(q);
   CHECK(whole.find("micro-batches:") == std::string::npos);
-  CHECK(whole.find("(174.36 GiB) of 72.00 GiB usable") != std::string::npos);
+  CHECK(whole.find("(174.37 GiB) of 72.00 GiB usable") != std::string::npos);
   CHECK(whole.find("DOES NOT FIT") != std::string::npos);
 }

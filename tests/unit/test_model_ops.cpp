@@ -18,7 +18,7 @@
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
 #include "src/model/ops.h"
-#include "src/model/transformer.h"
+#include "src/model/reference_transformer.h"
 #include "tests/test_support.h"
 
 using namespace rw;
@@ -182,7 +182,7 @@ TEST_CASE("the fp64 transformer's gradient matches finite differences", "[model]
   TransformerOptions options;
   options.ffn_chunk_tokens = 7;   // several chunks, one ragged
   options.loss_chunk_tokens = 6;
-  Transformer<double> model(config, params, attention, matmul, options);
+  ReferenceTransformer<double> model(config, params, attention, matmul, options);
   const double scale = 0.1;
   model.forward_backward(batch, scale);
   auto loss = [&] { return scale * model.forward(batch, nullptr); };

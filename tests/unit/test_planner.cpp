@@ -19,7 +19,7 @@
 #include "src/data/synthetic_source.h"
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
-#include "src/model/transformer.h"
+#include "src/model/reference_transformer.h"
 #include "src/plan/device_table.h"
 #include "src/plan/memory_model.h"
 #include "src/plan/plan_report.h"
@@ -206,7 +206,7 @@ TEST_CASE("the paper FLOP count is train's, the executed dense count is what the
   model::TransformerOptions options;
   options.ffn_chunk_tokens = 7;
   options.loss_chunk_tokens = 6;
-  model::Transformer<double> transformer(config, params, attention, matmul, options);
+  model::ReferenceTransformer<double> transformer(config, params, attention, matmul, options);
   transformer.forward_backward(batch, 1.0);
 
   TrainShape s;

@@ -1,5 +1,5 @@
 // llama_config.cpp
-#include "src/model/llama_config.h"
+#include "src/common/llama_config.h"
 
 #include <cmath>
 #include <cstdint>

@@ -1,5 +1,5 @@
-// layout.cpp
-#include "src/attention/layout.h"
+// ring_layout.cpp
+#include "src/common/ring_layout.h"
 
 #include "src/common/fatal.h"
 #include "src/common/input_error.h"

@@ -1,0 +1,294 @@
+// test_device_model.cpp: the device model (src/model/transformer.h) and the device optimizer
+// (src/train/optimizer.h) on every backend available here (cpu, cpu-reference, sim-gpu; cuda
+// and hip when they register), in one process: whole parameters in device memory and attention
+// over the process's own tokens (tests/device_model_support.h), no MPI. sim-gpu runs with random
+// delays before every operation (ctest sets RINGWORLD_SIM_GPU_DELAY_US) and faults on any host
+// access to device memory, so these runs prove the model, its workspaces and the optimizer keep
+// to device memory and order their work on the compute stream.
+//
+//  - Against the fp64 reference model (ReferenceTransformer<double> on the same fp32 weights,
+//    widened): the loss, the logits, each token's loss and every parameter gradient, with a
+//    GQA model, packed documents, ignored targets, non-uniform loss weights and ragged FFN and
+//    loss chunks. Tolerance: tests/test_support.h's rule, with the plain single-process fp32 run
+//    (ReferenceTransformer<float>, host GEMMs on the cpu backend) as the naive fp32 result: at
+//    most twice its error plus 8 ulps of the tensor's scale.
+//  - sim-gpu gives the cpu backend's bits (the same kernels in the same order): loss, logits
+//    and gradients.
+//  - A short training run (two micro-batches per step, the gradient norm, clipping, AdamW, a
+//    validation forward with per-token losses between steps) lowers the loss, repeats bit for
+//    bit, and gives the same bits on sim-gpu as on cpu; its workspaces are allocated during the
+//    first step and the first validation and never again, and on sim-gpu no release ever waits
+//    for pending work.
+//  - The prefetch contract FSDP relies on: before computing a unit the model names the next
+//    unit it will gather, and gathers exactly that one next.
+// About 2 s in all (sim-gpu with 50 us delays is most of it).
+#include <catch2/catch.hpp>
+
+#include <cfloat>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "device/backend.h"
+#include "device/exec_context.h"
+#include "device/sim/sim_gpu_backend.h"
+#include "src/attention/attention_ops.h"
+#include "src/data/global_batch.h"
+#include "src/data/synthetic_source.h"
+#include "src/model/local_params.h"
+#include "src/model/matmul.h"
+#include "src/model/reference_transformer.h"
+#include "src/model/transformer.h"
+#include "src/train/optimizer.h"
+#include "tests/device_model_support.h"
+#include "tests/test_support.h"
+
+using namespace rw;
+
+namespace {
+
+model::LlamaConfig config() { return test::tiny_llama(29, 16, 24, 2, 4, 2, 10000); }
+
+model::TransformerOptions chunks() {
+  model::TransformerOptions o;
+  o.ffn_chunk_tokens = 36;   // 96 tokens: 36 + 36 + 24
+  o.loss_chunk_tokens = 40;  // 40 + 40 + 16
+  return o;
+}
+
+// 4 packed sequences of 24 tokens, one ignored target and a few loss weights changed.
+data::LocalBatch batch_of(uint64_t seed, int sequences = 4) {
+  data::SyntheticOptions so;
+  so.seed = seed;
+  so.seq_len = 24;
+  so.global_sequences = sequences;
+  so.vocab_size = 29;
+  so.packed = true;
+  data::LocalBatch b = data::slice_global_batch(data::synthetic_global_batch(so, 0), 1, 0, 1, 0, Layout::contiguous);
+  b.targets[5] = -1;
+  b.loss_weights[7] = 0.f;
+  b.loss_weights[30] = 2.5f;
+  b.loss_weights[61] = 0.25f;
+  return b;
+}
+
+double weight_sum(const data::LocalBatch& b) {
+  double s = 0;
+  for (std::size_t i = 0; i < b.targets.size(); ++i)
+    if (b.targets[i] >= 0) s += b.loss_weights[i];
+  return s;
+}
+
+struct ModelRun {
+  double loss = 0, loss_again = 0;
+  std::vector<double> logits, token_losses;
+  std::vector<std::vector<double>> grads;  // per unit
+};
+
+// The device model on `backend`: forward with logits, forward with token losses, forward+backward.
+ModelRun run_device(device::Backend& backend, const std::vector<std::vector<float>>& weights,
+                    const data::LocalBatch& batch, double scale) {
+  const device::ExecContext exec = device::ExecContext::on_default_stream(backend);
+  test::DeviceLocalParams params(exec, config(), weights);
+  test::LocalAttentionOp attention(exec, true, {8, 8});
+  model::Transformer model(config(), params, attention, exec, chunks());
+  ModelRun r;
+  std::vector<float> logits(static_cast<std::size_t>(batch.token_count()) * config().vocab_size);
+  r.loss = model.forward(batch, logits.data());
+  r.logits.assign(logits.begin(), logits.end());
+  r.token_losses.resize(static_cast<std::size_t>(batch.token_count()));
+  r.loss_again = model.forward(batch, nullptr, r.token_losses.data());
+  params.zero_grads();
+  model.forward_backward(batch, scale);
+  for (const auto& g : params.grads) {
+    const std::vector<float> host = test::DeviceLocalParams::read(g);
+    r.grads.emplace_back(host.begin(), host.end());
+  }
+  return r;
+}
+
+// The reference model in T on the same weights (host memory; fp32 GEMMs through the cpu backend).
+template <class T>
+ModelRun run_reference(const std::vector<std::vector<float>>& weights, const data::LocalBatch& batch, double scale,
+                       model::MatMul<T>& matmul) {
+  model::LocalParams<T> params(config(), 0);
+  for (std::size_t u = 0; u < weights.size(); ++u) params.weights[u].assign(weights[u].begin(), weights[u].end());
+  ReferenceAttentionOp<T> attention(true);
+  model::ReferenceTransformer<T> model(config(), params, attention, matmul, chunks());
+  ModelRun r;
+  std::vector<T> logits(static_cast<std::size_t>(batch.token_count()) * config().vocab_size);
+  r.loss = model.forward(batch, logits.data());
+  r.logits.assign(logits.begin(), logits.end());
+  r.token_losses.resize(static_cast<std::size_t>(batch.token_count()));
+  r.loss_again = model.forward(batch, nullptr, r.token_losses.data());
+  model.forward_backward(batch, scale);
+  for (const auto& g : params.grads) r.grads.emplace_back(g.begin(), g.end());
+  return r;
+}
+
+// Random weights larger than the 0.02 initialisation (every path carries signal), norms near 1.
+std::vector<std::vector<float>> random_weights(uint64_t seed) {
+  const auto units = model::parameter_units(config());
+  std::vector<std::vector<float>> w(units.size());
+  for (std::size_t u = 0; u < units.size(); ++u) {
+    w[u] = test::random_vector(static_cast<std::size_t>(units[u].count), seed + u, 0.4f);
+    for (std::size_t t = 0; t < units[u].tensors.size(); ++t)
+      if (units[u].tensors[t].is_norm)
+        for (int64_t i = 0; i < units[u].tensors[t].count(); ++i) w[u][units[u].offsets[t] + i] += 1.f;
+  }
+  return w;
+}
+
+bool same_bits(const std::vector<double>& a, const std::vector<double>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(double)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("the device model matches the fp64 reference on every backend; sim-gpu gives cpu's bits",
+          "[device_model]") {
+  const auto weights = random_weights(41);
+  const data::LocalBatch batch = batch_of(7);
+  const double scale = 1.0 / weight_sum(batch);
+  model::CpuMatMulDouble matmul64;
+  auto cpu = device::create_backend("cpu");
+  model::BackendMatMul matmul32(*cpu);
+  const ModelRun gold = run_reference<double>(weights, batch, scale, matmul64);
+  const ModelRun naive = run_reference<float>(weights, batch, scale, matmul32);
+  // The references themselves: fp32 close to fp64 (a broken fp32 path would be far off).
+  REQUIRE(std::fabs(naive.loss - gold.loss) <= 1e-4 * gold.loss);
+  std::vector<ModelRun> runs;
+  const std::vector<std::string> names = device::available_backend_names();
+  REQUIRE(std::find(names.begin(), names.end(), "sim-gpu") != names.end());
+  for (const std::string& name : names) {
+    INFO("backend " << name);
+    auto backend = device::create_backend(name);
+    const ModelRun r = run_device(*backend, weights, batch, scale);
+    CHECK(std::fabs(r.loss - gold.loss) <= 2 * std::fabs(naive.loss - gold.loss) + 8 * FLT_EPSILON * gold.loss);
+    CHECK(test::max_abs_error(r.logits, gold.logits) <= test::tolerance(naive.logits, gold.logits));
+    CHECK(test::max_abs_error(r.token_losses, gold.token_losses) <= test::tolerance(naive.token_losses, gold.token_losses));
+    CHECK(r.token_losses[5] == 0.0);  // ignored target
+    CHECK(r.token_losses[7] == 0.0);  // zero weight
+    double sum = 0;
+    for (double x : r.token_losses) sum += x;
+    CHECK(r.loss_again == sum);  // the per-token losses' sum in token order
+    for (std::size_t u = 0; u < gold.grads.size(); ++u) {
+      INFO("unit " << u);
+      CHECK(test::max_abs_error(r.grads[u], gold.grads[u]) <= test::tolerance(naive.grads[u], gold.grads[u]));
+    }
+    if (name == "cpu" || name == "sim-gpu") runs.push_back(r);
+  }
+  REQUIRE(runs.size() == 2);
+  CHECK(std::memcmp(&runs[0].loss, &runs[1].loss, sizeof(double)) == 0);
+  CHECK(same_bits(runs[0].logits, runs[1].logits));
+  CHECK(same_bits(runs[0].token_losses, runs[1].token_losses));
+  for (std::size_t u = 0; u < runs[0].grads.size(); ++u) CHECK(same_bits(runs[0].grads[u], runs[1].grads[u]));
+}
+
+namespace {
+
+struct TrainingRun {
+  std::vector<double> losses, val_losses;
+  std::vector<std::vector<double>> weights;
+  int64_t allocations_after_warmup = 0, allocations_at_end = 0;
+  long release_waits_after_warmup = -1, release_waits_at_end = -1;
+  std::size_t live_bytes_after_warmup = 0, live_bytes_at_end = 0;
+};
+
+// Steps of training in one process: two micro-batches per step (the trainer's accumulation),
+// the global norm, clipping at 1, AdamW; a validation forward (per-token losses, a larger batch)
+// after steps 1 and 3. Workspace counts are taken after step 2 (step 1 and the first validation
+// allocate), then at the end.
+TrainingRun train_on(const std::string& name, int steps) {
+  auto backend = device::create_backend(name);
+  auto* sim = dynamic_cast<device::SimGpuBackend*>(backend.get());
+  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
+  test::DeviceLocalParams params(exec, config(), 11);
+  test::LocalAttentionOp attention(exec, true, {8, 8});
+  model::Transformer model(config(), params, attention, exec, chunks());
+  train::Optimizer optimizer(exec);
+  train::AdamWConfig adamw;
+  const data::LocalBatch val = batch_of(1000, 6);
+  TrainingRun r;
+  for (int step = 1; step <= steps; ++step) {
+    const data::LocalBatch batch = batch_of(100 + step);
+    const double scale = 1.0 / weight_sum(batch);
+    params.zero_grads();
+    double loss = 0;
+    for (int first = 0; first < batch.n_sequences; first += 2)
+      loss += model.forward_backward(data::sequences_of(batch, first, 2), scale);
+    r.losses.push_back(loss * scale);
+    const double norm = std::sqrt(optimizer.grad_sum_squares(params.shards()));
+    REQUIRE(optimizer.adamw_step(params.shards(), adamw, 3e-2, step, train::clip_multiplier(norm, 1.0)));
+    if (step == 1 || step == 3) {
+      std::vector<double> token_losses(static_cast<std::size_t>(val.token_count()));
+      r.val_losses.push_back(model.forward(val, nullptr, token_losses.data()));
+    }
+    if (step == 2) {
+      r.allocations_after_warmup = model.workspace_allocations();
+      if (sim) r.release_waits_after_warmup = sim->stats().release_waits;
+      if (sim) r.live_bytes_after_warmup = sim->stats().live_device_bytes;
+    }
+  }
+  r.allocations_at_end = model.workspace_allocations();
+  if (sim) r.release_waits_at_end = sim->stats().release_waits;
+  if (sim) r.live_bytes_at_end = sim->stats().live_device_bytes;
+  for (const auto& w : params.weights) {
+    const std::vector<float> host = test::DeviceLocalParams::read(w);
+    r.weights.emplace_back(host.begin(), host.end());
+  }
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("training on the device lowers the loss, repeats bit for bit, gives cpu's bits on sim-gpu, allocates once",
+          "[device_model]") {
+  const int steps = 8;
+  const TrainingRun cpu = train_on("cpu", steps), simulated = train_on("sim-gpu", steps),
+                    simulated_again = train_on("sim-gpu", steps);
+  INFO("loss " << cpu.losses.front() << " -> " << cpu.losses.back() << " (log vocab " << std::log(29.0) << ")");
+  CHECK(std::fabs(cpu.losses.front() - std::log(29.0)) < 0.1);  // an untrained model is near uniform
+  CHECK(cpu.losses.back() < 0.9 * cpu.losses.front());
+  CHECK(cpu.val_losses[1] < cpu.val_losses[0]);
+  for (const TrainingRun* other : {&simulated, &simulated_again}) {
+    CHECK(same_bits(cpu.losses, other->losses));
+    CHECK(same_bits(cpu.val_losses, other->val_losses));
+    for (std::size_t u = 0; u < cpu.weights.size(); ++u) CHECK(same_bits(cpu.weights[u], other->weights[u]));
+  }
+  // Steady state: nothing allocated or released after the first step and validation.
+  CHECK(cpu.allocations_after_warmup > 0);
+  CHECK(cpu.allocations_at_end == cpu.allocations_after_warmup);
+  CHECK(simulated.allocations_at_end == simulated.allocations_after_warmup);
+  CHECK(simulated.live_bytes_at_end == simulated.live_bytes_after_warmup);
+  CHECK(simulated.release_waits_after_warmup == 0);
+  CHECK(simulated.release_waits_at_end == 0);
+}
+
+TEST_CASE("the model names the next unit it gathers before computing the current one", "[device_model]") {
+  auto backend = device::create_backend("sim-gpu");
+  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
+  test::DeviceLocalParams params(exec, config(), 3);
+  test::LocalAttentionOp attention(exec, true, {8, 8});
+  model::Transformer model(config(), params, attention, exec, chunks());
+  const data::LocalBatch batch = batch_of(5);
+  const int last = static_cast<int>(config().num_hidden_layers) + 1;  // the head's unit
+  for (bool backward : {false, true}) {
+    INFO((backward ? "forward_backward" : "forward"));
+    params.calls.clear();
+    if (backward) model.forward_backward(batch, 1.0);
+    else model.forward(batch, nullptr);
+    std::vector<std::string> expected;
+    auto unit = [&](int u, int next) {
+      expected.push_back("g" + std::to_string(u));
+      if (next >= 0) expected.push_back("p" + std::to_string(next));
+    };
+    for (int u = 0; u < last; ++u) unit(u, u + 1);  // embedding and layers, forward
+    unit(last, backward ? last - 1 : -1);              // the head, then the last layer's backward
+    if (backward)
+      for (int u = last - 1; u >= 1; --u) unit(u, u > 1 ? u - 1 : -1);
+    CHECK(params.calls == expected);
+  }
+}
