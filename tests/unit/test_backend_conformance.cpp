@@ -696,12 +696,11 @@ TEST_CASE("the registry: names, descriptions, what the tools accept", "[conforma
   }
   const auto tools = backend_names();
   CHECK(std::find(tools.begin(), tools.end(), "cpu") != tools.end());
-  // sim-gpu is registered but not offered to the tools until the ring and FSDP (phase B's other
-  // half) keep to device memory too.
-  CHECK(std::find(tools.begin(), tools.end(), "sim-gpu") == tools.end());
-  CHECK_THROWS_WITH(make_backend("sim-gpu"), Catch::Contains("cannot run the tools yet"));
+  // sim-gpu runs the whole tools (model, ring and FSDP keep to device memory).
+  CHECK(std::find(tools.begin(), tools.end(), "sim-gpu") != tools.end());
+  CHECK(make_backend("sim-gpu")->name() == "sim-gpu");
   // An unknown name lists what --device takes and everything registered.
-  CHECK_THROWS_WITH(make_backend("tpu"), Catch::Contains("unknown device 'tpu' (--device takes: cpu, cpu-reference;") &&
+  CHECK_THROWS_WITH(make_backend("tpu"), Catch::Contains("unknown device 'tpu' (--device takes: cpu, cpu-reference, sim-gpu;") &&
                                              Catch::Contains("registered: cpu, cpu-reference, sim-gpu"));
   CHECK_THROWS_WITH(create_backend("tpu"), Catch::Contains("unknown device backend 'tpu' (registered: "));
   auto cpu = create_backend("cpu");
