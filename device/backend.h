@@ -187,6 +187,8 @@ struct BackendInfo {
   // kernels host memory until phase B (device/README.md) moves them onto device memory, so a
   // backend without host-accessible memory is not yet offered to them.
   bool tools;
+  // Why available() is false here, in one line (null: no reason to give).
+  std::string (*unavailable_reason)() = nullptr;
 };
 
 // Every registered backend, available here or not.

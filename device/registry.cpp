@@ -5,6 +5,12 @@
 #include "device/backend.h"
 #include "device/cpu/cpu_backend.h"
 #include "device/sim/sim_gpu_backend.h"
+#if RINGWORLD_HAVE_CUDA || RINGWORLD_HAVE_HIP
+#include "device/cuda/gpu_backend.h"
+#endif
+#if RINGWORLD_HAVE_GPU_EMU
+#include "device/cuda/emu/emu_backend.h"
+#endif
 #include "src/common/input_error.h"
 
 namespace rw::device {
@@ -30,6 +36,21 @@ const std::vector<BackendInfo>& backend_registry() {
        "a CPU backend that behaves like a discrete GPU: memory the host cannot touch, kernels run later on "
        "one worker thread per stream (strict, slow; catches ordering and residency bugs)",
        [] { return std::unique_ptr<Backend>(std::make_unique<SimGpuBackend>()); }, &always, false},
+#if RINGWORLD_HAVE_GPU_EMU
+      {"cuda-emu",
+       "the GPU kernels (device/cuda/) on the CPU under the SIMT emulation with warp size 32, behind "
+       "sim-gpu's strict memory and streams (tests; very slow)",
+       &make_cuda_emu_backend, &always, false},
+      {"hip-emu", "the same with warp size 64 (AMD CDNA's wavefronts)", &make_hip_emu_backend, &always, false},
+#endif
+#if RINGWORLD_HAVE_CUDA
+      {"cuda", "NVIDIA GPU: CUDA kernels, cuBLAS GEMMs (device/cuda/)", &make_cuda_backend, &cuda_backend_available,
+       false, &cuda_backend_unavailable_reason},
+#endif
+#if RINGWORLD_HAVE_HIP
+      {"hip", "AMD GPU: the CUDA kernels compiled as HIP (device/cuda/)", &make_hip_backend, &hip_backend_available,
+       false, &hip_backend_unavailable_reason},
+#endif
   };
   return registry;
 }
@@ -57,7 +78,9 @@ std::vector<std::string> available_backend_names() {
 std::unique_ptr<Backend> create_backend(const std::string& name) {
   const BackendInfo* b = find_backend(name);
   if (!b) throw InputError("unknown device backend '" + name + "' (known: " + join(available_backend_names()) + ")");
-  if (!b->available()) throw InputError("device backend '" + name + "' is not available on this machine");
+  if (!b->available())
+    throw InputError("device backend '" + name + "' is not available on this machine" +
+                     (b->unavailable_reason ? ": " + b->unavailable_reason() : std::string()));
   return b->create();
 }
 
