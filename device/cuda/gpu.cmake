@@ -13,10 +13,11 @@
 # Device code is compiled with -Werror. The objects join ringworld_device; only registry.cpp sees
 # which backends were built (RINGWORLD_HAVE_*), so the other device sources keep their flags.
 
+get_filename_component(RW_ROOT "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)  # the source tree
 set(RW_GPU_KERNELS elementwise rows gemm attention dispatch)
 set(RW_GPU_DEFINES_FOR_REGISTRY)
-file(GLOB RW_GPU_HEADERS ${PROJECT_SOURCE_DIR}/device/*.h ${PROJECT_SOURCE_DIR}/device/cuda/*.h
-     ${PROJECT_SOURCE_DIR}/device/cuda/kernels/*.cuh ${PROJECT_SOURCE_DIR}/src/common/*.h)
+file(GLOB RW_GPU_HEADERS ${RW_ROOT}/device/*.h ${RW_ROOT}/device/cuda/*.h
+     ${RW_ROOT}/device/cuda/kernels/*.cuh ${RW_ROOT}/src/common/*.h)
 
 # ---- the SIMT emulation ------------------------------------------------------------------------
 option(RINGWORLD_GPU_EMU "Compile the GPU kernels for the CPU under the SIMT emulation (tests: cuda-emu, hip-emu)" ON)
@@ -34,13 +35,13 @@ if(RINGWORLD_GPU_EMU)
         list(APPEND wrappers ${wrapper})
       endforeach()
       add_library(ringworld_gpu_emu_w${warp} OBJECT ${wrappers})
-      target_include_directories(ringworld_gpu_emu_w${warp} PRIVATE ${PROJECT_SOURCE_DIR})
+      target_include_directories(ringworld_gpu_emu_w${warp} PRIVATE ${RW_ROOT})
       target_compile_definitions(ringworld_gpu_emu_w${warp} PRIVATE RW_SIMT_EMU=1 RW_SIMT_EMU_WARP=${warp}
                                  RW_GPU_NS=emu_w${warp})
       target_compile_options(ringworld_gpu_emu_w${warp} PRIVATE ${RINGWORLD_CXX_WARNINGS} -Werror)
       target_sources(ringworld_device PRIVATE $<TARGET_OBJECTS:ringworld_gpu_emu_w${warp}>)
     endforeach()
-    target_sources(ringworld_device PRIVATE device/cuda/emu/simt_emu.cpp device/cuda/emu/emu_backend.cpp)
+    target_sources(ringworld_device PRIVATE ${RW_ROOT}/device/cuda/emu/simt_emu.cpp ${RW_ROOT}/device/cuda/emu/emu_backend.cpp)
     target_link_libraries(ringworld_device PUBLIC Boost::context)
     list(APPEND RW_GPU_DEFINES_FOR_REGISTRY RINGWORLD_HAVE_GPU_EMU=1)
     message(STATUS "ringworld: SIMT emulation of the GPU kernels (Boost.Context ${Boost_VERSION}): backends cuda-emu, hip-emu")
@@ -54,14 +55,14 @@ endif()
 if(RINGWORLD_CUDA)
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
-  set(RW_CUDA_SOURCES device/cuda/gpu_backend.cu)
+  set(RW_CUDA_SOURCES ${RW_ROOT}/device/cuda/gpu_backend.cu)
   foreach(kernel ${RW_GPU_KERNELS})
-    list(APPEND RW_CUDA_SOURCES device/cuda/kernels/${kernel}.cu)
+    list(APPEND RW_CUDA_SOURCES ${RW_ROOT}/device/cuda/kernels/${kernel}.cu)
   endforeach()
   add_library(ringworld_gpu_cuda OBJECT ${RW_CUDA_SOURCES})
   set_target_properties(ringworld_gpu_cuda PROPERTIES CUDA_STANDARD 17 CUDA_STANDARD_REQUIRED ON
                         POSITION_INDEPENDENT_CODE OFF)
-  target_include_directories(ringworld_gpu_cuda PRIVATE ${PROJECT_SOURCE_DIR})
+  target_include_directories(ringworld_gpu_cuda PRIVATE ${RW_ROOT})
   set(RW_CUDA_DEFINES RW_GPU_CUDA=1 RW_GPU_NS=cuda RW_GPU_HAVE_BLAS=1 RINGWORLD_HAVE_CUDA=1)
   target_compile_definitions(ringworld_gpu_cuda PRIVATE ${RW_CUDA_DEFINES})
   target_compile_options(ringworld_gpu_cuda PRIVATE
@@ -104,7 +105,7 @@ if(RINGWORLD_HIP)
     message(STATUS "ringworld: hipBLAS not found: GEMMs by the own tiled kernel (Debian 12 has no hipBLAS/rocBLAS)")
   endif()
   set(RW_HIP_FLAGS -x hip -std=c++17 -O3 -Wall -Wextra -Wno-unused-parameter -Werror
-      -DRW_GPU_HIP=1 -DRW_GPU_NS=hip -DRW_GPU_HAVE_BLAS=${rw_hip_blas} -DRINGWORLD_HAVE_HIP=1 -I${PROJECT_SOURCE_DIR})
+      -DRW_GPU_HIP=1 -DRW_GPU_NS=hip -DRW_GPU_HAVE_BLAS=${rw_hip_blas} -DRINGWORLD_HAVE_HIP=1 -I${RW_ROOT})
   foreach(arch ${RINGWORLD_HIP_ARCHITECTURES})
     list(APPEND RW_HIP_FLAGS --offload-arch=${arch})
   endforeach()
@@ -115,8 +116,8 @@ if(RINGWORLD_HIP)
     set(object ${CMAKE_CURRENT_BINARY_DIR}/gpu_hip/${stem}.o)
     add_custom_command(OUTPUT ${object}
       COMMAND ${CMAKE_COMMAND} -E make_directory ${CMAKE_CURRENT_BINARY_DIR}/gpu_hip
-      COMMAND ${RINGWORLD_HIPCC} ${RW_HIP_FLAGS} -c ${PROJECT_SOURCE_DIR}/${source} -o ${object}
-      DEPENDS ${PROJECT_SOURCE_DIR}/${source} ${RW_GPU_HEADERS}
+      COMMAND ${RINGWORLD_HIPCC} ${RW_HIP_FLAGS} -c ${RW_ROOT}/${source} -o ${object}
+      DEPENDS ${RW_ROOT}/${source} ${RW_GPU_HEADERS}
       COMMENT "hipcc ${source} (${RINGWORLD_HIP_ARCHITECTURES})" VERBATIM)
     list(APPEND RW_HIP_OBJECTS ${object})
   endforeach()
@@ -131,5 +132,5 @@ if(RINGWORLD_HIP)
 endif()
 
 if(RW_GPU_DEFINES_FOR_REGISTRY)
-  set_property(SOURCE device/registry.cpp APPEND PROPERTY COMPILE_DEFINITIONS ${RW_GPU_DEFINES_FOR_REGISTRY})
+  set_property(SOURCE ${RW_ROOT}/device/registry.cpp APPEND PROPERTY COMPILE_DEFINITIONS ${RW_GPU_DEFINES_FOR_REGISTRY})
 endif()

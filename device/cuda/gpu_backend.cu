@@ -125,7 +125,8 @@ std::string probe_devices() {
   int count = 0;
   const cudaError_t status = cudaGetDeviceCount(&count);
   if (status != cudaSuccess)
-    return std::string("cudaGetDeviceCount: ") + cudaGetErrorName(status) + " (" + cudaGetErrorString(status) + ")";
+    return std::string(RW_GPU_API_PREFIX) + "GetDeviceCount: " + cudaGetErrorName(status) + " (" +
+           cudaGetErrorString(status) + ")";
   if (count == 0) return std::string("no ") + RW_GPU_VENDOR_NAME + " device";
   return "";
 }

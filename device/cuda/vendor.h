@@ -31,11 +31,13 @@
 #include <cublas_v2.h>
 #endif
 #define RW_GPU_VENDOR_NAME "CUDA"
+#define RW_GPU_API_PREFIX "cuda"  // how the runtime's functions are spelled, for messages
 
 #elif defined(RW_GPU_HIP)
 
 #include <hip/hip_runtime.h>
 #define RW_GPU_VENDOR_NAME "HIP"
+#define RW_GPU_API_PREFIX "hip"
 
 // Runtime API: CUDA spelling -> HIP.
 #define cudaError_t hipError_t

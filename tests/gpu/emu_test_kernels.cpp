@@ -4,6 +4,7 @@
 
 #include "device/cuda/launch_context.h"
 #include "device/cuda/simt.h"
+#include "tests/gpu/mma_test_kernels.cuh"
 
 namespace rw::device::gpu::RW_GPU_NS {
 namespace {

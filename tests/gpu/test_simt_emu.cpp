@@ -3,7 +3,8 @@
 // schedule, that a missing barrier gives a wrong answer (a probe kernel, and the project's own
 // GEMM and reduction kernels with one named barrier dropped through the test hook, via the
 // cuda-emu and hip-emu backends), and that a barrier or warp operation not every thread reaches
-// is fatal rather than a hang. Fatal paths run in a forked child. About 2 s.
+// is fatal rather than a hang; the matrix-core tile wrapper against the documented fragment
+// layouts. Fatal paths run in a forked child. About 2 s.
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
@@ -22,6 +23,8 @@
 #include "device/cuda/emu/simt_emu.h"
 #include "src/common/fatal.h"
 #include "tests/gpu/emu_test_kernels.h"
+#include "tests/gpu/mma_check.h"
+#include "tests/gpu/mma_test.h"
 #include "tests/test_support.h"
 
 using namespace rw;
@@ -219,4 +222,22 @@ TEST_CASE("dropping one named barrier of the GEMM or reduction kernels gives a w
     CHECK(sum_squares_relative_error(*be, 0) < 1e-12);
     CHECK(sum_squares_relative_error(*be, gpu::kBarrierReduceScratch) > 1e-6);
   }
+}
+
+RW_DECLARE_MMA_TEST(emu_w32)
+RW_DECLARE_MMA_TEST(emu_w64)
+
+TEST_CASE("the matrix-core tile wrapper follows the documented fragment layouts (m16n8k16, MFMA 16x16x16)", "[simt][mma]") {
+  const rw::test::mma::Result w32 = gpu::emu_w32::run_mma_test(7, false), w64 = gpu::emu_w64::run_mma_test(7, false);
+  {
+    INFO("warp 32: mma.sync m16n8k16");
+    rw::test::mma::check(w32, 32);
+  }
+  {
+    INFO("warp 64: MFMA 16x16x16");
+    rw::test::mma::check(w64, 64);
+  }
+  // A kernel that loads A against the layout (row and column swapped) gets a wrong product.
+  CHECK(rw::test::mma::worst_error_ratio(gpu::emu_w32::run_mma_test(7, true)) > 100);
+  CHECK(rw::test::mma::worst_error_ratio(gpu::emu_w64::run_mma_test(7, true)) > 100);
 }

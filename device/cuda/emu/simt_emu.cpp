@@ -4,6 +4,8 @@
 // each pass every runnable fiber, in a freshly permuted order, runs until it blocks or ends.
 #include "device/cuda/emu/simt_emu.h"
 
+#include "device/cuda/emu/mma_emu.h"
+
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -31,7 +33,8 @@ constexpr int kMaxWarpSize = 64;
 constexpr uint16_t kPoison16 = 0x7fc1;  // NaN as fp32/bf16/fp64, as sim-gpu's fresh memory
 
 enum class State : uint8_t { runnable, at_block_barrier, at_warp, done };
-enum WarpOpKind : int { kSyncWarp = 1000, kBallot = 1001 };
+enum WarpOpKind : int { kSyncWarp = 1000, kBallot = 1001, kMma = 1002 };
+constexpr int kGatherBytes = 48;  // per lane: the largest fragment set (8 + 4 bf16, 4 fp32)
 
 struct Warp {
   int n_lanes = 0;
@@ -39,6 +42,7 @@ struct Warp {
   int kind[2] = {0, 0};
   int width[2] = {0, 0};
   uint64_t slots[2][kMaxWarpSize] = {};
+  unsigned char gathered[2][kMaxWarpSize][kGatherBytes] = {};  // warp_arrive's extra bytes
 };
 
 struct Thread {
@@ -207,9 +211,9 @@ void run_block(Block& b, std::mt19937_64& rng) {
   g_switches += switches;
 }
 
-// Arrival at warp operation `kind`: records the value, blocks until every lane arrived, returns
-// the slot set (parity) the operation used.
-int warp_arrive(uint64_t value, int kind, int width) {
+// Arrival at warp operation `kind`: records the value (and extra_bytes of extra, for a gather),
+// blocks until every lane arrived, returns the slot set (parity) the operation used.
+int warp_arrive(uint64_t value, int kind, int width, const void* extra = nullptr, int extra_bytes = 0) {
   Thread& t = this_thread();
   Block& b = *tl_block;
   Warp& w = b.warps[t.warp];
@@ -227,6 +231,7 @@ int warp_arrive(uint64_t value, int kind, int width) {
             "): divergent warp-synchronous code");
   }
   w.slots[parity][t.lane] = value;
+  if (extra_bytes > 0) std::memcpy(w.gathered[parity][t.lane], extra, static_cast<std::size_t>(extra_bytes));
   t.state = State::at_warp;
   if (++w.arrived == w.n_lanes) {
     w.arrived = 0;
@@ -278,6 +283,84 @@ uint64_t warp_ballot(bool predicate) {
   for (int i = 0; i < w.n_lanes; ++i)
     if (w.slots[parity][i]) mask |= uint64_t(1) << i;
   return mask;
+}
+
+// The tile product from the documented fragment layouts (mma_emu.h). Each table below says, for
+// an element of a tile, which lane holds it and at which position of that lane's fragment.
+void mma_bf16(float* d, const uint16_t* a, const uint16_t* b, int warp_size) {
+  Thread& t = this_thread();
+  Block& blk = *tl_block;
+  RW_CHECK(warp_size == blk.warp_size, "SIMT emulation: mma for warp size " + std::to_string(warp_size) +
+                                           " in a launch of warp size " + std::to_string(blk.warp_size));
+  const int n_a = warp_size == 32 ? 8 : 4, n_b = 4, n_c = 4, n_cols = warp_size == 32 ? 8 : 16;
+  struct Fragments {
+    uint16_t a[8];
+    uint16_t b[4];
+    float c[4];
+  };
+  static_assert(sizeof(Fragments) <= kGatherBytes, "gather size");
+  Fragments mine{};
+  std::memcpy(mine.a, a, sizeof(uint16_t) * n_a);
+  std::memcpy(mine.b, b, sizeof(uint16_t) * n_b);
+  std::memcpy(mine.c, d, sizeof(float) * n_c);
+  const int parity = warp_arrive(0, kMma, warp_size, &mine, sizeof mine);
+  const Warp& w = blk.warps[t.warp];
+  auto lane_fragments = [&](int lane) {
+    Fragments f;
+    std::memcpy(&f, w.gathered[parity][lane], sizeof f);
+    return f;
+  };
+  auto bf16_value = [](uint16_t bits) {
+    const uint32_t u = static_cast<uint32_t>(bits) << 16;
+    float x;
+    std::memcpy(&x, &u, 4);
+    return x;
+  };
+  float A[16][16], B[16][16], C[16][16];
+  if (warp_size == 32) {
+    // PTX ISA, mma.m16n8k16, .bf16 A (16 x 16, row): groupID = laneid >> 2, threadID_in_group =
+    // laneid % 4; element a_i: row = groupID for i < 2 or 4 <= i < 6, else groupID + 8; col =
+    // threadID_in_group * 2 + (i & 1), plus 8 for i >= 4. B (16 x 8, col): b_i: row =
+    // threadID_in_group * 2 + (i & 1), plus 8 for i >= 2; col = groupID. C/D (16 x 8, f32): c_i:
+    // row = groupID for i < 2, else groupID + 8; col = threadID_in_group * 2 + (i & 1).
+    for (int lane = 0; lane < 32; ++lane) {
+      const Fragments f = lane_fragments(lane);
+      const int group = lane >> 2, in_group = lane % 4;
+      for (int i = 0; i < 8; ++i) {
+        const int row = (i < 2 || (i >= 4 && i < 6)) ? group : group + 8;
+        const int col = in_group * 2 + (i & 1) + (i >= 4 ? 8 : 0);
+        A[row][col] = bf16_value(f.a[i]);
+      }
+      for (int i = 0; i < 4; ++i) B[in_group * 2 + (i & 1) + (i >= 2 ? 8 : 0)][group] = bf16_value(f.b[i]);
+      for (int i = 0; i < 4; ++i) C[i < 2 ? group : group + 8][in_group * 2 + (i & 1)] = f.c[i];
+    }
+  } else {
+    // AMD matrix instruction calculator, v_mfma_f32_16x16x16bf16_1k: A[i][k] is element k % 4 of
+    // lane i + 16 (k / 4); B[k][j] is element k % 4 of lane j + 16 (k / 4); D[i][j] (and C) is
+    // element i % 4 of lane j + 16 (i / 4).
+    for (int i = 0; i < 16; ++i)
+      for (int k = 0; k < 16; ++k) A[i][k] = bf16_value(lane_fragments(i + 16 * (k / 4)).a[k % 4]);
+    for (int k = 0; k < 16; ++k)
+      for (int j = 0; j < 16; ++j) B[k][j] = bf16_value(lane_fragments(j + 16 * (k / 4)).b[k % 4]);
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j) C[i][j] = lane_fragments(j + 16 * (i / 4)).c[i % 4];
+  }
+  float D[16][16];
+  for (int i = 0; i < 16; ++i)
+    for (int j = 0; j < n_cols; ++j) {
+      float sum = C[i][j];
+      for (int k = 0; k < 16; ++k) sum += A[i][k] * B[k][j];
+      D[i][j] = sum;
+    }
+  const int lane = t.lane;
+  if (warp_size == 32) {
+    const int group = lane >> 2, in_group = lane % 4;
+    for (int i = 0; i < 4; ++i) d[i] = D[i < 2 ? group : group + 8][in_group * 2 + (i & 1)];
+  } else {
+    for (int i = 0; i < 16; ++i)
+      for (int j = 0; j < 16; ++j)
+        if (j + 16 * (i / 4) == lane) d[i % 4] = D[i][j];
+  }
 }
 
 int lane_id() { return this_thread().lane; }

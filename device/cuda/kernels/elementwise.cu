@@ -42,14 +42,18 @@ __global__ void copy_kernel(const T* x, T* y, int64_t n) {
 }
 
 // One thread per (token, frequency i < head_dim/2), looping over heads: the angle pos *
-// theta^(-2i/d) and its cosine and sine in fp64 (as the CPU), the rotation in fp32.
-__global__ void rope_kernel(FpOut x, const int32_t* pos, int64_t tokens, int64_t heads, int64_t head_dim, double theta,
-                            double sign) {
+// theta^(-2i/d) = pos * exp(-2i/d * log theta) and its cosine and sine in fp64 (as the CPU;
+// log theta from the host), the rotation in fp32.
+__global__ void rope_kernel(FpOut x, const int32_t* pos, int64_t tokens, int64_t heads, int64_t head_dim,
+                            double log_theta, double sign) {
   const int64_t half = head_dim / 2;
   for (int64_t idx = global_thread_x(); idx < tokens * half; idx += grid_threads_x()) {
     const int64_t t = idx / half, i = idx % half;
-    const double angle = static_cast<double>(pos[t]) * pow(theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
-    const float c = static_cast<float>(cos(angle)), s = static_cast<float>(sign * sin(angle));
+    const double angle =
+        static_cast<double>(pos[t]) * exp(-2.0 * static_cast<double>(i) / static_cast<double>(head_dim) * log_theta);
+    double sin_angle, cos_angle;
+    sincos(angle, &sin_angle, &cos_angle);
+    const float c = static_cast<float>(cos_angle), s = static_cast<float>(sign * sin_angle);
     for (int64_t h = 0; h < heads; ++h) {
       const int64_t base = (t * heads + h) * head_dim;
       const float x1 = x.load(base + i), x2 = x.load(base + i + half);
@@ -153,13 +157,13 @@ void convert_to_f32(const void* x, DType dtype, float* y, int64_t n, const Launc
 void run(RopeFwdArgs& a, const LaunchContext& ctx) {
   const int64_t tokens = a.x.shape[0], heads = a.x.shape[1], d = a.x.shape[2];
   launch_kernel(&rope_kernel, elementwise_grid(tokens * (d / 2)), dim3(kThreads), 0, ctx, fp_out(a.x),
-                a.pos.as<int32_t>(), tokens, heads, d, a.theta, 1.0);
+                a.pos.as<int32_t>(), tokens, heads, d, std::log(a.theta), 1.0);
 }
 
 void run(RopeBwdArgs& a, const LaunchContext& ctx) {
   const int64_t tokens = a.x.shape[0], heads = a.x.shape[1], d = a.x.shape[2];
   launch_kernel(&rope_kernel, elementwise_grid(tokens * (d / 2)), dim3(kThreads), 0, ctx, fp_out(a.x),
-                a.pos.as<int32_t>(), tokens, heads, d, a.theta, -1.0);
+                a.pos.as<int32_t>(), tokens, heads, d, std::log(a.theta), -1.0);
 }
 
 void run(SwigluFwdArgs& a, const LaunchContext& ctx) {
