@@ -1,7 +1,5 @@
 // gpu_backend.cu: see gpu_backend.h. Written once in CUDA runtime names; vendor.h maps them to
 // HIP for the HIP build.
-#include "device/cuda/gpu_backend.h"
-
 #include <cerrno>
 #include <cstdlib>
 #include <map>
@@ -9,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "device/cuda/gpu_backend.h"
 #include "device/cuda/gpu_kernels.h"
 #include "device/cuda/simt.h"
 #include "src/common/input_error.h"
@@ -149,9 +148,11 @@ class GpuBackend final : public Backend {
                        std::to_string(count) + " " + RW_GPU_VENDOR_NAME + " device(s)");
     RW_GPU_CHECK(cudaSetDevice(device_));
     tf32_ = env_long("RINGWORLD_GPU_TF32", 0, 0, 1) == 1;
+    attn_fused_ = attn_fused_from_environment();
 #if RW_GPU_HAVE_BLAS
     cublasHandle_t handle = nullptr;
-    RW_CHECK(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS, std::string(kBackendName) + ": cannot create a BLAS handle");
+    RW_CHECK(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS,
+             std::string(kBackendName) + ": cannot create a BLAS handle");
     blas_ = handle;
 #endif
     capabilities_.async_execution = true;
@@ -226,7 +227,8 @@ class GpuBackend final : public Backend {
   }
   void release_impl(void* pointer) override {
     auto it = allocations_.find(pointer);
-    RW_CHECK(it != allocations_.end(), std::string(kBackendName) + ": release of a pointer this backend did not allocate");
+    RW_CHECK(it != allocations_.end(),
+             std::string(kBackendName) + ": release of a pointer this backend did not allocate");
     free_allocation(it->first, it->second);
     allocations_.erase(it);
   }
@@ -243,6 +245,7 @@ class GpuBackend final : public Backend {
     ctx.workspace = s.workspace.get();
     ctx.blas = blas_;
     ctx.tf32 = tf32_;
+    ctx.attn_fused = attn_fused_;
     run_kernel(call, ctx);
   }
 
@@ -259,6 +262,7 @@ class GpuBackend final : public Backend {
 
   int device_ = 0;
   bool tf32_ = false;
+  bool attn_fused_ = false;
   void* blas_ = nullptr;
   Capabilities capabilities_;
   StreamSet streams_;

@@ -3,6 +3,10 @@
 // and the emulated ones (cuda-emu, hip-emu) hand the same launchers what they have.
 #pragma once
 #include <cstddef>
+#include <cstdlib>
+#include <string>
+
+#include "src/common/input_error.h"
 
 namespace rw::device::gpu {
 
@@ -23,6 +27,18 @@ struct LaunchContext {
   void* blas = nullptr;            // cublasHandle_t (or hipblasHandle_t) when the build has one, else null
   bool tf32 = false;               // fp32 GEMMs may use TF32 tensor cores (opt-in; the contract's
                                    // fp32 tolerances assume full fp32)
+  bool attn_fused = false;         // bf16 attention forward by the fused kernel (P rounded to bf16
+                                   // before P V, as FlashAttention does: opt-in, see attention_fused.cu)
 };
+
+// RINGWORLD_GPU_ATTN_FWD = reference (default) | fused: the attention forward the GPU backends
+// (and their emulation) run for bf16 steps with head_dim 64 or 128. InputError on another value.
+inline bool attn_fused_from_environment() {
+  const char* text = std::getenv("RINGWORLD_GPU_ATTN_FWD");
+  const std::string value = text ? text : "";
+  if (value.empty() || value == "reference") return false;
+  if (value == "fused") return true;
+  throw InputError("RINGWORLD_GPU_ATTN_FWD='" + value + "': expected reference or fused");
+}
 
 }  // namespace rw::device::gpu

@@ -50,8 +50,8 @@ struct MmaTile {
   __device__ static __forceinline__ int b_col(int lane, int i) { return lane >> 2; }
   __device__ static __forceinline__ int c_row(int lane, int i) { return (lane >> 2) + 8 * (i >> 1); }
   __device__ static __forceinline__ int c_col(int lane, int i) { return 2 * (lane & 3) + (i & 1); }
-  static constexpr int c_row_lanes() { return 4; }
-  static constexpr int c_row_slots() { return 2; }
+  RW_HD static constexpr int c_row_lanes() { return 4; }
+  RW_HD static constexpr int c_row_slots() { return 2; }
   __device__ static __forceinline__ int c_row_slot(int i) { return i >> 1; }
 #else
   // AMD 16x16x16: lanes 16 q + r hold row (A) / column (B, C) r, the k (or C row) block 4 q.
@@ -61,8 +61,8 @@ struct MmaTile {
   __device__ static __forceinline__ int b_col(int lane, int i) { return lane & 15; }
   __device__ static __forceinline__ int c_row(int lane, int i) { return 4 * (lane >> 4) + i; }
   __device__ static __forceinline__ int c_col(int lane, int i) { return lane & 15; }
-  static constexpr int c_row_lanes() { return 16; }
-  static constexpr int c_row_slots() { return 4; }
+  RW_HD static constexpr int c_row_lanes() { return 16; }
+  RW_HD static constexpr int c_row_slots() { return 4; }
   __device__ static __forceinline__ int c_row_slot(int i) { return i; }
 #endif
 

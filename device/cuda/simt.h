@@ -14,9 +14,9 @@
 #include <tuple>
 #include <type_traits>
 
-#include "device/cuda/vendor.h"
 #include "device/cuda/barrier_tags.h"
 #include "device/cuda/launch_context.h"
+#include "device/cuda/vendor.h"
 #include "device/dtype.h"
 #include "src/common/fatal.h"
 
@@ -28,11 +28,11 @@
 
 // Checks a CUDA/HIP runtime call (evaluated once); on failure ends the job naming the call,
 // file, line and the error (src/common/fatal.h).
-#define RW_GPU_CHECK(call)                                                                                  \
-  do {                                                                                                      \
-    const cudaError_t rw_gpu_status_ = (call);                                                              \
-    if (rw_gpu_status_ != cudaSuccess)                                                                      \
-      ::rw::fatal(#call, __FILE__, __LINE__,                                                                \
+#define RW_GPU_CHECK(call)                                                                                    \
+  do {                                                                                                        \
+    const cudaError_t rw_gpu_status_ = (call);                                                                \
+    if (rw_gpu_status_ != cudaSuccess)                                                                        \
+      ::rw::fatal(#call, __FILE__, __LINE__,                                                                  \
                   std::string(cudaGetErrorName(rw_gpu_status_)) + ": " + cudaGetErrorString(rw_gpu_status_)); \
   } while (0)
 
@@ -157,7 +157,9 @@ __device__ __forceinline__ lane_mask_t ballot(bool predicate) {
 #endif
 }
 __device__ __forceinline__ bool any(bool predicate) { return ballot(predicate) != 0; }
-__device__ __forceinline__ bool all(bool predicate) { return ballot(predicate) == static_cast<lane_mask_t>(~lane_mask_t(0)); }
+__device__ __forceinline__ bool all(bool predicate) {
+  return ballot(predicate) == static_cast<lane_mask_t>(~lane_mask_t(0));
+}
 
 // __syncwarp: a no-op on AMD (a wavefront's lanes run in lockstep), a warp barrier elsewhere.
 __device__ __forceinline__ void sync_warp() {
@@ -297,6 +299,9 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t
   std::tuple<std::decay_t<Params>...> params(static_cast<std::decay_t<Params>>(args)...);
   ::rw::simt::emu::launch(grid, block, smem_bytes, warp_size(), [&] { std::apply(kernel, params); });
 #else
+  if (smem_bytes > 48 * 1024)  // beyond the default: opt in (Hopper: up to 227 KB; CDNA: 64 KB of LDS)
+    RW_GPU_CHECK(cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                      cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
   kernel<<<grid, block, smem_bytes, static_cast<cudaStream_t>(ctx.stream)>>>(static_cast<Params>(args)...);
   RW_GPU_CHECK(cudaGetLastError());
 #endif

@@ -77,6 +77,8 @@
 #define cudaEventQuery hipEventQuery
 #define cudaEventSynchronize hipEventSynchronize
 #define cudaEventDestroy hipEventDestroy
+#define cudaFuncSetAttribute hipFuncSetAttribute
+#define cudaFuncAttributeMaxDynamicSharedMemorySize hipFuncAttributeMaxDynamicSharedMemorySize
 
 #if RW_GPU_HAVE_BLAS
 // hipBLAS where a ROCm install has it (Debian 12 does not: there the own GEMM kernel runs).

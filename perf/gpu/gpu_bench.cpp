@@ -6,7 +6,8 @@
 //              machine's bf16 limit), and fp32
 //   attention  one sequence of N tokens (8K, 16K, 32K), head_dim 64/128, heads = hidden / d
 //              (hidden 2048, as FlashAttention's benchmarks), causal and not, bf16 and fp32
-//              storage: the forward step, and forward + row_dot + backward
+//              storage: the forward step, and forward + row_dot + backward, by the reference path
+//              (attn-ref); and for bf16 the fused forward (attn-fused, RINGWORLD_GPU_ATTN_FWD=fused)
 //
 // FLOPs: GEMM 2 m n k; attention forward 4 n^2 d heads (halved when causal: what an ideal
 // kernel computes; a kernel that does not skip masked tiles shows half its speed there), forward
@@ -71,7 +72,8 @@ std::vector<int> parse_list(const std::string& text) {
   while (std::getline(ss, item, ',')) {
     char* end = nullptr;
     const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0) throw InputError("expected a list of positive integers: '" + text + "'");
+    if (item.empty() || *end != '\0' || v <= 0)
+      throw InputError("expected a list of positive integers: '" + text + "'");
     out.push_back(static_cast<int>(v));
   }
   return out;
@@ -85,14 +87,22 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw InputError("option " + a + " needs a value");
       return argv[++i];
     };
-    if (a == "--backend") o.backend = value();
-    else if (a == "--quick") o.quick = true;
-    else if (a == "--json") o.json = value();
-    else if (a == "--gemm-size") o.gemm_n = parse_list(value()).at(0);
-    else if (a == "--tokens") o.tokens = parse_list(value());
-    else if (a == "--head-dims") o.head_dims = parse_list(value());
-    else if (a == "--hidden") o.hidden = parse_list(value()).at(0);
-    else if (a == "--iters") o.gemm_iters = o.attn_iters = parse_list(value()).at(0);
+    if (a == "--backend")
+      o.backend = value();
+    else if (a == "--quick")
+      o.quick = true;
+    else if (a == "--json")
+      o.json = value();
+    else if (a == "--gemm-size")
+      o.gemm_n = parse_list(value()).at(0);
+    else if (a == "--tokens")
+      o.tokens = parse_list(value());
+    else if (a == "--head-dims")
+      o.head_dims = parse_list(value());
+    else if (a == "--hidden")
+      o.hidden = parse_list(value()).at(0);
+    else if (a == "--iters")
+      o.gemm_iters = o.attn_iters = parse_list(value()).at(0);
     else if (a == "--only") {
       const std::string what = value();
       o.gemm = what == "gemm";
@@ -110,16 +120,14 @@ Options parse(int argc, char** argv) {
   if (o.quick) {  // the smoke test: tiny shapes, one timed call
     o.gemm_n = 96;
     o.tokens = {80};
-    o.head_dims = {16, 32};
-    o.hidden = 64;
+    o.head_dims = {16, 64};  // 64: the fused forward's smallest head size
+    o.hidden = 128;
     o.gemm_iters = o.attn_iters = 1;
   }
   return o;
 }
 
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
+double now_s() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
 // splitmix64 values in [-1, 1).
 struct Rng {
@@ -137,9 +145,10 @@ struct Rng {
 // Host values as stored in `dtype` (the oracle's inputs), and their bytes.
 struct HostTensor {
   DType dtype;
-  std::vector<float> values;        // the stored values, as fp32
+  std::vector<float> values;         // the stored values, as fp32
   std::vector<unsigned char> bytes;  // the storage
-  HostTensor(DType t, std::size_t n, uint64_t seed, double scale = 1.0) : dtype(t), values(n), bytes(n * dtype_size(t)) {
+  HostTensor(DType t, std::size_t n, uint64_t seed, double scale = 1.0)
+      : dtype(t), values(n), bytes(n * dtype_size(t)) {
     Rng rng(seed);
     for (std::size_t i = 0; i < n; ++i) {
       const float x = static_cast<float>(rng.next() * scale);
@@ -186,7 +195,8 @@ struct Check {
   void add(double got, double gold, double tolerance) {
     ++checked;
     const double err = std::fabs(got - gold);
-    const double ratio = err == 0 ? 0.0 : (std::isfinite(err) ? err / tolerance : std::numeric_limits<double>::infinity());
+    const double ratio =
+        err == 0 ? 0.0 : (std::isfinite(err) ? err / tolerance : std::numeric_limits<double>::infinity());
     if (!(ratio <= 1.0)) ++wrong;
     if (!(ratio <= worst)) worst = ratio;
   }
@@ -244,7 +254,8 @@ Row bench_gemm(Backend& be, DType dt, int n, int iters) {
     const int i = static_cast<int>((pick.next() + 1) / 2 * n) % n, j = static_cast<int>((pick.next() + 1) / 2 * n) % n;
     double gold = 0, s_abs = 0;
     for (int p = 0; p < n; ++p) {
-      const double term = double(a.values[static_cast<std::size_t>(i) * n + p]) * b.values[static_cast<std::size_t>(p) * n + j];
+      const double term =
+          double(a.values[static_cast<std::size_t>(i) * n + p]) * b.values[static_cast<std::size_t>(p) * n + j];
       gold += term;
       s_abs += std::fabs(term);
     }
@@ -266,14 +277,18 @@ struct AttnInputs {
   int n_max, heads, d;
   HostTensor q, k, v, dout;  // [n_max, heads, d], the first n tokens of each are a problem of n tokens
   AttnInputs(DType dt, int n_max_, int heads_, int d_)
-      : n_max(n_max_), heads(heads_), d(d_),
+      : n_max(n_max_),
+        heads(heads_),
+        d(d_),
         q(dt, static_cast<std::size_t>(n_max_) * heads_ * d_, 21),
         k(dt, static_cast<std::size_t>(n_max_) * heads_ * d_, 22),
         v(dt, static_cast<std::size_t>(n_max_) * heads_ * d_, 23),
         dout(dt, static_cast<std::size_t>(n_max_) * heads_ * d_, 24) {}
 };
 
-std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool causal, int iters) {
+// fused: `be` runs the fused forward (RINGWORLD_GPU_ATTN_FWD=fused): forward rows only, checked
+// with the bf16-probability term added to the tolerance (u_bf16 on sum p |v| / l).
+std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool causal, int iters, bool fused) {
   const DType dt = in.q.dtype;
   const int heads = in.heads, d = in.d;
   const std::size_t elems = static_cast<std::size_t>(n) * heads * d, rows = static_cast<std::size_t>(heads) * n;
@@ -317,8 +332,9 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
   };
   const double fwd_flops = 4.0 * n * double(n) * d * heads * (causal ? 0.5 : 1.0);
   std::vector<Row> result;
-  for (int pass = 0; pass < 2; ++pass) {
-    const std::function<void()> call = pass == 0 ? std::function<void()>(forward) : std::function<void()>(forward_backward);
+  for (int pass = 0; pass < (fused ? 1 : 2); ++pass) {
+    const std::function<void()> call =
+        pass == 0 ? std::function<void()>(forward) : std::function<void()>(forward_backward);
     call();  // warm-up
     be.synchronize(s);
     const double t0 = now_s();
@@ -326,7 +342,7 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
     be.synchronize(s);
     const double seconds = (now_s() - t0) / iters;
     Row r;
-    r.kind = "attention";
+    r.kind = fused ? "attn-fused" : "attn-ref";
     r.dtype = dtype_name(dt);
     r.pass = pass == 0 ? "fwd" : "fwd+bwd";
     r.tokens = n;
@@ -339,7 +355,7 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
     result.push_back(r);
   }
 
-  // Checks on the last forward + backward: sampled rows against fp64.
+  // Checks on the last forward (+ backward): sampled rows against fp64.
   const std::vector<float> h_out = download(be, out.data(), elems, DType::f32),
                            h_lse = download(be, lse.data(), rows, DType::f32),
                            h_delta = download(be, delta.data(), rows, DType::f32),
@@ -360,7 +376,8 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
   Check fwd_check, bwd_check;
   const int sample_rows[] = {0, n / 3, (2 * n) / 3, n - 1};
   const int sample_heads[] = {0, heads - 1};
-  std::vector<double> p(static_cast<std::size_t>(n)), o(static_cast<std::size_t>(d)), o_abs(static_cast<std::size_t>(d));
+  std::vector<double> p(static_cast<std::size_t>(n)), o(static_cast<std::size_t>(d)),
+      o_abs(static_cast<std::size_t>(d));
   for (int h : sample_heads)
     for (int i : sample_rows) {
       // Forward: out row and lse.
@@ -380,7 +397,9 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
       const std::size_t r_index = static_cast<std::size_t>(h) * n + i;
       fwd_check.add(h_lse[r_index], row_lse, tol_units * (std::fabs(mx) + 1));  // lse = max + log l, l >= 1
       for (int dd = 0; dd < d; ++dd)
-        fwd_check.add(h_out[(static_cast<std::size_t>(i) * heads + h) * d + dd], o[dd], tol_units * o_abs[dd]);
+        fwd_check.add(h_out[(static_cast<std::size_t>(i) * heads + h) * d + dd], o[dd],
+                      (tol_units + (fused ? kUbf16 : 0.0)) * o_abs[dd]);
+      if (fused) continue;  // no backward ran
       // Backward: dq row i, from the kernel's lse and delta: dq = scale sum_j p (dp - delta) k_j.
       const double klse = h_lse[r_index], kdelta = h_delta[r_index];
       std::fill(o.begin(), o.end(), 0.0);
@@ -425,9 +444,11 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
   result[0].checked = fwd_check.checked;
   result[0].wrong = fwd_check.wrong;
   result[0].worst_ratio = fwd_check.worst;
-  result[1].checked = fwd_check.checked + bwd_check.checked;
-  result[1].wrong = fwd_check.wrong + bwd_check.wrong;
-  result[1].worst_ratio = std::max(fwd_check.worst, bwd_check.worst);
+  if (!fused) {
+    result[1].checked = fwd_check.checked + bwd_check.checked;
+    result[1].wrong = fwd_check.wrong + bwd_check.wrong;
+    result[1].worst_ratio = std::max(fwd_check.worst, bwd_check.worst);
+  }
   for (void* ptr : {q, k, v, dout}) be.release(ptr);
   return result;
 }
@@ -463,6 +484,18 @@ int main(int argc, char** argv) {
       return 77;
     }
     auto be = create_backend(o.backend);
+    std::unique_ptr<Backend> be_fused;  // the same backend with the fused attention forward
+    {
+      const char* old = std::getenv("RINGWORLD_GPU_ATTN_FWD");
+      const std::string saved = old ? old : "";
+      setenv("RINGWORLD_GPU_ATTN_FWD", "fused", 1);
+      if (o.backend == "cuda" || o.backend == "hip" || o.backend == "cuda-emu" || o.backend == "hip-emu")
+        be_fused = create_backend(o.backend);
+      if (old)
+        setenv("RINGWORLD_GPU_ATTN_FWD", saved.c_str(), 1);
+      else
+        unsetenv("RINGWORLD_GPU_ATTN_FWD");
+    }
     std::printf("# gpu_bench on %s%s\n", o.backend.c_str(), o.quick ? " (--quick: smoke-test sizes)" : "");
     std::printf("# flops: gemm 2mnk; attention fwd 4 n^2 d heads (x0.5 causal), fwd+bwd = 3.5 x fwd\n");
     std::printf("# checks: sampled outputs vs fp64; wrong = beyond the fp32 contract's tolerance\n");
@@ -481,11 +514,16 @@ int main(int argc, char** argv) {
         for (DType dt : {DType::bf16, DType::f32}) {
           const AttnInputs inputs(dt, n_max, heads, d);
           for (int n : o.tokens)
-            for (bool causal : {true, false})
-              for (const Row& r : bench_attention(*be, inputs, n, causal, o.attn_iters)) {
+            for (bool causal : {true, false}) {
+              std::vector<Row> case_rows = bench_attention(*be, inputs, n, causal, o.attn_iters, false);
+              if (be_fused && dt == DType::bf16 && (d == 64 || d == 128))
+                for (const Row& r : bench_attention(*be_fused, inputs, n, causal, o.attn_iters, true))
+                  case_rows.push_back(r);
+              for (const Row& r : case_rows) {
                 rows.push_back(r);
                 print_row(r);
               }
+            }
         }
       }
     for (const Row& r : rows) wrong += r.wrong;
@@ -493,8 +531,7 @@ int main(int argc, char** argv) {
       std::ofstream f(o.json + ".tmp");
       f << json_rows(o, rows);
       f.close();
-      if (!f || std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0)
-        throw InputError("cannot write " + o.json);
+      if (!f || std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0) throw InputError("cannot write " + o.json);
     }
     std::printf("# %ld sampled values beyond tolerance\n", wrong);
     return wrong == 0 ? 0 : 1;

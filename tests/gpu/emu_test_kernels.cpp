@@ -50,8 +50,10 @@ __global__ void divergent_shuffle_kernel(int* out) {
 }
 
 __global__ void mismatched_kernel(int* out) {
-  if (lane_id() % 2 == 0) out[threadIdx.x] = shfl_xor(1, 1);
-  else out[threadIdx.x] = static_cast<int>(ballot(true) & 1u);
+  if (lane_id() % 2 == 0)
+    out[threadIdx.x] = shfl_xor(1, 1);
+  else
+    out[threadIdx.x] = static_cast<int>(ballot(true) & 1u);
 }
 
 }  // namespace

@@ -18,20 +18,20 @@ struct WarpOps {
 
 }  // namespace rw::test::simt
 
-#define RW_DECLARE_EMU_TEST_KERNELS(ns)                                                                      \
-  namespace rw::device::gpu::ns {                                                                           \
-  /* Every warp operation of simt.h on a block of n_threads (a multiple of the warp size). */               \
-  rw::test::simt::WarpOps run_warp_ops(int n_threads);                                                      \
-  /* The order in which the n_threads of one block passed one point (before any barrier). */               \
-  std::vector<int> run_order(int n_threads);                                                                \
-  /* out[t] = in[n - 1 - t] through shared memory, with or without the barrier between. */                 \
-  std::vector<float> run_reverse(const std::vector<float>& in, bool with_barrier);                          \
-  /* __syncthreads() reached by only half the block: a deadlock, fatal. */                                  \
-  void run_divergent_barrier();                                                                             \
-  /* A shuffle reached by only some lanes of a warp: a deadlock, fatal. */                                  \
-  void run_divergent_shuffle();                                                                             \
-  /* Half a warp at a shuffle, the other half at a vote: fatal. */                                          \
-  void run_mismatched_warp_ops();                                                                           \
+#define RW_DECLARE_EMU_TEST_KERNELS(ns)                                                       \
+  namespace rw::device::gpu::ns {                                                             \
+  /* Every warp operation of simt.h on a block of n_threads (a multiple of the warp size). */ \
+  rw::test::simt::WarpOps run_warp_ops(int n_threads);                                        \
+  /* The order in which the n_threads of one block passed one point (before any barrier). */  \
+  std::vector<int> run_order(int n_threads);                                                  \
+  /* out[t] = in[n - 1 - t] through shared memory, with or without the barrier between. */    \
+  std::vector<float> run_reverse(const std::vector<float>& in, bool with_barrier);            \
+  /* __syncthreads() reached by only half the block: a deadlock, fatal. */                    \
+  void run_divergent_barrier();                                                               \
+  /* A shuffle reached by only some lanes of a warp: a deadlock, fatal. */                    \
+  void run_divergent_shuffle();                                                               \
+  /* Half a warp at a shuffle, the other half at a vote: fatal. */                            \
+  void run_mismatched_warp_ops();                                                             \
   }
 
 RW_DECLARE_EMU_TEST_KERNELS(emu_w32)

@@ -4,7 +4,6 @@
 // prints one line saying why and exits with ctest's skip code, 77.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 

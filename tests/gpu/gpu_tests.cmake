@@ -1,7 +1,8 @@
 # gpu_tests.cmake: the tests of the GPU kernels and backends (device/cuda/README.md), included by
 # tests/CMakeLists.txt.
 #
-#   gpu_emu            the SIMT emulation itself (test_simt_emu.cpp); about 2 s
+#   gpu_emu            the SIMT emulation itself (test_simt_emu.cpp), the matrix-core tile wrapper
+#                      and the fused attention forward on cuda-emu / hip-emu; a few seconds
 #   device_gpu_emu     the backend conformance and stream tests on cuda-emu (warp 32) and hip-emu
 #                      (warp 64): every GPU kernel against the fp64 reference, fp32 and bf16
 #   gpu_cuda, gpu_hip  the same on the real backends; skipped (77, one line) without a device
@@ -16,9 +17,10 @@ if(RINGWORLD_HAVE_GPU_EMU)
                                RW_GPU_NS=emu_w${warp})
     target_compile_options(emu_test_kernels_w${warp} PRIVATE ${RINGWORLD_CXX_WARNINGS} -Werror)
   endforeach()
-  add_executable(test_gpu_emu ${CMAKE_CURRENT_LIST_DIR}/test_simt_emu.cpp $<TARGET_OBJECTS:emu_test_kernels_w32>
-                 $<TARGET_OBJECTS:emu_test_kernels_w64> $<TARGET_OBJECTS:catch_main>)
+  add_executable(test_gpu_emu ${CMAKE_CURRENT_LIST_DIR}/test_simt_emu.cpp ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention.cpp
+                 $<TARGET_OBJECTS:emu_test_kernels_w32> $<TARGET_OBJECTS:emu_test_kernels_w64> $<TARGET_OBJECTS:catch_main>)
   target_link_libraries(test_gpu_emu PRIVATE ringworld_device Catch2::Catch2)
+  target_compile_definitions(test_gpu_emu PRIVATE RW_TEST_HAVE_SIMT_EMU=1)
   add_test(NAME gpu_emu COMMAND test_gpu_emu --use-colour no)
   set_tests_properties(gpu_emu PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 
@@ -33,7 +35,7 @@ foreach(vendor cuda hip)
     add_executable(test_gpu_${vendor} ${CMAKE_CURRENT_LIST_DIR}/gpu_test_main.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/../unit/test_backend_conformance.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/../unit/test_backend_streams.cpp
-                   ${CMAKE_CURRENT_LIST_DIR}/test_mma_gpu.cpp)
+                   ${CMAKE_CURRENT_LIST_DIR}/test_mma_gpu.cpp ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention.cpp)
     if(vendor STREQUAL "cuda")
       set(rw_test_warp 32)
     else()

@@ -1,8 +1,7 @@
 // mma_check.h: the checks of an mma_test.h result (Catch2), shared by the emulated and the GPU tests.
 #pragma once
-#include <catch2/catch.hpp>
-
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <numeric>
 #include <vector>

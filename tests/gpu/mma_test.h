@@ -17,7 +17,7 @@ struct Result {
 
 }  // namespace rw::test::mma
 
-#define RW_DECLARE_MMA_TEST(ns)                                              \
-  namespace rw::device::gpu::ns {                                           \
-  rw::test::mma::Result run_mma_test(uint64_t seed, bool wrong_a_layout);  \
+#define RW_DECLARE_MMA_TEST(ns)                                           \
+  namespace rw::device::gpu::ns {                                         \
+  rw::test::mma::Result run_mma_test(uint64_t seed, bool wrong_a_layout); \
   }

@@ -5,12 +5,11 @@
 // cuda-emu and hip-emu backends), and that a barrier or warp operation not every thread reaches
 // is fatal rather than a hang; the matrix-core tile wrapper against the documented fragment
 // layouts. Fatal paths run in a forked child. About 2 s.
-#include <catch2/catch.hpp>
-
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <csignal>
 #include <functional>
@@ -45,9 +44,11 @@ struct EmuKernels {
 
 const EmuKernels kEmulations[] = {
     {"warp 32", 32, &gpu::emu_w32::run_warp_ops, &gpu::emu_w32::run_order, &gpu::emu_w32::run_reverse,
-     &gpu::emu_w32::run_divergent_barrier, &gpu::emu_w32::run_divergent_shuffle, &gpu::emu_w32::run_mismatched_warp_ops},
+     &gpu::emu_w32::run_divergent_barrier, &gpu::emu_w32::run_divergent_shuffle,
+     &gpu::emu_w32::run_mismatched_warp_ops},
     {"warp 64", 64, &gpu::emu_w64::run_warp_ops, &gpu::emu_w64::run_order, &gpu::emu_w64::run_reverse,
-     &gpu::emu_w64::run_divergent_barrier, &gpu::emu_w64::run_divergent_shuffle, &gpu::emu_w64::run_mismatched_warp_ops},
+     &gpu::emu_w64::run_divergent_barrier, &gpu::emu_w64::run_divergent_shuffle,
+     &gpu::emu_w64::run_mismatched_warp_ops},
 };
 
 // Runs fn in a forked child whose fatal handler sends the message back; returns it ("" if none).
@@ -152,7 +153,8 @@ TEST_CASE("barriers and warp operations that not every thread reaches are fatal,
   for (const EmuKernels& k : kEmulations) {
     INFO(k.name);
     CHECK_THAT(fatal_message_of(k.divergent_barrier), Catch::Contains("deadlock") && Catch::Contains("__syncthreads"));
-    CHECK_THAT(fatal_message_of(k.divergent_shuffle), Catch::Contains("deadlock") && Catch::Contains("warp operations"));
+    CHECK_THAT(fatal_message_of(k.divergent_shuffle),
+               Catch::Contains("deadlock") && Catch::Contains("warp operations"));
     CHECK_THAT(fatal_message_of(k.mismatched), Catch::Contains("different warp operations"));
   }
 }
@@ -227,7 +229,8 @@ TEST_CASE("dropping one named barrier of the GEMM or reduction kernels gives a w
 RW_DECLARE_MMA_TEST(emu_w32)
 RW_DECLARE_MMA_TEST(emu_w64)
 
-TEST_CASE("the matrix-core tile wrapper follows the documented fragment layouts (m16n8k16, MFMA 16x16x16)", "[simt][mma]") {
+TEST_CASE("the matrix-core tile wrapper follows the documented fragment layouts (m16n8k16, MFMA 16x16x16)",
+          "[simt][mma]") {
   const rw::test::mma::Result w32 = gpu::emu_w32::run_mma_test(7, false), w64 = gpu::emu_w64::run_mma_test(7, false);
   {
     INFO("warp 32: mma.sync m16n8k16");

@@ -29,7 +29,8 @@ class HostWorkspace final : public gpu::Workspace {
       std::free(data_);
       capacity_ = (n_bytes + 255) / 256 * 256;
       data_ = std::aligned_alloc(256, capacity_);
-      RW_CHECK(data_ != nullptr, "SIMT emulation: out of memory for a workspace of " + std::to_string(n_bytes) + " bytes");
+      RW_CHECK(data_ != nullptr,
+               "SIMT emulation: out of memory for a workspace of " + std::to_string(n_bytes) + " bytes");
     }
     sim::fill_poison(data_, n_bytes);
     return data_;
@@ -42,28 +43,25 @@ class HostWorkspace final : public gpu::Workspace {
 
 thread_local HostWorkspace tl_workspace;
 
-template <void (*Run)(KernelCall&, const gpu::LaunchContext&)>
-void run_emulated(KernelCall& call) {
-  gpu::LaunchContext ctx;
-  ctx.workspace = &tl_workspace;
-  Run(call, ctx);
-}
+using Runner = void (*)(KernelCall&, const gpu::LaunchContext&);
 
-std::unique_ptr<Backend> make_emulated(const char* name, void (*runner)(KernelCall&)) {
+std::unique_ptr<Backend> make_emulated(const char* name, Runner runner) {
   SimGpuOptions options = SimGpuOptions::from_environment();
   options.name = name;
-  options.run_kernel = runner;
+  const bool attn_fused = gpu::attn_fused_from_environment();
+  options.run_kernel = [runner, attn_fused](KernelCall& call) {
+    gpu::LaunchContext ctx;
+    ctx.workspace = &tl_workspace;
+    ctx.attn_fused = attn_fused;
+    runner(call, ctx);
+  };
   return std::make_unique<SimGpuBackend>(options);
 }
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_emu_backend() {
-  return make_emulated("cuda-emu", &run_emulated<&gpu::emu_w32::run_kernel>);
-}
+std::unique_ptr<Backend> make_cuda_emu_backend() { return make_emulated("cuda-emu", &gpu::emu_w32::run_kernel); }
 
-std::unique_ptr<Backend> make_hip_emu_backend() {
-  return make_emulated("hip-emu", &run_emulated<&gpu::emu_w64::run_kernel>);
-}
+std::unique_ptr<Backend> make_hip_emu_backend() { return make_emulated("hip-emu", &gpu::emu_w64::run_kernel); }
 
 }  // namespace rw::device

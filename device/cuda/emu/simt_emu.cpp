@@ -4,8 +4,6 @@
 // each pass every runnable fiber, in a freshly permuted order, runs until it blocks or ends.
 #include "device/cuda/emu/simt_emu.h"
 
-#include "device/cuda/emu/mma_emu.h"
-
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "device/cuda/emu/mma_emu.h"
 #include "src/common/fatal.h"
 
 namespace rw::simt::emu {
@@ -43,6 +42,8 @@ struct Warp {
   int width[2] = {0, 0};
   uint64_t slots[2][kMaxWarpSize] = {};
   unsigned char gathered[2][kMaxWarpSize][kGatherBytes] = {};  // warp_arrive's extra bytes
+  bool product_ready[2] = {false, false};                      // mma_bf16: D computed once per operation
+  float product[2][16][16] = {};
 };
 
 struct Thread {
@@ -170,10 +171,9 @@ std::string block_name(const Block& b) {
     at_warp += t.state == State::at_warp;
     done += t.state == State::done;
   }
-  RW_FAIL("SIMT emulation: deadlock in block " + block_name(b) + " of " + std::to_string(b.n_threads) +
-          " threads: " + std::to_string(at_barrier) + " wait at __syncthreads, " + std::to_string(at_warp) +
-          " at warp operations, " + std::to_string(done) +
-          " have exited (a barrier in divergent code, or threads returning before a barrier)");
+  RW_FAIL("SIMT emulation: deadlock in block " + block_name(b) + " of " + std::to_string(b.n_threads) + " threads: " +
+          std::to_string(at_barrier) + " wait at __syncthreads, " + std::to_string(at_warp) + " at warp operations, " +
+          std::to_string(done) + " have exited (a barrier in divergent code, or threads returning before a barrier)");
 }
 
 void run_block(Block& b, std::mt19937_64& rng) {
@@ -224,6 +224,7 @@ int warp_arrive(uint64_t value, int kind, int width, const void* extra = nullptr
   if (w.arrived == 0) {
     w.kind[parity] = kind;
     w.width[parity] = width;
+    w.product_ready[parity] = false;
   } else if (w.kind[parity] != kind || w.width[parity] != width) {
     RW_FAIL("SIMT emulation: lanes of warp " + std::to_string(t.warp) + " in block " + block_name(b) +
             " met at different warp operations (kind " + std::to_string(w.kind[parity]) + " width " +
@@ -304,7 +305,7 @@ void mma_bf16(float* d, const uint16_t* a, const uint16_t* b, int warp_size) {
   std::memcpy(mine.b, b, sizeof(uint16_t) * n_b);
   std::memcpy(mine.c, d, sizeof(float) * n_c);
   const int parity = warp_arrive(0, kMma, warp_size, &mine, sizeof mine);
-  const Warp& w = blk.warps[t.warp];
+  Warp& w = blk.warps[t.warp];
   auto lane_fragments = [&](int lane) {
     Fragments f;
     std::memcpy(&f, w.gathered[parity][lane], sizeof f);
@@ -316,42 +317,45 @@ void mma_bf16(float* d, const uint16_t* a, const uint16_t* b, int warp_size) {
     std::memcpy(&x, &u, 4);
     return x;
   };
-  float A[16][16], B[16][16], C[16][16];
-  if (warp_size == 32) {
-    // PTX ISA, mma.m16n8k16, .bf16 A (16 x 16, row): groupID = laneid >> 2, threadID_in_group =
-    // laneid % 4; element a_i: row = groupID for i < 2 or 4 <= i < 6, else groupID + 8; col =
-    // threadID_in_group * 2 + (i & 1), plus 8 for i >= 4. B (16 x 8, col): b_i: row =
-    // threadID_in_group * 2 + (i & 1), plus 8 for i >= 2; col = groupID. C/D (16 x 8, f32): c_i:
-    // row = groupID for i < 2, else groupID + 8; col = threadID_in_group * 2 + (i & 1).
-    for (int lane = 0; lane < 32; ++lane) {
-      const Fragments f = lane_fragments(lane);
-      const int group = lane >> 2, in_group = lane % 4;
-      for (int i = 0; i < 8; ++i) {
-        const int row = (i < 2 || (i >= 4 && i < 6)) ? group : group + 8;
-        const int col = in_group * 2 + (i & 1) + (i >= 4 ? 8 : 0);
-        A[row][col] = bf16_value(f.a[i]);
+  float(&D)[16][16] = w.product[parity];
+  if (!w.product_ready[parity]) {  // the first lane to run after the barrier computes the tile
+    float A[16][16], B[16][16], C[16][16];
+    if (warp_size == 32) {
+      // PTX ISA, mma.m16n8k16, .bf16 A (16 x 16, row): groupID = laneid >> 2, threadID_in_group =
+      // laneid % 4; element a_i: row = groupID for i < 2 or 4 <= i < 6, else groupID + 8; col =
+      // threadID_in_group * 2 + (i & 1), plus 8 for i >= 4. B (16 x 8, col): b_i: row =
+      // threadID_in_group * 2 + (i & 1), plus 8 for i >= 2; col = groupID. C/D (16 x 8, f32): c_i:
+      // row = groupID for i < 2, else groupID + 8; col = threadID_in_group * 2 + (i & 1).
+      for (int lane = 0; lane < 32; ++lane) {
+        const Fragments f = lane_fragments(lane);
+        const int group = lane >> 2, in_group = lane % 4;
+        for (int i = 0; i < 8; ++i) {
+          const int row = (i < 2 || (i >= 4 && i < 6)) ? group : group + 8;
+          const int col = in_group * 2 + (i & 1) + (i >= 4 ? 8 : 0);
+          A[row][col] = bf16_value(f.a[i]);
+        }
+        for (int i = 0; i < 4; ++i) B[in_group * 2 + (i & 1) + (i >= 2 ? 8 : 0)][group] = bf16_value(f.b[i]);
+        for (int i = 0; i < 4; ++i) C[i < 2 ? group : group + 8][in_group * 2 + (i & 1)] = f.c[i];
       }
-      for (int i = 0; i < 4; ++i) B[in_group * 2 + (i & 1) + (i >= 2 ? 8 : 0)][group] = bf16_value(f.b[i]);
-      for (int i = 0; i < 4; ++i) C[i < 2 ? group : group + 8][in_group * 2 + (i & 1)] = f.c[i];
+    } else {
+      // AMD matrix instruction calculator, v_mfma_f32_16x16x16bf16_1k: A[i][k] is element k % 4 of
+      // lane i + 16 (k / 4); B[k][j] is element k % 4 of lane j + 16 (k / 4); D[i][j] (and C) is
+      // element i % 4 of lane j + 16 (i / 4).
+      for (int i = 0; i < 16; ++i)
+        for (int k = 0; k < 16; ++k) A[i][k] = bf16_value(lane_fragments(i + 16 * (k / 4)).a[k % 4]);
+      for (int k = 0; k < 16; ++k)
+        for (int j = 0; j < 16; ++j) B[k][j] = bf16_value(lane_fragments(j + 16 * (k / 4)).b[k % 4]);
+      for (int i = 0; i < 16; ++i)
+        for (int j = 0; j < 16; ++j) C[i][j] = lane_fragments(j + 16 * (i / 4)).c[i % 4];
     }
-  } else {
-    // AMD matrix instruction calculator, v_mfma_f32_16x16x16bf16_1k: A[i][k] is element k % 4 of
-    // lane i + 16 (k / 4); B[k][j] is element k % 4 of lane j + 16 (k / 4); D[i][j] (and C) is
-    // element i % 4 of lane j + 16 (i / 4).
     for (int i = 0; i < 16; ++i)
-      for (int k = 0; k < 16; ++k) A[i][k] = bf16_value(lane_fragments(i + 16 * (k / 4)).a[k % 4]);
-    for (int k = 0; k < 16; ++k)
-      for (int j = 0; j < 16; ++j) B[k][j] = bf16_value(lane_fragments(j + 16 * (k / 4)).b[k % 4]);
-    for (int i = 0; i < 16; ++i)
-      for (int j = 0; j < 16; ++j) C[i][j] = lane_fragments(j + 16 * (i / 4)).c[i % 4];
+      for (int j = 0; j < n_cols; ++j) {
+        float sum = C[i][j];
+        for (int k = 0; k < 16; ++k) sum += A[i][k] * B[k][j];
+        D[i][j] = sum;
+      }
+    w.product_ready[parity] = true;
   }
-  float D[16][16];
-  for (int i = 0; i < 16; ++i)
-    for (int j = 0; j < n_cols; ++j) {
-      float sum = C[i][j];
-      for (int k = 0; k < 16; ++k) sum += A[i][k] * B[k][j];
-      D[i][j] = sum;
-    }
   const int lane = t.lane;
   if (warp_size == 32) {
     const int group = lane >> 2, in_group = lane % 4;
@@ -394,7 +398,8 @@ void launch(dim3 grid, dim3 block, std::size_t smem_bytes, int warp_size, const 
   b.threads.resize(n_threads);
   const int n_warps = static_cast<int>((n_threads + warp_size - 1) / warp_size);
   b.warps.resize(n_warps);
-  for (int w = 0; w < n_warps; ++w) b.warps[w].n_lanes = std::min<int>(warp_size, static_cast<int>(n_threads) - w * warp_size);
+  for (int w = 0; w < n_warps; ++w)
+    b.warps[w].n_lanes = std::min<int>(warp_size, static_cast<int>(n_threads) - w * warp_size);
   for (int i = 0; i < b.n_threads; ++i) {
     Thread& t = b.threads[i];
     t.info.thread_idx = uint3{static_cast<unsigned>(i % block.x), static_cast<unsigned>((i / block.x) % block.y),

@@ -128,8 +128,8 @@ __global__ void backward_probs_kernel(float* scores, ChunkDims dims, MaskPtrs ma
     const int64_t h = (rho / dims.rows) % dims.heads, i = rho % dims.rows;
     const int64_t q = b * dims.n_q + dims.q0 + i, k = b * dims.n_k + dims.k0 + j;
     const float row_lse = lse[(b * dims.heads + h) * dims.n_q + dims.q0 + i];
-    const bool visible =
-        row_lse != neg_infinity() && key_visible(mask.q_pos[q], mask.q_seg[q], mask.k_pos[k], mask.k_seg[k], mask.causal != 0);
+    const bool visible = row_lse != neg_infinity() &&
+                         key_visible(mask.q_pos[q], mask.q_seg[q], mask.k_pos[k], mask.k_seg[k], mask.causal != 0);
     scores[e] = visible ? expf(scores[e] - row_lse) : 0.f;
   }
 }
@@ -176,7 +176,8 @@ __global__ void merge_kernel(float* out_a, float* lse_a, const float* out_b, con
     const float wb = lb == neg_infinity() ? 0.f : expf(lb - l);
     const int64_t b = row / (static_cast<int64_t>(heads) * n_q), h = (row / n_q) % heads, i = row % n_q;
     const int64_t base = ((b * n_q + i) * heads + h) * head_dim;
-    for (int dd = lane; dd < head_dim; dd += warp_size()) out_a[base + dd] = wa * out_a[base + dd] + wb * out_b[base + dd];
+    for (int dd = lane; dd < head_dim; dd += warp_size())
+      out_a[base + dd] = wa * out_a[base + dd] + wb * out_b[base + dd];
     sync_warp();
     if (lane == 0) lse_a[row] = l;
   }
@@ -217,7 +218,9 @@ struct ChunkGemms {
   const AttnShape& s;
   const ChunkDims& dims;
   int group;
-  int64_t q_offset(int b, int g) const { return ((static_cast<int64_t>(b) * s.n_q + dims.q0) * s.heads + g) * s.head_dim; }
+  int64_t q_offset(int b, int g) const {
+    return ((static_cast<int64_t>(b) * s.n_q + dims.q0) * s.heads + g) * s.head_dim;
+  }
   int64_t kv_offset(int b) const { return ((static_cast<int64_t>(b) * s.n_k + dims.k0) * s.kv_heads) * s.head_dim; }
   int64_t score_offset(int b, int g) const {
     return (static_cast<int64_t>(b) * s.heads + g) * dims.rows * static_cast<int64_t>(dims.cols);
@@ -304,10 +307,12 @@ MaskPtrs mask_ptrs(const AttnMaskArgs& m) { return MaskPtrs{m.q_pos, m.q_seg, m.
 void run(AttnFwdStepArgs& a, const LaunchContext& ctx) {
   const AttnShape& s = a.shape;
   if (s.batch == 0 || s.n_q == 0 || s.n_k == 0) return;
+  if (attn_fwd_fused_applies(a, ctx)) return attn_fwd_fused(a, ctx);
   const Chunks ch = choose_chunks(s, a.tiling);
   const int group = s.heads / s.kv_heads;
   const int64_t bh = static_cast<int64_t>(s.batch) * s.heads;
-  const int64_t q_elems = static_cast<int64_t>(detail::attn_q_elems(s)), kv_elems = static_cast<int64_t>(detail::attn_kv_elems(s));
+  const int64_t q_elems = static_cast<int64_t>(detail::attn_q_elems(s)),
+                kv_elems = static_cast<int64_t>(detail::attn_kv_elems(s));
   const bool convert = a.dtype != DType::f32;
   WorkspacePlan plan;
   const std::size_t scores_at = plan.add(static_cast<std::size_t>(bh * ch.block_q * ch.block_k) * 4);
@@ -340,11 +345,12 @@ void run(AttnFwdStepArgs& a, const LaunchContext& ctx) {
       const ChunkGemms gemms{s, dims, group};
       for (int b = 0; b < s.batch; ++b)
         for (int g = 0; g < group; ++g) gemm(gemms.scores(t.q, t.k, scores, b, g, a.scale), ctx);
-      launch_kernel(&softmax_update_kernel, dim3(rows_grid(n_rows)), dim3(kThreads), 0, ctx, scores, dims, mask,
-                    n_rows, m_run, l_run, acc);
+      launch_kernel(&softmax_update_kernel, dim3(rows_grid(n_rows)), dim3(kThreads), 0, ctx, scores, dims, mask, n_rows,
+                    m_run, l_run, acc);
       for (int b = 0; b < s.batch; ++b)
         for (int g = 0; g < group; ++g)
-          gemm(gemms.rows_times_keys(scores, t.v, acc, gemms.acc_offset(b, g), s.head_dim, gemms.acc_stride(), b, g, 1.f),
+          gemm(gemms.rows_times_keys(scores, t.v, acc, gemms.acc_offset(b, g), s.head_dim, gemms.acc_stride(), b, g,
+                                     1.f),
                ctx);
     }
     launch_kernel(&finish_kernel, dim3(rows_grid(n_rows)), dim3(kThreads), 0, ctx, a.out, a.lse, dims, n_rows,
@@ -358,7 +364,8 @@ void run(AttnBwdStepArgs& a, const LaunchContext& ctx) {
   const Chunks ch = choose_chunks(s, a.tiling);
   const int group = s.heads / s.kv_heads;
   const int64_t bh = static_cast<int64_t>(s.batch) * s.heads;
-  const int64_t q_elems = static_cast<int64_t>(detail::attn_q_elems(s)), kv_elems = static_cast<int64_t>(detail::attn_kv_elems(s));
+  const int64_t q_elems = static_cast<int64_t>(detail::attn_q_elems(s)),
+                kv_elems = static_cast<int64_t>(detail::attn_kv_elems(s));
   const bool convert = a.dtype != DType::f32;
   WorkspacePlan plan;
   const std::size_t p_at = plan.add(static_cast<std::size_t>(bh * ch.block_q * ch.block_k) * 4);
@@ -398,9 +405,9 @@ void run(AttnBwdStepArgs& a, const LaunchContext& ctx) {
       // dQ += dS K;  dK += dS^T Q
       for (int b = 0; b < s.batch; ++b)
         for (int g = 0; g < group; ++g)
-          gemm(gemms.rows_times_keys(dprobs, t.k, a.dq, gemms.q_offset(b, g), gemms.q_ld(), gemms.q_stride(), b, g,
-                                     1.f),
-               ctx);
+          gemm(
+              gemms.rows_times_keys(dprobs, t.k, a.dq, gemms.q_offset(b, g), gemms.q_ld(), gemms.q_stride(), b, g, 1.f),
+              ctx);
       for (int b = 0; b < s.batch; ++b)
         for (int g = 0; g < group; ++g) gemm(gemms.keys_times_rows(dprobs, t.q, a.dk, b, g), ctx);
     }

@@ -32,8 +32,10 @@ struct FpOut {
     return is_bf16 ? to_float(static_cast<const bf16_t*>(p)[i]) : static_cast<const float*>(p)[i];
   }
   __device__ __forceinline__ void store(int64_t i, float v) const {
-    if (is_bf16) static_cast<bf16_t*>(p)[i] = from_float<bf16_t>(v);
-    else static_cast<float*>(p)[i] = v;
+    if (is_bf16)
+      static_cast<bf16_t*>(p)[i] = from_float<bf16_t>(v);
+    else
+      static_cast<float*>(p)[i] = v;
   }
 };
 
@@ -112,10 +114,15 @@ void gemm(const GemmDesc& g, const LaunchContext& ctx);
 void gemm_tiled(const GemmDesc& g, const LaunchContext& ctx);
 void run(GemmArgs& a, const LaunchContext& ctx);
 
-// attention.cu
+// attention.cu (the reference path; the forward hands bf16 steps to the fused kernel when
+// attn_fwd_fused_applies)
 void run(AttnFwdStepArgs& a, const LaunchContext& ctx);
 void run(AttnBwdStepArgs& a, const LaunchContext& ctx);
 void run(AttnRowDotArgs& a, const LaunchContext& ctx);
 void run(AttnMergeArgs& a, const LaunchContext& ctx);
+
+// attention_fused.cu: bf16 q/k/v, head_dim 64 or 128, when ctx.attn_fused.
+bool attn_fwd_fused_applies(const AttnFwdStepArgs& a, const LaunchContext& ctx);
+void attn_fwd_fused(const AttnFwdStepArgs& a, const LaunchContext& ctx);
 
 }  // namespace rw::device::gpu::RW_GPU_NS

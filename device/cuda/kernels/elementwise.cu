@@ -16,8 +16,7 @@ __global__ void fill_kernel(T* x, int64_t n, T value) {
 
 template <class T>
 void launch_fill(void* x, int64_t n, T value, const LaunchContext& ctx) {
-  launch_kernel(&fill_kernel<T>, dim3(grid_for(n, kThreads * 4)), dim3(kThreads), 0, ctx, static_cast<T*>(x), n,
-                value);
+  launch_kernel(&fill_kernel<T>, dim3(grid_for(n, kThreads * 4)), dim3(kThreads), 0, ctx, static_cast<T*>(x), n, value);
 }
 
 // y = y + alpha * x (add: alpha = 1 with no multiply, so the sum is rounded once as on the CPU).
@@ -142,8 +141,8 @@ void run(ConvertArgs& a, const LaunchContext& ctx) {
       launch_kernel(&copy_kernel<bf16_t>, elementwise_grid(n), dim3(kThreads), 0, ctx, a.x.as<bf16_t>(),
                     a.y.as<bf16_t>(), n);
     else
-      launch_kernel(&copy_kernel<float>, elementwise_grid(n), dim3(kThreads), 0, ctx, a.x.as<float>(),
-                    a.y.as<float>(), n);
+      launch_kernel(&copy_kernel<float>, elementwise_grid(n), dim3(kThreads), 0, ctx, a.x.as<float>(), a.y.as<float>(),
+                    n);
     return;
   }
   launch_kernel(&convert_kernel, elementwise_grid(n), dim3(kThreads), 0, ctx, fp_in(a.x), fp_out(a.y), n);

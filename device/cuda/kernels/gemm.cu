@@ -102,15 +102,17 @@ void launch_tiled(const GemmParams& p, int64_t batch, const LaunchContext& ctx) 
 
 template <class TA, class TB>
 void launch_tiled_c(const GemmDesc& g, const GemmParams& p, const LaunchContext& ctx) {
-  if (g.c_type == DType::bf16) launch_tiled<TA, TB, bf16_t>(p, g.batch, ctx);
-  else launch_tiled<TA, TB, float>(p, g.batch, ctx);
+  if (g.c_type == DType::bf16)
+    launch_tiled<TA, TB, bf16_t>(p, g.batch, ctx);
+  else
+    launch_tiled<TA, TB, float>(p, g.batch, ctx);
 }
 
 #if RW_GPU_HAVE_BLAS
-#define RW_BLAS_CHECK(call)                                                                             \
-  do {                                                                                                  \
-    const cublasStatus_t rw_blas_status_ = (call);                                                      \
-    if (rw_blas_status_ != CUBLAS_STATUS_SUCCESS)                                                       \
+#define RW_BLAS_CHECK(call)                                                                                       \
+  do {                                                                                                            \
+    const cublasStatus_t rw_blas_status_ = (call);                                                                \
+    if (rw_blas_status_ != CUBLAS_STATUS_SUCCESS)                                                                 \
       ::rw::fatal(#call, __FILE__, __LINE__, "BLAS status " + std::to_string(static_cast<int>(rw_blas_status_))); \
   } while (0)
 
@@ -120,8 +122,8 @@ bool fits_int(int64_t v) { return v >= 0 && v <= 2147483647; }
 // places and keep their transposes.
 bool gemm_blas(const GemmDesc& g, const LaunchContext& ctx) {
   if (ctx.blas == nullptr || g.a_type != g.b_type) return false;
-  if (!fits_int(g.m) || !fits_int(g.n) || !fits_int(g.k) || !fits_int(g.lda) || !fits_int(g.ldb) ||
-      !fits_int(g.ldc) || !fits_int(g.batch))
+  if (!fits_int(g.m) || !fits_int(g.n) || !fits_int(g.k) || !fits_int(g.lda) || !fits_int(g.ldb) || !fits_int(g.ldc) ||
+      !fits_int(g.batch))
     return false;
   cublasHandle_t handle = static_cast<cublasHandle_t>(ctx.blas);
   RW_BLAS_CHECK(cublasSetStream(handle, static_cast<cudaStream_t>(ctx.stream)));
@@ -148,13 +150,31 @@ int64_t leading_dimension(const ConstTensorView& v) {
 
 void gemm_tiled(const GemmDesc& g, const LaunchContext& ctx) {
   if (g.m == 0 || g.n == 0 || g.batch == 0) return;
-  GemmParams p{g.a, g.b, g.c, g.m, g.n, g.k, g.lda, g.ldb, g.ldc, g.stride_a, g.stride_b, g.stride_c,
-               g.alpha, g.beta, g.trans_a ? 1 : 0, g.trans_b ? 1 : 0};
+  GemmParams p{g.a,
+               g.b,
+               g.c,
+               g.m,
+               g.n,
+               g.k,
+               g.lda,
+               g.ldb,
+               g.ldc,
+               g.stride_a,
+               g.stride_b,
+               g.stride_c,
+               g.alpha,
+               g.beta,
+               g.trans_a ? 1 : 0,
+               g.trans_b ? 1 : 0};
   const bool a16 = g.a_type == DType::bf16, b16 = g.b_type == DType::bf16;
-  if (a16 && b16) launch_tiled_c<bf16_t, bf16_t>(g, p, ctx);
-  else if (a16) launch_tiled_c<bf16_t, float>(g, p, ctx);
-  else if (b16) launch_tiled_c<float, bf16_t>(g, p, ctx);
-  else launch_tiled_c<float, float>(g, p, ctx);
+  if (a16 && b16)
+    launch_tiled_c<bf16_t, bf16_t>(g, p, ctx);
+  else if (a16)
+    launch_tiled_c<bf16_t, float>(g, p, ctx);
+  else if (b16)
+    launch_tiled_c<float, bf16_t>(g, p, ctx);
+  else
+    launch_tiled_c<float, float>(g, p, ctx);
 }
 
 void gemm(const GemmDesc& g, const LaunchContext& ctx) {

@@ -99,7 +99,8 @@ __global__ void cross_entropy_kernel(FpIn logits, const int32_t* targets, const 
     sum = block_sum(sum, scratch);
     const float lse = mx + logf(sum);
     if (threadIdx.x == 0)
-      per_token[t] = static_cast<double>(weight) * (static_cast<double>(lse) - static_cast<double>(logits[row + target]));
+      per_token[t] =
+          static_cast<double>(weight) * (static_cast<double>(lse) - static_cast<double>(logits[row + target]));
     if (has_dlogits) {
       const float scale = static_cast<float>(grad_scale * static_cast<double>(weight));
       for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
@@ -163,7 +164,8 @@ __global__ void argmax_kernel(FpIn x, int32_t* index, int64_t rows, int64_t cols
   for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
     float best = neg_infinity();
     int32_t best_index = static_cast<int32_t>(cols);  // "none yet": loses every tie
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) better(best, best_index, x[r * cols + j], static_cast<int32_t>(j));
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+      better(best, best_index, x[r * cols + j], static_cast<int32_t>(j));
     for (int offset = warp_size() / 2; offset > 0; offset >>= 1) {
       const float v = shfl_xor(best, offset);
       const int32_t i = shfl_xor(best_index, offset);
@@ -233,8 +235,8 @@ unsigned row_grid(int64_t rows) { return grid_for(rows, 1, 65535); }
 
 void run(RmsNormFwdArgs& a, const LaunchContext& ctx) {
   const int64_t rows = a.x.shape[0], cols = a.x.shape[1];
-  launch_kernel(&rmsnorm_fwd_kernel, dim3(row_grid(rows)), dim3(kThreads), 0, ctx, fp_in(a.x), fp_in(a.w),
-                fp_out(a.y), a.inv_rms.as<float>(), rows, cols, static_cast<float>(a.eps));
+  launch_kernel(&rmsnorm_fwd_kernel, dim3(row_grid(rows)), dim3(kThreads), 0, ctx, fp_in(a.x), fp_in(a.w), fp_out(a.y),
+                a.inv_rms.as<float>(), rows, cols, static_cast<float>(a.eps));
 }
 
 void run(RmsNormBwdArgs& a, const LaunchContext& ctx) {
