@@ -92,7 +92,7 @@ test-gpu-build: deps
 	cmake -S . -B $(GPU_CHECK_DIR) -DCMAKE_BUILD_TYPE=Release -DRINGWORLD_BENCH=OFF -DRINGWORLD_GPU_EMU=OFF \
 	  $$flags $(CMAKE_FLAGS) >/dev/null && \
 	cmake --build $(GPU_CHECK_DIR) -j $(JOBS) --target $$targets && \
-	cd $(GPU_CHECK_DIR) && ctest -L gpu --output-on-failure
+	cd $(GPU_CHECK_DIR) && ctest -L gpu -j $(JOBS) --output-on-failure
 
 # The demo needs only the ringworld binary, and gnuplot for its PNG heatmaps (optional: without
 # it the tables and CSVs are still written).
