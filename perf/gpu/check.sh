@@ -85,13 +85,13 @@ say "# ringworld GPU check ($(date -u +%Y-%m-%dT%H:%M:%SZ))"
 sed 's/^/# /' "$OUT/machine.txt" | tee -a "$TXT"
 
 # ---- 2. build ----
-run_step build 240 "$OUT/build.log" bash -c "cmake -S perf/gpu/standalone -B '$BUILD' -DCMAKE_BUILD_TYPE=Release \
+run_step build 210 "$OUT/build.log" bash -c "cmake -S perf/gpu/standalone -B '$BUILD' -DCMAKE_BUILD_TYPE=Release \
   '-DCMAKE_CUDA_ARCHITECTURES=$CUDA_ARCHS' && cmake --build '$BUILD' -j '$JOBS' --target test_gpu_cuda gpu_bench"
 BUILD_OK=$?
 
 # ---- 3. tests ----
 if [[ $BUILD_OK -eq 0 ]]; then
-  run_step tests 120 "$OUT/tests.log" bash -c "cd '$BUILD' && ctest -L gpu --output-on-failure"
+  run_step tests 150 "$OUT/tests.log" bash -c "cd '$BUILD' && ctest -L gpu -j 2 --output-on-failure"
   # A skipped gpu_cuda means no usable device: on the GPU machine that is a failure.
   if grep -q "gpu_cuda .*Skipped\|Not Run" "$OUT/tests.log"; then
     STATUS[tests]="failed: gpu_cuda skipped (no usable CUDA device; see tests.log)"
@@ -104,7 +104,7 @@ fi
 # ---- 4. benchmarks ----
 if [[ $BUILD_OK -eq 0 ]]; then
   # shellcheck disable=SC2086
-  run_step bench 210 "$OUT/bench.txt" "$BUILD/gpu_bench" --backend cuda --json "$OUT/bench.json" $BENCH_ARGS
+  run_step bench 150 "$OUT/bench.txt" "$BUILD/gpu_bench" --backend cuda --json "$OUT/bench.json" $BENCH_ARGS
   cat "$OUT/bench.txt" >>"$TXT"
 else
   STATUS[bench]="not run (build failed)"

@@ -453,6 +453,20 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
   return result;
 }
 
+std::string json_rows(const Options& o, const std::vector<Row>& rows);
+
+// Writes the rows so far to o.json (atomically: a temporary, then a rename), so a run cut short
+// by a time limit still leaves what it measured.
+void write_json(const Options& o, const std::vector<Row>& rows) {
+  if (o.json.empty()) return;
+  {
+    std::ofstream f(o.json + ".tmp");
+    f << json_rows(o, rows);
+    if (!f) throw InputError("cannot write " + o.json + ".tmp");
+  }
+  if (std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0) throw InputError("cannot write " + o.json);
+}
+
 std::string json_rows(const Options& o, const std::vector<Row>& rows) {
   std::ostringstream js;
   js << "{\n  \"backend\": \"" << o.backend << "\",\n  \"quick\": " << (o.quick ? "true" : "false")
@@ -506,6 +520,7 @@ int main(int argc, char** argv) {
       for (DType dt : {DType::bf16, DType::f32}) {
         rows.push_back(bench_gemm(*be, dt, o.gemm_n, o.gemm_iters));
         print_row(rows.back());
+        write_json(o, rows);
       }
     if (o.attention)
       for (int d : o.head_dims) {
@@ -523,16 +538,12 @@ int main(int argc, char** argv) {
                 rows.push_back(r);
                 print_row(r);
               }
+              write_json(o, rows);
             }
         }
       }
     for (const Row& r : rows) wrong += r.wrong;
-    if (!o.json.empty()) {
-      std::ofstream f(o.json + ".tmp");
-      f << json_rows(o, rows);
-      f.close();
-      if (!f || std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0) throw InputError("cannot write " + o.json);
-    }
+    write_json(o, rows);
     std::printf("# %ld sampled values beyond tolerance\n", wrong);
     return wrong == 0 ? 0 : 1;
   } catch (const InputError& e) {
