@@ -4,7 +4,8 @@
 // GEMM and reduction kernels with one named barrier dropped through the test hook, via the
 // cuda-emu and hip-emu backends), and that a barrier or warp operation not every thread reaches
 // is fatal rather than a hang; the matrix-core tile wrapper against the documented fragment
-// layouts. Fatal paths run in a forked child. About 2 s.
+// layouts; the reductions' bits do not depend on the schedule. Fatal paths run in a forked
+// child. About 2 s.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <csignal>
+#include <cstring>
 #include <functional>
 #include <numeric>
 #include <string>
@@ -243,4 +245,98 @@ TEST_CASE("the matrix-core tile wrapper follows the documented fragment layouts 
   // A kernel that loads A against the layout (row and column swapped) gets a wrong product.
   CHECK(rw::test::mma::worst_error_ratio(gpu::emu_w32::run_mma_test(7, true)) > 100);
   CHECK(rw::test::mma::worst_error_ratio(gpu::emu_w64::run_mma_test(7, true)) > 100);
+}
+
+namespace {
+
+// The weight-gradient and norm kernels' outputs as bytes: embedding_bwd (repeated tokens),
+// rmsnorm_bwd (dx, dw), cross_entropy (loss, dlogits) and sum_squares, all f32.
+std::vector<unsigned char> reduction_outputs(Backend& be) {
+  const int64_t vocab = 11, hidden = 96, n = 300, rows = 150, cols = 70;
+  std::vector<int32_t> tokens(static_cast<std::size_t>(n));
+  for (int64_t t = 0; t < n; ++t) tokens[t] = static_cast<int32_t>((t * 7 + t / 5) % vocab);
+  const auto dout = test::random_vector(static_cast<std::size_t>(n * hidden), 31);
+  const auto x = test::random_vector(static_cast<std::size_t>(rows * cols), 32);
+  const auto w = test::random_vector(static_cast<std::size_t>(cols), 33);
+  const auto dy = test::random_vector(static_cast<std::size_t>(rows * cols), 34);
+  std::vector<float> inv(static_cast<std::size_t>(rows), 0.9f);
+  std::vector<float> weights(static_cast<std::size_t>(rows), 1.f);
+  std::vector<int32_t> targets(static_cast<std::size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) targets[r] = static_cast<int32_t>(r % cols);
+  DeviceArray<int32_t> d_tokens(be, tokens.size()), d_targets(be, targets.size());
+  DeviceArray<float> d_dout(be, dout.size()), d_table(be, static_cast<std::size_t>(vocab * hidden)), d_x(be, x.size()),
+      d_w(be, w.size()), d_dy(be, dy.size()), d_inv(be, inv.size()), d_dx(be, x.size()), d_dw(be, w.size()),
+      d_weights(be, weights.size()), d_dlogits(be, x.size());
+  DeviceArray<double> d_loss(be, 1), d_sq(be, 1);
+  d_tokens.upload(tokens.data());
+  d_targets.upload(targets.data());
+  d_dout.upload(dout.data());
+  d_x.upload(x.data());
+  d_w.upload(w.data());
+  d_dy.upload(dy.data());
+  d_inv.upload(inv.data());
+  d_weights.upload(weights.data());
+  Stream& s = be.default_stream();
+  be.fill(FillArgs{d_table.view({vocab * hidden}), 0.25}, s);
+  be.fill(FillArgs{d_dw.view({cols}), 0.5}, s);
+  be.fill(FillArgs{d_loss.view({1}), 0.0}, s);
+  be.fill(FillArgs{d_sq.view({1}), 0.0}, s);
+  be.embedding_bwd(EmbeddingBwdArgs{d_tokens.view({n}), d_dout.view({n, hidden}), d_table.view({vocab, hidden})}, s);
+  RmsNormBwdArgs nb;
+  nb.x = d_x.view({rows, cols});
+  nb.w = d_w.view({cols});
+  nb.inv_rms = d_inv.view({rows});
+  nb.dy = d_dy.view({rows, cols});
+  nb.dx = d_dx.view({rows, cols});
+  nb.dw = d_dw.view({cols});
+  be.rmsnorm_bwd(nb, s);
+  CrossEntropyArgs ce;
+  ce.logits = d_x.view({rows, cols});
+  ce.targets = d_targets.view({rows});
+  ce.weights = d_weights.view({rows});
+  ce.dlogits = d_dlogits.view({rows, cols});
+  ce.loss_sum = d_loss.view({1});
+  be.cross_entropy(ce, s);
+  be.sum_squares(SumSquaresArgs{{d_dout.view({n * hidden}), d_sq.view({1})}}, s);
+  be.synchronize();
+  std::vector<unsigned char> bytes;
+  auto append = [&](const auto& array) {
+    std::vector<unsigned char> b(array.n_bytes());
+    be.copy_to_host(b.data(), array.data(), b.size());
+    bytes.insert(bytes.end(), b.begin(), b.end());
+  };
+  append(d_table);
+  append(d_dx);
+  append(d_dw);
+  append(d_dlogits);
+  append(d_loss);
+  append(d_sq);
+  return bytes;
+}
+
+std::vector<float> embedding_table_after_backward(Backend& be) {
+  const std::vector<unsigned char> all = reduction_outputs(be);
+  std::vector<float> table(11 * 96);
+  std::memcpy(table.data(), all.data(), table.size() * sizeof(float));
+  return table;
+}
+
+}  // namespace
+
+TEST_CASE("the reductions are the same bits whatever the schedule (no float atomics)", "[simt]") {
+  const uint64_t seed = rw::simt::emu::schedule_seed();
+  for (const char* name : {"cuda-emu", "hip-emu"}) {
+    INFO(name);
+    auto be = create_backend(name);
+    rw::simt::emu::set_schedule_seed(3);
+    const std::vector<unsigned char> first = reduction_outputs(*be);
+    rw::simt::emu::set_schedule_seed(977);
+    const std::vector<unsigned char> second = reduction_outputs(*be);
+    CHECK(first == second);
+  }
+  rw::simt::emu::set_schedule_seed(seed);
+  // embedding_bwd adds in token order in fp32, as the CPU does: the same bits as the cpu backend.
+  auto cpu = create_backend("cpu");
+  auto emu = create_backend("cuda-emu");
+  CHECK(embedding_table_after_backward(*cpu) == embedding_table_after_backward(*emu));
 }
