@@ -19,7 +19,7 @@ message(STATUS "layering: ${n} files under src/ checked")
 
 # device/ sits on common only: it may include device/ and src/common/ headers, nothing of mpi/,
 # io/ or the rest of src/ (the CMake target ringworld_device links ringworld_common alone).
-file(GLOB_RECURSE device_sources "${ROOT}/device/*.h" "${ROOT}/device/*.cpp" "${ROOT}/device/*.cu")
+file(GLOB_RECURSE device_sources "${ROOT}/device/*.h" "${ROOT}/device/*.cpp" "${ROOT}/device/*.cu" "${ROOT}/device/*.cuh")
 foreach(f ${device_sources})
   file(STRINGS "${f}" lines REGEX "^[ \t]*#[ \t]*include[ \t]*\"")
   foreach(line ${lines})

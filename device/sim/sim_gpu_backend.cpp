@@ -302,7 +302,8 @@ void SimGpuBackend::submit(KernelCall& call, const ProgressHook&, Stream& stream
     });
     for (std::size_t j = 0; j < args.size(); ++j)
       if (poison[j]) sim::fill_poison(args[j].range.storage(), args[j].n_bytes);
-    cpu::run_kernel(call, ProgressHook{}, config);
+    if (options_.run_kernel) options_.run_kernel(call);
+    else cpu::run_kernel(call, ProgressHook{}, config);
     for (const Arg& a : args) memory_.drop_use(a.range.block);
   });
 }

@@ -24,6 +24,7 @@
 // Capabilities: not host-accessible, no GPU-aware MPI: MPI traffic takes the staging path.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -42,6 +43,11 @@ struct SimGpuOptions {
   std::size_t address_space_bytes = std::size_t(64)
                                     << 30;  // reserved (not committed): the most device memory live at once
   cpu::FwdKernel fwd_kernel = cpu::FwdKernel::automatic;
+  // The backend's name, and what runs a kernel on a stream worker once its pointers are
+  // translated to the sim's storage: by default "sim-gpu" and the cpu kernels; the emulated GPU
+  // backends (device/cuda/emu/emu_backend.h) put the GPU kernels under the SIMT emulation here.
+  std::string name = "sim-gpu";
+  std::function<void(KernelCall&)> run_kernel;  // empty: cpu::run_kernel
   // From RINGWORLD_SIM_GPU_DELAY_US, RINGWORLD_SIM_GPU_SEED and RINGWORLD_SIM_GPU_ADDRESS_SPACE_GB
   // (fatal on a malformed value).
   static SimGpuOptions from_environment();
@@ -51,7 +57,7 @@ class SimGpuBackend : public Backend {
  public:
   explicit SimGpuBackend(const SimGpuOptions& options = SimGpuOptions::from_environment());
   ~SimGpuBackend() override;
-  std::string name() const override { return "sim-gpu"; }
+  std::string name() const override { return options_.name; }
   const Capabilities& capabilities() const override { return capabilities_; }
   // The GEMM rate is the generic measurement (its own gemm kernel, through the worker thread).
   std::string resources_line() const override;         // workers, and the cpu kernels' threads

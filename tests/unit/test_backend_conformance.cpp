@@ -1,5 +1,6 @@
 // test_backend_conformance.cpp: every kernel of every registered backend available here (cpu,
-// cpu-reference, sim-gpu; cuda/hip when they register) against the fp64 reference, for fp32
+// cpu-reference, sim-gpu, the emulated GPU backends cuda-emu and hip-emu; cuda/hip on a machine
+// with the device; RINGWORLD_TEST_BACKENDS chooses, backends_under_test.h) against the fp64 reference, for fp32
 // storage and for bf16 storage (fp32 arithmetic) where the kernel takes it. Work is enqueued on
 // a created (non-default) stream and read back after synchronize(stream), as correct callers
 // do, so an asynchronous backend is exercised as it will be used.
@@ -37,6 +38,7 @@
 #include "device/cpu/attention_reference.h"
 #include "device/cpu/model_ops.h"
 #include "tests/test_support.h"
+#include "tests/unit/backends_under_test.h"
 
 using namespace rw;
 using namespace rw::device;
@@ -680,7 +682,7 @@ void run_all(Backend& be, DType dt) {
 TEST_CASE("every kernel of every backend matches the fp64 reference, fp32 and bf16 storage", "[conformance]") {
   const std::vector<std::string> names = available_backend_names();
   CHECK(std::find(names.begin(), names.end(), "sim-gpu") != names.end());
-  for (const std::string& name : names) {
+  for (const std::string& name : test::backends_under_test()) {
     auto backend = create_backend(name);
     for (DType dt : {DType::f32, DType::bf16}) {
       INFO("backend " << name << ", storage " << dtype_name(dt));
