@@ -256,7 +256,11 @@ void run(RmsNormBwdArgs& a, const LaunchContext& ctx) {
 void run(CrossEntropyArgs& a, const LaunchContext& ctx) {
   const int64_t n = a.logits.shape[0], vocab = a.logits.shape[1];
   if (n == 0) return;
-  double* per_token = static_cast<double*>(ctx.workspace->get(static_cast<std::size_t>(n) * sizeof(double)));
+  // Each token's term goes to token_losses when the caller asks for them (0 for ignored tokens),
+  // else to scratch; loss_sum adds them in the same fixed order either way.
+  double* per_token = a.token_losses.data != nullptr
+                          ? a.token_losses.as<double>()
+                          : static_cast<double*>(ctx.workspace->get(static_cast<std::size_t>(n) * sizeof(double)));
   const bool has_dlogits = a.dlogits.data != nullptr;
   launch_kernel(&cross_entropy_kernel, dim3(row_grid(n)), dim3(kThreads), 0, ctx, fp_in(a.logits),
                 a.targets.as<int32_t>(), a.weights.as<float>(), n, vocab, a.grad_scale,
