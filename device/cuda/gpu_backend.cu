@@ -1,10 +1,12 @@
 // gpu_backend.cu: see gpu_backend.h. Written once in CUDA runtime names; vendor.h maps them to
 // HIP for the HIP build.
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "device/cuda/gpu_backend.h"
@@ -179,6 +181,36 @@ class GpuBackend final : public Backend {
 
   std::string name() const override { return kBackendName; }
   const Capabilities& capabilities() const override { return capabilities_; }
+  // The GEMM rate is the contract's generic measurement (Backend::measure_gemm_gflops: this
+  // backend's fp32 gemm kernel, cuBLAS or the own one, timed on the host around a synchronize).
+  // The device, its size and the GEMM path, for run headers.
+  std::string resources_line() const override {
+    cudaDeviceProp prop{};
+    RW_GPU_CHECK(cudaGetDeviceProperties(&prop, device_));
+    int count = 0;
+    RW_GPU_CHECK(cudaGetDeviceCount(&count));
+#if defined(RW_GPU_HIP)
+    const std::string arch = prop.gcnArchName;
+#else
+    const std::string arch = "sm_" + std::to_string(prop.major) + std::to_string(prop.minor);
+#endif
+    const double gib = static_cast<double>(prop.totalGlobalMem) / double(1u << 30);
+    char memory[32];
+    std::snprintf(memory, sizeof memory, "%.1f GiB", gib);
+    return std::string(kBackendName) + ": device " + std::to_string(device_) + " of " + std::to_string(count) + ", " +
+           prop.name + " (" + arch + ", " + std::to_string(prop.multiProcessorCount) + " " +
+           RW_GPU_COMPUTE_UNITS_NAME + ", " + memory + "); GEMMs by " +
+           (RW_GPU_HAVE_BLAS ? std::string(RW_GPU_BLAS_NAME) + (tf32_ ? " (fp32 on TF32 tensor cores)" : "")
+                             : std::string("the own tiled kernel")) +
+           "; attention forward " + (attn_fused_ ? "fused for bf16" : "by the reference path");
+  }
+  // TF32 GEMMs are outside the contract's fp32 tolerances: said in every run header.
+  std::string configuration_warning() const override {
+    if (tf32_ && RW_GPU_HAVE_BLAS)
+      return "RINGWORLD_GPU_TF32=1: fp32 GEMMs run on TF32 tensor cores (10-bit mantissas), outside the fp32 "
+             "tolerances the tests hold the kernels to";
+    return "";
+  }
 
  protected:
   std::unique_ptr<Stream> create_stream_impl() override { return std::make_unique<GpuStream>(*this, streams_); }

@@ -32,12 +32,16 @@
 #endif
 #define RW_GPU_VENDOR_NAME "CUDA"
 #define RW_GPU_API_PREFIX "cuda"  // how the runtime's functions are spelled, for messages
+#define RW_GPU_BLAS_NAME "cuBLAS"
+#define RW_GPU_COMPUTE_UNITS_NAME "SMs"
 
 #elif defined(RW_GPU_HIP)
 
 #include <hip/hip_runtime.h>
 #define RW_GPU_VENDOR_NAME "HIP"
 #define RW_GPU_API_PREFIX "hip"
+#define RW_GPU_BLAS_NAME "hipBLAS"
+#define RW_GPU_COMPUTE_UNITS_NAME "CUs"
 
 // Runtime API: CUDA spelling -> HIP.
 #define cudaError_t hipError_t

@@ -48,6 +48,8 @@ struct SimGpuOptions {
   // backends (device/cuda/emu/emu_backend.h) put the GPU kernels under the SIMT emulation here.
   std::string name = "sim-gpu";
   std::function<void(KernelCall&)> run_kernel;  // empty: cpu::run_kernel
+  // What run_kernel runs, for resources_line (empty: the cpu kernels, with their thread counts).
+  std::string kernels_description;
   // From RINGWORLD_SIM_GPU_DELAY_US, RINGWORLD_SIM_GPU_SEED and RINGWORLD_SIM_GPU_ADDRESS_SPACE_GB
   // (fatal on a malformed value).
   static SimGpuOptions from_environment();
@@ -60,8 +62,8 @@ class SimGpuBackend : public Backend {
   std::string name() const override { return options_.name; }
   const Capabilities& capabilities() const override { return capabilities_; }
   // The GEMM rate is the generic measurement (its own gemm kernel, through the worker thread).
-  std::string resources_line() const override;         // workers, and the cpu kernels' threads
-  std::string configuration_warning() const override;  // as cpu's (the same kernels)
+  std::string resources_line() const override;         // workers, and the kernels (cpu: their threads)
+  std::string configuration_warning() const override;  // as cpu's when it runs the cpu kernels
 
   struct Stats {
     long operations = 0;     // kernels, copies and waits enqueued

@@ -691,6 +691,27 @@ TEST_CASE("every kernel of every backend matches the fp64 reference, fp32 and bf
   }
 }
 
+// What the tools ask a backend besides kernels (phase B): a resources line for run headers (the
+// device-like backends name themselves), a GEMM rate measured on its own gemm kernel (positive and finite; small n:
+// the emulated backends run it fiber by fiber), and a configuration warning that is a line or
+// nothing.
+TEST_CASE("every backend describes itself and measures its GEMM rate", "[conformance]") {
+  for (const std::string& name : test::backends_under_test()) {
+    INFO("backend " << name);
+    auto backend = create_backend(name);
+    const std::string line = backend->resources_line();
+    CHECK(!line.empty());
+    // The device-like backends (sim-gpu, the emulated and real GPUs) start with their name (cpu's
+    // line is its thread counts).
+    if (!backend->capabilities().host_accessible_device_memory) CHECK(line.rfind(name + ": ", 0) == 0);
+    CHECK(line.find('\n') == std::string::npos);
+    CHECK(backend->configuration_warning().find('\n') == std::string::npos);
+    const double gflops = backend->measure_gemm_gflops(64, 1);
+    CHECK(std::isfinite(gflops));
+    CHECK(gflops > 0);
+  }
+}
+
 TEST_CASE("the registry: names, descriptions, what the tools accept", "[conformance]") {
   for (const BackendInfo& b : backend_registry()) {
     CHECK(std::string(b.name).size() > 0);
@@ -706,6 +727,13 @@ TEST_CASE("the registry: names, descriptions, what the tools accept", "[conforma
   CHECK_THROWS_WITH(make_backend("tpu"), Catch::Contains("unknown device 'tpu' (--device takes: cpu, cpu-reference;") &&
                                              Catch::Contains("registered: cpu, cpu-reference, sim-gpu"));
   CHECK_THROWS_WITH(create_backend("tpu"), Catch::Contains("unknown device backend 'tpu' (registered: "));
+  // A registered backend this machine cannot run (cuda / hip built without a device) says why.
+  for (const BackendInfo& b : backend_registry()) {
+    if (b.available()) continue;
+    INFO("backend " << b.name);
+    REQUIRE(b.unavailable_reason != nullptr);
+    CHECK_THROWS_WITH(create_backend(b.name), Catch::Contains("not available on this machine: " + b.unavailable_reason()));
+  }
   auto cpu = create_backend("cpu");
   auto sim = create_backend("sim-gpu");
   CHECK(cpu->capabilities().host_accessible_device_memory);

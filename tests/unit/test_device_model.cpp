@@ -21,8 +21,8 @@
 //    for pending work.
 //  - The prefetch contract FSDP relies on: before computing a unit the model names the next
 //    unit it will gather, and gathers exactly that one next.
-//  - The GPU kernels under the emulation (cuda-emu, hip-emu, where built) take the first test
-//    (against fp64) like every backend, and a training run of their own: bit for bit run to
+//  - The GPU kernels under the emulation (cuda-emu, hip-emu, where built; cuda and hip on a
+//    GPU) take the first test (against fp64) like every backend, and a training run of their own: bit for bit run to
 //    run, the loss going down, workspaces allocated once (their bits differ from cpu's: their
 //    reductions add in fixed orders of their own).
 // About 2 s in all without the emulated backends (sim-gpu with 50 us delays is most of it).
@@ -272,21 +272,22 @@ TEST_CASE("training on the device lowers the loss, repeats bit for bit, gives cp
   CHECK(simulated.release_waits_at_end == 0);
 }
 
-// The GPU kernels (device/cuda/) under the SIMT emulation, behind sim-gpu's strict memory and
-// streams: the same training, where each backend is registered here. Their reductions add in
+// The GPU kernels (device/cuda/): under the SIMT emulation, behind sim-gpu's strict memory and
+// streams (cuda-emu, hip-emu), and on a real GPU where one is present (cuda, hip): the same
+// training, on each of these backends available here. Their reductions add in
 // orders of their own (fixed blocks, warps in order), so the bits differ from cpu's; what must
 // hold is the determinism a GPU run needs (bit for bit run to run, whatever the emulated
 // schedule), the loss going down as on cpu, and the steady-state workspaces. The first step's
 // loss (the forward on the initial weights) is compared with cpu's by the fp32 rule of the
 // first test: its error against fp64 is at most a few times the naive fp32 run's, bounded here
 // by 1e-4 relative (the references' own check above). Three steps: ~2 s per backend.
-TEST_CASE("training on the emulated GPU backends repeats bit for bit and allocates once", "[device_model]") {
+TEST_CASE("training on the GPU backends (emulated here) repeats bit for bit and allocates once", "[device_model]") {
   const std::vector<std::string> names = device::available_backend_names();
   const int steps = 3;
   TrainingRun cpu;
   bool have_cpu = false;
-  for (const char* name : {"cuda-emu", "hip-emu"}) {
-    if (std::find(names.begin(), names.end(), name) == names.end()) continue;  // built without the emulation
+  for (const char* name : {"cuda-emu", "hip-emu", "cuda", "hip"}) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) continue;  // not built, or no device
     INFO("backend " << name);
     if (!have_cpu) cpu = train_on("cpu", steps), have_cpu = true;
     const TrainingRun a = train_on(name, steps), b = train_on(name, steps);
@@ -298,9 +299,11 @@ TEST_CASE("training on the emulated GPU backends repeats bit for bit and allocat
     CHECK(a.val_losses[1] < a.val_losses[0]);
     CHECK(a.allocations_after_warmup > 0);
     CHECK(a.allocations_at_end == a.allocations_after_warmup);
-    CHECK(a.live_bytes_at_end == a.live_bytes_after_warmup);
-    CHECK(a.release_waits_after_warmup == 0);
-    CHECK(a.release_waits_at_end == 0);
+    CHECK(a.live_bytes_at_end == a.live_bytes_after_warmup);  // 0 == 0 without sim-gpu's statistics
+    if (a.release_waits_after_warmup >= 0) {  // sim-gpu's statistics (the emulated backends)
+      CHECK(a.release_waits_after_warmup == 0);
+      CHECK(a.release_waits_at_end == 0);
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 
 #include "device/cuda/launch_context.h"
 #include "device/sim/sim_gpu_backend.h"
@@ -45,9 +46,11 @@ thread_local HostWorkspace tl_workspace;
 
 using Runner = void (*)(KernelCall&, const gpu::LaunchContext&);
 
-std::unique_ptr<Backend> make_emulated(const char* name, Runner runner) {
+std::unique_ptr<Backend> make_emulated(const char* name, int warp_size, Runner runner) {
   SimGpuOptions options = SimGpuOptions::from_environment();
   options.name = name;
+  options.kernels_description = "the GPU kernels (device/cuda/) under the SIMT emulation, warp size " +
+                                std::to_string(warp_size) + ", GEMM by the own tiled kernel, one block at a time";
   const bool attn_fused = gpu::attn_fused_from_environment();
   options.run_kernel = [runner, attn_fused](KernelCall& call) {
     gpu::LaunchContext ctx;
@@ -60,8 +63,8 @@ std::unique_ptr<Backend> make_emulated(const char* name, Runner runner) {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_emu_backend() { return make_emulated("cuda-emu", &gpu::emu_w32::run_kernel); }
+std::unique_ptr<Backend> make_cuda_emu_backend() { return make_emulated("cuda-emu", 32, &gpu::emu_w32::run_kernel); }
 
-std::unique_ptr<Backend> make_hip_emu_backend() { return make_emulated("hip-emu", &gpu::emu_w64::run_kernel); }
+std::unique_ptr<Backend> make_hip_emu_backend() { return make_emulated("hip-emu", 64, &gpu::emu_w64::run_kernel); }
 
 }  // namespace rw::device
