@@ -8,6 +8,7 @@
 # On a machine without dpkg-query (RHEL, SLES, Cray, ...) `make test` and `make demo` skip the
 # package step with a note and build with what CMake finds.
 #   make bench   kernel and ring benchmarks (parseable tables; see perf/)
+#   make build-cuda, build-hip, test-gpu-build   the GPU backends (device/cuda/README.md)
 #   make clean   remove $(BUILD_DIR)
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -66,9 +67,52 @@ test: deps-if-debian
 	@grep -q '^RINGWORLD_TESTS:BOOL=ON' $(BUILD_DIR)/CMakeCache.txt || \
 	  { cmake -S . -B $(BUILD_DIR) -DRINGWORLD_TESTS=ON >/dev/null && cmake --build $(BUILD_DIR) -j $(JOBS); }
 	cd $(BUILD_DIR) && ctest --output-on-failure --timeout 900
+	@if [ -n "$(NVCC)" ] || command -v hipcc >/dev/null 2>&1; then $(MAKE) --no-print-directory test-gpu-build; fi
 
 bench: build
 	cmake --build $(BUILD_DIR) --target bench
+
+# ---- GPU builds (device/cuda/README.md) ---------------------------------------------------------
+#   make build-cuda      the project with the CUDA backend in build-cuda (CUDA_ARCHS, default 80;90)
+#   make build-hip       the project with the HIP backend in build-hip (HIP_ARCHS, default gfx90a;
+#                        installs Debian's hipcc / libamdhip64-dev when missing)
+#   make test-gpu-build  compile-only checks with the toolchains present here, one architecture
+#                        each (sm_90, gfx90a): the GPU objects (-Werror), the resource reports (no
+#                        register spills), the GPU test binaries (skip, 77, without a device).
+#                        `make test` runs it when nvcc or hipcc is found (about 3 min on 2 cores).
+# The SIMT emulation (libboost-context-dev) runs every GPU kernel in the ordinary build's tests.
+DEB_PACKAGES += libboost-context-dev
+HIP_PACKAGES := hipcc libamdhip64-dev
+CUDA_ARCHS ?= 80;90
+HIP_ARCHS ?= gfx90a
+NVCC ?= $(shell command -v nvcc 2>/dev/null || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
+GPU_CHECK_DIR ?= build-gpu-check
+
+.PHONY: build-cuda build-hip test-gpu-build
+
+build-cuda: deps
+	cmake -S . -B build-cuda -DCMAKE_BUILD_TYPE=Release -DRINGWORLD_CUDA=ON \
+	  $(if $(NVCC),-DCMAKE_CUDA_COMPILER=$(NVCC)) "-DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHS)" $(CMAKE_FLAGS)
+	cmake --build build-cuda -j $(JOBS)
+
+build-hip: deps
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(HIP_PACKAGES)"
+	cmake -S . -B build-hip -DCMAKE_BUILD_TYPE=Release -DRINGWORLD_HIP=ON "-DRINGWORLD_HIP_ARCHITECTURES=$(HIP_ARCHS)" \
+	  $(CMAKE_FLAGS)
+	cmake --build build-hip -j $(JOBS)
+
+test-gpu-build: deps
+	-@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(HIP_PACKAGES)"
+	@flags=""; targets=""; \
+	if [ -n "$(NVCC)" ]; then flags="$$flags -DRINGWORLD_CUDA=ON -DCMAKE_CUDA_COMPILER=$(NVCC) -DCMAKE_CUDA_ARCHITECTURES=90"; \
+	  targets="$$targets test_gpu_cuda"; else echo "test-gpu-build: no nvcc: CUDA compile check skipped"; fi; \
+	if command -v hipcc >/dev/null 2>&1; then flags="$$flags -DRINGWORLD_HIP=ON -DRINGWORLD_HIP_ARCHITECTURES=gfx90a"; \
+	  targets="$$targets test_gpu_hip"; else echo "test-gpu-build: no hipcc: HIP compile check skipped"; fi; \
+	if [ -z "$$targets" ]; then exit 0; fi; \
+	cmake -S . -B $(GPU_CHECK_DIR) -DCMAKE_BUILD_TYPE=Release -DRINGWORLD_BENCH=OFF -DRINGWORLD_GPU_EMU=OFF \
+	  $$flags $(CMAKE_FLAGS) >/dev/null && \
+	cmake --build $(GPU_CHECK_DIR) -j $(JOBS) --target $$targets && \
+	cd $(GPU_CHECK_DIR) && ctest -L gpu -j $(JOBS) --output-on-failure
 
 # The demo needs only the ringworld binary, and gnuplot for its PNG heatmaps (optional: without
 # it the tables and CSVs are still written).

@@ -201,6 +201,8 @@ struct BackendInfo {
   // (device/README.md, phase B: the model, trainer and optimizer do; the ring's transfers and
   // FSDP's shards are the other half).
   bool tools;
+  // Why available() is false here, in one line (null: no reason to give).
+  std::string (*unavailable_reason)() = nullptr;
 };
 
 // Every registered backend, available here or not.

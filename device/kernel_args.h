@@ -246,8 +246,9 @@ struct AdamWArgs {
   }
 };
 
-// result += sum_i x[i]^2 (sum_squares) or sum_i x[i] (sum), in fp64, in index order; x fp,
-// result f64 [1].
+// result += sum_i x[i]^2 (sum_squares) or sum_i x[i] (sum), in fp64, in an order that depends
+// on n only (the same bits every call): the CPU backends add in index order; the GPU backends
+// (device/cuda/) add fixed per-block partials, then the partials in order. x fp, result f64 [1].
 struct ReduceArgs {
   static constexpr const char* kName = "reduce";
   ConstTensorView x;

@@ -6,6 +6,12 @@
 #include "device/cpu/blas_kernel_select.h"
 #include "device/cpu/cpu_backend.h"
 #include "device/sim/sim_gpu_backend.h"
+#if RINGWORLD_HAVE_CUDA || RINGWORLD_HAVE_HIP
+#include "device/cuda/gpu_backend.h"
+#endif
+#if RINGWORLD_HAVE_GPU_EMU
+#include "device/cuda/emu/emu_backend.h"
+#endif
 #include "src/common/input_error.h"
 
 namespace rw::device {
@@ -31,6 +37,21 @@ const std::vector<BackendInfo>& backend_registry() {
        "a CPU backend that behaves like a discrete GPU: memory the host cannot touch, kernels run later on "
        "one worker thread per stream (strict, slow; catches ordering and residency bugs)",
        [] { return std::unique_ptr<Backend>(std::make_unique<SimGpuBackend>()); }, &always, true},
+#if RINGWORLD_HAVE_GPU_EMU
+      {"cuda-emu",
+       "the GPU kernels (device/cuda/) on the CPU under the SIMT emulation with warp size 32, behind "
+       "sim-gpu's strict memory and streams (tests; very slow)",
+       &make_cuda_emu_backend, &always, false},
+      {"hip-emu", "the same with warp size 64 (AMD CDNA's wavefronts)", &make_hip_emu_backend, &always, false},
+#endif
+#if RINGWORLD_HAVE_CUDA
+      {"cuda", "NVIDIA GPU: CUDA kernels, cuBLAS GEMMs (device/cuda/)", &make_cuda_backend, &cuda_backend_available,
+       false, &cuda_backend_unavailable_reason},
+#endif
+#if RINGWORLD_HAVE_HIP
+      {"hip", "AMD GPU: the CUDA kernels compiled as HIP (device/cuda/)", &make_hip_backend, &hip_backend_available,
+       false, &hip_backend_unavailable_reason},
+#endif
   };
   return registry;
 }
@@ -69,8 +90,9 @@ std::unique_ptr<Backend> create_backend(const std::string& name) {
     throw InputError("unknown device backend '" + name + "' (registered: " + join(registered_names()) +
                      "; available here: " + join(available_backend_names()) + ")");
   if (!b->available())
-    throw InputError("device backend '" + name + "' is registered but not available on this machine (available here: " +
-                     join(available_backend_names()) + ")");
+    throw InputError("device backend '" + name + "' is registered but not available on this machine" +
+                     (b->unavailable_reason ? ": " + b->unavailable_reason() : std::string()) +
+                     " (available here: " + join(available_backend_names()) + ")");
   return b->create();
 }
 
@@ -84,8 +106,9 @@ std::unique_ptr<Backend> make_backend(const std::string& name) {
                      "' is registered for the tests only: the tools do not take it (--device takes: " +
                      join(backend_names()) + ")");
   if (!b->available())
-    throw InputError("device '" + name + "' is not available on this machine (--device takes: " +
-                     join(backend_names()) + ")");
+    throw InputError("device '" + name + "' is not available on this machine" +
+                     (b->unavailable_reason ? ": " + b->unavailable_reason() : std::string()) +
+                     " (--device takes: " + join(backend_names()) + ")");
   return b->create();
 }
 

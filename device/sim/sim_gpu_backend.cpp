@@ -95,13 +95,19 @@ SimGpuBackend::~SimGpuBackend() {
 }
 
 std::string SimGpuBackend::resources_line() const {
-  return "sim-gpu: one worker thread per stream runs the cpu kernels (" +
-         std::string(options_.max_delay_us > 0 ? "random delays up to " + std::to_string(options_.max_delay_us) + " us; "
-                                               : "") +
+  const std::string delays =
+      options_.max_delay_us > 0 ? "random delays up to " + std::to_string(options_.max_delay_us) + " us" : "";
+  if (!options_.kernels_description.empty())
+    return options_.name + ": one worker thread per stream runs " + options_.kernels_description +
+           (delays.empty() ? "" : " (" + delays + ")");
+  return options_.name + ": one worker thread per stream runs the cpu kernels (" + (delays.empty() ? "" : delays + "; ") +
          cpu::thread_counts_line(omp_get_max_threads()) + ")";
 }
 
-std::string SimGpuBackend::configuration_warning() const { return cpu::thread_mismatch_warning(omp_get_max_threads()); }
+std::string SimGpuBackend::configuration_warning() const {
+  if (!options_.kernels_description.empty()) return "";  // not the cpu kernels: their thread counts do not apply
+  return cpu::thread_mismatch_warning(omp_get_max_threads());
+}
 
 SimGpuBackend::Stats SimGpuBackend::stats() const {
   Stats s;
@@ -302,7 +308,8 @@ void SimGpuBackend::submit(KernelCall& call, const ProgressHook&, Stream& stream
     });
     for (std::size_t j = 0; j < args.size(); ++j)
       if (poison[j]) sim::fill_poison(args[j].range.storage(), args[j].n_bytes);
-    cpu::run_kernel(call, ProgressHook{}, config);
+    if (options_.run_kernel) options_.run_kernel(call);
+    else cpu::run_kernel(call, ProgressHook{}, config);
     for (const Arg& a : args) memory_.drop_use(a.range.block);
   });
 }

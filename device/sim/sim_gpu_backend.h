@@ -24,6 +24,7 @@
 // Capabilities: not host-accessible, no GPU-aware MPI: MPI traffic takes the staging path.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -42,6 +43,13 @@ struct SimGpuOptions {
   std::size_t address_space_bytes = std::size_t(64)
                                     << 30;  // reserved (not committed): the most device memory live at once
   cpu::FwdKernel fwd_kernel = cpu::FwdKernel::automatic;
+  // The backend's name, and what runs a kernel on a stream worker once its pointers are
+  // translated to the sim's storage: by default "sim-gpu" and the cpu kernels; the emulated GPU
+  // backends (device/cuda/emu/emu_backend.h) put the GPU kernels under the SIMT emulation here.
+  std::string name = "sim-gpu";
+  std::function<void(KernelCall&)> run_kernel;  // empty: cpu::run_kernel
+  // What run_kernel runs, for resources_line (empty: the cpu kernels, with their thread counts).
+  std::string kernels_description;
   // From RINGWORLD_SIM_GPU_DELAY_US, RINGWORLD_SIM_GPU_SEED and RINGWORLD_SIM_GPU_ADDRESS_SPACE_GB
   // (fatal on a malformed value).
   static SimGpuOptions from_environment();
@@ -51,11 +59,11 @@ class SimGpuBackend : public Backend {
  public:
   explicit SimGpuBackend(const SimGpuOptions& options = SimGpuOptions::from_environment());
   ~SimGpuBackend() override;
-  std::string name() const override { return "sim-gpu"; }
+  std::string name() const override { return options_.name; }
   const Capabilities& capabilities() const override { return capabilities_; }
   // The GEMM rate is the generic measurement (its own gemm kernel, through the worker thread).
-  std::string resources_line() const override;         // workers, and the cpu kernels' threads
-  std::string configuration_warning() const override;  // as cpu's (the same kernels)
+  std::string resources_line() const override;         // workers, and the kernels (cpu: their threads)
+  std::string configuration_warning() const override;  // as cpu's when it runs the cpu kernels
 
   struct Stats {
     long operations = 0;     // kernels, copies and waits enqueued

@@ -58,8 +58,9 @@ class Optimizer {
   // and moment of these shards is finite (a reduction read back: the step's sync point).
   bool adamw_step(const std::vector<ShardTensors>& shards, const AdamWConfig& config, double lr, int64_t t,
                   double grad_multiplier);
-  // The sum over the shards, in order, of their gradients squared: fp64 in index order, the
-  // same bits as a host loop over them.
+  // The sum over the shards, in order, of their gradients squared in fp64, the same bits every
+  // call: on the CPU backends in index order (a host loop's bits), on the GPU backends in the
+  // sum_squares kernel's fixed order (kernel_args.h).
   double grad_sum_squares(const std::vector<ShardTensors>& shards);
   // Whether every weight and AdamW moment of these shards is finite.
   bool state_is_finite(const std::vector<ShardTensors>& shards);

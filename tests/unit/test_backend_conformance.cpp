@@ -1,5 +1,6 @@
 // test_backend_conformance.cpp: every kernel of every registered backend available here (cpu,
-// cpu-reference, sim-gpu; cuda/hip when they register) against the fp64 reference, for fp32
+// cpu-reference, sim-gpu, the emulated GPU backends cuda-emu and hip-emu; cuda/hip on a machine
+// with the device; RINGWORLD_TEST_BACKENDS chooses, backends_under_test.h) against the fp64 reference, for fp32
 // storage and for bf16 storage (fp32 arithmetic) where the kernel takes it. Work is enqueued on
 // a created (non-default) stream and read back after synchronize(stream), as correct callers
 // do, so an asynchronous backend is exercised as it will be used.
@@ -37,6 +38,7 @@
 #include "device/cpu/attention_reference.h"
 #include "device/cpu/model_ops.h"
 #include "tests/test_support.h"
+#include "tests/unit/backends_under_test.h"
 
 using namespace rw;
 using namespace rw::device;
@@ -680,12 +682,33 @@ void run_all(Backend& be, DType dt) {
 TEST_CASE("every kernel of every backend matches the fp64 reference, fp32 and bf16 storage", "[conformance]") {
   const std::vector<std::string> names = available_backend_names();
   CHECK(std::find(names.begin(), names.end(), "sim-gpu") != names.end());
-  for (const std::string& name : names) {
+  for (const std::string& name : test::backends_under_test()) {
     auto backend = create_backend(name);
     for (DType dt : {DType::f32, DType::bf16}) {
       INFO("backend " << name << ", storage " << dtype_name(dt));
       run_all(*backend, dt);
     }
+  }
+}
+
+// What the tools ask a backend besides kernels (phase B): a resources line for run headers (the
+// device-like backends name themselves), a GEMM rate measured on its own gemm kernel (positive and finite; small n:
+// the emulated backends run it fiber by fiber), and a configuration warning that is a line or
+// nothing.
+TEST_CASE("every backend describes itself and measures its GEMM rate", "[conformance]") {
+  for (const std::string& name : test::backends_under_test()) {
+    INFO("backend " << name);
+    auto backend = create_backend(name);
+    const std::string line = backend->resources_line();
+    CHECK(!line.empty());
+    // The device-like backends (sim-gpu, the emulated and real GPUs) start with their name (cpu's
+    // line is its thread counts).
+    if (!backend->capabilities().host_accessible_device_memory) CHECK(line.rfind(name + ": ", 0) == 0);
+    CHECK(line.find('\n') == std::string::npos);
+    CHECK(backend->configuration_warning().find('\n') == std::string::npos);
+    const double gflops = backend->measure_gemm_gflops(64, 1);
+    CHECK(std::isfinite(gflops));
+    CHECK(gflops > 0);
   }
 }
 
@@ -703,6 +726,13 @@ TEST_CASE("the registry: names, descriptions, what the tools accept", "[conforma
   CHECK_THROWS_WITH(make_backend("tpu"), Catch::Contains("unknown device 'tpu' (--device takes: cpu, cpu-reference, sim-gpu;") &&
                                              Catch::Contains("registered: cpu, cpu-reference, sim-gpu"));
   CHECK_THROWS_WITH(create_backend("tpu"), Catch::Contains("unknown device backend 'tpu' (registered: "));
+  // A registered backend this machine cannot run (cuda / hip built without a device) says why.
+  for (const BackendInfo& b : backend_registry()) {
+    if (b.available()) continue;
+    INFO("backend " << b.name);
+    REQUIRE(b.unavailable_reason != nullptr);
+    CHECK_THROWS_WITH(create_backend(b.name), Catch::Contains("not available on this machine: " + b.unavailable_reason()));
+  }
   auto cpu = create_backend("cpu");
   auto sim = create_backend("sim-gpu");
   CHECK(cpu->capabilities().host_accessible_device_memory);

@@ -25,6 +25,7 @@
 #include "device/sim/sim_gpu_backend.h"
 #include "src/common/fatal.h"
 #include "tests/test_support.h"
+#include "tests/unit/backends_under_test.h"
 
 using namespace rw;
 using namespace rw::device;
@@ -121,7 +122,7 @@ bool all_equal(const std::vector<float>& v, float value) {
 }  // namespace
 
 TEST_CASE("events order work across two streams on every backend", "[streams]") {
-  for (const std::string& name : available_backend_names()) {
+  for (const std::string& name : test::backends_under_test()) {
     INFO("backend " << name);
     auto be = create_backend(name);
     CHECK(all_equal(produce_consume(*be, 6, true), 6.f));
@@ -144,7 +145,7 @@ TEST_CASE("events order work across two streams on every backend", "[streams]") 
 }
 
 TEST_CASE("async copies through pinned host memory on every backend", "[streams]") {
-  for (const std::string& name : available_backend_names()) {
+  for (const std::string& name : test::backends_under_test()) {
     INFO("backend " << name);
     auto be = create_backend(name);
     auto copy_stream = be->create_stream(), compute = be->create_stream();

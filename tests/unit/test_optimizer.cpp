@@ -14,8 +14,12 @@
 //  - The shards live in device memory and the optimizer runs as kernels (the adamw kernel, and
 //    sum_squares reductions for the gradient norm and the finiteness checks), on every backend
 //    available here: cpu, cpu-reference and sim-gpu (which faults on any host access to the
-//    shards). The gradient's sum of squares is the fp64 sum in shard and index order, bit for
-//    bit; a NaN or infinity in any weight or moment makes the state non-finite.
+//    shards), and the GPU kernels under the emulation (cuda-emu, hip-emu). The gradient's sum of
+//    squares is the fp64 sum in shard and index order, bit for bit, on the CPU backends; on
+//    the GPU backends (fixed blocks, then in order) within the bound of any order of an fp64
+//    sum of n non-negative terms, (n - 1) 2^-53 of the sum (the squares of fp32 values are exact
+//    in fp64), and the same bits every call; a NaN or infinity in any weight or moment makes
+//    the state non-finite.
 //  - Schedules (1-based steps k = 1..N): exact values from the formulas in optimizer.h, compared
 //    to 4 ulps of fp64 (one multiply and one divide, or a cosine of a rational multiple of pi).
 #include <catch2/catch.hpp>
@@ -174,7 +178,8 @@ TEST_CASE("AdamW reports updates that leave the finite range; the state check fi
   }
 }
 
-TEST_CASE("the gradient's sum of squares is the fp64 sum in shard and index order, bit for bit", "[optimizer]") {
+TEST_CASE("the gradient's sum of squares is the fp64 sum in shard and index order, bit for bit on the CPU backends",
+          "[optimizer]") {
   std::vector<float> g1(1000), g2(37);
   for (std::size_t i = 0; i < g1.size(); ++i) g1[i] = static_cast<float>(std::sin(0.37 * double(i)) * 1e-3 * double(i));
   for (std::size_t i = 0; i < g2.size(); ++i) g2[i] = static_cast<float>(1.0 / (1.0 + double(i)));
@@ -190,7 +195,10 @@ TEST_CASE("the gradient's sum of squares is the fp64 sum in shard and index orde
     a.set(a.grads, g1);
     b.set(b.grads, g2);
     const double got = optimizer.grad_sum_squares({a.tensors(), b.tensors()});
-    CHECK(std::memcmp(&got, &host, sizeof(double)) == 0);
+    const bool cpu_kernels = name == "cpu" || name == "cpu-reference" || name == "sim-gpu";
+    if (cpu_kernels) CHECK(std::memcmp(&got, &host, sizeof(double)) == 0);
+    const double n = double(g1.size() + g2.size());
+    CHECK(std::fabs(got - host) <= (n - 1) * (DBL_EPSILON / 2) * host);
     CHECK(optimizer.grad_sum_squares({a.tensors(), b.tensors()}) == got);  // the scalar starts at 0 each time
   }
 }

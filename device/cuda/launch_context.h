@@ -1,0 +1,44 @@
+// launch_context.h: what the GPU kernel launchers (gpu_kernels.h) need from the backend that
+// calls them, in vendor-neutral types (no CUDA/HIP header), so the real backends (cuda, hip)
+// and the emulated ones (cuda-emu, hip-emu) hand the same launchers what they have.
+#pragma once
+#include <cstddef>
+#include <cstdlib>
+#include <string>
+
+#include "src/common/input_error.h"
+
+namespace rw::device::gpu {
+
+// Scratch memory for one launch (the attention reference path's score tiles, the partial sums
+// of deterministic reductions). get() returns device memory of at least n_bytes that the work
+// this launch enqueues on its stream may use; the next launch on the same stream may reuse it
+// (stream order makes that safe). Call get() once per launch (a larger request may move the
+// buffer, invalidating an earlier pointer).
+class Workspace {
+ public:
+  virtual ~Workspace() = default;
+  virtual void* get(std::size_t n_bytes) = 0;
+};
+
+struct LaunchContext {
+  void* stream = nullptr;          // cudaStream_t / hipStream_t (unused by the emulation)
+  Workspace* workspace = nullptr;  // per stream
+  void* blas = nullptr;            // cublasHandle_t (or hipblasHandle_t) when the build has one, else null
+  bool tf32 = false;               // fp32 GEMMs may use TF32 tensor cores (opt-in; the contract's
+                                   // fp32 tolerances assume full fp32)
+  bool attn_fused = false;         // bf16 attention forward by the fused kernel (P rounded to bf16
+                                   // before P V, as FlashAttention does: opt-in, see attention_fused.cu)
+};
+
+// RINGWORLD_GPU_ATTN_FWD = reference (default) | fused: the attention forward the GPU backends
+// (and their emulation) run for bf16 steps with head_dim 64 or 128. InputError on another value.
+inline bool attn_fused_from_environment() {
+  const char* text = std::getenv("RINGWORLD_GPU_ATTN_FWD");
+  const std::string value = text ? text : "";
+  if (value.empty() || value == "reference") return false;
+  if (value == "fused") return true;
+  throw InputError("RINGWORLD_GPU_ATTN_FWD='" + value + "': expected reference or fused");
+}
+
+}  // namespace rw::device::gpu
