@@ -126,30 +126,35 @@ clean:
 	rm -rf $(BUILD_DIR)
 
 # ---- sanitizers and fuzzing (README: Sanitizers and fuzzing); CI runs both after `make test` ----
-#   make test-sanitize  AddressSanitizer + UndefinedBehaviorSanitizer build (g++, $(SANITIZE_DIR)),
-#                       then the tests labelled `sanitize` (tests/CMakeLists.txt says which)
-#   make fuzz-short     libFuzzer build (clang, $(FUZZ_DIR)), every fuzz target for
-#                       FUZZ_SHORT_SECONDS on structured HDF5 inputs (what CI runs)
+# One clang build serves both (CI builds it once): every target with AddressSanitizer +
+# UndefinedBehaviorSanitizer at -O1, the library also with libFuzzer's coverage, the tests linked
+# as usual and the fuzz targets as libFuzzer programs.
+#   make test-sanitize  builds it in $(SANITIZE_DIR), then runs the tests labelled `sanitize`
+#                       (tests/CMakeLists.txt says which)
+#   make fuzz-short     every fuzz target for FUZZ_SHORT_SECONDS on structured HDF5 inputs (CI)
 #   make fuzz           every fuzz target for FUZZ_SECONDS, raw HDF5 bytes too (the long run)
 SANITIZE_DIR ?= build-sanitize
-FUZZ_DIR ?= build-fuzz
-FUZZ_SHORT_SECONDS ?= 25
+FUZZ_DIR ?= $(SANITIZE_DIR)
+FUZZ_SHORT_SECONDS ?= 20
 FUZZ_SECONDS ?= 600
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev libomp-14-dev
 FUZZ_TARGETS := fuzz_jsonl fuzz_config fuzz_attn_input fuzz_forward_input fuzz_token_dataset fuzz_checkpoint
 SANITIZE_TARGETS := ringworld test_unit test_mpi test_attn_tool test_forward_tool sanitizer_selfcheck $(FUZZ_TARGETS)
+# configure-sanitizers DIR: the shared sanitizer + fuzz build, configured once.
+define configure-sanitizers
+@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(FUZZ_PACKAGES)"
+@test -f $(1)/CMakeCache.txt || CC=clang-14 CXX=clang++-14 cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=Release \
+  -DRINGWORLD_SANITIZE=address,undefined -DRINGWORLD_FUZZ=ON -DRINGWORLD_TESTS=ON -DRINGWORLD_BENCH=OFF $(CMAKE_FLAGS)
+endef
 .PHONY: test-sanitize fuzz-build fuzz-short fuzz
 
 test-sanitize: deps
-	@test -f $(SANITIZE_DIR)/CMakeCache.txt || cmake -S . -B $(SANITIZE_DIR) -DCMAKE_BUILD_TYPE=Release \
-	  -DRINGWORLD_SANITIZE=address,undefined -DRINGWORLD_BENCH=OFF $(CMAKE_FLAGS)
+	$(call configure-sanitizers,$(SANITIZE_DIR))
 	cmake --build $(SANITIZE_DIR) -j $(JOBS) --target $(SANITIZE_TARGETS)
 	cd $(SANITIZE_DIR) && ctest -L sanitize --output-on-failure --timeout 900
 
 fuzz-build: deps
-	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(FUZZ_PACKAGES)"
-	@test -f $(FUZZ_DIR)/CMakeCache.txt || CC=clang-14 CXX=clang++-14 cmake -S . -B $(FUZZ_DIR) \
-	  -DCMAKE_BUILD_TYPE=Release -DRINGWORLD_FUZZ=ON -DRINGWORLD_TESTS=OFF -DRINGWORLD_BENCH=OFF $(CMAKE_FLAGS)
+	$(call configure-sanitizers,$(FUZZ_DIR))
 	cmake --build $(FUZZ_DIR) -j $(JOBS) --target $(FUZZ_TARGETS)
 
 fuzz-short: fuzz-build
