@@ -138,7 +138,7 @@ clean:
 #   make fuzz           every fuzz target for FUZZ_SECONDS, raw HDF5 bytes too (the long run)
 SANITIZE_DIR ?= build-sanitize
 FUZZ_DIR ?= $(SANITIZE_DIR)
-FUZZ_SHORT_SECONDS ?= 10
+FUZZ_SHORT_SECONDS ?= 5
 FUZZ_SECONDS ?= 600
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev libomp-14-dev
 FUZZ_TARGETS := fuzz_jsonl fuzz_config fuzz_attn_input fuzz_forward_input fuzz_token_dataset fuzz_checkpoint
