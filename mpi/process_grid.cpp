@@ -92,8 +92,9 @@ std::unique_ptr<ProcessGrid> ProcessGrid::self() {
   return std::unique_ptr<ProcessGrid>(new ProcessGrid(Communicator::self(), 1, 1, 900.0));
 }
 
-void ProcessGrid::allgather(const float* shard, std::size_t shard_count, float* full) {
-  activity::Doing doing("in an allgather of " + std::to_string(shard_count) + " floats per rank over the grid (FSDP parameters)");
+void ProcessGrid::allgather(const float* shard, std::size_t shard_count, float* full, const char* purpose) {
+  activity::Doing doing("in an allgather of " + std::to_string(shard_count) + " floats per rank over the grid (" +
+                        purpose + ")");
   const MPI_Comm comm = all_->impl().comm;
   const std::size_t piece = collective_piece_elems(chunk_bytes_, static_cast<std::size_t>(size()), sizeof(float));
   if (shard_count <= piece) {

@@ -54,7 +54,8 @@ class ProcessGrid {
   std::uint64_t collective_calls() const { return collective_calls_; }
 
   // Over all ranks of the grid. full holds size() * shard_count floats, rank-major.
-  void allgather(const float* shard, std::size_t shard_count, float* full);
+  // `purpose` names it in hang reports (the watchdog's "where every rank is").
+  void allgather(const float* shard, std::size_t shard_count, float* full, const char* purpose = "FSDP parameters");
   // shard = sum over ranks of full[rank * shard_count ...] (each rank gets its own block).
   void reduce_scatter_sum(const float* full, float* shard, std::size_t shard_count);
   void allreduce_sum(double* values, int count);

@@ -300,9 +300,27 @@ void Transformer::head(const float* w, float* grad, const DeviceBatch& in, int64
 }
 
 double Transformer::forward(const data::LocalBatch& batch, float* logits, double* token_losses) {
+  const int64_t n = batch.token_count();
+  const int n_layers = static_cast<int>(config_.num_hidden_layers);
+  const DeviceBatch in = forward_layers(batch, token_losses != nullptr);
+  activity::set_layer(-1, "lm head and loss");
+  const float* w = params_.gather(n_layers + 1);
+  head(w, nullptr, in, n, logits, 0.0, token_losses != nullptr);
+  params_.release(n_layers + 1);
+  if (!token_losses) return ws_->loss().read(*exec_.compute);
+  // Each token's loss to the host (validation by position); their sum in token order.
+  exec_.backend->copy_to_host(token_losses, ws_->token_losses(), static_cast<std::size_t>(n) * sizeof(double));
+  double loss = 0;
+  for (int64_t i = 0; i < n; ++i) loss += token_losses[i];
+  return loss;
+}
+
+void Transformer::forward_without_head(const data::LocalBatch& batch) { forward_layers(batch, false); }
+
+DeviceBatch Transformer::forward_layers(const data::LocalBatch& batch, bool token_losses) {
   const int64_t n = batch.token_count(), h = config_.hidden_size;
   const int n_layers = static_cast<int>(config_.num_hidden_layers);
-  const DeviceBatch in = begin(batch, false, token_losses != nullptr);
+  const DeviceBatch in = begin(batch, false, token_losses);
   dv::Backend& be = *exec_.backend;
   const float* w = params_.gather(0);
   params_.prefetch(1);
@@ -319,16 +337,7 @@ double Transformer::forward(const data::LocalBatch& batch, float* logits, double
     layer_forward(l, w, in, batch, false);
     params_.release(l + 1);
   }
-  activity::set_layer(-1, "lm head and loss");
-  w = params_.gather(n_layers + 1);
-  head(w, nullptr, in, n, logits, 0.0, token_losses != nullptr);
-  params_.release(n_layers + 1);
-  if (!token_losses) return ws_->loss().read(*exec_.compute);
-  // Each token's loss to the host (validation by position); their sum in token order.
-  be.copy_to_host(token_losses, ws_->token_losses(), static_cast<std::size_t>(n) * sizeof(double));
-  double loss = 0;
-  for (int64_t i = 0; i < n; ++i) loss += token_losses[i];
-  return loss;
+  return in;
 }
 
 double Transformer::forward_backward(const data::LocalBatch& batch, double grad_scale) {

@@ -55,6 +55,11 @@ class Transformer {
   // over them in token order.
   double forward(const data::LocalBatch& batch, float* logits, double* token_losses = nullptr);
 
+  // The embedding and every layer, not the head: attention sees every layer's K and V (the
+  // prefill of generation keeps them as its KV cache, src/infer/cached_attention.h); no logits,
+  // no loss, and no lm_head GEMM over the tokens.
+  void forward_without_head(const data::LocalBatch& batch);
+
   // Forward, then backward of grad_scale * (sum of weight * CE); each unit's gradient goes to
   // ParamSource::reduce_grad (a device buffer reused after the call). Returns the loss sum as
   // forward().
@@ -70,6 +75,8 @@ class Transformer {
  private:
   // The batch's inputs up, the workspaces reserved, the loss zeroed.
   DeviceBatch begin(const data::LocalBatch& batch, bool training, bool token_losses);
+  // begin, the embedding and every layer (forward only); the residual stream holds the result.
+  DeviceBatch forward_layers(const data::LocalBatch& batch, bool token_losses);
   void project_qkv(const float* w, const DeviceBatch& in, int64_t n, const float* x, const QkvBuffers& b);
   void layer_forward(int layer, const float* w, const DeviceBatch& in, const data::LocalBatch& batch, bool training);
   void layer_backward(int layer, const float* w, float* grad, const DeviceBatch& in, const data::LocalBatch& batch);

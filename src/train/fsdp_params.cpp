@@ -145,14 +145,17 @@ FsdpParams::GatherBuffer* FsdpParams::find_gathered(int unit) {
 }
 
 FsdpParams::GatherBuffer* FsdpParams::free_gather_buffer(bool may_grow) {
-  // An empty buffer, else the least recently released one; the same choice on every rank (it
-  // depends only on the call sequence), so every rank posts the same collectives.
+  // An empty buffer, else a new one while fewer than options_.gather_buffers exist, else the
+  // least recently released one (so with a buffer per unit every unit stays gathered: the
+  // resident weights of generation); the same choice on every rank (it depends only on the
+  // call sequence), so every rank posts the same collectives.
   GatherBuffer* best = nullptr;
   for (auto& g : gather_buffers_) {
     if (g->state == GatherBuffer::State::empty) return g.get();
     if (g->state == GatherBuffer::State::cached && (!best || g->released_at < best->released_at)) best = g.get();
   }
-  if (!best && (may_grow || static_cast<int>(gather_buffers_.size()) < options_.gather_buffers)) {
+  const bool below_limit = static_cast<int>(gather_buffers_.size()) < options_.gather_buffers;
+  if (below_limit || (!best && may_grow)) {
     auto g = std::make_unique<GatherBuffer>();
     g->full = device::DeviceArray<float>(*ctx_.backend, static_cast<std::size_t>(max_padded_));
     g->free_after = ctx_.backend->create_event();

@@ -1,0 +1,89 @@
+// generator.h: autoregressive generation of one sequence on the ring of every rank of a grid
+// (dp = 1, sp = N), with a sequence-sharded KV cache that never moves.
+//   start(prompt, max_new_tokens): the prompt's first P-1 tokens are prefilled by the training
+//     ring attention forward in the chosen layout (padded to what the layout needs with tokens
+//     of their own segment, which no real token sees: any prompt length runs on any ring size),
+//     each rank keeping its tokens' K/V as its cache shard (cached_attention.h); then the
+//     prompt's last token is the first decode step, whose logits start() returns.
+//   append(token): one decode step: the token (the same on every rank) is computed on every
+//     rank, one rank keeps its K/V (the rank holding the fewest real tokens, ties to the lowest:
+//     shards stay balanced), every rank attends its shard and the partials merge by log-sum-exp
+//     (one all-gather of heads x (head_dim + 1) floats per rank per layer). Returns the logits of
+//     the next token (host memory, vocab floats; the same on every rank).
+// The weights are whatever the ParamSource gives: generate_command.cpp keeps every unit
+// gathered (FsdpParams with a gather buffer per unit), so decoding moves no weights.
+// Every rank makes the same calls in the same order (they are collective).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "device/exec_context.h"
+#include "mpi/process_grid.h"
+#include "src/attention/attention_ops.h"
+#include "src/attention/layout.h"
+#include "src/infer/cached_attention.h"
+#include "src/infer/kv_cache.h"
+#include "src/model/llama_config.h"
+#include "src/model/transformer.h"
+
+namespace rw::infer {
+
+struct GeneratorOptions {
+  Layout layout = Layout::zigzag;  // the prefill's ring layout
+  device::AttnTiling tiling;       // the prefill's attention tiles
+};
+
+struct GenerationStats {
+  int64_t prompt_tokens = 0;
+  int64_t prefill_tokens = 0;       // prompt tokens prefilled on the ring (P - 1)
+  int64_t prefill_padded = 0;       // the ring sequence, padding included
+  double prefill_s = 0;             // the prefill's wall time on this rank
+  std::size_t prefill_bytes_sent = 0;  // this rank's ring traffic in the prefill
+  int64_t decode_steps = 0;
+  double decode_s = 0;              // wall time of every decode step (this rank)
+  std::size_t decode_bytes_sent = 0;   // this rank's payload: merges and token agreement
+  std::size_t kv_cache_bytes = 0;   // this rank's cache allocation
+  int64_t kv_cache_rows = 0;        // rows this rank holds now (padding included)
+};
+
+class Generator {
+ public:
+  Generator(const model::LlamaConfig& config, model::ParamSource<float>& params, mpi::ProcessGrid& grid,
+            const device::ExecContext& exec, GeneratorOptions options = {});
+  ~Generator();
+
+  // Starts a sequence (any previous one is dropped): prefill, then the prompt's last token.
+  // prompt: >= 1 token ids; max_new_tokens >= 1: the appends to come are at most
+  // max_new_tokens - 1 (the cache is sized for them). Returns the next token's logits.
+  const std::vector<float>& start(const std::vector<int32_t>& prompt, int64_t max_new_tokens);
+  // Appends `token` (the same on every rank; see agree_token) and returns the next logits.
+  const std::vector<float>& append(int32_t token);
+  // Rank 0's `token` on every rank (rank 0 samples, every rank follows). Collective.
+  int32_t agree_token(int32_t token);
+
+  int64_t length() const { return length_; }  // tokens in the sequence so far
+  const GenerationStats& stats() const { return stats_; }
+  // Real (non-padding) tokens each grid rank holds.
+  const std::vector<int64_t>& tokens_per_rank() const { return held_; }
+
+ private:
+  const std::vector<float>& decode(int32_t token);
+  int holder_of_next() const;
+
+  model::LlamaConfig config_;
+  mpi::ProcessGrid& grid_;
+  device::ExecContext exec_;
+  GeneratorOptions options_;
+  RingAttentionOp ring_op_;
+  std::unique_ptr<KvCache> cache_;
+  std::unique_ptr<CachedAttentionOp> cached_;
+  std::unique_ptr<model::Transformer> model_;
+  std::vector<float> logits_;
+  std::vector<int64_t> held_;
+  int64_t length_ = 0, steps_left_ = 0;
+  GenerationStats stats_;
+};
+
+}  // namespace rw::infer
