@@ -93,8 +93,8 @@ void RunDirectory::create() const {
     throw InputError("run directory '" + path_ + "' exists and is not a directory");
 }
 
-void RunDirectory::write_file_atomically(const std::string& name, const std::string& text) const {
-  const std::string path = file(name), tmp = path + ".tmp";
+void write_text_file_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
   const int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) throw InputError("cannot write '" + tmp + "': " + errno_text());
   std::size_t done = 0;
@@ -120,8 +120,14 @@ void RunDirectory::write_file_atomically(const std::string& name, const std::str
     std::remove(tmp.c_str());
     throw InputError("cannot rename '" + tmp + "' to '" + path + "': " + why);
   }
-  if (!sync_directory(path_.empty() ? "." : path_))
-    throw InputError("cannot fsync directory '" + path_ + "' after replacing '" + name + "': " + errno_text());
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  if (!sync_directory(dir.empty() ? "." : dir))
+    throw InputError("cannot fsync directory '" + (dir.empty() ? std::string(".") : dir) + "' after replacing '" +
+                     path + "': " + errno_text());
+}
+
+void RunDirectory::write_file_atomically(const std::string& name, const std::string& text) const {
+  write_text_file_atomically(file(name), text);
 }
 
 std::vector<std::string> RunDirectory::prune(const std::string& stage, int keep, int64_t current_step,

@@ -59,6 +59,10 @@ class RunDirectory {
   std::string path_;
 };
 
+// `text` as the whole of `path`, atomically: a temporary beside it, fsync'd, renamed over it, the
+// directory fsync'd. Throws InputError naming the file.
+void write_text_file_atomically(const std::string& path, const std::string& text);
+
 // fsync of a directory, so that renames and creations in it are durable. False if it failed.
 bool sync_directory(const std::string& path);
 

@@ -15,5 +15,6 @@ int run_plan(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_import(int argc, char** argv);
 int run_export(int argc, char** argv);
+int run_generate(int argc, char** argv);
 
 }  // namespace rw::cli

@@ -29,6 +29,7 @@ const char* kUsage =
     "  bench       training throughput and ring communication at one point of a scaling study\n"
     "  import      Hugging Face (--from hf DIR) or LWM JAX (--from lwm-jax FILE) weights -> parameter file\n"
     "  export      parameter file or checkpoint -> Hugging Face directory (--to hf CKPT DIR)\n"
+    "  generate    text from a model: prompt prefilled on the ring, KV cache sharded over the ranks\n"
     "\n"
     "`ringworld <command> --help` describes a command's options (ckpt and eval: also per\n"
     "subcommand, e.g. `ringworld ckpt convert --help`). Options: --hidden-size and --hidden_size\n"
@@ -64,8 +65,9 @@ int main(int argc, char** argv) {
   if (command == "bench") return rw::cli::run_bench(argc - 1, argv + 1);
   if (command == "import") return rw::cli::run_import(argc - 1, argv + 1);
   if (command == "export") return rw::cli::run_export(argc - 1, argv + 1);
+  if (command == "generate") return rw::cli::run_generate(argc - 1, argv + 1);
   const std::vector<std::string> commands = {"attn", "attn-input", "train", "forward", "ckpt",
-                                             "prepare", "eval", "plan", "bench", "import", "export"};
+                                             "prepare", "eval", "plan", "bench", "import", "export", "generate"};
   if (is_root)
     std::fprintf(stderr, "ringworld: error: unknown command '%s'%s\n\n%s", command.c_str(),
                  rw::cli::did_you_mean(command, commands).c_str(), kUsage);
