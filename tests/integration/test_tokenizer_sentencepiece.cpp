@@ -192,6 +192,9 @@ TEST_CASE("sentencepiece tokenizer: exact round trips, ids in the vocabulary, de
   ScratchDir work("tokenizer_sentencepiece_roundtrip");
   data::SentencePieceTokenizer tok(model.string());
   CHECK(tok.vocab_size() == kVocabSize);
+  // The model's special ids: spm_train's defaults (unk 0, bos 1, eos 2), LLaMA's too.
+  CHECK(tok.bos_id() == 1);
+  CHECK(tok.eos_id() == 2);
 
   const std::vector<std::string> texts = {
       "the ring passes keys and values around every rank",
