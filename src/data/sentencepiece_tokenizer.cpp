@@ -69,6 +69,8 @@ SentencePieceTokenizer::SentencePieceTokenizer(const std::string& model_path) : 
   }
   vocab_size_ = impl_->processor.GetPieceSize();
   if (vocab_size_ <= 0) throw InputError("SentencePiece model '" + model_path + "' has no pieces");
+  bos_id_ = impl_->processor.bos_id();
+  eos_id_ = impl_->processor.eos_id();
   std::error_code ec;
   fs::path absolute = fs::absolute(model_path, ec);
   if (ec) absolute = model_path;

@@ -33,11 +33,14 @@ class SentencePieceTokenizer : public Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const override;
   int64_t vocab_size() const override { return vocab_size_; }
   std::string description() const override { return description_; }
+  int32_t bos_id() const override { return bos_id_; }  // the model's (LLaMA: 1, 2), -1 if disabled
+  int32_t eos_id() const override { return eos_id_; }
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
   int64_t vocab_size_ = 0;
+  int32_t bos_id_ = -1, eos_id_ = -1;
   std::string description_;
 };
 

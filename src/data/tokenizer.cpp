@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "src/common/input_error.h"
+#include "src/data/passkey_tokenizer.h"
 #ifdef RINGWORLD_HAVE_SENTENCEPIECE
 #include "src/data/sentencepiece_tokenizer.h"
 #endif
@@ -30,6 +31,7 @@ std::string ByteTokenizer::decode(const std::vector<int32_t>& ids) const {
 
 std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   if (spec == "byte") return std::make_unique<ByteTokenizer>();
+  if (spec == "passkey" || spec.rfind("passkey:", 0) == 0) return make_passkey_tokenizer(spec);
   const std::string sp_prefix = "sentencepiece:";
   if (spec.rfind(sp_prefix, 0) == 0) {
     const std::string model = spec.substr(sp_prefix.size());
@@ -42,7 +44,7 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
                      "fresh configure (cmake -S . -B build && make build)");
 #endif
   }
-  throw InputError("unknown tokenizer '" + spec + "' (expected byte or sentencepiece:MODEL)");
+  throw InputError("unknown tokenizer '" + spec + "' (expected byte, passkey[:VOCAB] or sentencepiece:MODEL)");
 }
 
 // One JSON object per line, parsed by simdjson's DOM parser, which validates the whole line

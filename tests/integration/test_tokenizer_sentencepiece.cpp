@@ -41,6 +41,8 @@
 #include "io/token_dataset.h"
 #include "src/common/input_error.h"
 #include "src/data/tokenizer.h"
+#include "src/infer/chat_template.h"
+#include "src/infer/needle_prompt.h"
 #include "tests/integration/integration_support.h"
 #ifdef RINGWORLD_HAVE_SENTENCEPIECE
 #include "src/data/sentencepiece_tokenizer.h"
@@ -192,6 +194,9 @@ TEST_CASE("sentencepiece tokenizer: exact round trips, ids in the vocabulary, de
   ScratchDir work("tokenizer_sentencepiece_roundtrip");
   data::SentencePieceTokenizer tok(model.string());
   CHECK(tok.vocab_size() == kVocabSize);
+  // The model's special ids: spm_train's defaults (unk 0, bos 1, eos 2), LLaMA's too.
+  CHECK(tok.bos_id() == 1);
+  CHECK(tok.eos_id() == 2);
 
   const std::vector<std::string> texts = {
       "the ring passes keys and values around every rank",
@@ -327,6 +332,37 @@ TEST_CASE("sentencepiece: a bad model file is one clear error naming the file", 
                                       60, dir / "out.log", dir / "err.log");
     expect_clean_failure(r, output, path.string());
   }
+}
+
+TEST_CASE("sentencepiece: LWM's chat template and needle prompts in a subword vocabulary", "[sentencepiece]") {
+  if (!have_spm_tools()) {
+    WARN("SKIPPED: spm_train/spm_encode/spm_decode not installed (Debian: apt-get install sentencepiece)");
+    return;
+  }
+  data::SentencePieceTokenizer tok(trained_model().string());
+  // --chat lwm: BOS 1, then the template's pieces; EOS 2 stops.
+  const infer::ChatPrompt chat = infer::apply_chat_template("lwm", "find the needle", tok);
+  REQUIRE(chat.ids.size() > 1);
+  CHECK(chat.ids[0] == 1);
+  CHECK(std::vector<int32_t>(chat.ids.begin() + 1, chat.ids.end()) ==
+        tok.encode("You are a helpful assistant. USER: find the needle ASSISTANT:"));
+  CHECK(chat.stop_token == 2);
+  // Needle prompts: the corpus's sentences as the haystack; pieces merge across the joins, so
+  // the length is adjusted to the target: never over it, at most 2 under (a room one token
+  // larger can add 2 tokens at the cut; seen: exact in every case here).
+  const std::vector<int32_t> haystack = tok.encode(corpus_text());
+  for (int64_t target : {400, 3000})
+    for (double depth : {0.0, 40.0, 100.0}) {
+      INFO("target " << target << " depth " << depth);
+      const infer::NeedleTask task = infer::draw_needle_task(2, 1, depth, 5, 0);
+      const infer::NeedlePrompt p = infer::build_needle_prompt(task, haystack, tok, target);
+      CHECK(static_cast<int64_t>(p.ids.size()) <= target);
+      CHECK(static_cast<int64_t>(p.ids.size()) >= target - 2);
+      CHECK(p.ids[0] == 1);
+      CHECK(tok.decode(p.ids) == p.text);  // identity normalization: the prompt text exactly
+      CHECK(contains(p.text, infer::needle_text(task.needles[0])));
+      CHECK(contains(p.text, "What is the special magic " + task.needles[0].city + " number?"));
+    }
 }
 
 #endif  // RINGWORLD_HAVE_SENTENCEPIECE

@@ -48,6 +48,8 @@ TEST_CASE("byte tokenizer round-trips any bytes", "[data]") {
   CHECK(t.decode(t.encode(text)) == text);
   CHECK(t.encode("A") == std::vector<int32_t>{65});
   CHECK_THROWS_AS(t.decode({300}), InputError);
+  CHECK(t.bos_id() == -1);  // no special tokens
+  CHECK(t.eos_id() == -1);
   CHECK_THROWS_WITH(data::make_tokenizer("nonsense"), Catch::Contains("nonsense"));
 }
 

@@ -1,6 +1,7 @@
 // test_passkey.cpp: the passkey documents: exact length, the needle at the requested depth, the
 // answer equal to the needle's digits, multi-needle questions, determinism; the training source
-// weights the answer digits; length parsing of the evaluation.
+// weights the answer digits; length parsing of the evaluation; the passkey language as words
+// (passkey_tokenizer.h) round-trips documents and refuses unknown words.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -8,6 +9,8 @@
 
 #include "src/common/input_error.h"
 #include "src/data/passkey.h"
+#include "src/data/passkey_tokenizer.h"
+#include "src/data/tokenizer.h"
 #include "src/infer/needle_eval.h"
 
 using namespace rw;
@@ -138,4 +141,48 @@ TEST_CASE("the passkey stream alternates whole-length and packed sequences", "[p
     }
   }
   CHECK(packed_with_several >= 10);  // of 12 packed sequences (a log-uniform draw fills 2048 rarely)
+}
+
+TEST_CASE("the passkey tokenizer round-trips documents as words", "[passkey]") {
+  for (int vocab : {64, 100}) {
+    data::PasskeyOptions o;
+    o.vocab_size = vocab;
+    o.needles = 3;
+    o.asked = 2;
+    const auto tok = data::make_tokenizer(vocab == 64 ? "passkey" : "passkey:100");
+    REQUIRE(tok->vocab_size() == vocab);
+    CHECK(tok->description() == "passkey:" + std::to_string(vocab));
+    CHECK(data::make_tokenizer(tok->description())->vocab_size() == vocab);
+    CHECK(tok->bos_id() == PasskeyVocab::kBos);
+    CHECK(tok->eos_id() == PasskeyVocab::kEos);
+    for (uint64_t index = 0; index < 4; ++index) {
+      const auto doc = data::make_passkey_document(o, 400, 30, 21, index);
+      const std::string text = tok->decode(doc.tokens);
+      CHECK(tok->encode(text) == doc.tokens);
+      CHECK(tok->decode(tok->encode(text)) == text);
+    }
+  }
+  // Every id has its word, spelled as the header says; any whitespace separates words.
+  data::PasskeyTokenizer tok(64);
+  CHECK(tok.decode({0, 9, 10, 11, 12, 13, 14, 15, 16, 31, 32, 63}) ==
+        "0 9 <bos> <eos> <key> <ask> <is> <dot> n0 n15 w32 w63");
+  CHECK(tok.encode("  <bos>\tw40\n\n<key> n3 <is> 4 1 <dot>  ") ==
+        std::vector<int32_t>{10, 40, 12, 19, 14, 4, 1, 15});
+  CHECK(tok.encode(" \n ").empty());
+}
+
+TEST_CASE("the passkey tokenizer refuses unknown words, ids and vocabularies", "[passkey]") {
+  data::PasskeyTokenizer tok(64);
+  for (const char* bad : {"w64", "w31", "w032", "n16", "n01", "10", "<BOS>", "hello", "w", "n", "w3x"}) {
+    INFO(bad);
+    CHECK_THROWS_AS(tok.encode(std::string("<bos> 1 ") + bad), InputError);
+    CHECK_THROWS_WITH(tok.encode(std::string("<bos> 1 ") + bad),
+                      Catch::Contains(std::string("'") + bad + "'") && Catch::Contains("word 3"));
+  }
+  CHECK_THROWS_AS(tok.decode({64}), InputError);
+  CHECK_THROWS_AS(tok.decode({-1}), InputError);
+  CHECK_THROWS_WITH(data::make_tokenizer("passkey:32"), Catch::Contains("at least 64"));
+  CHECK_THROWS_AS(data::make_tokenizer("passkey:"), InputError);
+  CHECK_THROWS_AS(data::make_tokenizer("passkey:6x"), InputError);
+  CHECK_THROWS_WITH(data::make_tokenizer("passkeys"), Catch::Contains("passkey[:VOCAB]"));
 }
