@@ -18,6 +18,7 @@
 
 #include "device/backend.h"
 #include "device/exec_context.h"
+#include "io/attn_io.h"
 #include "io/input_file.h"
 #include "io/model_import.h"
 #include "io/params_io.h"

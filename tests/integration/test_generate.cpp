@@ -72,7 +72,7 @@ Generated generate(const ScratchDir& dir, int np, const fs::path& model, const s
   const fs::path json = dir / "out.json";
   fs::remove(json);
   const RunResult r = run_tool(dir, np, "generate --checkpoint " + quoted(model) + " --tokenizer passkey --prompt " +
-                                            quoted(words(prompt)) + " --output " + quoted(json) + " " + extra);
+                                            quoted(fs::path(words(prompt))) + " --output " + quoted(json) + " " + extra);
   INFO(show(r));
   REQUIRE(r.exit_code == 0);
   const nlohmann::json j = nlohmann::json::parse(slurp(json), nullptr, false);
@@ -130,7 +130,7 @@ TEST_CASE("generate: bad input is one clear error on every rank", "[generate]") 
   const fs::path model = import_fixture(dir);
   const fs::path json = dir / "out.json";
   const std::string base = "generate --checkpoint " + quoted(model) + " --output " + quoted(json) + " ";
-  const std::string prompt = " --prompt " + quoted(words({10, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50}));
+  const std::string prompt = " --prompt " + quoted(fs::path(words({10, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50})));
   struct Case {
     std::string args, needle;
   };
