@@ -201,7 +201,7 @@ DeviceFigures device_figures(const DeviceOptions& o, const plan::DeviceSpec& dev
   f.reserve_bytes = (o.reserve_mib >= 0 ? o.reserve_mib : device.reserve_mib) * 1024.0 * 1024.0;
   f.memory_bytes_per_s = (o.memory_gbs > 0 ? o.memory_gbs : device.memory_gb_per_s) * 1e9;
   f.memory_bandwidth_basis = o.memory_gbs > 0 ? "--memory-bandwidth-gbs"
-                             : is_cpu         ? "one core's triad, measured (docs/toolchain.md)"
+                             : is_cpu         ? "one core's triad, measured: docs/toolchain.md"
                                               : "datasheet";
   f.link_latency_s = (o.link_latency_us >= 0 ? o.link_latency_us : device.link_latency_us) * 1e-6;
   f.inter_node_latency_s = (o.inter_node_latency_us >= 0 ? o.inter_node_latency_us : device.inter_node_latency_us) * 1e-6;
