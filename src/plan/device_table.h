@@ -33,6 +33,10 @@ struct DeviceSpec {
   double inter_node_gb_per_s = 0;  // one direction, per rank, to a rank on another node (1e9 bytes/s)
   int ranks_per_node = 0;          // ranks (GPUs, GCDs) of one node; 0: every rank on one node
   std::string inter_node_basis;    // where inter_node_gb_per_s comes from
+  // One small message (a step of a latency-bound collective, as decoding's per-layer
+  // all-gather), within a node and between nodes; --link-latency-us, --inter-node-latency-us.
+  double link_latency_us = 0, inter_node_latency_us = 0;
+  std::string latency_basis;
 
   double peak_tflops(Precision precision) const;
 };

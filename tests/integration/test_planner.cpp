@@ -17,7 +17,9 @@
 // Also: bad options exit 2 with one message; the 7b / 1M / 64 x H100 plan prints its verdicts
 // (inter-node links for a ring over 8 nodes, the 10% headroom); a run that does not fit exits 1;
 // ring messages over 1 GiB are reported with their splitting; --json holds the same figures;
-// train measures the peak its MFU uses with the dense GEMMs' (OpenBLAS) thread count. `plan` runs as a user runs it, without mpirun; `train` under mpirun -np 2. About
+// train measures the peak its MFU uses with the dense GEMMs' (OpenBLAS) thread count; plan
+// --inference: LWM-Text-1M's 512 GiB KV cache at 1M tokens, the smallest ring of H100s that
+// holds it (and one fewer does not: exit 1), --json, bad options (about 1 s). `plan` runs as a user runs it, without mpirun; `train` under mpirun -np 2. About
 // 15-20 s on a loaded 2-core machine.
 #include <sys/wait.h>
 
@@ -262,6 +264,82 @@ TEST_CASE("plan: bad options end with one message and a non-zero exit", "[planne
       {"--model 7b --seq-len 32K --ranks 8 --device h100 --headroom 1.5", "--headroom"},
       {"--model 7b --seq-len 32K --ranks 8 --device cpu --gpus-per-node 4", "--gpus-per-node is for GPU devices"},
       {"--model 7b --seq-len 32K --ranks 8 --device h100 --gpus-per-node 4 --ranks-per-node 8", "differ"},
+  };
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const RunResult r =
+        run_plan(cases[i].args, dir / ("b" + std::to_string(i) + ".out"), dir / ("b" + std::to_string(i) + ".err"));
+    INFO(cases[i].args);
+    expect_clean_failure(r, nothing, cases[i].needle);
+  }
+}
+
+TEST_CASE("plan --inference: LWM-Text-1M at 1M tokens: 512 GiB of bf16 KV cache, the ring that holds it, exit status", "[planner]") {
+  ScratchDir dir("planner_inference");
+  const std::string lwm = "--inference --model lwm-7b --context 1M --device h100";
+  const RunResult r = run_plan(lwm + " --ranks 16", dir / "o1", dir / "e1");
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  // 32 layers x 32 kv heads x 128 x 2 (K, V) x 2 bytes x 2^20 tokens = 512 GiB; 32 GiB per rank.
+  CHECK(r.stdout_text.find("KV cache, whole context: 512.00 GiB of bf16 (16.0 KiB per token per layer); per rank 32.00 GiB = total / 16") !=
+        std::string::npos);
+  CHECK(r.stdout_text.find("precision: bf16") != std::string::npos);
+  CHECK(r.stdout_text.find("at 1M tokens needs 512.00 GiB of bf16 KV cache: ") != std::string::npos);
+  CHECK(r.stdout_text.find("decode time per token: ") != std::string::npos);
+  CHECK(r.stdout_text.find("prefill time: ") != std::string::npos);
+  CHECK(r.stdout_text.find("verdict: fits") != std::string::npos);
+
+  // --json: the same figures; the smallest ring it names fits and one rank fewer does not
+  // (exit status 1).
+  const RunResult j16 = run_plan(lwm + " --ranks 16 --json", dir / "o2", dir / "e2");
+  INFO(show(j16));
+  REQUIRE(j16.exit_code == 0);
+  nlohmann::json j;
+  REQUIRE_NOTHROW(j = nlohmann::json::parse(j16.stdout_text));
+  CHECK(j["mode"] == "inference");
+  CHECK(j["device"]["precision"] == "bf16");
+  CHECK(j["memory"]["kv_cache_total_bytes"].get<double>() == 512.0 * 1024 * 1024 * 1024);
+  CHECK(j["memory"]["kv_cache_bytes"].get<double>() == j["memory"]["kv_cache_total_bytes"].get<double>() / 16);
+  CHECK(mib_after(r.stdout_text, "predicted peak memory per rank:") ==
+        Approx(j["memory"]["total_bytes"].get<double>() / 1048576).margin(0.01 * 1024));  // printed as GiB, 2 decimals
+  const int smallest = j["memory"]["smallest_fitting_ranks"].get<int>();
+  REQUIRE(smallest > 8);  // 512 GiB / 72 GiB usable per H100 is more than 7, and the model is on every rank
+  CHECK(r.stdout_text.find("smallest ring of h100 that holds it: " + std::to_string(smallest) + " x h100") != std::string::npos);
+  const RunResult at = run_plan(lwm + " --ranks " + std::to_string(smallest), dir / "o3", dir / "e3");
+  CHECK(at.exit_code == 0);
+  const RunResult below = run_plan(lwm + " --ranks " + std::to_string(smallest - 1), dir / "o4", dir / "e4");
+  INFO(show(below));
+  CHECK(below.exit_code == 1);
+  CHECK(below.stdout_text.find("verdict: DOES NOT FIT (exit status 1)") != std::string::npos);
+  // fp32 doubles the cache.
+  const RunResult fp32 = run_plan(lwm + " --ranks 64 --precision fp32", dir / "o5", dir / "e5");
+  CHECK(fp32.stdout_text.find("KV cache, whole context: 1024.00 GiB of fp32") != std::string::npos);
+}
+
+TEST_CASE("plan --inference: bad options end with one message and exit status 2", "[planner]") {
+  ScratchDir dir("planner_inference_bad");
+  const fs::path nothing = dir / "no-output";
+  struct Bad {
+    std::string args, needle;
+  };
+  const std::vector<Bad> cases = {
+      {"--inference --model lwm-7b --ranks 8 --device h100", "--inference needs --context"},
+      {"--inference --model lwm-7b --context 1M --device h100", "--inference needs --ranks"},
+      {"--inference --model lwm-7b --context 1M --ranks 0 --device h100", "--ranks must be at least 1"},
+      {"--inference --model lwm-7b --context 0 --ranks 8 --device h100", "--context"},
+      {"--inference --model lwm-7b --context 1.5M --ranks 8 --device h100", "--context"},
+      {"--inference --model lwm-7b --context 2G --ranks 8 --device h100", "2^31 - 1"},
+      {"--inference --model lwm-7b --context 1M --ranks 8 --device h100 --max-new-tokens -1", "--max-new-tokens"},
+      {"--inference --model lwm-7b --context 1M --ranks 8 --device h100 --precision fp8", "unknown precision 'fp8'"},
+      {"--inference --model lwm-13b --context 1M --ranks 8", "--model 'lwm-13b'"},
+      {"--inference --model lwm-7b --seq-len 1M --ranks 8 --device h100", "--seq-len is for training plans"},
+      {"--inference --model lwm-7b --context 1M --ranks 8 --dp 2 --device h100", "--dp is for training plans"},
+      {"--model 7b --seq-len 1M --ranks 8 --context 1M --device h100", "--context is for inference plans"},
+      {"--inference --model lwm-7b --context 1M --ranks 8 --memory-bandwidth-gbs 3000", "--memory-bandwidth-gbs needs --device"},
+      {"--inference --model lwm-7b --context 1M --ranks 8 --device h100 --memory-bandwidth-gbs 0", "--memory-bandwidth-gbs"},
+      {"--inference --model lwm-7b --context 1M --ranks 8 --device h100 --link-latency-us -2", "--link-latency-us"},
+      {"--inference --model lwm-7b --context 1M --ranks 8 --device custom --device-tflops 100 --device-mem-gib 80 "
+       "--link-gbps 800",
+       "needs --memory-bandwidth-gbs"},
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const RunResult r =

@@ -1,7 +1,9 @@
 // test_planner.cpp: the planner's models (src/plan/): parameter counts, how memory scales with
 // the grid, the smallest fitting ring, the ring-overlap condition, FLOP counts against the code
-// they describe, the device table and the token-count parser. The memory prediction against
-// measured resident memory is tests/integration/test_planner.cpp.
+// they describe, the device table and the token-count parser; the inference plan (plan
+// --inference): LWM's 512 GiB KV cache, KV shards, a small case worked by hand, the smallest
+// ring. The memory prediction against measured resident memory is
+// tests/integration/test_planner.cpp.
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -21,6 +23,8 @@
 #include "src/model/matmul.h"
 #include "src/model/reference_transformer.h"
 #include "src/plan/device_table.h"
+#include "src/plan/inference_model.h"
+#include "src/plan/inference_report.h"
 #include "src/plan/memory_model.h"
 #include "src/plan/plan_report.h"
 #include "src/plan/step_time_model.h"
@@ -453,4 +457,221 @@ TEST_CASE("plan --json holds the report's figures", "[planner]") {
   CHECK(j["step"]["step_s"].get<double>() == r.time.step_s());
   CHECK(j["transfers"].size() == r.transfers.items.size());
   CHECK(j["transfers"][0]["calls"].get<double>() == r.transfers.items[0].calls);
+}
+
+// ---- plan --inference (src/plan/inference_model.h) ----
+
+namespace {
+
+InferenceShape lwm_1m(int ranks) {
+  InferenceShape s;
+  s.model = model::preset_config("7b");  // LWM-Text-1M has LLaMA-2 7B's shape (rope_theta aside)
+  s.model.rope_theta = 5e7;
+  s.context_tokens = int64_t(1) << 20;
+  s.ranks = ranks;
+  s.weight_bytes_per_element = s.kv_bytes_per_element = 2;  // bf16
+  return s;
+}
+
+InferenceRequest h100_inference(const InferenceShape& s) {
+  InferenceRequest q;
+  q.shape = s;
+  q.device = find_device("h100");
+  q.precision = Precision::bf16;
+  q.peak_flops_per_s = q.device.bf16_tflops * 1e12;
+  q.capacity_bytes = q.device.memory_gib * kGiB;
+  q.memory_bytes_per_s = q.device.memory_gb_per_s * 1e9;
+  q.link_bytes_per_s = q.device.link_gb_per_s * 1e9;
+  q.inter_node_bytes_per_s = q.device.inter_node_gb_per_s * 1e9;
+  q.link_latency_s = q.device.link_latency_us * 1e-6;
+  q.inter_node_latency_s = q.device.inter_node_latency_us * 1e-6;
+  q.ranks_per_node = q.device.ranks_per_node;
+  q.reserve_bytes = q.device.reserve_mib * 1024 * 1024;
+  return q;
+}
+
+}  // namespace
+
+TEST_CASE("inference plan: LWM-Text-1M at 1M tokens needs 512 GiB of bf16 KV cache, split evenly over the ring", "[planner]") {
+  // 32 layers x 32 kv heads x 128 head_dim x 2 (K, V) x 2 bytes x 2^20 tokens = 2^39 bytes.
+  const InferenceShape s = lwm_1m(16);
+  CHECK(kv_bytes_per_token_per_layer(s) == 2.0 * 32 * 128 * 2);
+  const InferenceMemory m = predict_inference_memory(s, 0);
+  CHECK(m.kv_cache_total_bytes == 512 * kGiB);
+  // A shard per rank: total / N when N divides the tokens, else the largest shard (ceil).
+  for (int ranks : {1, 2, 8, 16, 64}) {
+    CAPTURE(ranks);
+    const InferenceMemory at = predict_inference_memory(lwm_1m(ranks), 0);
+    CHECK(at.kv_cache_total_bytes == 512 * kGiB);
+    CHECK(at.kv_cache_bytes == at.kv_cache_total_bytes / ranks);
+  }
+  const InferenceMemory three = predict_inference_memory(lwm_1m(3), 0);
+  CHECK(three.kv_cache_bytes == double((int64_t(1) << 20) / 3 + 1) * 32 * 2 * 4096 * 2);
+  // fp32 doubles it; GQA with 8 kv heads divides it by 4.
+  InferenceShape f = s;
+  f.kv_bytes_per_element = 4;
+  CHECK(predict_inference_memory(f, 0).kv_cache_total_bytes == 1024 * kGiB);
+  InferenceShape g = s;
+  g.model.num_key_value_heads = 8;
+  CHECK(predict_inference_memory(g, 0).kv_cache_total_bytes == 128 * kGiB);
+  // Every rank holds the whole model: 6,738,415,616 parameters x 2 bytes, whatever N.
+  CHECK(m.weight_bytes == 2.0 * 6738415616.0);
+  CHECK(predict_inference_memory(lwm_1m(64), 0).weight_bytes == m.weight_bytes);
+}
+
+TEST_CASE("inference plan: a small case worked by hand", "[planner]") {
+  InferenceShape s;
+  s.model.vocab_size = 256;
+  s.model.hidden_size = 64;
+  s.model.intermediate_size = 172;
+  s.model.num_hidden_layers = 2;
+  s.model.num_attention_heads = 4;  // head_dim 16
+  s.model.num_key_value_heads = 2;  // kv_width 32
+  s.context_tokens = 1000;
+  s.ranks = 4;  // 250 tokens per rank
+  s.weight_bytes_per_element = s.kv_bytes_per_element = 2;
+  s.validate();
+
+  // Parameters: embedding 256 x 64 = 16384; a layer: norms 2 x 64 = 128, q 64 x 64 = 4096,
+  // k and v 32 x 64 = 2048 each, o 4096, gate, up and down 172 x 64 = 11008 each: 45440;
+  // head: norm 64 + lm_head 16384 = 16448. 16384 + 2 x 45440 + 16448 = 123712.
+  REQUIRE(s.model.parameter_count() == 123712);
+  const InferenceMemory m = predict_inference_memory(s, 0);
+  CHECK(m.weight_bytes == 123712.0 * 2);
+  // Shards over 4: 16384 / 4 = 4096, 45440 / 4 = 11360 (twice), 16448 / 4 = 4112: 30928 elements.
+  CHECK(m.weight_shard_bytes == 30928.0 * 2);
+  // K and V per token and layer: 2 x 2 kv heads x 16 x 2 bytes = 128; 250 tokens x 2 layers.
+  CHECK(m.kv_cache_bytes == 250.0 * 2 * 128);
+  CHECK(m.kv_cache_total_bytes == 1000.0 * 2 * 128);
+  // Prefill working set, fp32, n = 250: x 4 x 250 x 64 = 64000; n1, q, k, v 4 x (2 x 250 x 64
+  // + 2 x 250 x 32) = 192000; attention output and lse 4 x (250 x 64 + 250 x 4) = 68000; ring,
+  // 2 slots of K|V fp32 and pos|seg int32: 2 x (4 x 2 x 250 x 32 + 4 x 2 x 250) = 132000; FFN
+  // chunk of 250 rows (gate, up, output): 4 x 250 x (2 x 172 + 64) = 408000 (more than the head
+  // chunk's 4 x 250 x (256 + 64) = 320000); the prompt shard 12 x 250 = 3000. Sum 867000.
+  CHECK(m.prefill_working_bytes() == 867000.0);
+  CHECK(m.prefill_peak_bytes() == 247424.0 + 61856.0 + 64000.0 + 867000.0);
+  CHECK(m.total_bytes() == m.prefill_peak_bytes());
+
+  // Decode at 1 TFLOP/s, 1 GB/s of memory, 1 GB/s links of 1 us latency.
+  const double F = 1e12, BW = 1e9;
+  const DecodePrediction d = predict_decode(s, 1000, F, BW, {1e9, 1e-6});
+  // Weights read: every one but the embedding table, one row of it: (123712 - 16384 + 64) x 2
+  // = 214784 bytes: 214.784 us (its 214016 FLOPs, 0.2 us, are hidden).
+  CHECK(d.weight_read_bytes == 214784.0);
+  // The KV shard: 2 layers x 250 tokens x 128 bytes = 64000 bytes: 64 us.
+  CHECK(d.kv_read_bytes == 64000.0);
+  // Per layer a partial result of 4 heads x (16 + 1) fp32 = 272 bytes; recursive doubling on 4
+  // ranks: 2 steps of 1 us and 3 messages at 1 GB/s (0.816 us): 2.816 us, x 2 layers = 5.632 us.
+  CHECK(d.allgather_message_bytes == 272.0);
+  CHECK(d.allgather_steps == 2);
+  CHECK(d.sent_bytes_per_token == 2.0 * 3 * 272);
+  // Tolerances: a handful of double operations on exact inputs, relative error ~1e-15.
+  CHECK(d.weights_s == Approx(214.784e-6).epsilon(1e-12));
+  CHECK(d.attention_s == Approx(64e-6).epsilon(1e-12));
+  CHECK(d.allgather_s == Approx(5.632e-6).epsilon(1e-12));
+  CHECK(d.seconds() == Approx(284.416e-6).epsilon(1e-12));
+
+  // Prefill at 1 TFLOP/s over 1 GB/s ring links. Dense per token: 2 layers x (4 x 64^2 +
+  // 4 x 64 x 32 + 6 x 64 x 172 = 90624) + 2 x 64 x 256 = 214016, x 250 tokens = 53.504 MFLOP:
+  // 53.504 us. Ring (zigzag): every step's compute is 4 x 64 x 250^2 / 2 = 8 MFLOP, 8 us; steps
+  // 0-2 send the next shard, 250 x (2 x 32 x 4 + 8) = 66000 bytes, 66 us. Per layer 3 x 66 + 8
+  // = 206 us of which 32 compute: 2 layers give 64 us of attention and 348 us exposed.
+  const PrefillPrediction p = predict_prefill(s, F, 1e9);
+  CHECK(p.dense_flops_per_rank == 53504000.0);
+  CHECK(p.dense_s == Approx(53.504e-6).epsilon(1e-12));
+  CHECK(p.attention_compute_s == Approx(64e-6).epsilon(1e-12));
+  CHECK(p.ring_exposed_s == Approx(348e-6).epsilon(1e-12));
+  CHECK(p.seconds() == Approx(465.504e-6).epsilon(1e-12));
+  // Attention FLOPs per rank: 2 layers x 4 x 64 x (1000 x 1001 / 2) / 4 ranks.
+  CHECK(p.attention_flops_per_rank == 2.0 * 4 * 64 * 500500 / 4);
+}
+
+TEST_CASE("inference plan: prefill counts what the training forward counts", "[planner]") {
+  // The paper's forward (train's MFU count) has causal attention 4 s^2 h / 2 per layer; the
+  // prefill's, summed over the ring, 4 h s (s + 1) / 2: equal up to (s + 1) / s.
+  const InferenceShape s = lwm_1m(16);
+  const PrefillPrediction p = predict_prefill(s, 1e15, 1e11);
+  const double seq = double(s.context_tokens), h = 4096, layers = 32;
+  const double paper_attention = paper_forward_flops(s.model, 1, seq) - 24.0 * seq * h * h * layers;
+  CHECK(p.attention_flops_per_rank * 16 == Approx(paper_attention * (seq + 1) / seq).epsilon(1e-9));
+  // Dense: the forward half of step_flops per token (4 h^2 + 4 h kv + 6 h i per layer, 2 h vocab).
+  TrainShape t = llama7b(1 << 20, 16);
+  const double forward_per_token = 32 * (4 * h * h + 4 * h * h + 6 * h * 11008) + 2 * h * 32000;
+  CHECK(p.dense_flops_per_rank == forward_per_token * double(t.local_tokens()));
+}
+
+TEST_CASE("inference plan: decode traffic per layer does not grow with the context; the KV read does", "[planner]") {
+  InferenceShape s = lwm_1m(8);
+  const DecodeLinks links{50e9, 10e-6};
+  s.context_tokens = 4096;
+  const DecodePrediction short_ctx = predict_decode(s, s.cache_tokens(), 1e15, 3e12, links);
+  s.context_tokens = 131072;
+  const DecodePrediction long_ctx = predict_decode(s, s.cache_tokens(), 1e15, 3e12, links);
+  CHECK(short_ctx.sent_bytes_per_token == long_ctx.sent_bytes_per_token);
+  CHECK(short_ctx.allgather_s == long_ctx.allgather_s);
+  CHECK(short_ctx.weight_read_bytes == long_ctx.weight_read_bytes);
+  CHECK(long_ctx.kv_read_bytes == 32 * short_ctx.kv_read_bytes);
+  // One rank: nothing sent, no all-gather.
+  s.ranks = 1;
+  const DecodePrediction alone = predict_decode(s, s.cache_tokens(), 1e15, 3e12, links);
+  CHECK(alone.sent_bytes_per_token == 0);
+  CHECK(alone.allgather_s == 0);
+}
+
+TEST_CASE("inference plan: the smallest ring that holds it is the first N that fits", "[planner]") {
+  const InferenceRequest q = h100_inference(lwm_1m(16));
+  const InferenceResult r = evaluate_inference(q);
+  REQUIRE(r.smallest_ring > 1);
+  auto fits_with = [&](int ranks) {
+    InferenceRequest at = q;
+    at.shape.ranks = ranks;
+    return evaluate_inference(at).fits;
+  };
+  CHECK(fits_with(r.smallest_ring));
+  CHECK_FALSE(fits_with(r.smallest_ring - 1));
+  // 512 GiB of KV cache alone needs more than 512 / 72 usable GiB: at least 8 H100s.
+  CHECK(r.smallest_ring >= 8);
+  CHECK(r.smallest_ring_nodes == (r.smallest_ring + 7) / 8);
+  // A device smaller than the model: no ring holds it (every rank holds the whole model).
+  InferenceRequest small = q;
+  small.capacity_bytes = 8 * kGiB;
+  const InferenceResult none = evaluate_inference(small);
+  CHECK(none.smallest_ring == 0);
+  CHECK_FALSE(none.fits);
+  // --json holds the same figures.
+  const nlohmann::json j = nlohmann::json::parse(inference_json(r));
+  CHECK(j["memory"]["kv_cache_total_bytes"].get<double>() == 512 * kGiB);
+  CHECK(j["memory"]["kv_cache_bytes"].get<double>() == 32 * kGiB);
+  CHECK(j["memory"]["smallest_fitting_ranks"].get<int>() == r.smallest_ring);
+  CHECK(j["decode"]["seconds_per_token"].get<double>() == r.decode.seconds());
+  CHECK(j["prefill"]["seconds"].get<double>() == r.prefill.seconds());
+  CHECK(j["fits"].get<bool>() == r.fits);
+}
+
+TEST_CASE("inference plan: bad shapes are refused with a message", "[planner]") {
+  auto refuses = [](InferenceShape s, const std::string& words) {
+    try {
+      s.validate();
+    } catch (const InputError& e) {
+      return std::string(e.what()).find(words) != std::string::npos;
+    }
+    return false;
+  };
+  const InferenceShape ok = lwm_1m(4);
+  CHECK_NOTHROW(ok.validate());
+  InferenceShape s = ok;
+  s.context_tokens = 0;
+  CHECK(refuses(s, "at least one token"));
+  s = ok;
+  s.ranks = 0;
+  CHECK(refuses(s, "--ranks"));
+  s = ok;
+  s.new_tokens = -1;
+  CHECK(refuses(s, "--max-new-tokens"));
+  s = ok;
+  s.context_tokens = int64_t(1) << 31;
+  CHECK(refuses(s, "2^31 - 1"));
+  s = ok;
+  s.model.num_key_value_heads = 5;  // does not divide 32 heads
+  CHECK_THROWS_AS(s.validate(), InputError);
 }
