@@ -35,6 +35,7 @@
 #include "src/infer/chat_template.h"
 #include "src/infer/generator.h"
 #include "src/infer/sampling.h"
+#include "src/plan/plan_report.h"
 #include "src/train/fsdp_params.h"
 
 namespace po = boost::program_options;
@@ -230,10 +231,10 @@ int run_generate(int argc, char** argv) {
     std::fprintf(stderr,
                  "ringworld generate: prefill %lld tokens in %.3f s (%.0f tokens/s; ring sequence %lld with padding); "
                  "decode %lld steps, %.2f ms/token; moved per token per rank %.0f bytes (%lld layers x one all-gather); "
-                 "KV cache %.2f MiB per rank (max); stop: %s\n",
+                 "KV cache %s per rank (max); stop: %s\n",
                  static_cast<long long>(st.prefill_tokens), prefill_s, prefill_s > 0 ? st.prefill_tokens / prefill_s : 0.0,
                  static_cast<long long>(st.prefill_padded), static_cast<long long>(st.decode_steps), ms_per_token,
-                 bytes_per_token, static_cast<long long>(config.num_hidden_layers), cache_bytes / (1024.0 * 1024.0),
+                 bytes_per_token, static_cast<long long>(config.num_hidden_layers), plan::format_bytes(cache_bytes).c_str(),
                  stop_reason.c_str());
   }
   if (!output.empty()) {
