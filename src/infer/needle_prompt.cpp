@@ -53,10 +53,13 @@ NeedlePrompt assemble(const NeedleTask& task, const std::vector<int32_t>& haysta
   std::vector<std::size_t> offset(n);  // characters of `full` before each needle
   for (std::size_t i = 0; i < n; ++i) {
     const double depth = task.needles[i].depth_percent;
-    int64_t at = depth >= 100 ? room : static_cast<int64_t>(std::floor(room * depth / 100.0));
-    int64_t back = at;
-    while (back > 0 && !is_break(h[back - 1])) --back;
-    if (back > 0 || at == 0) at = back;  // no period before the point: keep the point
+    int64_t at = room;  // depth 100: the very end, as LWM
+    if (depth < 100) {
+      at = static_cast<int64_t>(std::floor(room * depth / 100.0));
+      int64_t back = at;
+      while (back > 0 && !is_break(h[back - 1])) --back;
+      if (back > 0) at = back;  // no period before the point: keep the point
+    }
     // The characters of the tokens before `at`: a prefix of the whole decoded text except where
     // `at` splits one character's bytes (byte fallback); then back to the character's start.
     std::string before;

@@ -85,6 +85,7 @@ TEST_CASE("needle prompts: exact length, LWM's text, needle at the requested dep
       CHECK(static_cast<int64_t>(at) <= want);
       CHECK(static_cast<int64_t>(at) >= want - static_cast<int64_t>(longest));
       if (at > 0 && depth < 100) CHECK(hay[at - 1] == '.');
+      if (depth == 100) CHECK(static_cast<int64_t>(at) == p.haystack_tokens);
       CHECK(p.needle_depth_percent[0] == Approx(100.0 * at / p.haystack_tokens));
     }
 }
