@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/plan/plan_report.h"
+#include "src/plan/report_text.h"
 #include "src/plan/token_count.h"
 
 namespace rw::plan {
@@ -15,39 +16,20 @@ namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0, kGiB = kMiB * 1024.0;
 
-std::string format(const char* fmt, ...) {
-  char buf[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, args);
-  va_end(args);
-  return buf;
-}
-
-std::string seconds_text(double s) {
-  if (s < 1e-3) return format("%.1f us", s * 1e6);
-  if (s < 1) return format("%.2f ms", s * 1e3);
-  if (s < 600) return format("%.2f s", s);
-  return format("%.1f min", s / 60);
-}
-
-std::string line(const std::string& name, double n_bytes) {
-  return format("    %-92s %11s\n", name.c_str(), format_bytes(n_bytes).c_str());
-}
 
 std::string count_text(int64_t n) {
   const std::string short_form = format_token_count(n);
   return short_form == std::to_string(n) ? short_form : std::to_string(n) + " (" + short_form + ")";
 }
 
-std::string element_name(double bytes) { return bytes == 2 ? "bf16" : bytes == 4 ? "fp32" : format("%.0f-byte", bytes); }
+std::string element_name(double bytes) { return bytes == 2 ? "bf16" : bytes == 4 ? "fp32" : format_text("%.0f-byte", bytes); }
 
 // The smallest ring that holds the run, in words: "16 x h100 (2 nodes of 8)".
 std::string ring_text(const InferenceResult& r) {
   const InferenceRequest& q = r.request;
   if (r.smallest_ring == 0) return "none up to " + std::to_string(kMaxInferenceRing) + " ranks";
   std::string out = std::to_string(r.smallest_ring) + " x " + q.device.name;
-  if (r.smallest_ring_nodes > 1) out += format(" (%d nodes of %d)", r.smallest_ring_nodes, q.ranks_per_node);
+  if (r.smallest_ring_nodes > 1) out += format_text(" (%d nodes of %d)", r.smallest_ring_nodes, q.ranks_per_node);
   return out;
 }
 
@@ -96,92 +78,92 @@ std::string inference_report(const InferenceResult& r) {
   const double flops_per_s = q.peak_flops_per_s * q.efficiency;
   std::string out;
   out += "ringworld plan --inference: " + q.model_name + ": " + m.describe() + "\n";
-  out += format("  run      context %s tokens prefilled, %lld new token(s): a KV cache of %s tokens over a ring of %d rank(s)\n",
+  out += format_text("  run      context %s tokens prefilled, %lld new token(s): a KV cache of %s tokens over a ring of %d rank(s)\n",
                 count_text(s.context_tokens).c_str(), static_cast<long long>(s.new_tokens),
                 count_text(s.cache_tokens()).c_str(), s.ranks);
-  out += format("           %lld prompt tokens and up to %lld cached tokens per rank; %s layout for the prefill\n",
+  out += format_text("           %lld prompt tokens and up to %lld cached tokens per rank; %s layout for the prefill\n",
                 static_cast<long long>(s.prompt_tokens_per_rank()), static_cast<long long>(s.cache_tokens_per_rank()),
                 layout_name(s.layout).c_str());
   out += "  device   " + q.device.name + ": " + q.device.description + "\n";
-  out += format("           peak %.4g TFLOP/s %s (%s) x efficiency %.2f; memory %s per rank (%s)\n",
+  out += format_text("           peak %.4g TFLOP/s %s (%s) x efficiency %.2f; memory %s per rank (%s)\n",
                 q.peak_flops_per_s / 1e12, precision_name(q.precision).c_str(), q.peak_basis.c_str(), q.efficiency,
                 format_bytes(q.capacity_bytes).c_str(), q.capacity_basis.c_str());
-  out += format("           memory bandwidth %.0f GB/s (%s)\n", q.memory_bytes_per_s / 1e9, q.memory_bandwidth_basis.c_str());
-  out += format("           links each way: %.1f GB/s within a node, %.1f GB/s between nodes (%s)\n",
+  out += format_text("           memory bandwidth %.0f GB/s (%s)\n", q.memory_bytes_per_s / 1e9, q.memory_bandwidth_basis.c_str());
+  out += format_text("           links each way: %.1f GB/s within a node, %.1f GB/s between nodes (%s)\n",
                 q.link_bytes_per_s / 1e9, q.inter_node_bytes_per_s / 1e9, q.inter_node_basis.c_str());
-  out += format("           latency per message: %.2f us within a node, %.2f us between nodes (%s)\n",
+  out += format_text("           latency per message: %.2f us within a node, %.2f us between nodes (%s)\n",
                 q.link_latency_s * 1e6, q.inter_node_latency_s * 1e6, q.latency_basis.c_str());
-  out += format("           %d rank(s) per node: %d node(s); %s\n", r.links.ranks_per_node, r.links.nodes,
+  out += format_text("           %d rank(s) per node: %d node(s); %s\n", r.links.ranks_per_node, r.links.nodes,
                 s.ranks == 1 ? "a ring of one rank (nothing travels)"
                 : r.links.grid_spans_nodes() ? "the ring crosses nodes: its steps and all-gathers at the inter-node rate"
                                              : "the ring within a node");
-  out += format("  precision: %s: weights and KV cache %.0f bytes per element (--precision %s); activations and ring "
+  out += format_text("  precision: %s: weights and KV cache %.0f bytes per element (--precision %s); activations and ring "
                 "messages fp32, as the training forward computes them\n",
                 precision_name(q.precision).c_str(), s.weight_bytes_per_element,
                 q.precision == Precision::bf16 ? "fp32 for what ringworld stores today" : "bf16 for LWM's figure");
 
   out += "\nmemory per rank (every rank holds the whole model; the KV cache is split over the ring)\n";
-  out += line(format("weights: the whole model, gathered and kept (%lld parameters x %.0f B)",
+  out += bytes_line(format_text("weights: the whole model, gathered and kept (%lld parameters x %.0f B)",
                      static_cast<long long>(m.parameter_count()), s.weight_bytes_per_element),
               mem.weight_bytes);
-  out += line(format("weights: this rank's FSDP shards (1/%d of every unit)", s.ranks), mem.weight_shard_bytes);
+  out += bytes_line(format_text("weights: this rank's FSDP shards (1/%d of every unit)", s.ranks), mem.weight_shard_bytes);
   const double per_token_layer = kv_bytes_per_token_per_layer(s);
-  out += line(format("KV cache: %lld tokens x %lld layers x 2 (K, V) x %lld kv_width x %.0f B", 
+  out += bytes_line(format_text("KV cache: %lld tokens x %lld layers x 2 (K, V) x %lld kv_width x %.0f B", 
                      static_cast<long long>(s.cache_tokens_per_rank()), static_cast<long long>(m.num_hidden_layers),
                      static_cast<long long>(m.kv_width()), s.kv_bytes_per_element),
               mem.kv_cache_bytes);
   out += "  the prefill's working set at the last layer (its KV shard then: " +
          format_bytes(mem.kv_cache_prefill_bytes) + "; the training forward without what training saves)\n";
-  for (const MemoryItem& item : mem.prefill_items) out += line(item.name, item.n_bytes);
-  out += line("prefill working set, total", mem.prefill_working_bytes());
+  for (const MemoryItem& item : mem.prefill_items) out += bytes_line(item.name, item.n_bytes);
+  out += bytes_line("prefill working set, total", mem.prefill_working_bytes());
   out += "  reserve: " + q.device.reserve_basis + "\n";
-  out += line("runtime and libraries", mem.reserve_bytes);
-  out += format("  peak of the prefill %s; of the decoding %s\n", format_bytes(mem.prefill_peak_bytes()).c_str(),
+  out += bytes_line("runtime and libraries", mem.reserve_bytes);
+  out += format_text("  peak of the prefill %s; of the decoding %s\n", format_bytes(mem.prefill_peak_bytes()).c_str(),
                 format_bytes(mem.decode_peak_bytes()).c_str());
-  out += format("  predicted peak memory per rank: %s of %s usable (%s less %.0f%% headroom; %s): %.0f%%: %s\n",
+  out += format_text("  predicted peak memory per rank: %s of %s usable (%s less %.0f%% headroom; %s): %.0f%%: %s\n",
                 format_bytes(mem.total_bytes()).c_str(), format_bytes(r.usable_bytes).c_str(),
                 format_bytes(q.capacity_bytes).c_str(), 100 * q.headroom, q.capacity_basis.c_str(),
                 r.usable_bytes > 0 ? 100.0 * mem.total_bytes() / r.usable_bytes : 0.0, r.fits ? "fits" : "DOES NOT FIT");
-  out += format("  KV cache, whole context: %s of %s (%s per token per layer); per rank %s = total / %d%s\n",
+  out += format_text("  KV cache, whole context: %s of %s (%s per token per layer); per rank %s = total / %d%s\n",
                 format_bytes(mem.kv_cache_total_bytes).c_str(), element_name(s.kv_bytes_per_element).c_str(),
                 format_bytes(per_token_layer).c_str(), format_bytes(mem.kv_cache_bytes).c_str(), s.ranks,
                 s.cache_tokens() % s.ranks == 0 ? "" : " (rounded up: the largest shard)");
-  out += format("  smallest ring of %s that holds it: %s%s\n", q.device.name.c_str(), ring_text(r).c_str(),
+  out += format_text("  smallest ring of %s that holds it: %s%s\n", q.device.name.c_str(), ring_text(r).c_str(),
                 r.smallest_ring > 0 ? (", " + format_bytes(r.smallest_ring_bytes) + " per rank").c_str() : "");
-  out += format("  summary: %s at %s tokens needs %s of %s KV cache: %s\n", q.model_name.c_str(),
+  out += format_text("  summary: %s at %s tokens needs %s of %s KV cache: %s\n", q.model_name.c_str(),
                 format_token_count(s.cache_tokens()).c_str(), format_bytes(mem.kv_cache_total_bytes).c_str(),
                 element_name(s.kv_bytes_per_element).c_str(), ring_text(r).c_str());
 
   const PrefillPrediction& p = r.prefill;
-  out += format("\nprefill: the training ring forward of %s tokens (at %.4g TFLOP/s per rank; memory-bound work not counted)\n",
+  out += format_text("\nprefill: the training ring forward of %s tokens (at %.4g TFLOP/s per rank; memory-bound work not counted)\n",
                 count_text(s.context_tokens).c_str(), flops_per_s / 1e12);
-  out += format("  FLOPs per rank: dense %.3e + attention %.3e\n", p.dense_flops_per_rank, p.attention_flops_per_rank);
+  out += format_text("  FLOPs per rank: dense %.3e + attention %.3e\n", p.dense_flops_per_rank, p.attention_flops_per_rank);
   out += "  dense GEMMs                       " + seconds_text(p.dense_s) + "\n";
   out += "  attention compute (slowest rank)  " + seconds_text(p.attention_compute_s) + "\n";
-  out += format("  ring transfers not hidden         %s  (over %.1f GB/s)\n", seconds_text(p.ring_exposed_s).c_str(),
+  out += format_text("  ring transfers not hidden         %s  (over %.1f GB/s)\n", seconds_text(p.ring_exposed_s).c_str(),
                 r.links.ring_bytes_per_s / 1e9);
-  out += format("  prefill time: %s; %.0f tokens/s\n", seconds_text(p.seconds()).c_str(),
+  out += format_text("  prefill time: %s; %.0f tokens/s\n", seconds_text(p.seconds()).c_str(),
                 double(s.context_tokens) / p.seconds());
 
   const DecodePrediction& d = r.decode;
-  out += format("\ndecode, per new token with %s tokens cached (%lld on the largest shard; at %.0f GB/s, %.4g TFLOP/s)\n",
+  out += format_text("\ndecode, per new token with %s tokens cached (%lld on the largest shard; at %.0f GB/s, %.4g TFLOP/s)\n",
                 count_text(s.cache_tokens()).c_str(), static_cast<long long>(d.cache_tokens_per_rank),
                 q.memory_bytes_per_s / 1e9, flops_per_s / 1e12);
-  out += format("  weights read (GEMV over every weight, one embedding row)   %11s  %s\n",
+  out += format_text("  weights read (GEMV over every weight, one embedding row)   %11s  %s\n",
                 format_bytes(d.weight_read_bytes).c_str(), seconds_text(d.weights_s).c_str());
-  out += format("  KV shard read (the rank's own tokens, every layer)          %11s  %s\n",
+  out += format_text("  KV shard read (the rank's own tokens, every layer)          %11s  %s\n",
                 format_bytes(d.kv_read_bytes).c_str(), seconds_text(d.attention_s).c_str());
-  out += format("  all-gathers: %lld layers x (%d step(s) x %.2f us + %d x %s at %.1f GB/s)  %s\n",
+  out += format_text("  all-gathers: %lld layers x (%d step(s) x %.2f us + %d x %s at %.1f GB/s)  %s\n",
                 static_cast<long long>(m.num_hidden_layers), d.allgather_steps, r.decode_links.latency_s * 1e6,
                 s.ranks - 1, format_bytes(d.allgather_message_bytes).c_str(), r.decode_links.bytes_per_s / 1e9,
                 seconds_text(d.allgather_s).c_str());
-  out += format("  decode time per token: %s; %.1f tokens/s\n", seconds_text(d.seconds()).c_str(), 1.0 / d.seconds());
-  out += format("  bytes per token per rank: read from memory %s, sent %s (received as much)\n",
+  out += format_text("  decode time per token: %s; %.1f tokens/s\n", seconds_text(d.seconds()).c_str(), 1.0 / d.seconds());
+  out += format_text("  bytes per token per rank: read from memory %s, sent %s (received as much)\n",
                 format_bytes(d.weight_read_bytes + d.kv_read_bytes).c_str(), format_bytes(d.sent_bytes_per_token).c_str());
   if (s.new_tokens > 0)
-    out += format("  prefill and %lld new token(s): about %s\n", static_cast<long long>(s.new_tokens),
+    out += format_text("  prefill and %lld new token(s): about %s\n", static_cast<long long>(s.new_tokens),
                   seconds_text(r.generation_s).c_str());
-  out += format("\nverdict: %s\n", r.fits ? "fits" : "DOES NOT FIT (exit status 1)");
+  out += format_text("\nverdict: %s\n", r.fits ? "fits" : "DOES NOT FIT (exit status 1)");
   return out;
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "src/common/transfer_limits.h"
+#include "src/plan/report_text.h"
 #include "src/plan/token_count.h"
 
 namespace rw::plan {
@@ -15,34 +16,9 @@ namespace {
 
 constexpr double kMiB = 1024.0 * 1024.0, kGiB = kMiB * 1024.0;
 
-std::string format(const char* fmt, ...) {
-  char buf[1024];
-  va_list args;
-  va_start(args, fmt);
-  std::vsnprintf(buf, sizeof buf, fmt, args);
-  va_end(args);
-  return buf;
-}
-
-std::string seconds_text(double s) {
-  if (s < 1e-3) return format("%.1f us", s * 1e6);
-  if (s < 1) return format("%.2f ms", s * 1e3);
-  if (s < 600) return format("%.2f s", s);
-  return format("%.1f min", s / 60);
-}
-
-std::string line(const std::string& name, double n_bytes) {
-  return format("    %-92s %11s\n", name.c_str(), format_bytes(n_bytes).c_str());
-}
 
 }  // namespace
 
-std::string format_bytes(double n) {
-  if (n >= kGiB) return format("%.2f GiB", n / kGiB);
-  if (n >= kMiB) return format("%.1f MiB", n / kMiB);
-  if (n >= 1024) return format("%.1f KiB", n / 1024);
-  return format("%.0f B", n);
-}
 
 PlanResult evaluate_plan(const PlanRequest& q) {
   PlanResult r;
@@ -86,26 +62,26 @@ std::string plan_report(const PlanResult& result) {
   if (!q.origin_note.empty()) out += "  " + q.origin_note + "\n";
   const std::string short_len = format_token_count(s.seq_len);
   const std::string len_note = short_len == std::to_string(s.seq_len) ? "" : " (" + short_len + ")";
-  out += format("  run      seq_len %lld%s, dp %d x sp %d = %d ranks, %lld sequence(s) per dp group, %s layout\n",
+  out += format_text("  run      seq_len %lld%s, dp %d x sp %d = %d ranks, %lld sequence(s) per dp group, %s layout\n",
                 static_cast<long long>(s.seq_len), len_note.c_str(), s.dp, s.sp, s.ranks(),
                 static_cast<long long>(s.sequences_per_group), layout_name(s.layout).c_str());
-  out += format("           %lld tokens per rank; tiles %d x %d, FFN chunk %lld, loss chunk %lld, %d kernel thread(s)\n",
+  out += format_text("           %lld tokens per rank; tiles %d x %d, FFN chunk %lld, loss chunk %lld, %d kernel thread(s)\n",
                 static_cast<long long>(s.local_tokens()), s.block_q, s.block_k,
                 static_cast<long long>(s.ffn_chunk_tokens), static_cast<long long>(s.loss_chunk_tokens),
                 s.kernel_threads);
   out += "  device   " + q.device.name + ": " + q.device.description + "\n";
-  out += format("           peak %.4g TFLOP/s %s (%s) x efficiency %.2f; memory %s per rank (%s), %.0f GB/s;\n",
+  out += format_text("           peak %.4g TFLOP/s %s (%s) x efficiency %.2f; memory %s per rank (%s), %.0f GB/s;\n",
                 q.peak_flops_per_s / 1e12, precision_name(q.precision).c_str(), q.peak_basis.c_str(), q.efficiency,
                 format_bytes(q.capacity_bytes).c_str(), q.capacity_basis.c_str(), q.device.memory_gb_per_s);
-  out += format("           links each way: %.1f GB/s (%.0f Gb/s) within a node, %.1f GB/s (%.0f Gb/s) between nodes (%s)\n",
+  out += format_text("           links each way: %.1f GB/s (%.0f Gb/s) within a node, %.1f GB/s (%.0f Gb/s) between nodes (%s)\n",
                 q.link_bytes_per_s / 1e9, q.link_bytes_per_s * 8 / 1e9, q.inter_node_bytes_per_s / 1e9,
                 q.inter_node_bytes_per_s * 8 / 1e9, q.inter_node_basis.c_str());
   const LinkUse& lu = result.links;
-  out += format("           %d rank(s) per node: %d node(s); ", lu.ranks_per_node, lu.nodes);
+  out += format_text("           %d rank(s) per node: %d node(s); ", lu.ranks_per_node, lu.nodes);
   if (s.sp == 1) out += "rings of one rank (nothing travels)";
   else if (!lu.ring_crosses_nodes()) out += "every ring within a node";
   else
-    out += format("%d of %d ring(s) cross nodes (%d of %d hops): ring steps at the inter-node rate", lu.rings_crossing,
+    out += format_text("%d of %d ring(s) cross nodes (%d of %d hops): ring steps at the inter-node rate", lu.rings_crossing,
                   lu.rings, lu.crossing_hops, lu.ring_hops);
   out += lu.grid_spans_nodes() ? "; FSDP collectives between nodes\n" : "; FSDP collectives within the node\n";
   if (!q.device.notes.empty()) out += "           note: " + q.device.notes + "\n";
@@ -116,47 +92,47 @@ std::string plan_report(const PlanResult& result) {
   const MemoryPrediction& mem = result.memory;
   out += "\nmemory per rank (fp32, as ringworld allocates it)\n";
   if (s.micro_batches() > 1)
-    out += format("  micro-batches: %lld of %lld sequence(s) per dp group, --micro-batch-tokens %lld (%s)\n",
+    out += format_text("  micro-batches: %lld of %lld sequence(s) per dp group, --micro-batch-tokens %lld (%s)\n",
                   static_cast<long long>(s.micro_batches()), static_cast<long long>(s.micro_batch_sequences),
                   static_cast<long long>(s.micro_batch_sequences * s.dp * s.seq_len), micro_note.c_str());
   else if (q.choose_micro_batch && result.whole_batch_bytes > result.usable_bytes && s.sequences_per_group > 1)
     out += "  micro-batches: none fits, not even one sequence per dp group at a time\n";
-  out += format("  parameters, gradients, AdamW state at rest: FSDP shards over %d ranks\n", s.ranks());
-  out += line("weights", mem.weight_bytes);
-  out += line("gradients", mem.grad_bytes);
-  out += line("AdamW m and v", mem.adam_moment_bytes);
-  out += line("weight-decay flags (1 byte per parameter)", mem.decay_flag_bytes);
-  out += line("parameters and optimizer, total", mem.at_rest_bytes());
+  out += format_text("  parameters, gradients, AdamW state at rest: FSDP shards over %d ranks\n", s.ranks());
+  out += bytes_line("weights", mem.weight_bytes);
+  out += bytes_line("gradients", mem.grad_bytes);
+  out += bytes_line("AdamW m and v", mem.adam_moment_bytes);
+  out += bytes_line("weight-decay flags (1 byte per parameter)", mem.decay_flag_bytes);
+  out += bytes_line("parameters and optimizer, total", mem.at_rest_bytes());
   out += "  local batch (tokens, targets, positions, segments, weights)\n";
-  out += line("20 bytes per token", mem.batch_bytes);
+  out += bytes_line("20 bytes per token", mem.batch_bytes);
   out += "  peak of the step: " + mem.peak.name + "\n";
-  for (const MemoryItem& item : mem.peak.items) out += line(item.name, item.n_bytes);
-  out += line("step peak, total (activations and transients)", mem.peak.n_bytes());
+  for (const MemoryItem& item : mem.peak.items) out += bytes_line(item.name, item.n_bytes);
+  out += bytes_line("step peak, total (activations and transients)", mem.peak.n_bytes());
   out += "  reserve: " + q.device.reserve_basis + "\n";
-  out += line("runtime and libraries", mem.reserve_bytes);
+  out += bytes_line("runtime and libraries", mem.reserve_bytes);
   const double total = mem.total_bytes();
-  out += format("  peak activation memory per rank: %.1f MiB (saved for the backward %.1f MiB, working set %.1f MiB);"
+  out += format_text("  peak activation memory per rank: %.1f MiB (saved for the backward %.1f MiB, working set %.1f MiB);"
                 " parameter buffers at the peak %.1f MiB\n",
                 mem.peak_activation_bytes() / kMiB, mem.saved_activation_bytes / kMiB,
                 (mem.peak_activation_bytes() - mem.saved_activation_bytes) / kMiB,
                 (mem.peak.n_bytes() - mem.peak_activation_bytes()) / kMiB);
-  out += format("  predicted peak memory per rank: %.1f MiB (%s) of %s usable (%s less %.0f%% headroom; %s): %.0f%%: %s\n",
+  out += format_text("  predicted peak memory per rank: %.1f MiB (%s) of %s usable (%s less %.0f%% headroom; %s): %.0f%%: %s\n",
                 total / kMiB, format_bytes(total).c_str(), format_bytes(result.usable_bytes).c_str(),
                 format_bytes(q.capacity_bytes).c_str(), 100 * q.headroom, q.capacity_basis.c_str(),
                 result.usable_bytes > 0 ? 100.0 * total / result.usable_bytes : 0.0,
                 result.fits_memory ? "fits" : "DOES NOT FIT");
   if (q.show_phases) {
     out += "  every phase of the step (bytes besides the at-rest state, batch and reserve):\n";
-    for (const MemoryPhase& phase : mem.phases) out += line(phase.name, phase.n_bytes());
+    for (const MemoryPhase& phase : mem.phases) out += bytes_line(phase.name, phase.n_bytes());
   }
   if (result.smallest_ring > 0) {
     TrainShape at = s;
     at.sp = result.smallest_ring;
-    out += format("  smallest ring that fits (dp %d kept): sp = %d, %d ranks, %lld tokens per rank, %s per rank\n", s.dp,
+    out += format_text("  smallest ring that fits (dp %d kept): sp = %d, %d ranks, %lld tokens per rank, %s per rank\n", s.dp,
                   result.smallest_ring, at.ranks(), static_cast<long long>(at.local_tokens()),
                   format_bytes(result.smallest_ring_bytes).c_str());
   } else {
-    out += format("  smallest ring that fits (dp %d kept): none up to sp = %d that %s splits seq_len %lld over\n", s.dp,
+    out += format_text("  smallest ring that fits (dp %d kept): none up to sp = %d that %s splits seq_len %lld over\n", s.dp,
                   kMaxRingSearched, layout_name(s.layout).c_str(), static_cast<long long>(s.seq_len));
   }
 
@@ -164,18 +140,18 @@ std::string plan_report(const PlanResult& result) {
   const double flops_per_s = q.peak_flops_per_s * q.efficiency;
   const StepTimePrediction& t = result.time;
   out += "\nFLOPs per step\n";
-  out += format("  model FLOPs, whole step (3 x forward, the RingAttention paper's count train reports): %.3e\n",
+  out += format_text("  model FLOPs, whole step (3 x forward, the RingAttention paper's count train reports): %.3e\n",
                 t.flops.model_flops);
-  out += format("  executed per rank (recomputation included): dense %.3e + attention %.3e = %.3e\n",
+  out += format_text("  executed per rank (recomputation included): dense %.3e + attention %.3e = %.3e\n",
                 t.flops.dense_flops_per_rank, t.flops.attention_flops_per_rank, t.flops.executed_per_rank());
-  out += format("\npredicted step time (at %.4g TFLOP/s per rank; memory-bound work not counted)\n", flops_per_s / 1e12);
+  out += format_text("\npredicted step time (at %.4g TFLOP/s per rank; memory-bound work not counted)\n", flops_per_s / 1e12);
   out += "  dense GEMMs                       " + seconds_text(t.dense_s) + "\n";
   out += "  attention compute (slowest rank)  " + seconds_text(t.attention_compute_s) + "\n";
   out += "  ring transfers not hidden         " + seconds_text(t.ring_exposed_s) + "\n";
   out += "  FSDP all-gathers/reduce-scatters  " + seconds_text(t.fsdp_s) +
          (lu.grid_spans_nodes() ? "  (blocking, between nodes)\n" : "  (blocking, within the node)\n");
   const double global_tokens = double(s.dp) * double(s.sequences_per_group) * double(s.seq_len);
-  out += format("  predicted step time: %s; %.0f tokens/s; MFU (paper count, against %.4g TFLOP/s peak) %.2f\n",
+  out += format_text("  predicted step time: %s; %.0f tokens/s; MFU (paper count, against %.4g TFLOP/s peak) %.2f\n",
                 seconds_text(t.step_s()).c_str(), global_tokens / t.step_s(), q.peak_flops_per_s / 1e12,
                 t.flops.model_flops / s.ranks() / t.step_s() / q.peak_flops_per_s);
 
@@ -184,36 +160,36 @@ std::string plan_report(const PlanResult& result) {
   if (s.sp == 1) {
     out += "  a ring of one rank: nothing travels\n";
   } else {
-    out += format("  block c = seq_len / sp = %lld tokens of each sequence per ring step (K, V fp32 + pos, seg int32)\n",
+    out += format_text("  block c = seq_len / sp = %lld tokens of each sequence per ring step (K, V fp32 + pos, seg int32)\n",
                   static_cast<long long>(s.local_tokens_per_sequence()));
-    out += format("  forward : compute %s, transfer %s per step: %s (hides when c >= %.0f tokens)\n",
+    out += format_text("  forward : compute %s, transfer %s per step: %s (hides when c >= %.0f tokens)\n",
                   seconds_text(r.fwd_step_compute_s).c_str(), seconds_text(r.fwd_step_transfer_s).c_str(),
                   r.fwd_hidden() ? "hidden" : "NOT hidden", r.fwd_min_block_tokens);
-    out += format("  backward: compute %s, transfer %s per step (with dK|dV): %s (hides when c >= %.0f tokens)\n",
+    out += format_text("  backward: compute %s, transfer %s per step (with dK|dV): %s (hides when c >= %.0f tokens)\n",
                   seconds_text(r.bwd_step_compute_s).c_str(), seconds_text(r.bwd_step_transfer_s).c_str(),
                   r.bwd_hidden() ? "hidden" : "NOT hidden", r.bwd_min_block_tokens);
-    out += format("  (paper: c >= F/B = %.0f tokens for bf16 K/V and full block pairs; here fp32 K/V, %s)\n",
+    out += format_text("  (paper: c >= F/B = %.0f tokens for bf16 K/V and full block pairs; here fp32 K/V, %s)\n",
                   flops_per_s / t.link_bytes_per_s,
                   s.layout == Layout::contiguous ? "contiguous: the slowest rank computes full block pairs"
                                                   : "causal halves the work per step");
-    out += format("  over the %s link: %.1f GB/s each way\n", lu.ring_crosses_nodes() ? "inter-node" : "intra-node",
+    out += format_text("  over the %s link: %.1f GB/s each way\n", lu.ring_crosses_nodes() ? "inter-node" : "intra-node",
                   t.link_bytes_per_s / 1e9);
   }
 
   // Transfers and their splitting.
   const TransferPlan& tp = result.transfers;
-  out += format("\nlargest transfers per rank (one MPI call moves at most %s, one HDF5 call %s; larger ones are split)\n",
+  out += format_text("\nlargest transfers per rank (one MPI call moves at most %s, one HDF5 call %s; larger ones are split)\n",
                 format_bytes(double(kMaxBytesPerMpiCall)).c_str(), format_bytes(double(kMaxBytesPerH5Call)).c_str());
   for (const TransferItem& item : tp.items)
-    out += format("    %-72s %11s  %s, %.0f call(s)\n", item.name.c_str(), format_bytes(item.n_bytes).c_str(),
+    out += format_text("    %-72s %11s  %s, %.0f call(s)\n", item.name.c_str(), format_bytes(item.n_bytes).c_str(),
                   item.via.c_str(), item.calls);
   if (!tp.items.empty() && tp.items[tp.largest].via != "HDF5 (MPI-IO)") {
     const TransferItem& big = tp.items[tp.largest];
-    out += format("  largest MPI transfer of a step: %s (%s): %s\n", format_bytes(big.n_bytes).c_str(), big.name.c_str(),
-                  big.calls > 1 ? format("split into %.0f calls of <= %s", big.calls, format_bytes(big.limit_bytes).c_str()).c_str()
+    out += format_text("  largest MPI transfer of a step: %s (%s): %s\n", format_bytes(big.n_bytes).c_str(), big.name.c_str(),
+                  big.calls > 1 ? format_text("split into %.0f calls of <= %s", big.calls, format_bytes(big.limit_bytes).c_str()).c_str()
                                 : "one call");
   }
-  out += format("\nverdict: %s\n", result.fits() ? "fits" : "DOES NOT FIT (exit status 1)");
+  out += format_text("\nverdict: %s\n", result.fits() ? "fits" : "DOES NOT FIT (exit status 1)");
   return out;
 }
 

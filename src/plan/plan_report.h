@@ -6,6 +6,7 @@
 // evaluate_plan computes it once; plan_report prints it as text, plan_json as JSON. Pure; the
 // command (src/cli/plan_command.cpp) gathers the request.
 #pragma once
+#include "src/plan/report_text.h"  // format_bytes
 #include <string>
 
 #include "src/plan/device_table.h"
@@ -63,7 +64,5 @@ std::string plan_report(const PlanResult& result);
 std::string plan_report(const PlanRequest& request);  // evaluate_plan, then the text
 std::string plan_json(const PlanResult& result);      // one JSON object, indented
 
-// "1.5 GiB", "12.3 MiB", "512 B".
-std::string format_bytes(double n_bytes);
 
 }  // namespace rw::plan
