@@ -4,7 +4,9 @@
 //
 //   conv2d   one conv2d call (batch 1, NCHW) per row: the VQGAN's typical layers; GFLOP/s =
 //            2 * MACs / median time; ratio = GFLOP/s / sgemm GFLOP/s (im2col + one GEMM per
-//            row block: the ratio is what the copy and the GEMM's shape cost against a square GEMM)
+//            row block: the ratio is what the copy and the GEMM's shape cost against a square GEMM);
+//            gemm_ms = the same sgemm calls alone (the kernel's row blocks, on a ready column
+//            matrix), so time / gemm_ms is the im2col and bias overhead, whatever the load
 //   model    encode (encoder + quant_conv), quantize (8192-code search), decode_codes
 //            (post_quant_conv + decoder) of `--frames` frames on seeded random weights;
 //            GMAC from the convolutions' weights and output sizes (the layout of vqgan_config.h)
@@ -24,6 +26,7 @@
 #include <vector>
 
 #include "device/backend.h"
+#include "device/cpu/vision_ops.h"
 #include "perf/bench_common.h"
 #include "src/common/timer.h"
 #include "src/vision/vqgan_config.h"
@@ -116,9 +119,10 @@ int main(int argc, char** argv) {
       {"l3_3x3", 512, 512, S / 8, 3, 1, 1, 1},      {"l4_3x3", 768, 768, S / 16, 3, 1, 1, 1},
       {"dec_l0_in_3x3", 256, 128, S, 3, 1, 1, 1},
   };
-  std::printf("%-14s %6s %6s %6s %3s %6s %10s %10s %8s\n", "case", "cin", "cout", "size", "k", "stride", "time",
-              "rate", "ratio");
-  std::printf("%-14s %6s %6s %6s %3s %6s %10s %10s %8s\n", "-", "-", "-", "px", "-", "-", "ms", "GFLOP/s", "-");
+  std::printf("%-14s %6s %6s %6s %3s %6s %10s %10s %8s %10s\n", "case", "cin", "cout", "size", "k", "stride", "time",
+              "rate", "ratio", "gemm_only");
+  std::printf("%-14s %6s %6s %6s %3s %6s %10s %10s %8s %10s\n", "-", "-", "-", "px", "-", "-", "ms", "GFLOP/s", "-",
+              "ms");
   for (const ConvCase& c : cases) {
     const int64_t hout = (c.size + c.pad_top + c.pad_bottom - c.k) / c.stride + 1;
     device::DeviceArray<float> x(be, c.cin * c.size * c.size), w(be, c.cout * c.cin * c.k * c.k), b(be, c.cout),
@@ -139,8 +143,20 @@ int main(int argc, char** argv) {
       be.synchronize(st);
     });
     const double gflops = 2.0 * c.cout * c.cin * c.k * c.k * hout * hout / t * 1e-9;
-    std::printf("%-14s %6lld %6lld %6lld %3lld %6d %10.2f %10.1f %8.2f\n", c.name, (long long)c.cin,
-                (long long)c.cout, (long long)c.size, (long long)c.k, c.stride, t * 1e3, gflops, gflops / peak.gflops);
+    // The kernel's GEMMs alone: its row blocks (vision_ops.cpp) on a ready column matrix.
+    const int64_t kk = c.cin * c.k * c.k;
+    const int64_t rows = std::clamp<int64_t>(device::cpu::kConvColumnFloats / (kk * hout), 1, hout);
+    const int64_t blocks = (hout + rows - 1) / rows, cols = rows * hout;
+    std::vector<float> col(static_cast<std::size_t>(kk * cols), 0.5f), wh(static_cast<std::size_t>(c.cout * kk), 0.25f),
+        yh(static_cast<std::size_t>(c.cout * hout * hout), 0.f);
+    const double t_gemm = time_median(reps, [&] {
+      for (int64_t blk = 0; blk < blocks; ++blk)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)c.cout, (int)cols, (int)kk, 1.f, wh.data(), (int)kk,
+                    col.data(), (int)cols, 1.f, yh.data() + std::min(blk * cols, hout * hout - cols), (int)(hout * hout));
+    });
+    std::printf("%-14s %6lld %6lld %6lld %3lld %6d %10.2f %10.1f %8.2f %10.2f\n", c.name, (long long)c.cin,
+                (long long)c.cout, (long long)c.size, (long long)c.k, c.stride, t * 1e3, gflops, gflops / peak.gflops,
+                t_gemm * 1e3);
   }
   if (vm.count("no-model")) return 0;
 

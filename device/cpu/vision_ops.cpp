@@ -32,10 +32,17 @@ void im2col_rows(const float* x, float* col, const Conv2dShape& s, int64_t row0,
         continue;
       }
       const float* src = plane + in_row * s.width;
-      for (int64_t j = 0; j < wout; ++j) {
-        const int64_t in_col = j * s.stride + b - s.pad_left;
-        dst[j] = in_col >= 0 && in_col < s.width ? src[in_col] : 0.f;
+      // Columns j whose input column j * stride + b - pad_left lies inside the row: [j0, j1).
+      const int64_t shift = b - s.pad_left;
+      const int64_t j0 = std::min<int64_t>(wout, shift >= 0 ? 0 : (-shift + s.stride - 1) / s.stride);
+      const int64_t j1 = std::max<int64_t>(j0, std::min<int64_t>(wout, (s.width - shift + s.stride - 1) / s.stride));
+      std::fill(dst, dst + j0, 0.f);
+      if (s.stride == 1) {
+        std::copy(src + j0 + shift, src + j1 + shift, dst + j0);
+      } else {
+        for (int64_t j = j0; j < j1; ++j) dst[j] = src[j * s.stride + shift];
       }
+      std::fill(dst + j1, dst + wout, 0.f);
     }
   }
 }
