@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
     be.synchronize(st);
   });
   std::printf("# model: %s; %d frame(s) per call; workspace %.0f MiB per frame x 4\n", config.describe().c_str(), frames,
-              model.max_activation_floats() * 4.0 / (1 << 20));
+              config.max_activation_floats() * 4.0 / (1 << 20));
   std::printf("%-14s %10s %10s %10s %8s\n", "pass", "GMAC", "time", "rate", "ratio");
   std::printf("%-14s %10s %10s %10s %8s\n", "-", "per_frame", "s_per_frame", "GFLOP/s", "-");
   auto row = [&](const char* name, double macs, double t) {

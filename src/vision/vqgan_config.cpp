@@ -1,6 +1,7 @@
 // vqgan_config.cpp: see vqgan_config.h.
 #include "src/vision/vqgan_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "src/common/input_error.h"
@@ -61,6 +62,28 @@ void VqganConfig::validate() const {
   require(image_size % downsample_factor() == 0,
           "image_size (" + std::to_string(image_size) + ") must be divisible by the downsampling factor " +
               std::to_string(downsample_factor()) + " (2^(levels - 1))");
+}
+
+int64_t VqganConfig::max_activation_floats() const {
+  const int64_t n_levels = levels(), last = level_channels(n_levels - 1);
+  int64_t r = image_size, m = std::max(in_channels, out_channels) * r * r, width = level_channels(0);
+  for (int64_t i = 0; i < n_levels; ++i) {  // encoder: each level's residual blocks at resolution r
+    m = std::max(m, std::max(width, level_channels(i)) * r * r);
+    width = level_channels(i);
+    if (i + 1 < n_levels) r /= 2;
+  }
+  m = std::max(m, std::max({last, latent_channels, codebook_dim}) * r * r);
+  width = last;
+  for (int64_t i = 0; i < n_levels; ++i) {  // decoder: residual blocks at r, then the upsampled input at 2r
+    const int64_t out = level_channels(n_levels - 1 - i);
+    m = std::max(m, std::max(width, out) * r * r);
+    width = out;
+    if (i + 1 < n_levels) {
+      r *= 2;
+      m = std::max(m, out * r * r);
+    }
+  }
+  return m;
 }
 
 std::string VqganConfig::describe() const {

@@ -51,6 +51,9 @@ struct VqganConfig {
   int64_t downsample_factor() const { return int64_t(1) << (levels() - 1); }
   int64_t latent_size() const { return image_size / downsample_factor(); }  // codes per side
   int64_t codes_per_frame() const { return latent_size() * latent_size(); }
+  // Floats of the largest activation of one image in the encoder or the decoder (LWM's: the
+  // decoder's last level input, 256 x 256 x 256).
+  int64_t max_activation_floats() const;
   // Throws InputError naming the field when a value is out of range or inconsistent (every
   // GroupNorm width divisible by norm_groups, image_size divisible by the downsampling).
   void validate() const;

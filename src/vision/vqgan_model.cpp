@@ -36,34 +36,11 @@ const float* VqganModel::param(const std::string& name) const {
   return weights_.data() + it->second;
 }
 
-int64_t VqganModel::max_activation_floats() const {
-  const VqganConfig& c = config_;
-  const int64_t levels = c.levels(), last = c.level_channels(levels - 1);
-  int64_t r = c.image_size, m = std::max(c.in_channels, c.out_channels) * r * r, width = c.level_channels(0);
-  for (int64_t i = 0; i < levels; ++i) {  // encoder: each level's resnets at resolution r
-    m = std::max(m, std::max(width, c.level_channels(i)) * r * r);
-    width = c.level_channels(i);
-    if (i + 1 < levels) r /= 2;
-  }
-  m = std::max(m, std::max({last, c.latent_channels, c.codebook_dim}) * r * r);
-  width = last;
-  for (int64_t i = 0; i < levels; ++i) {  // decoder: resnets at r, then the upsampled input at 2r
-    const int64_t out = c.level_channels(levels - 1 - i);
-    m = std::max(m, std::max(width, out) * r * r);
-    width = out;
-    if (i + 1 < levels) {
-      r *= 2;
-      m = std::max(m, out * r * r);
-    }
-  }
-  return m;
-}
-
 void VqganModel::ensure_workspace(int64_t batch) {
   RW_CHECK(batch >= 1, "VQGAN: batch must be >= 1, is " + std::to_string(batch));
   batch_ = batch;
   if (batch <= batch_capacity_) return;
-  const std::size_t n = static_cast<std::size_t>(max_activation_floats() * batch);
+  const std::size_t n = static_cast<std::size_t>(config_.max_activation_floats() * batch);
   buffers_.clear();
   for (int i = 0; i < 4; ++i) buffers_.emplace_back(*ctx_.backend, n);
   const int64_t s = config_.latent_size();

@@ -49,8 +49,6 @@ class VqganModel {
   void decode_codes(const int32_t* codes, int64_t batch, float* images);
 
   int allocations() const { return allocations_; }
-  // Floats of the largest activation of one image (the size of each workspace buffer per image).
-  int64_t max_activation_floats() const;
 
  private:
   struct Act {  // an activation [batch, c, h, w] in one of the workspace buffers
