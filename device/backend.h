@@ -107,6 +107,13 @@ class Backend {
   void attn_bwd_step(const AttnBwdStepArgs& a, const ProgressHook& hook, Stream& s) { launch(a, s, hook); }
   void attn_row_dot(const AttnRowDotArgs& a, Stream& s) { launch(a, s); }
   void attn_merge(const AttnMergeArgs& a, Stream& s) { launch(a, s); }
+  // VQGAN kernels (vision_args.h; forward only; where capabilities().vqgan_kernels)
+  void conv2d(const Conv2dArgs& a, Stream& s) { launch(a, s); }
+  void group_norm(const GroupNormArgs& a, Stream& s) { launch(a, s); }
+  void silu(const SiluArgs& a, Stream& s) { launch(a, s); }
+  void upsample_nearest2x(const UpsampleNearest2xArgs& a, Stream& s) { launch(a, s); }
+  void vq_nearest(const VqNearestArgs& a, Stream& s) { launch(a, s); }
+  void vq_lookup(const VqLookupArgs& a, Stream& s) { launch(a, s); }
 
   // ---- compatibility: fp32 on the default stream ----
   // C = alpha op(A) op(B) + beta C, row-major.

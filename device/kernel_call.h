@@ -10,6 +10,7 @@
 
 #include "device/attention_args.h"
 #include "device/kernel_args.h"
+#include "device/vision_args.h"
 
 namespace rw::device {
 
@@ -17,7 +18,8 @@ using KernelCall =
     std::variant<GemmArgs, FillArgs, AddArgs, AxpyArgs, ScaleArgs, ConvertArgs, RmsNormFwdArgs, RmsNormBwdArgs,
                  RopeFwdArgs, RopeBwdArgs, SwigluFwdArgs, SwigluBwdArgs, EmbeddingFwdArgs, EmbeddingBwdArgs,
                  CrossEntropyArgs, AdamWArgs, SumSquaresArgs, SumArgs, ArgmaxArgs, AttnFwdStepArgs,
-                 AttnBwdStepArgs, AttnRowDotArgs, AttnMergeArgs>;
+                 AttnBwdStepArgs, AttnRowDotArgs, AttnMergeArgs, Conv2dArgs, GroupNormArgs, SiluArgs,
+                 UpsampleNearest2xArgs, VqNearestArgs, VqLookupArgs>;
 
 template <class Args>
 const char* kernel_name_of(const Args&) {

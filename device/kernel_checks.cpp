@@ -381,6 +381,106 @@ void check(const AttnMergeArgs& a) {
   c.pointer("lse_b", a.lse_b, detail::attn_rows(a.shape));
 }
 
+// ---- VQGAN kernels (vision_args.h): NCHW image tensors ----
+
+template <class V>
+void check_image(const Checker& c, const char* name, const V& v) {
+  c.rank(name, v, 4);
+  c.fp(name, v);
+}
+
+void check(const Conv2dArgs& a) {
+  const Checker c{Conv2dArgs::kName};
+  check_image(c, "x", a.x);
+  check_image(c, "weight", a.weight);
+  const int64_t n = a.x.shape[0], cin = a.x.shape[1], h = a.x.shape[2], w = a.x.shape[3];
+  const int64_t cout = a.weight.shape[0], kh = a.weight.shape[2], kw = a.weight.shape[3];
+  RW_KERNEL_REQUIRE(c, a.weight.shape[1] == cin,
+                    "weight " + shape_text(a.weight) + " has " + std::to_string(a.weight.shape[1]) +
+                        " input channels, x " + shape_text(a.x) + " has " + std::to_string(cin));
+  RW_KERNEL_REQUIRE(c, kh > 0 && kw > 0, "weight " + shape_text(a.weight) + " has an empty kernel");
+  RW_KERNEL_REQUIRE(c, a.stride >= 1, "stride must be >= 1, is " + std::to_string(a.stride));
+  RW_KERNEL_REQUIRE(c, a.pad_top >= 0 && a.pad_bottom >= 0 && a.pad_left >= 0 && a.pad_right >= 0,
+                    "padding must be non-negative (top " + std::to_string(a.pad_top) + ", bottom " +
+                        std::to_string(a.pad_bottom) + ", left " + std::to_string(a.pad_left) + ", right " +
+                        std::to_string(a.pad_right) + ")");
+  const int64_t hp = h + a.pad_top + a.pad_bottom, wp = w + a.pad_left + a.pad_right;
+  RW_KERNEL_REQUIRE(c, hp >= kh && wp >= kw,
+                    "the padded input " + std::to_string(hp) + " x " + std::to_string(wp) +
+                        " is smaller than the kernel " + std::to_string(kh) + " x " + std::to_string(kw));
+  const int64_t hout = (hp - kh) / a.stride + 1, wout = (wp - kw) / a.stride + 1;
+  if (a.bias.data != nullptr) {  // optional
+    c.shape("bias", a.bias, {cout});
+    c.fp("bias", a.bias);
+  }
+  c.shape("y", a.y, {n, cout, hout, wout});
+  c.fp("y", a.y);
+}
+
+void check(const GroupNormArgs& a) {
+  const Checker c{GroupNormArgs::kName};
+  check_image(c, "x", a.x);
+  const int64_t channels = a.x.shape[1];
+  RW_KERNEL_REQUIRE(c, a.groups >= 1, "groups must be >= 1, is " + std::to_string(a.groups));
+  RW_KERNEL_REQUIRE(c, channels % a.groups == 0,
+                    "groups (" + std::to_string(a.groups) + ") must divide the channels (" + std::to_string(channels) +
+                        ")");
+  RW_KERNEL_REQUIRE(c, a.eps > 0, "eps must be positive");
+  RW_KERNEL_REQUIRE(c, (a.weight.data == nullptr) == (a.bias.data == nullptr),
+                    "weight and bias must be given together (affine) or both left null");
+  if (a.weight.data != nullptr) {
+    c.shape("weight", a.weight, {channels});
+    c.fp("weight", a.weight);
+    c.shape("bias", a.bias, {channels});
+    c.fp("bias", a.bias);
+  }
+  c.shape("y", a.y, {a.x.shape[0], channels, a.x.shape[2], a.x.shape[3]});
+  c.fp("y", a.y);
+}
+
+void check(const SiluArgs& a) {
+  const Checker c{SiluArgs::kName};
+  c.same_count("x", a.x, "y", a.y);
+  c.fp("x", a.x);
+  c.fp("y", a.y);
+}
+
+void check(const UpsampleNearest2xArgs& a) {
+  const Checker c{UpsampleNearest2xArgs::kName};
+  check_image(c, "x", a.x);
+  c.shape("y", a.y, {a.x.shape[0], a.x.shape[1], 2 * a.x.shape[2], 2 * a.x.shape[3]});
+  c.fp("y", a.y);
+}
+
+void check(const VqNearestArgs& a) {
+  const Checker c{VqNearestArgs::kName};
+  check_image(c, "z", a.z);
+  c.rank("codebook", a.codebook, 2);
+  c.fp("codebook", a.codebook);
+  const int64_t n = a.z.shape[0], dim = a.z.shape[1], h = a.z.shape[2], w = a.z.shape[3];
+  RW_KERNEL_REQUIRE(c, a.codebook.shape[1] == dim,
+                    "codebook " + shape_text(a.codebook) + " has vectors of " + std::to_string(a.codebook.shape[1]) +
+                        ", z " + shape_text(a.z) + " has " + std::to_string(dim) + " channels");
+  RW_KERNEL_REQUIRE(c, a.codebook.shape[0] > 0 || a.z.empty(), "the codebook is empty");
+  RW_KERNEL_REQUIRE(c, a.codebook.shape[0] <= kBlasMax, "the codebook has more rows than i32 indices reach");
+  c.shape("indices", a.indices, {n, h, w});
+  c.dtype("indices", a.indices, {DType::i32});
+  if (a.quantized.data != nullptr) {  // optional
+    c.shape("quantized", a.quantized, {n, dim, h, w});
+    c.fp("quantized", a.quantized);
+  }
+}
+
+void check(const VqLookupArgs& a) {
+  const Checker c{VqLookupArgs::kName};
+  c.rank("indices", a.indices, 3);
+  c.dtype("indices", a.indices, {DType::i32});
+  c.rank("codebook", a.codebook, 2);
+  c.fp("codebook", a.codebook);
+  c.shape("out", a.out, {a.indices.shape[0], a.codebook.shape[1], a.indices.shape[1], a.indices.shape[2]});
+  c.fp("out", a.out);
+}
+
 }  // namespace
 
 void check_kernel_call(const KernelCall& call) {

@@ -85,6 +85,9 @@ struct Capabilities {
   bool kernels_call_progress_hook = false;
   // Alignment of every allocation, bytes.
   std::size_t allocation_alignment_bytes = 64;
+  // The VQGAN kernels (vision_args.h: conv2d, group_norm, silu, upsample_nearest2x, vq_nearest,
+  // vq_lookup) run here; the GPU backends have none yet and refuse them.
+  bool vqgan_kernels = false;
   // Attention tile sizes this backend runs best with (a hint; any positive sizes are correct).
   AttnTiling attn_tiling;
 };

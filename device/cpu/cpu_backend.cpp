@@ -37,6 +37,7 @@ Capabilities cpu_capabilities() {
   c.kernels_call_progress_hook = true;
   c.allocation_alignment_bytes = 64;
   c.attn_tiling = AttnTiling{};  // 256 x 256 (attention_args.h)
+  c.vqgan_kernels = true;
   return c;
 }
 

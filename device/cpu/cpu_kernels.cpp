@@ -10,6 +10,7 @@
 
 #include "device/cpu/attention_reference.h"
 #include "device/cpu/model_ops.h"
+#include "device/cpu/vision_ops.h"
 #include "src/common/fatal.h"
 
 namespace rw::device::cpu {
@@ -237,6 +238,54 @@ void run(SumArgs& args) {
 void run(ArgmaxArgs& args) {
   with_fp32_storage(args, [](ArgmaxArgs& a) {
     argmax_rows(f32(a.x), static_cast<int32_t*>(a.index.data), a.x.shape[0], a.x.shape[1]);
+  });
+}
+
+// ---- VQGAN kernels (vision_ops.h), NCHW ----
+
+void run(Conv2dArgs& args) {
+  with_fp32_storage(args, [](Conv2dArgs& a) {
+    Conv2dShape s;
+    s.batch = a.x.shape[0];
+    s.in_channels = a.x.shape[1];
+    s.height = a.x.shape[2];
+    s.width = a.x.shape[3];
+    s.out_channels = a.weight.shape[0];
+    s.kernel_h = a.weight.shape[2];
+    s.kernel_w = a.weight.shape[3];
+    s.stride = a.stride;
+    s.pad_top = a.pad_top;
+    s.pad_bottom = a.pad_bottom;
+    s.pad_left = a.pad_left;
+    s.pad_right = a.pad_right;
+    conv2d_forward(f32(a.x), f32(a.weight), a.bias.data ? f32(a.bias) : nullptr, f32(a.y), s);
+  });
+}
+void run(GroupNormArgs& args) {
+  with_fp32_storage(args, [](GroupNormArgs& a) {
+    group_norm_forward(f32(a.x), a.weight.data ? f32(a.weight) : nullptr, a.bias.data ? f32(a.bias) : nullptr,
+                       f32(a.y), a.x.shape[0], a.x.shape[1], a.x.shape[2] * a.x.shape[3], a.groups, a.eps, a.silu);
+  });
+}
+void run(SiluArgs& args) {
+  with_fp32_storage(args, [](SiluArgs& a) { silu_forward(f32(a.x), f32(a.y), a.x.n_elements()); });
+}
+void run(UpsampleNearest2xArgs& args) {
+  with_fp32_storage(args, [](UpsampleNearest2xArgs& a) {
+    upsample_nearest2x(f32(a.x), f32(a.y), a.x.shape[0] * a.x.shape[1], a.x.shape[2], a.x.shape[3]);
+  });
+}
+void run(VqNearestArgs& args) {
+  with_fp32_storage(args, [](VqNearestArgs& a) {
+    vq_nearest(f32(a.z), f32(a.codebook), static_cast<int32_t*>(a.indices.data),
+               a.quantized.data ? f32(a.quantized) : nullptr, a.z.shape[0], a.z.shape[1], a.z.shape[2] * a.z.shape[3],
+               a.codebook.shape[0]);
+  });
+}
+void run(VqLookupArgs& args) {
+  with_fp32_storage(args, [](VqLookupArgs& a) {
+    vq_lookup(i32(a.indices), f32(a.codebook), f32(a.out), a.indices.shape[0], a.codebook.shape[1],
+              a.indices.shape[1] * a.indices.shape[2], a.codebook.shape[0]);
   });
 }
 

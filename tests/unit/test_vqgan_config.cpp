@@ -1,0 +1,90 @@
+// test_vqgan_config.cpp: the VQGAN configuration (src/vision/vqgan_config.h): LWM's full
+// configuration has diffusers' VQModel parameter layout, counted to the published total
+// (146,244,675: encoder 58.7 M, decoder 87.0 M, codebook 0.52 M), with diffusers' tensor names;
+// the tiny presets validate; bad configurations are refused naming the field. Milliseconds.
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <set>
+#include <string>
+
+#include "src/common/input_error.h"
+#include "src/vision/vqgan_config.h"
+
+using namespace rw;
+using namespace rw::vision;
+
+TEST_CASE("LWM's VQGAN has 146,244,675 parameters in diffusers' VQModel layout", "[vision][vqgan_config]") {
+  const VqganConfig c = VqganConfig::lwm();
+  REQUIRE_NOTHROW(c.validate());
+  CHECK(c.latent_size() == 16);
+  CHECK(c.codes_per_frame() == 256);
+  const VqganParameterCounts counts = vqgan_parameter_counts(c);
+  CHECK(counts.total() == 146244675);
+  // The rounded figures, exactly as this layout gives them.
+  CHECK(counts.encoder == 58693568);  // ~58.7 M
+  CHECK(counts.decoder == 87018499);  // ~87.0 M
+  CHECK(counts.codebook == 8192 * 64);  // 0.52 M
+  CHECK(counts.quant_convs == 2 * (64 * 64 + 64));
+
+  std::map<std::string, std::vector<int64_t>> by_name;
+  for (const VqganTensor& t : vqgan_tensors(c)) {
+    INFO(t.name);
+    CHECK(by_name.emplace(t.name, t.shape).second);  // names are unique
+  }
+  using Shape = std::vector<int64_t>;
+  CHECK(by_name.at("encoder.conv_in.weight") == Shape{128, 3, 3, 3});
+  CHECK(by_name.at("encoder.down_blocks.0.resnets.0.norm1.weight") == Shape{128});
+  CHECK(by_name.at("encoder.down_blocks.1.resnets.0.conv_shortcut.weight") == Shape{256, 128, 1, 1});
+  CHECK(by_name.count("encoder.down_blocks.2.resnets.0.conv_shortcut.weight") == 0);  // 256 -> 256
+  CHECK(by_name.at("encoder.down_blocks.3.downsamplers.0.conv.weight") == Shape{512, 512, 3, 3});
+  CHECK(by_name.count("encoder.down_blocks.4.downsamplers.0.conv.weight") == 0);  // the last level
+  CHECK(by_name.at("encoder.down_blocks.4.resnets.1.conv2.weight") == Shape{768, 768, 3, 3});
+  CHECK(by_name.at("encoder.mid_block.resnets.1.norm2.bias") == Shape{768});
+  CHECK(by_name.count("encoder.mid_block.resnets.2.norm1.weight") == 0);
+  CHECK(by_name.at("encoder.conv_norm_out.weight") == Shape{768});
+  CHECK(by_name.at("encoder.conv_out.weight") == Shape{64, 768, 3, 3});
+  CHECK(by_name.at("quant_conv.weight") == Shape{64, 64, 1, 1});
+  CHECK(by_name.at("quantize.embedding.weight") == Shape{8192, 64});
+  CHECK(by_name.at("post_quant_conv.bias") == Shape{64});
+  CHECK(by_name.at("decoder.conv_in.weight") == Shape{768, 64, 3, 3});
+  CHECK(by_name.at("decoder.up_blocks.0.resnets.2.conv1.weight") == Shape{768, 768, 3, 3});
+  CHECK(by_name.at("decoder.up_blocks.0.upsamplers.0.conv.weight") == Shape{768, 768, 3, 3});
+  CHECK(by_name.at("decoder.up_blocks.1.resnets.0.conv1.weight") == Shape{512, 768, 3, 3});
+  CHECK(by_name.at("decoder.up_blocks.1.resnets.0.conv_shortcut.weight") == Shape{512, 768, 1, 1});
+  CHECK(by_name.at("decoder.up_blocks.1.resnets.0.norm1.weight") == Shape{768});
+  CHECK(by_name.count("decoder.up_blocks.4.upsamplers.0.conv.weight") == 0);
+  CHECK(by_name.at("decoder.up_blocks.4.resnets.2.conv2.weight") == Shape{128, 128, 3, 3});
+  CHECK(by_name.at("decoder.conv_out.weight") == Shape{3, 128, 3, 3});
+  CHECK(by_name.at("decoder.conv_norm_out.bias") == Shape{128});
+}
+
+TEST_CASE("the tiny VQGAN presets validate; bad configurations are refused naming the field",
+          "[vision][vqgan_config]") {
+  for (const char* name : {"lwm", "tiny", "tiny-1"}) {
+    INFO(name);
+    const VqganConfig c = VqganConfig::preset(name);
+    CHECK_NOTHROW(c.validate());
+    CHECK_FALSE(c.describe().empty());
+    CHECK(vqgan_parameter_counts(c).total() > 0);
+  }
+  CHECK(VqganConfig::preset("tiny").latent_size() == 4);
+  CHECK(VqganConfig::preset("tiny-1").latent_size() == 8);
+  CHECK_THROWS_WITH(VqganConfig::preset("huge"), Catch::Contains("unknown VQGAN configuration 'huge'"));
+
+  VqganConfig c = VqganConfig::lwm();
+  c.norm_groups = 48;  // 128 % 48 != 0
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("norm_groups (48) must divide") && Catch::Contains("128 channels"));
+  c = VqganConfig::lwm();
+  c.image_size = 250;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("image_size (250)") && Catch::Contains("16"));
+  c = VqganConfig::lwm();
+  c.codebook_size = 0;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("codebook_size"));
+  c = VqganConfig::lwm();
+  c.channel_multipliers.clear();
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("channel_multipliers"));
+  c = VqganConfig::lwm();
+  c.norm_eps = 0;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("norm_eps"));
+}
