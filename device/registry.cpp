@@ -45,12 +45,12 @@ const std::vector<BackendInfo>& backend_registry() {
       {"hip-emu", "the same with warp size 64 (AMD CDNA's wavefronts)", &make_hip_emu_backend, &always, false},
 #endif
 #if RINGWORLD_HAVE_CUDA
-      {"cuda", "NVIDIA GPU: CUDA kernels, cuBLAS GEMMs (device/cuda/)", &make_cuda_backend, &cuda_backend_available,
-       false, &cuda_backend_unavailable_reason},
+      {"cuda", "NVIDIA GPU: CUDA kernels, cuBLAS GEMMs (device/cuda/); one rank per GPU, chosen from the node-local rank",
+       &make_cuda_backend, &cuda_backend_available, true, &cuda_backend_unavailable_reason},
 #endif
 #if RINGWORLD_HAVE_HIP
-      {"hip", "AMD GPU: the CUDA kernels compiled as HIP (device/cuda/)", &make_hip_backend, &hip_backend_available,
-       false, &hip_backend_unavailable_reason},
+      {"hip", "AMD GPU: the CUDA kernels compiled as HIP (device/cuda/); one rank per GPU (GCD), chosen from the node-local rank",
+       &make_hip_backend, &hip_backend_available, true, &hip_backend_unavailable_reason},
 #endif
   };
   return registry;

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "device/cuda/gpu_backend.h"
+#include "device/gpu_device_choice.h"
 #include "device/cuda/gpu_kernels.h"
 #include "device/cuda/simt.h"
 #include "src/common/input_error.h"
@@ -144,10 +145,9 @@ class GpuBackend final : public Backend {
     RW_CHECK(why.empty(), std::string(kBackendName) + " backend: " + why);
     int count = 0;
     RW_GPU_CHECK(cudaGetDeviceCount(&count));
-    device_ = static_cast<int>(env_long("RINGWORLD_GPU_DEVICE", 0, 0, 1 << 20));
-    if (device_ >= count)
-      throw InputError("RINGWORLD_GPU_DEVICE=" + std::to_string(device_) + " but this machine has " +
-                       std::to_string(count) + " " + RW_GPU_VENDOR_NAME + " device(s)");
+    const GpuDeviceChoice choice = choose_gpu_device(count);  // node-local rank % count (gpu_device_choice.h)
+    device_ = choice.device;
+    device_basis_ = choice.basis;
     RW_GPU_CHECK(cudaSetDevice(device_));
     tf32_ = env_long("RINGWORLD_GPU_TF32", 0, 0, 1) == 1;
     attn_fused_ = attn_fused_from_environment();
@@ -197,7 +197,7 @@ class GpuBackend final : public Backend {
     const double gib = static_cast<double>(prop.totalGlobalMem) / double(1u << 30);
     char memory[32];
     std::snprintf(memory, sizeof memory, "%.1f GiB", gib);
-    return std::string(kBackendName) + ": device " + std::to_string(device_) + " of " + std::to_string(count) + ", " +
+    return std::string(kBackendName) + ": device " + std::to_string(device_) + " (" + device_basis_ + "), " +
            prop.name + " (" + arch + ", " + std::to_string(prop.multiProcessorCount) + " " +
            RW_GPU_COMPUTE_UNITS_NAME + ", " + memory + "); GEMMs by " +
            (RW_GPU_HAVE_BLAS ? std::string(RW_GPU_BLAS_NAME) + (tf32_ ? " (fp32 on TF32 tensor cores)" : "")
@@ -293,6 +293,7 @@ class GpuBackend final : public Backend {
   }
 
   int device_ = 0;
+  std::string device_basis_;
   bool tf32_ = false;
   bool attn_fused_ = false;
   void* blas_ = nullptr;
