@@ -249,7 +249,7 @@ int run_eval(int argc, char** argv) {
                 checkpoint.c_str(), config.rope_theta, grid.size(), text_task ? "text" : "passkey", mode_text.c_str(),
                 options.lengths.size(), options.depths.size(), options.trials);
     if (text_task)
-      std::printf("  haystack: %zu tokens of %s (%zu file(s)); needles %d, asked %d; answers of at most %lld tokens%s\n",
+      std::printf("  haystack: %zu tokens of %s (from %zu path(s)); needles %d, asked %d; answers of at most %lld tokens%s\n",
                   haystack.size(), tokenizer->description().c_str(), haystack_paths.size(), text.needles, text.asked,
                   static_cast<long long>(text.max_new_tokens), text.stop_token >= 0 ? ", stop at EOS" : "");
     std::fflush(stdout);
