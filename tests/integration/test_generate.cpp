@@ -15,6 +15,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "src/data/tokenizer.h"
 #include "tests/integration/integration_support.h"
@@ -152,5 +154,205 @@ TEST_CASE("generate: bad input is one clear error on every rank", "[generate]") 
       const RunResult r = run_tool(dir, np, base + c.args);
       expect_clean_failure(r, json, c.needle);
     }
+  }
+}
+
+// ---- eval needle --mode generate ---------------------------------------------------------------
+
+namespace {
+
+std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(slurp(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    out.push_back(nlohmann::json::parse(line, nullptr, false));
+    REQUIRE_FALSE(out.back().is_discarded());
+  }
+  return out;
+}
+
+RunResult eval_needle(const ScratchDir& dir, int np, const std::string& args) {
+  const RunResult r = run_tool(dir, np, "eval needle " + args);
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  return r;
+}
+
+// A model of the passkey task trained for a few seconds: far from retrieving, but it writes
+// digits and gets some right, so the comparison of the modes below sees right and wrong digits.
+fs::path train_passkey_model(const ScratchDir& dir) {
+  const fs::path out = dir / "pk.h5";
+  const RunResult r = run_tool(dir, 1,
+                               "train --vocab_size 64 --hidden_size 64 --intermediate_size 128 --num_hidden_layers 2 "
+                               "--num_attention_heads 2 --num_key_value_heads 2 --seq-len 64 --global-batch-tokens 1024 "
+                               "--steps 150 --warmup-steps 0 --lr 3e-3 --data synthetic:passkey --log-every 1000 "
+                               "--save-params " + quoted(out));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  return out;
+}
+
+}  // namespace
+
+// Greedy generation of the digits equals the teacher-forced argmax as long as the digits are
+// right (the generated prefix is then the true one), so the two modes count the same documents
+// in every cell, and per document the generated tokens equal the forced argmax up to and
+// including the first wrong digit. Generation on 3 ranks (lengths no zigzag split of 3 divides)
+// gives the same tokens as on 2.
+TEST_CASE("eval needle: generation on the passkey task agrees with the teacher-forced mode", "[generate][needle]") {
+  ScratchDir dir("needle_passkey");
+  const fs::path model = train_passkey_model(dir);
+  const std::string grid = "--checkpoint " + quoted(model) + " --lengths 32,64 --depths 0,50,100 --trials 4 --digits 2 ";
+  eval_needle(dir, 2, grid + "--mode forced --csv " + quoted(dir / "f.csv") + " --answers " + quoted(dir / "f.jsonl"));
+  const RunResult g = eval_needle(dir, 2, grid + "--mode generate --csv " + quoted(dir / "g.csv") + " --answers " +
+                                              quoted(dir / "g.jsonl") + " --show 2");
+  eval_needle(dir, 3, grid + "--mode generate --answers " + quoted(dir / "g3.jsonl"));
+  const std::string csv = slurp(dir / "g.csv");
+  CHECK(slurp(dir / "f.csv") == csv);
+  CHECK(std::count(csv.begin(), csv.end(), '\n') == 7);  // the header and 6 cells
+  const auto forced = read_jsonl(dir / "f.jsonl"), generated = read_jsonl(dir / "g.jsonl"),
+             generated3 = read_jsonl(dir / "g3.jsonl");
+  REQUIRE(forced.size() == 24);
+  REQUIRE(generated.size() == 24);
+  REQUIRE(generated3.size() == 24);
+  int first_digit_right = 0, exact = 0;
+  for (std::size_t i = 0; i < forced.size(); ++i) {
+    INFO("document " << i << ": " << forced[i].dump() << "\n" << generated[i].dump());
+    const auto expected = forced[i]["expected_tokens"].get<std::vector<int32_t>>();
+    const auto f = forced[i]["answer_tokens"].get<std::vector<int32_t>>();
+    const auto a = generated[i]["answer_tokens"].get<std::vector<int32_t>>();
+    CHECK(generated[i]["expected_tokens"].get<std::vector<int32_t>>() == expected);  // the same documents
+    CHECK(generated[i]["length"] == forced[i]["length"]);
+    CHECK(generated[i]["trial"] == forced[i]["trial"]);
+    REQUIRE(expected.size() == 2);
+    REQUIRE(f.size() == 2);
+    REQUIRE(a.size() == 2);
+    for (std::size_t k = 0; k < 2; ++k) {
+      CHECK(a[k] == f[k]);
+      if (a[k] != expected[k]) break;
+    }
+    CHECK(generated[i]["hit"] == (a == expected));
+    CHECK(forced[i]["hit"] == (f == expected));
+    CHECK(generated3[i]["answer_tokens"] == generated[i]["answer_tokens"]);
+    first_digit_right += f[0] == expected[0];
+    exact += a == expected;
+  }
+  // Not vacuous: some documents have a right first digit (the comparison then goes on to the
+  // second), and some are wrong from the start.
+  CHECK(first_digit_right > 0);
+  CHECK(first_digit_right < 24);
+  INFO("exact: " << exact);
+  // --show: the prompt ends with the question, then the answer.
+  CHECK(g.stdout_text.find("<ask> n") != std::string::npos);
+  CHECK(g.stdout_text.find("    answer: ") != std::string::npos);
+}
+
+// LWM's protocol on text with a byte-tokenizer model (one training step: its answers are noise,
+// but the protocol around them is checked): prompts of exactly the cell's length (the byte
+// tokenizer's counts are additive), the needles at their depths, the asked needles scored from
+// the decoded answer, answers of at most --max-new-tokens, the same answers on 1 and 3 ranks.
+TEST_CASE("eval needle: LWM's protocol on a haystack of text", "[generate][needle]") {
+  ScratchDir dir("needle_text");
+  const fs::path model = dir / "b.h5";
+  {
+    const RunResult r = run_tool(dir, 1,
+                                 "train --vocab_size 256 --hidden_size 32 --intermediate_size 64 --num_hidden_layers 1 "
+                                 "--num_attention_heads 2 --num_key_value_heads 2 --seq-len 64 --steps 1 --save-params " +
+                                     quoted(model));
+    INFO(show(r));
+    REQUIRE(r.exit_code == 0);
+  }
+  {  // Sentences of 13-22 bytes.
+    std::ofstream hay(dir / "hay.txt");
+    const char* sentences[] = {"The sky is blue.", "Birds sing at dawn.", "Rivers run to the sea.", "A cat sleeps.",
+                               "Snow falls in winter."};
+    for (int i = 0; i < 200; ++i) hay << sentences[(i * 7 + i / 3) % 5] << " ";
+  }
+  const std::string common = "--checkpoint " + quoted(model) + " --tokenizer byte --haystack " + quoted(dir / "hay.txt") +
+                             " --depths 0,50,100 --trials 2 --needles 3 --ask 2 --max-new-tokens 6 ";
+  const std::string args = common + "--lengths 600,1000 ";
+  const RunResult r = eval_needle(dir, 2, args + "--csv " + quoted(dir / "c.csv") + " --answers " +
+                                              quoted(dir / "a.jsonl") + " --show 1");
+  // The CSV: a cell per (length, depth), trials = prompts x asked needles.
+  const std::string csv = slurp(dir / "c.csv");
+  CHECK(csv.rfind("length,depth,trials,correct,accuracy\n", 0) == 0);
+  for (const char* row : {"600,0,4,", "600,50,4,", "600,100,4,", "1000,0,4,", "1000,50,4,", "1000,100,4,"})
+    CHECK(csv.find(std::string("\n") + row) != std::string::npos);
+  const auto answers = read_jsonl(dir / "a.jsonl");
+  REQUIRE(answers.size() == 12);
+  const std::vector<double> depths = {0, 50, 100};
+  const auto byte = rw::data::make_tokenizer("byte");
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    const nlohmann::json& a = answers[i];
+    INFO(a.dump());
+    const int length = i < 6 ? 600 : 1000;
+    const double depth = depths[(i / 2) % 3];
+    CHECK(a["task"] == "text");
+    CHECK(a["mode"] == "generate");
+    CHECK(a["length"] == length);
+    CHECK(a["depth"].get<double>() == depth);
+    CHECK(a["trial"] == static_cast<int>(i % 2));
+    CHECK(a["prompt_tokens"] == length);  // exact with the byte tokenizer (needle_prompt.h)
+    REQUIRE(a["needles"].size() == 3);
+    // Needle 0 at its depth, moved back at most to the previous sentence end: the haystack room
+    // is the length less the template, question and needles (about 330 of 600 bytes), a
+    // sentence at most 23 bytes (7 points of 330); depth 100 is the very end.
+    const double placed = a["needles"][0]["depth_percent"].get<double>();
+    CHECK(placed <= depth);
+    CHECK(placed >= depth - 8);
+    CHECK(a["needles"][0]["asked"] == true);
+    CHECK(a["needles"][1]["asked"] == true);
+    CHECK(a["needles"][2]["asked"] == false);
+    const auto tokens = a["answer_tokens"].get<std::vector<int32_t>>();
+    CHECK(tokens.size() <= 6);  // --max-new-tokens (no EOS in the byte tokenizer: exactly 6)
+    CHECK(tokens.size() == 6);
+    const std::string text = byte->decode(tokens);
+    // Scoring as LWM: a hit per asked needle whose number is in the answer.
+    const auto hits = a["hits"].get<std::vector<bool>>();
+    REQUIRE(hits.size() == 2);
+    for (int n = 0; n < 2; ++n)
+      CHECK(hits[n] == (text.find(a["needles"][n]["number"].get<std::string>()) != std::string::npos));
+  }
+  // --show: the prompt's tail is LWM's template's end.
+  CHECK(r.stdout_text.find("direct. ASSISTANT: ") != std::string::npos);
+  CHECK(r.stdout_text.find("(0/2 found)") != std::string::npos);
+  // The same answers on 1 and 3 ranks, with another layout.
+  eval_needle(dir, 1, args + "--answers " + quoted(dir / "a1.jsonl"));
+  eval_needle(dir, 3, args + "--layout striped --answers " + quoted(dir / "a3.jsonl"));
+  const auto one = read_jsonl(dir / "a1.jsonl"), three = read_jsonl(dir / "a3.jsonl");
+  REQUIRE(one.size() == 12);
+  REQUIRE(three.size() == 12);
+  for (std::size_t i = 0; i < answers.size(); ++i) {
+    CHECK(one[i] == answers[i]);
+    CHECK(three[i] == answers[i]);
+  }
+  // A length that leaves no room for the haystack next to the template, question and needles.
+  const RunResult s = run_tool(dir, 2, "eval needle " + common + "--lengths 200 --answers " + quoted(dir / "s.jsonl"));
+  expect_clean_failure(s, dir / "s.jsonl", "leave no room for the haystack");
+}
+
+TEST_CASE("eval needle: bad input for generation is one clear error on every rank", "[generate][needle]") {
+  ScratchDir dir("needle_errors");
+  const fs::path tiny = import_fixture(dir);  // vocab 64, records no tokenizer
+  std::ofstream(dir / "hay.txt") << "Some text. More text here. And a last sentence.\n";
+  const fs::path out = dir / "a.jsonl";
+  const std::string hay = " --haystack " + quoted(dir / "hay.txt");
+  const std::string base = "eval needle --checkpoint " + quoted(tiny) + " --lengths 600 --depths 50 --answers " +
+                           quoted(out) + " ";
+  struct Case {
+    std::string args, needle;
+  };
+  // Option errors (before any file is read) are in test_cli.cpp; these need the files.
+  const std::vector<Case> cases = {
+      {"--tokenizer passkey --haystack " + quoted(dir / "missing.txt"), "missing.txt"},
+      {"--tokenizer byte" + hay, "vocabulary of 64"},
+      {hay, "records no tokenizer"},
+      // The passkey tokenizer cannot write English: its encode refuses the haystack's words.
+      {"--tokenizer passkey" + hay, "Some"},
+  };
+  for (const Case& c : cases) {  // on 2 ranks: every rank exits, one message (about 2 s a run)
+    INFO(c.args);
+    expect_clean_failure(run_tool(dir, 2, base + c.args), out, c.needle);
   }
 }

@@ -3,17 +3,22 @@
 // depths are checked exactly: the prompt has exactly the target's tokens; each needle sits at a
 // sentence end at most one sentence before its requested depth; the texts are LWM's (written out
 // here); tasks are deterministic by seed; scoring finds the numbers; the haystack reader takes
-// plain text, .jsonl and token datasets of the same tokenizer. Runs in about a second.
+// plain text, .jsonl and token datasets of the same tokenizer; eval needle's report files
+// (src/cli/needle_report.h). Runs in about a second.
 #include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <unistd.h>
 
 #include "io/token_dataset.h"
+#include "src/cli/needle_report.h"
 #include "src/common/input_error.h"
 #include "src/data/tokenizer.h"
 #include "src/infer/needle_haystack.h"
@@ -263,5 +268,64 @@ TEST_CASE("needle haystacks: plain text, .jsonl and token datasets of the same t
   CHECK_THROWS_AS(infer::read_haystack({}, tok, 10), InputError);
   std::ofstream(dir / "empty.txt").flush();
   CHECK_THROWS_WITH(read({"empty.txt"}, 10), Catch::Contains("no text"));
+  fs::remove_all(dir);
+}
+
+// eval needle's outputs (src/cli/needle_report.h): one JSON line per answer with the task's
+// names for the needles, the CSV of the cells written atomically (no temporary left), --show.
+TEST_CASE("needle reports: answers as JSON lines, the CSV, the shown answers", "[needle]") {
+  infer::NeedleAnswer a;
+  a.length = 1024;
+  a.depth = 50;
+  a.trial = 3;
+  a.prompt_tokens = 1020;
+  a.prompt_tail = "short and direct. ASSISTANT: ";
+  a.needles = {{"Oslo", "4821937", 48.5, true}, {"Lima", "1000001", 12.25, false}};
+  a.answer_tokens = {52, 56};
+  a.answer = "48\n";
+  a.hits = {false};
+  infer::NeedleAnswer b = a;
+  b.trial = 4;
+  b.hits = {true};
+  const std::string text = cli::needle_answers_jsonl({a, b}, "generate", true);
+  CHECK(std::count(text.begin(), text.end(), '\n') == 2);
+  const nlohmann::json j = nlohmann::json::parse(text.substr(0, text.find('\n')));
+  CHECK(j["mode"] == "generate");
+  CHECK(j["task"] == "text");
+  CHECK(j["length"] == 1024);
+  CHECK(j["depth"] == 50.0);
+  CHECK(j["trial"] == 3);
+  CHECK(j["prompt_tokens"] == 1020);
+  CHECK(j["needles"][0]["city"] == "Oslo");
+  CHECK(j["needles"][0]["number"] == "4821937");
+  CHECK(j["needles"][0]["depth_percent"] == 48.5);
+  CHECK(j["needles"][1]["asked"] == false);
+  CHECK(j["answer"] == "48\n");
+  CHECK(j["answer_tokens"] == std::vector<int32_t>{52, 56});
+  CHECK(j["hits"] == std::vector<bool>{false});
+  CHECK(j["hit"] == false);
+  CHECK_FALSE(j.contains("expected_tokens"));
+  CHECK(nlohmann::json::parse(text.substr(text.find('\n') + 1))["hit"] == true);
+  const nlohmann::json p = nlohmann::json::parse(cli::needle_answers_jsonl({a}, "forced", false));
+  CHECK(p["task"] == "passkey");
+  CHECK(p["needles"][0]["name"] == "Oslo");
+  CHECK(p["needles"][0]["digits"] == "4821937");
+  CHECK(p.contains("expected_tokens"));
+
+  const std::string shown = cli::needle_show_text({a, b}, 1);
+  CHECK(shown.find("ASSISTANT: ") != std::string::npos);
+  CHECK(shown.find("answer: 48\\n") != std::string::npos);  // newlines shown as \n: one line each
+  CHECK(shown.find("Oslo 4821937 (0/1 found)") != std::string::npos);
+  CHECK(shown.find("trial 4") == std::string::npos);  // only the first
+
+  const fs::path dir = fs::temp_directory_path() / ("rw_needle_report_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  infer::NeedleCell c1{512, 25, 4, 3}, c2{512, 75, 8, 2};
+  cli::write_needle_csv((dir / "n.csv").string(), {c1, c2});
+  std::ifstream in(dir / "n.csv");
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  CHECK(all == "length,depth,trials,correct,accuracy\n512,25,4,3,0.75\n512,75,8,2,0.25\n");
+  CHECK(std::distance(fs::directory_iterator(dir), fs::directory_iterator()) == 1);
+  CHECK_THROWS_AS(cli::write_needle_csv((dir / "no" / "n.csv").string(), {c1}), InputError);
   fs::remove_all(dir);
 }

@@ -186,3 +186,51 @@ TEST_CASE("the passkey tokenizer refuses unknown words, ids and vocabularies", "
   CHECK_THROWS_AS(data::make_tokenizer("passkey:6x"), InputError);
   CHECK_THROWS_WITH(data::make_tokenizer("passkeys"), Catch::Contains("passkey[:VOCAB]"));
 }
+
+// The record both eval modes write per document (needle_eval.h): hits per question from the
+// model's tokens at the answer digits, the prompt's tail up to the first answer digit, the
+// needles as placed. Planted answers: all right, one digit wrong in the second question, too few.
+TEST_CASE("passkey answers: hits per question, the prompt's tail, the needles", "[passkey]") {
+  infer::NeedleEvalOptions o;
+  o.passkey.needles = 3;
+  o.passkey.asked = 2;
+  o.passkey.digits = 4;
+  o.lengths = {200};
+  o.depths = {0, 60};
+  o.trials = 2;
+  const data::PasskeyDocument doc = infer::needle_passkey_document(o, 200, 1, 1);
+  // The same document the forced mode batches: seed, index (length << 24) + depth * trials + trial.
+  CHECK(doc.tokens == data::make_passkey_document(o.passkey, 200, 60, o.seed, (200ull << 24) + 3).tokens);
+  std::vector<int32_t> right;
+  for (int p : doc.answer_positions) right.push_back(doc.tokens[p]);
+  const infer::NeedleAnswer a = infer::passkey_answer(doc, o.passkey, 200, 60, 1, right);
+  CHECK(a.hits == std::vector<bool>{true, true});
+  CHECK(a.expected_tokens == right);
+  CHECK(a.prompt_tokens == doc.answer_positions[0]);
+  const data::PasskeyTokenizer words(o.passkey.vocab_size);
+  const std::string name0 = words.word(doc.tokens[doc.needle_positions[0] + 1]);
+  // The prompt ends with the first question, "<ask> NAME <is>", and has 20 words.
+  const std::string ask = "<ask> " + name0 + " <is>";
+  REQUIRE(a.prompt_tail.size() >= ask.size());
+  CHECK(a.prompt_tail.compare(a.prompt_tail.size() - ask.size(), ask.size(), ask) == 0);
+  CHECK(std::count(a.prompt_tail.begin(), a.prompt_tail.end(), ' ') == infer::NeedleAnswer::kTailTokens - 1);
+  REQUIRE(a.needles.size() == 3u);
+  CHECK(a.needles[0].key == name0);
+  CHECK(a.needles[0].asked);
+  CHECK(a.needles[1].asked);
+  CHECK_FALSE(a.needles[2].asked);
+  std::string digits0;
+  for (int k = 0; k < 4; ++k) digits0 += std::to_string(right[k]);
+  CHECK(a.needles[0].value == digits0);
+  CHECK(a.needles[0].depth_percent == Approx(100.0 * doc.needle_positions[0] / 200));
+  CHECK(a.answer == words.decode({right[0], right[1], right[2], right[3]}) + " / " +
+                        words.decode({right[4], right[5], right[6], right[7]}));
+
+  std::vector<int32_t> wrong = right;
+  wrong[6] = (wrong[6] + 1) % 10;
+  CHECK(infer::passkey_answer(doc, o.passkey, 200, 60, 1, wrong).hits == std::vector<bool>{true, false});
+  wrong[0] = PasskeyVocab::kEos;  // not a digit at all
+  CHECK(infer::passkey_answer(doc, o.passkey, 200, 60, 1, wrong).hits == std::vector<bool>{false, false});
+  const std::vector<int32_t> short_answer(right.begin(), right.begin() + 5);  // the second question cut short
+  CHECK(infer::passkey_answer(doc, o.passkey, 200, 60, 1, short_answer).hits == std::vector<bool>{true, false});
+}
