@@ -159,11 +159,26 @@ if awk -v w="$worst" 'BEGIN { exit !(w >= 0.9) }'; then
 else
   echo "== BELOW THE DEMO'S CLAIM: a cell under 0.9 ($trials documents per cell; see needle-$last_name.txt)"
 fi
+# The last stage's model answers by generation: each document cut after its question, the
+# digits generated greedily with the KV cache sharded over the ranks (eval needle --mode generate).
+gen_csv="$run/needle-generate.csv"
+if [ "$gen_csv" -nt "$run/ckpt-$last_name-final.h5" ]; then
+  echo "== generation after stage $last_name: up to date ($gen_csv)"
+  sed -n '2,$p' "$run/needle-generate.txt" 2>/dev/null || true
+else
+  echo "== the model of stage $last_name generates its passkeys (greedy decoding, KV cache on the ring):"
+  "${mpirun_cmd[@]}" "$bin" eval needle --mode generate --checkpoint "$run/ckpt-$last_name-final.h5" \
+    --lengths "$last_seq" --depths 0,50,100 --trials 4 --show 1 --answers "$run/needle-generate.jsonl" \
+    --csv "$gen_csv" 2>&1 | tee "$run/needle-generate.log"
+  [ -f "$gen_csv" ] || { echo "demo: the generation evaluation wrote no CSV" >&2; exit 1; }
+  awk '/^needle accuracy/ { p = 1 } p && /^  [a-z]/ { p = 0 } p' "$run/needle-generate.log" > "$run/needle-generate.txt"
+fi
 echo "== files in $run:"
 names=""
 for s in "${stages[@]}"; do read -r name _ <<< "$s"; names+="ckpt-$name-final.h5 "; done
 echo "   checkpoints:     $names(one per stage)"
 echo "   needle results:  needle-<stage>.csv (length,depth,trials,correct,accuracy), needle-<stage>.txt"
+echo "   by generation:   needle-generate.csv, needle-generate.jsonl (every prompt's generated answer)"
 if ls "$run"/needle-*.png > /dev/null 2>&1; then
   echo "   heatmaps:        needle-<stage>.png"
 else

@@ -33,11 +33,16 @@ demo "$root/jobs/demo-mini.ini" "$tmp/log1" || { cat "$tmp/log1"; fail "the demo
 check_run
 [ "$(grep -c '^== stage .*: training' "$tmp/log1")" -eq 3 ] || { cat "$tmp/log1"; fail "expected 3 stages trained"; }
 grep -q "lowest accuracy" "$tmp/log1" || fail "no final summary"
+# The last model's answers by generation: 3 depths x 4 documents, each with its generated answer.
+[ "$(wc -l < "$tmp/run/needle-generate.csv")" -eq 4 ] || { cat "$tmp/log1"; fail "needle-generate.csv: expected 3 cells"; }
+[ "$(wc -l < "$tmp/run/needle-generate.jsonl")" -eq 12 ] || fail "needle-generate.jsonl: expected 12 answers"
+grep -q "generates its passkeys" "$tmp/log1" || fail "no generation step"
 
 # 2. Again: nothing is trained or evaluated again.
 demo "$root/jobs/demo-mini.ini" "$tmp/log2" || { cat "$tmp/log2"; fail "the second run failed"; }
 [ "$(grep -c 'already trained, reusing' "$tmp/log2")" -eq 3 ] || { cat "$tmp/log2"; fail "stages not reused"; }
 [ "$(grep -c 'up to date, reusing' "$tmp/log2")" -eq 3 ] || { cat "$tmp/log2"; fail "evaluations not reused"; }
+grep -q "generation after stage 256: up to date" "$tmp/log2" || { cat "$tmp/log2"; fail "the generation step was repeated"; }
 check_run
 
 # 3. A changed config: said clearly, the old run moved aside, everything done anew.
