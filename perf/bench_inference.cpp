@@ -276,7 +276,7 @@ int main(int argc, char** argv) {
                   "cache), max over ranks");
   prefill.comment("train_fwd: model::Transformer::forward_without_head over a RingAttentionOp on the same batch "
                   "(same layout and tiles), max over ranks, from a barrier");
-  prefill.comment("interleaved per rep, medians over reps; ratio = prefill_tok_s / train_tok_s (target ~1: within "
+  prefill.comment("interleaved per rep (alternating which goes first), medians over reps; ratio = prefill_tok_s / train_tok_s (target ~1: within "
                   + format("%.0f%%", 100 * kPrefillTolerance) + "; the same kernels)");
   prefill.comment("plan_ms: plan --inference's prefill time (dense + attention + exposed ring) for this model, seq and "
                   "ring on device cpu");
@@ -303,14 +303,21 @@ int main(int argc, char** argv) {
       std::vector<double> pre_s, train_s;
       double spent_s = 0;
       while (another_run(static_cast<int>(pre_s.size()), o.reps, spent_s, o.budget_s)) {
-        grid.barrier();
-        gen.start(prompt, 1);
-        pre_s.push_back(mpi::allreduce_max(gen.stats().prefill_s));
-        grid.barrier();
-        const double t0 = wall_seconds();
-        training.forward_without_head(batch);
-        backend->synchronize(*exec.compute);
-        train_s.push_back(mpi::allreduce_max(wall_seconds() - t0));
+        auto time_prefill = [&] {
+          grid.barrier();
+          gen.start(prompt, 1);
+          pre_s.push_back(mpi::allreduce_max(gen.stats().prefill_s));
+        };
+        auto time_training = [&] {
+          grid.barrier();
+          const double t0 = wall_seconds();
+          training.forward_without_head(batch);
+          backend->synchronize(*exec.compute);
+          train_s.push_back(mpi::allreduce_max(wall_seconds() - t0));
+        };
+        // Alternating which goes first, so neither always follows the other.
+        if (pre_s.size() % 2 == 0) time_prefill(), time_training();
+        else time_training(), time_prefill();
         spent_s += pre_s.back() + train_s.back();
       }
       const double p_s = median(pre_s), t_s = median(train_s);
@@ -329,24 +336,47 @@ int main(int argc, char** argv) {
   // ---- decode vs the local bound ----
   Table decode("decode", {{"context", "tokens"}, {"ranks", "-"}, {"local", "tokens"}, {"reps", "-"},
                           {"steps", "tokens"}, {"ms_per_token", "ms"}, {"bound_ms", "ms"}, {"ratio", "x_bound"},
+                          {"attn_ms", "ms"}, {"merge_ms", "ms"}, {"bound_attn_ms", "ms"},
                           {"sent_per_token", "bytes"}, {"sent_per_layer", "bytes"}, {"bytes_ratio", "x_first"},
                           {"fill_s", "s"}, {"plan_ms", "ms"}, {"vs_plan", "measured/plan"}});
   decode.comment("ms_per_token: Generator::append + rank 0's greedy token agreed (agree_token), on the ring of every "
                  "rank, from a cache of `context` synthetic tokens (Generator::start_synthetic)");
   decode.comment("bound_ms: the same steps on a ring of one rank (ProcessGrid::self()) holding this rank's `local` "
                  "tokens, every rank at once: the step without the merge's communication");
-  decode.comment("per rep: steps tokens of each, interleaved; max over ranks of the rep's time / steps; medians over reps; "
+  decode.comment("per rep: steps tokens of each, interleaved (alternating which goes first); max over ranks of the rep's time / steps; medians over reps; "
                  "ratio = ms_per_token / bound_ms (target <= " + format("%.1f", kTargetDecodeRatio) + " at " +
                  std::to_string(kTargetRanks) + " ranks)");
+  decode.comment("attn_ms, merge_ms: the ring run's decode attention per token (all layers; CachedAttentionStats): the "
+                 "local shard's attention and the merge (all-gather, log-sum-exp merge); bound_attn_ms: the bound's local "
+                 "attention; max over ranks, over every timed rep");
   decode.comment("sent_per_token: bytes this rank sent per token (merge all-gathers of heads x (head_dim+1) floats per "
                  "layer, and the token's agreement on rank 0), max over ranks; sent_per_layer = that / layers");
   decode.comment("bytes_ratio: sent_per_layer / the first row's (target 1: independent of the context); fill_s: "
                  "start_synthetic's fill of the ring's cache (max over ranks)");
   decode.comment("plan_ms: plan --inference's decode time per token with `context` tokens cached, device cpu");
+  {
+    // The merge's communication alone: the all-gather of one partial (heads x (head_dim + 1)
+    // floats) over the grid, nothing else running; per call, max over ranks, median of 5 x 200.
+    const std::size_t block = static_cast<std::size_t>(config.num_attention_heads * (config.head_dim() + 1));
+    std::vector<float> mine(block, 1.f), all(block * static_cast<std::size_t>(n_ranks));
+    std::vector<double> per_call;
+    for (int rep = 0; rep < 6; ++rep) {
+      grid.barrier();
+      const double t0 = wall_seconds();
+      for (int i = 0; i < 200; ++i) grid.allgather(mine.data(), block, all.data(), "bench: bare merge all-gather");
+      const double s = mpi::allreduce_max((wall_seconds() - t0) / 200);
+      if (rep > 0) per_call.push_back(s);  // rep 0 warms up
+    }
+    report.comment(format("bare merge all-gather (%zu floats per rank, %d ranks, nothing else running): %.1f us per call, "
+                          "%.3f ms per token for %lld layers",
+                          block, n_ranks, median(per_call) * 1e6,
+                          median(per_call) * 1e3 * static_cast<double>(config.num_hidden_layers),
+                          static_cast<long long>(config.num_hidden_layers)));
+  }
   double worst_decode_ratio = 0, first_per_layer = 0, worst_bytes_dev = 0;
   for (int context : decode_contexts) {
     std::vector<double> ring_s, bound_s;
-    double fill_s = 0, per_layer = 0, per_token = 0;
+    double fill_s = 0, per_layer = 0, per_token = 0, attn_s = 0, merge_s = 0, bound_attn_s = 0;
     int64_t local = 0;
     {
       const int64_t new_tokens = kWarmupDecodeSteps + static_cast<int64_t>(o.reps) * o.decode_tokens;
@@ -360,15 +390,27 @@ int main(int argc, char** argv) {
       time_decode(ring_gen, &ring_token, kWarmupDecodeSteps, grid);
       time_decode(bound_gen, &bound_token, kWarmupDecodeSteps, grid);
       const infer::GenerationStats before = ring_gen.stats();
+      const infer::CachedAttentionStats ring_attn0 = ring_gen.attention_stats(), bound_attn0 = bound_gen.attention_stats();
+      const int64_t bound_steps0 = bound_gen.stats().decode_steps;
       double spent_s = 0;
       while (another_run(static_cast<int>(ring_s.size()), o.reps, spent_s, o.budget_s)) {
-        ring_s.push_back(mpi::allreduce_max(time_decode(ring_gen, &ring_token, o.decode_tokens, grid)));
-        bound_s.push_back(mpi::allreduce_max(time_decode(bound_gen, &bound_token, o.decode_tokens, grid)));
+        auto time_ring = [&] {
+          ring_s.push_back(mpi::allreduce_max(time_decode(ring_gen, &ring_token, o.decode_tokens, grid)));
+        };
+        auto time_bound = [&] {
+          bound_s.push_back(mpi::allreduce_max(time_decode(bound_gen, &bound_token, o.decode_tokens, grid)));
+        };
+        if (ring_s.size() % 2 == 0) time_ring(), time_bound();
+        else time_bound(), time_ring();
         spent_s += ring_s.back() + bound_s.back();
       }
       const infer::GenerationStats& after = ring_gen.stats();
-      per_token = mpi::allreduce_max(static_cast<double>(after.decode_bytes_sent - before.decode_bytes_sent) /
-                                     static_cast<double>(after.decode_steps - before.decode_steps));
+      const double steps = static_cast<double>(after.decode_steps - before.decode_steps);
+      attn_s = mpi::allreduce_max((ring_gen.attention_stats().local_attention_s - ring_attn0.local_attention_s) / steps);
+      merge_s = mpi::allreduce_max((ring_gen.attention_stats().merge_s - ring_attn0.merge_s) / steps);
+      bound_attn_s = mpi::allreduce_max((bound_gen.attention_stats().local_attention_s - bound_attn0.local_attention_s) /
+                                        static_cast<double>(bound_gen.stats().decode_steps - bound_steps0));
+      per_token = mpi::allreduce_max(static_cast<double>(after.decode_bytes_sent - before.decode_bytes_sent) / steps);
       per_layer = per_token / static_cast<double>(config.num_hidden_layers);
     }
     const double token_s = median(ring_s) / o.decode_tokens, bound_s_per_token = median(bound_s) / o.decode_tokens;
@@ -386,6 +428,7 @@ int main(int argc, char** argv) {
     decode.add_row({Cell::integer(context), Cell::integer(n_ranks), Cell::integer(local_max),
                     Cell::integer(static_cast<long long>(ring_s.size())), Cell::integer(o.decode_tokens),
                     Cell::number(token_s * 1e3, 3), Cell::number(bound_s_per_token * 1e3, 3), Cell::number(ratio, 3),
+                    Cell::number(attn_s * 1e3, 3), Cell::number(merge_s * 1e3, 3), Cell::number(bound_attn_s * 1e3, 3),
                     Cell::number(per_token, 0), Cell::number(per_layer, 0), Cell::number(bytes_ratio, 3),
                     Cell::number(fill_s, 2), Cell::number(plan_s * 1e3, 3), Cell::number(token_s / plan_s, 2)});
   }

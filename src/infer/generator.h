@@ -95,6 +95,8 @@ class Generator {
 
   int64_t length() const { return length_; }  // tokens in the sequence so far
   const GenerationStats& stats() const { return stats_; }
+  // The decode attention's time split (local shard, merge) since construction (benchmarks).
+  const CachedAttentionStats& attention_stats() const { return cached_->stats(); }
   // Real (non-padding) tokens each grid rank holds.
   const std::vector<int64_t>& tokens_per_rank() const { return held_; }
 
