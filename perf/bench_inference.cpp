@@ -79,9 +79,9 @@ struct Options {
   int hidden = 256, heads = 4, kv_heads = 4, layers = 2, intermediate = 688, vocab = 256;
   std::string layout_text = "zigzag";
   int block = 256;
-  int reps = 3;
-  int decode_tokens = 16;
-  double budget_s = 20;  // per case: timed reps of both sides
+  int reps = 5;
+  int decode_tokens = 8;
+  double budget_s = 60;  // per case: timed reps of both sides (3 reps of the 16K prefill on a busy 2-core VM)
   double timeout_s = 900;
   bool quick = false, json = false, no_plan = false;
 };
@@ -271,13 +271,13 @@ int main(int argc, char** argv) {
   // ---- prefill vs the training forward ----
   Table prefill("prefill", {{"seq", "tokens"}, {"ranks", "-"}, {"layout", "-"}, {"reps", "-"}, {"prefill_ms", "ms"},
                             {"train_fwd_ms", "ms"}, {"prefill_tok_s", "tokens/s"}, {"train_tok_s", "tokens/s"},
-                            {"ratio", "prefill/train"}, {"plan_ms", "ms"}, {"vs_plan", "measured/plan"}});
+                            {"ratio", "prefill/train"}, {"ratio_best", "prefill/train"}, {"plan_ms", "ms"}, {"vs_plan", "measured/plan"}});
   prefill.comment("prefill: Generator::start's prefill of seq tokens (GenerationStats::prefill_s; K/V copied into the "
                   "cache), max over ranks");
   prefill.comment("train_fwd: model::Transformer::forward_without_head over a RingAttentionOp on the same batch "
                   "(same layout and tiles), max over ranks, from a barrier");
   prefill.comment("interleaved per rep (alternating which goes first), medians over reps; ratio = prefill_tok_s / train_tok_s (target ~1: within "
-                  + format("%.0f%%", 100 * kPrefillTolerance) + "; the same kernels)");
+                  + format("%.0f%%", 100 * kPrefillTolerance) + "; the same kernels); ratio_best: from the fastest rep of each");
   prefill.comment("plan_ms: plan --inference's prefill time (dense + attention + exposed ring) for this model, seq and "
                   "ring on device cpu");
   double worst_prefill_dev = 0;
@@ -322,13 +322,14 @@ int main(int argc, char** argv) {
       }
       const double p_s = median(pre_s), t_s = median(train_s);
       const double ratio = t_s / p_s;  // = (seq / p_s) / (seq / t_s)
+      const double ratio_best = *std::min_element(train_s.begin(), train_s.end()) / *std::min_element(pre_s.begin(), pre_s.end());
       worst_prefill_dev = std::max(worst_prefill_dev, std::fabs(ratio - 1));
       double plan_s = std::numeric_limits<double>::quiet_NaN();
       if (!o.no_plan) plan_s = plan::predict_prefill(plan_shape(seq, n_ranks), plan_flops, cpu_spec.link_gb_per_s * 1e9).seconds();
       prefill.add_row({Cell::integer(seq), Cell::integer(n_ranks), Cell::text(layout_name(layout)),
                        Cell::integer(static_cast<long long>(pre_s.size())), Cell::number(p_s * 1e3, 1),
                        Cell::number(t_s * 1e3, 1), Cell::number(seq / p_s, 0), Cell::number(seq / t_s, 0),
-                       Cell::number(ratio, 3), Cell::number(plan_s * 1e3, 1), Cell::number(p_s / plan_s, 2)});
+                       Cell::number(ratio, 3), Cell::number(ratio_best, 3), Cell::number(plan_s * 1e3, 1), Cell::number(p_s / plan_s, 2)});
     }
   }
   report.table(prefill);
@@ -336,7 +337,7 @@ int main(int argc, char** argv) {
   // ---- decode vs the local bound ----
   Table decode("decode", {{"context", "tokens"}, {"ranks", "-"}, {"local", "tokens"}, {"reps", "-"},
                           {"steps", "tokens"}, {"ms_per_token", "ms"}, {"bound_ms", "ms"}, {"ratio", "x_bound"},
-                          {"attn_ms", "ms"}, {"merge_ms", "ms"}, {"bound_attn_ms", "ms"},
+                          {"ratio_best", "x_bound"}, {"attn_ms", "ms"}, {"merge_ms", "ms"}, {"bound_attn_ms", "ms"},
                           {"sent_per_token", "bytes"}, {"sent_per_layer", "bytes"}, {"bytes_ratio", "x_first"},
                           {"fill_s", "s"}, {"plan_ms", "ms"}, {"vs_plan", "measured/plan"}});
   decode.comment("ms_per_token: Generator::append + rank 0's greedy token agreed (agree_token), on the ring of every "
@@ -345,7 +346,8 @@ int main(int argc, char** argv) {
                  "tokens, every rank at once: the step without the merge's communication");
   decode.comment("per rep: steps tokens of each, interleaved (alternating which goes first); max over ranks of the rep's time / steps; medians over reps; "
                  "ratio = ms_per_token / bound_ms (target <= " + format("%.1f", kTargetDecodeRatio) + " at " +
-                 std::to_string(kTargetRanks) + " ranks)");
+                 std::to_string(kTargetRanks) + " ranks); ratio_best: the same from the fastest rep of each (the least "
+                 "disturbed, on a shared machine)");
   decode.comment("attn_ms, merge_ms: the ring run's decode attention per token (all layers; CachedAttentionStats): the "
                  "local shard's attention and the merge (all-gather, log-sum-exp merge); bound_attn_ms: the bound's local "
                  "attention; max over ranks, over every timed rep");
@@ -373,6 +375,7 @@ int main(int argc, char** argv) {
                           median(per_call) * 1e3 * static_cast<double>(config.num_hidden_layers),
                           static_cast<long long>(config.num_hidden_layers)));
   }
+  double worst_decode_ratio_best = 0;
   double worst_decode_ratio = 0, first_per_layer = 0, worst_bytes_dev = 0;
   for (int context : decode_contexts) {
     std::vector<double> ring_s, bound_s;
@@ -415,7 +418,11 @@ int main(int argc, char** argv) {
     }
     const double token_s = median(ring_s) / o.decode_tokens, bound_s_per_token = median(bound_s) / o.decode_tokens;
     const double ratio = token_s / bound_s_per_token;
-    if (n_ranks == kTargetRanks) worst_decode_ratio = std::max(worst_decode_ratio, ratio);
+    const double ratio_best = *std::min_element(ring_s.begin(), ring_s.end()) / *std::min_element(bound_s.begin(), bound_s.end());
+    if (n_ranks == kTargetRanks) {
+      worst_decode_ratio = std::max(worst_decode_ratio, ratio);
+      worst_decode_ratio_best = std::max(worst_decode_ratio_best, ratio_best);
+    }
     if (first_per_layer == 0) first_per_layer = per_layer;
     const double bytes_ratio = per_layer / first_per_layer;
     worst_bytes_dev = std::max(worst_bytes_dev, std::fabs(bytes_ratio - 1));
@@ -428,7 +435,7 @@ int main(int argc, char** argv) {
     decode.add_row({Cell::integer(context), Cell::integer(n_ranks), Cell::integer(local_max),
                     Cell::integer(static_cast<long long>(ring_s.size())), Cell::integer(o.decode_tokens),
                     Cell::number(token_s * 1e3, 3), Cell::number(bound_s_per_token * 1e3, 3), Cell::number(ratio, 3),
-                    Cell::number(attn_s * 1e3, 3), Cell::number(merge_s * 1e3, 3), Cell::number(bound_attn_s * 1e3, 3),
+                    Cell::number(ratio_best, 3), Cell::number(attn_s * 1e3, 3), Cell::number(merge_s * 1e3, 3), Cell::number(bound_attn_s * 1e3, 3),
                     Cell::number(per_token, 0), Cell::number(per_layer, 0), Cell::number(bytes_ratio, 3),
                     Cell::number(fill_s, 2), Cell::number(plan_s * 1e3, 3), Cell::number(token_s / plan_s, 2)});
   }
@@ -439,8 +446,11 @@ int main(int argc, char** argv) {
     report.comment(format("prefill vs training forward: worst |ratio - 1| = %.3f (target <= %.2f: %s)", worst_prefill_dev,
                           kPrefillTolerance, met(worst_prefill_dev <= kPrefillTolerance).c_str()));
   if (n_ranks == kTargetRanks && !decode_contexts.empty())
-    report.comment(format("decode vs local bound at %d ranks: worst ratio %.3f (target <= %.2f: %s)", kTargetRanks,
-                          worst_decode_ratio, kTargetDecodeRatio, met(worst_decode_ratio <= kTargetDecodeRatio).c_str()));
+    report.comment(format("decode vs local bound at %d ranks: worst ratio %.3f (target <= %.2f: %s); from the least "
+                          "disturbed reps: %.3f (%s)",
+                          kTargetRanks, worst_decode_ratio, kTargetDecodeRatio,
+                          met(worst_decode_ratio <= kTargetDecodeRatio).c_str(), worst_decode_ratio_best,
+                          met(worst_decode_ratio_best <= kTargetDecodeRatio).c_str()));
   else
     report.comment(format("decode target not applicable (needs %d ranks)", kTargetRanks));
   if (!decode_contexts.empty())
