@@ -86,7 +86,8 @@ class Generator {
   // max_new_tokens - 1 (the cache is sized for them). Returns the next token's logits.
   const std::vector<float>& start(const std::vector<int32_t>& prompt, int64_t max_new_tokens);
   // Benchmark entry (see above): a sequence whose first context_tokens (>= 0) K/V are synthetic;
-  // max_new_tokens >= 1 appends may follow. Collective.
+  // max_new_tokens >= 1 appends may follow. Every rank calls it (it communicates nothing); stats()
+  // then says prefill_tokens = context_tokens and prefill_s = the time filling this rank's cache.
   void start_synthetic(int64_t context_tokens, int64_t max_new_tokens, uint64_t seed);
   // Appends `token` (the same on every rank; see agree_token) and returns the next logits.
   const std::vector<float>& append(int32_t token);
