@@ -72,20 +72,7 @@ const std::vector<float>& Generator::start(const std::vector<int32_t>& prompt, i
         if (i < prefill) ++held_[static_cast<std::size_t>(r)];
     local = local_token_indices(options_.layout, padded, world, rank);
   }
-  std::vector<int64_t> held_after = held_;
-  int64_t appended_here = 0;
-  for (int64_t step = 0; step < max_new_tokens; ++step) {
-    const int r = static_cast<int>(std::min_element(held_after.begin(), held_after.end()) - held_after.begin());
-    ++held_after[static_cast<std::size_t>(r)];
-    if (r == rank) ++appended_here;
-  }
-  cache_.reset();  // the previous sequence's cache goes before the new one is allocated
-  cache_ = std::make_unique<KvCache>(*exec_.backend, static_cast<int>(config_.num_hidden_layers),
-                                     static_cast<int>(config_.num_key_value_heads),
-                                     static_cast<int>(config_.head_dim()),
-                                     static_cast<int64_t>(local.size()) + appended_here);
-  cached_->set_cache(cache_.get());
-  stats_.kv_cache_bytes = cache_->bytes();
+  allocate_cache(static_cast<int64_t>(local.size()), max_new_tokens);
 
   const double t0 = wall_seconds();
   const std::size_t ring_bytes0 = ring_op_.bytes_sent;
@@ -111,6 +98,70 @@ const std::vector<float>& Generator::start(const std::vector<int32_t>& prompt, i
   length_ = prefill;
   steps_left_ = max_new_tokens;
   return decode(prompt.back());
+}
+
+void Generator::allocate_cache(int64_t local_rows, int64_t max_new_tokens) {
+  std::vector<int64_t> held_after = held_;
+  int64_t appended_here = 0;
+  for (int64_t step = 0; step < max_new_tokens; ++step) {
+    const int r = static_cast<int>(std::min_element(held_after.begin(), held_after.end()) - held_after.begin());
+    ++held_after[static_cast<std::size_t>(r)];
+    if (r == grid_.rank()) ++appended_here;
+  }
+  cache_.reset();  // the previous sequence's cache goes before the new one is allocated
+  cache_ = std::make_unique<KvCache>(*exec_.backend, static_cast<int>(config_.num_hidden_layers),
+                                     static_cast<int>(config_.num_key_value_heads),
+                                     static_cast<int>(config_.head_dim()), local_rows + appended_here);
+  cached_->set_cache(cache_.get());
+  stats_.kv_cache_bytes = cache_->bytes();
+}
+
+void Generator::start_synthetic(int64_t context_tokens, int64_t max_new_tokens, uint64_t seed) {
+  RW_CHECK(context_tokens >= 0 && max_new_tokens >= 1, "synthetic generation needs a context >= 0 and a new token");
+  if (context_tokens + max_new_tokens > INT32_MAX)
+    throw InputError("the context and the tokens to generate exceed 2^31 positions");
+  const int world = grid_.size(), rank = grid_.rank();
+  stats_ = GenerationStats{};
+  stats_.prompt_tokens = context_tokens;
+  stats_.prefill_tokens = context_tokens;
+  // The positions the prefill of context_tokens would leave on each rank, padding dropped.
+  const int64_t padded = context_tokens > 0 ? padded_length(options_.layout, context_tokens, world) : 0;
+  held_.assign(static_cast<std::size_t>(world), 0);
+  std::vector<int32_t> local;
+  for (int r = 0; padded > 0 && r < world; ++r)
+    for (int64_t i : local_token_indices(options_.layout, padded, world, r))
+      if (i < context_tokens) {
+        ++held_[static_cast<std::size_t>(r)];
+        if (r == rank) local.push_back(static_cast<int32_t>(i));
+      }
+  const int64_t n = static_cast<int64_t>(local.size());
+  allocate_cache(n, max_new_tokens);
+
+  const double t0 = wall_seconds();
+  device::Backend& be = *exec_.backend;
+  be.synchronize(*exec_.compute);  // nothing of a previous sequence still reads the cache
+  be.copy_to_device(cache_->pos(), local.data(), static_cast<std::size_t>(n) * sizeof(int32_t));
+  const std::vector<int32_t> segments(static_cast<std::size_t>(n), 0);
+  be.copy_to_device(cache_->seg(), segments.data(), static_cast<std::size_t>(n) * sizeof(int32_t));
+  const int64_t width = cache_->row_floats(), chunk_rows = 1024;
+  std::vector<float> staging(static_cast<std::size_t>(std::min<int64_t>(n, chunk_rows) * width));
+  for (int layer = 0; layer < cache_->layers(); ++layer)
+    for (int which = 0; which < 2; ++which) {
+      float* dst = which == 0 ? cache_->k(layer) : cache_->v(layer);
+      for (int64_t r0 = 0; r0 < n; r0 += chunk_rows) {
+        const int64_t rows = std::min(chunk_rows, n - r0);
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t e = 0; e < width; ++e)
+            staging[static_cast<std::size_t>(r * width + e)] =
+                synthetic_kv_value(seed, layer, which, local[static_cast<std::size_t>(r0 + r)], e);
+        be.copy_to_device(dst + r0 * width, staging.data(), static_cast<std::size_t>(rows * width) * sizeof(float));
+      }
+    }
+  cache_->set_size(n);
+  stats_.prefill_s = wall_seconds() - t0;
+  stats_.kv_cache_rows = n;
+  length_ = context_tokens;
+  steps_left_ = max_new_tokens;
 }
 
 const std::vector<float>& Generator::append(int32_t token) {

@@ -10,6 +10,14 @@
 //     shards stay balanced), every rank attends its shard and the partials merge by log-sum-exp
 //     (one all-gather of heads x (head_dim + 1) floats per rank per layer). Returns the logits of
 //     the next token (host memory, vocab floats; the same on every rank).
+//   start_synthetic(context_tokens, max_new_tokens, seed): a benchmark entry (perf/
+//     bench_inference.cpp): starts a sequence as if a prompt of context_tokens had been
+//     prefilled, without running the prefill (which would take hours at 128K tokens on a CPU).
+//     Each rank's cache holds its balanced share of positions 0..context_tokens-1, placed as
+//     the prefill in the chosen layout places them (no padding rows), segment 0, with K and V
+//     drawn uniformly in [-1, 1) from a function of (seed, layer, position, element): the whole
+//     cache is the same for every ring size and layout, only its split differs. Then append()
+//     decodes as after start() (up to max_new_tokens appends).
 // The weights are whatever the ParamSource gives: generate_command.cpp keeps every unit
 // gathered (FsdpParams with a gather buffer per unit), so decoding moves no weights.
 // Every rank makes the same calls in the same order (they are collective).
@@ -48,6 +56,25 @@ struct GenerationStats {
   int64_t kv_cache_rows = 0;        // rows this rank holds now (padding included)
 };
 
+namespace detail {
+inline uint64_t splitmix64(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace detail
+
+// Generator::start_synthetic's cache contents: element `element` (of kv_heads x head_dim) of
+// the key (which 0) or value (which 1) of `position` in `layer`, uniform in [-1, 1).
+inline float synthetic_kv_value(uint64_t seed, int layer, int which, int64_t position, int64_t element) {
+  using detail::splitmix64;
+  const uint64_t row = splitmix64(splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(2 * layer + which)) ^
+                                  static_cast<uint64_t>(position));
+  return static_cast<float>(static_cast<double>(splitmix64(row ^ static_cast<uint64_t>(element)) >> 11) * 0x1.0p-52 -
+                            1.0);
+}
+
 class Generator {
  public:
   Generator(const model::LlamaConfig& config, model::ParamSource<float>& params, mpi::ProcessGrid& grid,
@@ -58,6 +85,10 @@ class Generator {
   // prompt: >= 1 token ids; max_new_tokens >= 1: the appends to come are at most
   // max_new_tokens - 1 (the cache is sized for them). Returns the next token's logits.
   const std::vector<float>& start(const std::vector<int32_t>& prompt, int64_t max_new_tokens);
+  // Benchmark entry (see above): a sequence whose first context_tokens (>= 0) K/V are synthetic;
+  // max_new_tokens >= 1 appends may follow. Every rank calls it (it communicates nothing); stats()
+  // then says prefill_tokens = context_tokens and prefill_s = the time filling this rank's cache.
+  void start_synthetic(int64_t context_tokens, int64_t max_new_tokens, uint64_t seed);
   // Appends `token` (the same on every rank; see agree_token) and returns the next logits.
   const std::vector<float>& append(int32_t token);
   // Rank 0's `token` on every rank (rank 0 samples, every rank follows). Collective.
@@ -65,12 +96,17 @@ class Generator {
 
   int64_t length() const { return length_; }  // tokens in the sequence so far
   const GenerationStats& stats() const { return stats_; }
+  // The decode attention's time split (local shard, merge) since construction (benchmarks).
+  const CachedAttentionStats& attention_stats() const { return cached_->stats(); }
   // Real (non-padding) tokens each grid rank holds.
   const std::vector<int64_t>& tokens_per_rank() const { return held_; }
 
  private:
   const std::vector<float>& decode(int32_t token);
   int holder_of_next() const;
+  // Sizes and sets this rank's cache: local_rows prefilled rows, then the rows of the
+  // max_new_tokens steps placed on this rank (from held_, the real tokens per rank).
+  void allocate_cache(int64_t local_rows, int64_t max_new_tokens);
 
   model::LlamaConfig config_;
   mpi::ProcessGrid& grid_;

@@ -14,11 +14,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <random>
 
 #include "device/backend.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
+#include "device/cpu/attention_reference.h"
 #include "src/attention/attention_ops.h"
 #include "src/infer/generator.h"
 #include "src/model/local_params.h"
@@ -154,4 +157,125 @@ TEST_CASE("generation on sim-gpu equals cpu bit for bit", "[generation]") {
   const GenerationRun sim = generate_greedy(config, ring, Layout::zigzag, prompt, 4, 13, "sim-gpu");
   CHECK(sim.tokens == cpu.tokens);
   for (std::size_t s = 0; s < cpu.logits.size(); ++s) CHECK(sim.logits[s] == cpu.logits[s]);
+}
+
+namespace {
+
+// The fp64 decode over a synthetic cache: each layer's keys and values start as
+// Generator::start_synthetic's (positions 0..context-1, synthetic_kv_value), every decoded
+// token's K (RoPE applied, as the model passes it) and V join them, and the one query row
+// attends them all (causal by position).
+class SyntheticCacheAttention : public model::AttentionOp<double> {
+ public:
+  SyntheticCacheAttention(const model::LlamaConfig& config, int64_t context, uint64_t seed)
+      : width_(config.num_key_value_heads * config.head_dim()) {
+    for (int l = 0; l < config.num_hidden_layers; ++l) {
+      k_.emplace_back();
+      v_.emplace_back();
+      for (int64_t p = 0; p < context; ++p)
+        for (int64_t e = 0; e < width_; ++e) {
+          k_.back().push_back(infer::synthetic_kv_value(seed, l, 0, p, e));
+          v_.back().push_back(infer::synthetic_kv_value(seed, l, 1, p, e));
+        }
+    }
+    for (int64_t p = 0; p < context; ++p) pos_.push_back(static_cast<int32_t>(p));
+  }
+  void forward(int layer, const model::AttentionShape& s, const double* q, const double* k, const double* v,
+               const int32_t* pos, const int32_t* seg, double* out, double* lse) override {
+    REQUIRE((s.batch == 1 && s.n_local == 1 && seg[0] == 0));
+    auto& keys = k_[static_cast<std::size_t>(layer)];
+    auto& values = v_[static_cast<std::size_t>(layer)];
+    keys.insert(keys.end(), k, k + width_);
+    values.insert(values.end(), v, v + width_);
+    if (layer == 0) pos_.push_back(pos[0]);
+    const std::vector<int32_t> segs(pos_.size(), 0);
+    const device::AttnShape shape{1, 1, static_cast<int>(pos_.size()), s.heads, s.kv_heads, s.head_dim};
+    std::fill(out, out + static_cast<std::size_t>(s.heads) * s.head_dim, 0.0);
+    std::fill(lse, lse + s.heads, -std::numeric_limits<double>::infinity());
+    device::reference::attn_fwd_step<double, double>(shape, {pos, seg, pos_.data(), segs.data(), true},
+                                                     1.0 / std::sqrt(double(s.head_dim)), q, keys.data(),
+                                                     values.data(), out, lse);
+  }
+  void backward(int, const model::AttentionShape&, const double*, const double*, const double*, const int32_t*,
+                const int32_t*, const double*, const double*, const double*, double*, double*, double*) override {
+    FAIL("no backward in decoding");
+  }
+
+ private:
+  int64_t width_;
+  std::vector<std::vector<double>> k_, v_;
+  std::vector<int32_t> pos_;
+};
+
+}  // namespace
+
+// Generator::start_synthetic is perf/bench_inference.cpp's entry (a cache as if a long prompt
+// had been prefilled). Checked: every decode step's logits against the fp64 model attending the
+// same synthetic K/V (tolerance: the rule of the first test case), on the ring of every rank and
+// a ring of one, every layout, context lengths no layout divides; and the tokens per rank equal
+// those after a real prefill of the same length (the same placement). About 1 s.
+TEST_CASE("decoding from a synthetic cache equals the fp64 model over the same keys and values", "[generation]") {
+  const model::LlamaConfig config = generation_config();
+  const uint64_t weight_seed = 5, kv_seed = 77;
+  const int new_tokens = 4;
+  auto self = mpi::ProcessGrid::self();
+  mpi::ProcessGrid ring(1, mpi::world_size());
+  for (int64_t context : {0, 1, 9, 50}) {
+    // The fp64 logits of every step, decoding the tokens 3, 1, 4, 1.
+    const std::vector<int32_t> tokens = {3, 1, 4, 1};
+    std::vector<std::vector<double>> gold;
+    {
+      model::LocalParams<double> params(config, weight_seed);
+      SyntheticCacheAttention attention(config, context, kv_seed);
+      model::CpuMatMulDouble matmul;
+      model::ReferenceTransformer<double> model(config, params, attention, matmul);
+      for (int s = 0; s < new_tokens; ++s) {
+        data::LocalBatch b;
+        b.n_sequences = 1;
+        b.n_local = 1;
+        b.tokens = {tokens[static_cast<std::size_t>(s)]};
+        b.targets = {-1};
+        b.loss_weights = {0.f};
+        b.segment_ids = {0};
+        b.positions = {static_cast<int32_t>(context + s)};
+        gold.emplace_back(static_cast<std::size_t>(config.vocab_size));
+        model.forward(b, gold.back().data());
+      }
+    }
+    for (Layout layout : {Layout::contiguous, Layout::striped, Layout::zigzag}) {
+      for (mpi::ProcessGrid* grid : {self.get(), &ring}) {
+        INFO("context " << context << ", " << layout_name(layout) << ", ring of " << grid->size());
+        auto backend = device::make_backend("cpu");
+        const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
+        train::FsdpOptions fo;
+        fo.gather_buffers = static_cast<int>(model::parameter_units(config).size());
+        train::FsdpParams params(config, *grid, exec, fo);
+        params.initialize(weight_seed);
+        infer::GeneratorOptions go;
+        go.layout = layout;
+        go.tiling = {4, 4};
+        infer::Generator gen(config, params, *grid, exec, go);
+        gen.start_synthetic(context, new_tokens, kv_seed);
+        CHECK(gen.length() == context);
+        for (int s = 0; s < new_tokens; ++s) {
+          INFO("step " << s);
+          const std::vector<float>& logits = gen.append(tokens[static_cast<std::size_t>(s)]);
+          CHECK(test::max_abs_error(logits, gold[static_cast<std::size_t>(s)]) <=
+                1e-4 * test::max_abs(gold[static_cast<std::size_t>(s)]));
+          if (s == 0) {
+            // The placement of a real prefill of the same context (and its first decode step).
+            infer::Generator real(config, params, *grid, exec, go);
+            std::vector<int32_t> prompt(static_cast<std::size_t>(context), 2);
+            prompt.push_back(tokens[0]);
+            real.start(prompt, new_tokens);
+            CHECK(gen.tokens_per_rank() == real.tokens_per_rank());
+          }
+        }
+        const auto& held = gen.tokens_per_rank();
+        CHECK(std::accumulate(held.begin(), held.end(), int64_t{0}) == context + new_tokens);
+        CHECK(gen.stats().decode_steps == new_tokens);
+        CHECK(gen.length() == context + new_tokens);
+      }
+    }
+  }
 }
