@@ -69,15 +69,7 @@ test: deps-if-debian
 	-@$(MAKE) --no-print-directory deps-if-debian DEB_PACKAGES="$(SLURM_PACKAGES)"
 	@grep -q '^RINGWORLD_TESTS:BOOL=ON' $(BUILD_DIR)/CMakeCache.txt || \
 	  { cmake -S . -B $(BUILD_DIR) -DRINGWORLD_TESTS=ON >/dev/null && cmake --build $(BUILD_DIR) -j $(JOBS); }
-	@# The GPU compile checks (when nvcc or hipcc is here) run beside the tests, niced: the tests
-	@# leave about one core of two idle (mpirun start-up, small files), which the compilers use.
-	@gpu=0; if [ -n "$(NVCC)" ] || command -v hipcc >/dev/null 2>&1; then gpu=1; \
-	  echo "test: the GPU compile checks run beside the tests (their output: $(BUILD_DIR)/test-gpu-build.log)"; \
-	  nice -n 5 $(MAKE) --no-print-directory test-gpu-build > $(BUILD_DIR)/test-gpu-build.log 2>&1 & fi; \
-	cd $(BUILD_DIR) && ctest -j $(TEST_JOBS) --output-on-failure --timeout 900; tests=$$?; \
-	gpu_status=0; if [ $$gpu = 1 ]; then wait $$!; gpu_status=$$?; \
-	  echo "== test-gpu-build (make test-gpu-build):"; tail -n 25 test-gpu-build.log; fi; \
-	[ $$tests = 0 ] && [ $$gpu_status = 0 ]
+	@bash tests/run_suite.sh $(BUILD_DIR) $(TEST_JOBS) $(if $(NVCC),1,0)
 
 bench: build
 	cmake --build $(BUILD_DIR) --target bench
