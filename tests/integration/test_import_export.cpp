@@ -710,7 +710,7 @@ TEST_CASE("import --from hf: bad input is one clear error", "[import]") {
   write_hf_dir(dir / "ok", hf_config_json(c), c, t);
   expect_clean_failure(run_tool(dir, 2, import_hf_args(dir / "ok", out)), out, "runs on one process");
   expect_clean_failure(run_tool(dir, 1, import_hf_args(dir / "ok", out) + " --config lwm-7b"), out, "--config is for --from lwm-jax");
-  expect_clean_failure(run_tool(dir, 1, "import --from gguf " + quoted(dir / "ok") + " --output " + quoted(out)), out, "--from must be hf or lwm-jax");
+  expect_clean_failure(run_tool(dir, 1, "import --from gguf " + quoted(dir / "ok") + " --output " + quoted(out)), out, "--from must be hf, lwm-jax, diffusers-vq or lwm-vqgan");
   expect_clean_failure(run_tool(dir, 1, "import --from hf " + quoted(dir / "ok")), out, "required");
   expect_clean_failure(run_tool(dir, 1, import_hf_args(dir / "missing", out)), out, "is not a directory");
   write_file((dir / "not_a_model").string(), "not a sentencepiece model");
