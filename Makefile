@@ -23,6 +23,8 @@ DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
 # JSON and CRC-32 for the run directory and metrics, msgpack for LWM's JAX checkpoints; strace for
 # the run-directory test's fsync check.
 DEB_PACKAGES += nlohmann-json3-dev strace libmsgpack-cxx-dev
+# PNG and JPEG frames for `ringworld vqgan`.
+DEB_PACKAGES += libpng-dev libjpeg-dev
 
 # Slurm and munge for the job test (tests/integration/slurm_stages.sh), installed by `make test`;
 # optional: where they cannot be installed that test is skipped, saying so.

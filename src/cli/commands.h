@@ -16,5 +16,6 @@ int run_bench(int argc, char** argv);
 int run_import(int argc, char** argv);
 int run_export(int argc, char** argv);
 int run_generate(int argc, char** argv);
+int run_vqgan(int argc, char** argv);
 
 }  // namespace rw::cli

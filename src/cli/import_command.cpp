@@ -19,6 +19,8 @@
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/data/tokenizer.h"
+#include "src/vision/vqgan_import.h"
+#include "src/vision/vqgan_weights.h"
 
 namespace po = boost::program_options;
 namespace fs = std::filesystem;
@@ -28,7 +30,47 @@ namespace {
 
 const char* kUsage =
     "usage: ringworld import --from hf DIR --output CKPT.h5 [--tokenizer FILE|none]\n"
-    "       ringworld import --from lwm-jax FILE --config lwm-7b|FILE.json|FILE.ini --output CKPT.h5 [--tokenizer FILE|none]\n";
+    "       ringworld import --from lwm-jax FILE --config lwm-7b|FILE.json|FILE.ini --output CKPT.h5 [--tokenizer FILE|none]\n"
+    "       ringworld import --from diffusers-vq DIR --output VQ.h5 [--image-size 256]\n"
+    "       ringworld import --from lwm-vqgan FILE [--config lwm|tiny|CONFIG.json] --output VQ.h5 [--image-size 256]\n";
+
+// The VQGAN importers (src/vision/vqgan_import.h): weights -> VQ.h5 (src/vision/vqgan_weights.h).
+int import_vqgan(const std::string& from, const std::string& source, const std::string& config, int64_t image_size,
+                 const std::string& output, bool quiet) {
+  try {
+    const double t0 = wall_seconds();
+    io::check_output_path(output);
+    std::unique_ptr<vision::VqganSource> src;
+    if (from == "diffusers-vq") {
+      src = vision::open_diffusers_vq(source, image_size);
+    } else {
+      vision::VqganConfig c;
+      if (config.empty() || config == "lwm" || config == "tiny" || config == "tiny-1") {
+        c = vision::VqganConfig::preset(config.empty() ? "lwm" : config);
+      } else {
+        std::ifstream in(config, std::ios::binary);
+        if (!in) throw InputError("cannot read config file '" + config + "' (lwm, tiny, tiny-1 or a VQModel config.json)");
+        c = vision::parse_diffusers_vq_config(std::string(std::istreambuf_iterator<char>(in), {}), config, image_size, nullptr);
+      }
+      if (config.empty() || config == "lwm" || image_size != 256) c.image_size = image_size;
+      src = vision::open_lwm_vqgan(source, c);
+    }
+    if (!quiet) {
+      std::printf("ringworld import: %s: %s\n", src->description().c_str(), src->config().describe().c_str());
+      for (const auto& n : src->notes()) std::printf("  %s\n", n.c_str());
+      std::fflush(stdout);
+    }
+    vision::write_vqgan_weights(output, src->config(), src->description(),
+                                [&](const vision::VqganTensor& t, float* out) { src->fetch(t, out); });
+    if (!quiet)
+      std::printf("ringworld import: wrote %s (%lld parameters, float32) in %.1f s\n", output.c_str(),
+                  static_cast<long long>(vision::vqgan_parameter_counts(src->config()).total()), wall_seconds() - t0);
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "ringworld import: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
 
 // An INI file with LlamaConfig's names (also LWM's theta, max_sequence_length, param_scan_axis).
 io::LwmModelSpec read_ini_spec(const std::string& path) {
@@ -118,13 +160,16 @@ int run_import(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
   std::string from, source, output, config, tokenizer;
   bool quiet = false;
+  int64_t image_size = 256;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")
-      ("from", po::value(&from), "hf (a Hugging Face LLaMA directory) | lwm-jax (LWM's JAX params file)")
+      ("from", po::value(&from), "hf (a Hugging Face LLaMA directory) | lwm-jax (LWM's JAX params file) | diffusers-vq (a "
+       "VQModel directory) | lwm-vqgan (LWM's vqgan file, msgpack)")
       ("source", po::value(&source), "the directory or file (also the positional argument)")
       ("output", po::value(&output), "parameter file to write (HDF5, atomic)")
       ("config", po::value(&config), "lwm-jax: lwm-7b | FILE.json | FILE.ini (what the shapes do not show)")
       ("tokenizer", po::value(&tokenizer), "SentencePiece model to record (default: tokenizer.model beside the weights; none)")
+      ("image-size", po::value(&image_size), "VQGAN: the frames' side in pixels (not in the weights; default 256, LWM's)")
       ("quiet", po::bool_switch(&quiet), "print nothing on success");
   po::positional_options_description positional;
   positional.add("source", 1);
@@ -137,7 +182,11 @@ int run_import(int argc, char** argv) {
       return 0;
     }
     if (from.empty() || source.empty() || output.empty()) throw InputError("--from, the source and --output are required");
-    if (from != "hf" && from != "lwm-jax") throw InputError("--from must be hf or lwm-jax (got '" + from + "')");
+    if (from != "hf" && from != "lwm-jax" && from != "diffusers-vq" && from != "lwm-vqgan")
+      throw InputError("--from must be hf, lwm-jax, diffusers-vq or lwm-vqgan (got '" + from + "')");
+    if (from == "diffusers-vq" && !config.empty())
+      throw InputError("--config is for --from lwm-jax and lwm-vqgan (a VQModel directory has its config.json)");
+    if (image_size < 1) throw InputError("--image-size must be positive");
     if (from == "hf" && !config.empty())
       throw InputError("--config is for --from lwm-jax (a Hugging Face directory has its config.json)");
     if (mpi::world_size() > 1)
@@ -147,6 +196,7 @@ int run_import(int argc, char** argv) {
     if (is_root) std::fprintf(stderr, "ringworld import: error: %s\n%s", e.what(), kUsage);
     return 2;
   }
+  if (from == "diffusers-vq" || from == "lwm-vqgan") return import_vqgan(from, source, config, image_size, output, quiet);
 
   try {
     const double t0 = wall_seconds();

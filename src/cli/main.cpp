@@ -30,6 +30,7 @@ const char* kUsage =
     "  import      Hugging Face (--from hf DIR) or LWM JAX (--from lwm-jax FILE) weights -> parameter file\n"
     "  export      parameter file or checkpoint -> Hugging Face directory (--to hf CKPT DIR)\n"
     "  generate    text from a model: prompt prefilled on the ring, KV cache sharded over the ranks\n"
+    "  vqgan       encode images to VQGAN codes (CODES.h5) or decode codes to PNG frames\n"
     "\n"
     "`ringworld <command> --help` describes a command's options (ckpt and eval: also per\n"
     "subcommand, e.g. `ringworld ckpt convert --help`). Options: --hidden-size and --hidden_size\n"
@@ -66,8 +67,9 @@ int main(int argc, char** argv) {
   if (command == "import") return rw::cli::run_import(argc - 1, argv + 1);
   if (command == "export") return rw::cli::run_export(argc - 1, argv + 1);
   if (command == "generate") return rw::cli::run_generate(argc - 1, argv + 1);
+  if (command == "vqgan") return rw::cli::run_vqgan(argc - 1, argv + 1);
   const std::vector<std::string> commands = {"attn", "attn-input", "train", "forward", "ckpt",
-                                             "prepare", "eval", "plan", "bench", "import", "export", "generate"};
+                                             "prepare", "eval", "plan", "bench", "import", "export", "generate", "vqgan"};
   if (is_root)
     std::fprintf(stderr, "ringworld: error: unknown command '%s'%s\n\n%s", command.c_str(),
                  rw::cli::did_you_mean(command, commands).c_str(), kUsage);

@@ -56,6 +56,7 @@
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
 #include "src/model/reference_transformer.h"
+#include "io/image_file.h"
 #include "tests/integration/integration_support.h"
 #include "tests/model_files_support.h"
 #include "tests/test_support.h"
@@ -709,7 +710,7 @@ TEST_CASE("import --from hf: bad input is one clear error", "[import]") {
   write_hf_dir(dir / "ok", hf_config_json(c), c, t);
   expect_clean_failure(run_tool(dir, 2, import_hf_args(dir / "ok", out)), out, "runs on one process");
   expect_clean_failure(run_tool(dir, 1, import_hf_args(dir / "ok", out) + " --config lwm-7b"), out, "--config is for --from lwm-jax");
-  expect_clean_failure(run_tool(dir, 1, "import --from gguf " + quoted(dir / "ok") + " --output " + quoted(out)), out, "--from must be hf or lwm-jax");
+  expect_clean_failure(run_tool(dir, 1, "import --from gguf " + quoted(dir / "ok") + " --output " + quoted(out)), out, "--from must be hf, lwm-jax, diffusers-vq or lwm-vqgan");
   expect_clean_failure(run_tool(dir, 1, "import --from hf " + quoted(dir / "ok")), out, "required");
   expect_clean_failure(run_tool(dir, 1, import_hf_args(dir / "missing", out)), out, "is not a directory");
   write_file((dir / "not_a_model").string(), "not a sentencepiece model");
@@ -1123,3 +1124,90 @@ TEST_CASE("import records tokenizer.model as prepare does; export copies it back
                        out.string() + "2", "pieces but the model's vocabulary is 37");
 }
 #endif
+
+// ---- VQGAN: import --from diffusers-vq, vqgan encode / decode (tests/fixtures/make_tiny_vqgan.py) --
+
+namespace {
+
+std::vector<int32_t> read_codes(const fs::path& path) {
+  std::vector<int32_t> codes;
+  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (file < 0) return codes;
+  const hid_t ds = H5Dopen2(file, "/codes", H5P_DEFAULT);
+  const hid_t space = H5Dget_space(ds);
+  codes.resize(static_cast<std::size_t>(H5Sget_simple_extent_npoints(space)));
+  H5Dread(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, codes.data());
+  H5Sclose(space);
+  H5Dclose(ds);
+  H5Fclose(file);
+  return codes;
+}
+
+}  // namespace
+
+// The fixture's images through the tool: codes equal PyTorch's on 1 and 2 ranks (rank r takes
+// frames r, r + 2); decoded PNGs within 1 of round((G + 1) x 127.5), G PyTorch's float64 decode
+// (the fp32 rule allows differences far below half a grey level, but a value near a rounding
+// boundary may round either way); codes out of range and a pickle are refused. 6 runs, ~2 s CPU.
+TEST_CASE("vqgan: import --from diffusers-vq, encode and decode match the PyTorch fixture", "[import][vqgan]") {
+  ScratchDir dir("vqgan_cli");
+  const fs::path fixture = fs::path(RW_FIXTURES_DIR) / "tiny_vqgan";
+  const StoredSafetensors expected = read_safetensors_file((fixture / "expected.safetensors").string());
+  std::vector<int32_t> want(expected.tensors.at("codes").bytes.size() / 4);
+  std::memcpy(want.data(), expected.tensors.at("codes").bytes.data(), want.size() * 4);
+  std::vector<double> decoded(expected.tensors.at("decoded_fp64").bytes.size() / 8);
+  std::memcpy(decoded.data(), expected.tensors.at("decoded_fp64").bytes.data(), decoded.size() * 8);
+
+  RunResult r = run_tool(dir, 1, "import --from diffusers-vq " + quoted(fixture) + " --image-size 16 --output " + quoted(dir / "vq.h5"));
+  REQUIRE(r.exit_code == 0);
+  const std::string images = quoted(fixture / "landscape.png") + " " + quoted(fixture / "portrait.jpg");
+  // Three frames on two ranks: rank 0 takes frames 0 and 2, rank 1 frame 1.
+  for (int np : {1, 2}) {
+    const fs::path out = dir / ("codes" + std::to_string(np) + ".h5");
+    r = run_tool(dir, np, "vqgan encode --weights " + quoted(dir / "vq.h5") + " --input " + images + " " +
+                              quoted(fixture / "landscape.png") + " --output " + quoted(out) + " --batch 1");
+    INFO(show(r));
+    REQUIRE(r.exit_code == 0);
+    std::vector<int32_t> three = want;
+    three.insert(three.end(), want.begin(), want.begin() + 16);
+    CHECK(read_codes(out) == three);
+  }
+  r = run_tool(dir, 2, "vqgan decode --weights " + quoted(dir / "vq.h5") + " --input " + quoted(dir / "codes2.h5") +
+                           " --output " + quoted(dir / "frames"));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  for (int f = 0; f < 3; ++f) {
+    const fs::path png = dir / "frames" / ("frame_00000" + std::to_string(f) + ".png");
+    const rw::io::RgbImage image = rw::io::read_image(png.string());
+    REQUIRE(image.width == 16);
+    REQUIRE(image.height == 16);
+    int worst = 0;
+    const int g = f == 2 ? 0 : f;  // frame 2 repeats frame 0
+    for (int c = 0; c < 3; ++c)
+      for (int i = 0; i < 256; ++i) {
+        const double x = std::min(1.0, std::max(-1.0, decoded[static_cast<std::size_t>((g * 3 + c) * 256 + i)]));
+        worst = std::max(worst, std::abs(int(image.pixels[static_cast<std::size_t>(i * 3 + c)]) - int(std::lround((x + 1) * 127.5))));
+      }
+    CHECK(worst <= 1);
+  }
+
+  // Codes out of range: one error, non-zero exit.
+  {
+    const hid_t file = H5Fopen((dir / "codes1.h5").c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    const hid_t ds = H5Dopen2(file, "/codes", H5P_DEFAULT);
+    std::vector<int32_t> codes = read_codes(dir / "codes2.h5");
+    codes[20] = 32;
+    H5Dwrite(ds, H5T_NATIVE_INT32, H5S_ALL, H5S_ALL, H5P_DEFAULT, codes.data());
+    H5Dclose(ds);
+    H5Fclose(file);
+  }
+  r = run_tool(dir, 2, "vqgan decode --weights " + quoted(dir / "vq.h5") + " --input " + quoted(dir / "codes1.h5") +
+                           " --output " + quoted(dir / "frames_bad"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.stderr_text.find("frame 1 has code 32, outside [0, 32)") != std::string::npos);
+  write_file((dir / "vqgan.pkl").string(), std::string("\x80\x04\x95", 3) + std::string(30, 'x'));
+  r = run_tool(dir, 1, "import --from lwm-vqgan " + quoted(dir / "vqgan.pkl") + " --config tiny --output " + quoted(dir / "x.h5"));
+  CHECK(r.exit_code == 1);
+  CHECK(r.stderr_text.find("is a Python pickle") != std::string::npos);
+  CHECK(!fs::exists(dir / "x.h5"));
+}

@@ -1,0 +1,22 @@
+// image_file.h: PNG and JPEG frames for the VQGAN commands, through Debian's libpng and
+// libjpeg-turbo. Reading gives 8-bit RGB whatever the file holds, as PIL's convert('RGB') does
+// for what LWM feeds it: grey replicated, palettes expanded, alpha dropped (not composited),
+// 16-bit samples narrowed by libpng (PIL may differ there, and on PNG gamma chunks); the format is told by the file's signature, not its
+// name. A file that is neither, or is damaged, is one InputError naming it. Writing: PNG, 8-bit
+// RGB, atomically (PATH.tmp renamed).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rw::io {
+
+struct RgbImage {
+  int64_t width = 0, height = 0;
+  std::vector<uint8_t> pixels;  // row-major, 3 bytes (R, G, B) per pixel
+};
+
+RgbImage read_image(const std::string& path);
+void write_png(const std::string& path, const RgbImage& image);
+
+}  // namespace rw::io
