@@ -14,6 +14,7 @@
 #include "io/input_file.h"
 #include "mpi/native.h"
 #include "mpi/runtime.h"
+#include "src/common/fatal.h"
 #include "src/common/input_error.h"
 #include "src/common/transfer_limits.h"
 
@@ -139,6 +140,19 @@ void sync_path(const std::string& path) {
   if (fd < 0) return;
   fsync(fd);
   close(fd);
+}
+
+void commit_temporary_file(const std::string& tmp, const std::string& path) {
+  sync_path(tmp);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const std::string error = "cannot rename '" + tmp + "' to '" + path + "': " + std::strerror(errno);
+    std::remove(tmp.c_str());
+    remove_cleanup_path(tmp);
+    throw InputError(error);
+  }
+  remove_cleanup_path(tmp);
+  const std::size_t slash = path.find_last_of('/');
+  sync_path(slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash)));
 }
 
 void silence_hdf5_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }

@@ -83,6 +83,11 @@ void write_file_atomically(const std::string& path, const std::function<void(H5F
 // fsync of a file or directory (best effort; used before and after an atomic rename).
 void sync_path(const std::string& path);
 
+// The last step of a one-process atomic write: the closed temporary `tmp` fsync'd and renamed
+// to `path`, then its directory fsync'd; `tmp` leaves the fatal-error cleanup list either way.
+// A failed rename removes `tmp` and throws InputError naming both.
+void commit_temporary_file(const std::string& tmp, const std::string& path);
+
 // Turns off HDF5's own error-stack printing (we print one clear line instead).
 void silence_hdf5_errors();
 

@@ -89,16 +89,7 @@ void TensorH5Writer::write_f32(const std::string& dataset, const std::vector<int
 void TensorH5Writer::finish() {
   RW_H5_CHECK(H5Fclose(file_));
   file_ = -1;
-  sync_path(tmp_);
-  if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    const std::string error = "cannot rename '" + tmp_ + "' to '" + path_ + "': " + std::strerror(errno);
-    std::remove(tmp_.c_str());
-    remove_cleanup_path(tmp_);
-    throw InputError(error);
-  }
-  remove_cleanup_path(tmp_);
-  const std::size_t slash = path_.find_last_of('/');
-  sync_path(slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash)));
+  commit_temporary_file(tmp_, path_);
 }
 
 TensorH5Reader::TensorH5Reader(const std::string& path) : path_(path) {

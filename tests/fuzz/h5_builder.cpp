@@ -271,7 +271,7 @@ std::unique_ptr<TempFile> hdf5_input(const uint8_t* data, std::size_t size, cons
   hid_t lcpl = H5Pcreate(H5P_LINK_CREATE);
   H5Pset_create_intermediate_group(lcpl, 1);
   {
-    Builder builder{id, lcpl, names};
+    Builder builder{id, lcpl, names, -1, {}};
     ByteStream in(data, size);
     builder.run(in);
   }
