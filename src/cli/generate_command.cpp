@@ -180,7 +180,12 @@ int run_generate(int argc, char** argv) {
   }
   std::vector<int32_t> generated;
   std::string printed, stop_reason = "max-new-tokens", sample_error;
-  const std::vector<float>* logits = &generator.start(chat_prompt.ids, max_new_tokens);
+  const std::vector<float>* logits = nullptr;
+  try {  // the same prompt on every rank: every rank refuses it alike, before any collective
+    logits = &generator.start(chat_prompt.ids, max_new_tokens);
+  } catch (const InputError& e) {
+    return fail(e.what());
+  }
   for (int64_t step = 0; step < max_new_tokens; ++step) {
     int32_t token = 0;
     if (is_root) {
