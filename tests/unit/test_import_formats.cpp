@@ -22,6 +22,7 @@
 #include <immintrin.h>
 #endif
 
+#include "tests/input_error_check.h"
 #include "io/float16.h"
 #include "io/hf_config.h"
 #include "io/lwm_jax_import.h"
@@ -51,23 +52,6 @@ uint32_t to_bits(float f) {
   return b;
 }
 
-// The message of the InputError `f` throws ("" if it throws none).
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-#define CHECK_ERROR(expr, needle)                                   \
-  do {                                                              \
-    const std::string message_ = error_of([&] { (void)(expr); });   \
-    INFO("error: " << message_);                                    \
-    CHECK(message_.find(needle) != std::string::npos);              \
-  } while (0)
 
 }  // namespace
 

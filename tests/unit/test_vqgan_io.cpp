@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/input_error_check.h"
 #include "device/backend.h"
 #include "io/image_file.h"
 #include "io/tensor_h5.h"
@@ -50,22 +51,6 @@ namespace {
 
 const fs::path kFixture = fs::path(RW_FIXTURES_DIR) / "tiny_vqgan";
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const InputError& e) {
-    return e.what();
-  }
-  return "";
-}
-
-#define CHECK_ERROR(expr, needle)                                 \
-  do {                                                            \
-    const std::string message_ = error_of([&] { (void)(expr); }); \
-    INFO("error: " << message_);                                  \
-    CHECK(message_.find(needle) != std::string::npos);            \
-  } while (0)
 
 struct Scratch {
   fs::path path;
