@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # demo_mini.sh RINGWORLD_BINARY: the main job (jobs/demo.sh) end to end on its miniature config
 # (jobs/demo-mini.ini: 64 -> 128 -> 256 tokens, a few steps): every stage trained with a
-# checkpoint, every evaluation CSV complete; run again it reuses everything; a changed config
-# starts over with the old run moved aside; a failing stage fails the job. Seconds.
+# checkpoint, every evaluation CSV complete with its number of documents per cell; run again it
+# reuses everything; a changed config starts over with the old run moved aside; a failing stage
+# fails the job. Seconds.
 set -euo pipefail
 bin=$(realpath "$1")
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -10,18 +11,20 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "demo_mini: FAIL: $*" >&2; exit 1; }
 demo() {  # demo CONFIG LOG
-  DEMO_CONFIG=$1 DEMO_RUN_DIR=$tmp/run DEMO_TRIALS=2 bash "$root/jobs/demo.sh" "$bin" > "$2" 2>&1
+  DEMO_CONFIG=$1 DEMO_RUN_DIR=$tmp/run DEMO_TRIALS=2 DEMO_TRIALS_BETWEEN=1 bash "$root/jobs/demo.sh" "$bin" > "$2" 2>&1
 }
 stages=(64 128 256)
 check_run() {
   for s in "${stages[@]}"; do
     [ -f "$tmp/run/ckpt-$s-final.h5" ] || fail "no checkpoint for stage $s"
+    n=1  # documents per cell: DEMO_TRIALS_BETWEEN after the earlier stages, DEMO_TRIALS after the last
+    [ "$s" = "${stages[-1]}" ] && n=2
     csv=$tmp/run/needle-$s.csv
     [ -f "$csv" ] || fail "no $csv"
     [ "$(head -1 "$csv")" = "length,depth,trials,correct,accuracy" ] || fail "$csv: bad header"
     for l in 64 128 256; do
       for d in 0 25 50 75 100; do
-        grep -Eq "^$l,$d,2,[0-2],[0-9.e-]+\$" "$csv" || fail "$csv: no cell length $l depth $d"
+        grep -Eq "^$l,$d,$n,[0-$n],[0-9.e-]+\$" "$csv" || fail "$csv: no cell length $l depth $d"
       done
     done
     [ "$(wc -l < "$csv")" -eq 16 ] || fail "$csv: expected 15 cells"
