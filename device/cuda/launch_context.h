@@ -29,6 +29,8 @@ struct LaunchContext {
                                    // fp32 tolerances assume full fp32)
   bool attn_fused = false;         // bf16 attention forward by the fused kernel (P rounded to bf16
                                    // before P V, as FlashAttention does: opt-in, see attention_fused.cu)
+  bool attn_bwd_fused = false;     // bf16 attention backward by the fused kernels (P and dS rounded to
+                                   // bf16 before their products: opt-in, see attention_fused_bwd.cu)
 };
 
 // RINGWORLD_GPU_ATTN_FWD = reference (default) | fused: the attention forward the GPU backends
@@ -39,6 +41,15 @@ inline bool attn_fused_from_environment() {
   if (value.empty() || value == "reference") return false;
   if (value == "fused") return true;
   throw InputError("RINGWORLD_GPU_ATTN_FWD='" + value + "': expected reference or fused");
+}
+
+// RINGWORLD_GPU_ATTN_BWD = reference (default) | fused: the same choice for the backward.
+inline bool attn_bwd_fused_from_environment() {
+  const char* text = std::getenv("RINGWORLD_GPU_ATTN_BWD");
+  const std::string value = text ? text : "";
+  if (value.empty() || value == "reference") return false;
+  if (value == "fused") return true;
+  throw InputError("RINGWORLD_GPU_ATTN_BWD='" + value + "': expected reference or fused");
 }
 
 }  // namespace rw::device::gpu
