@@ -27,6 +27,7 @@
 #include "device/attention_mask.h"
 #include "device/backend.h"
 #include "device/cuda/barrier_tags.h"
+#include "src/common/input_error.h"
 #include "tests/gpu/fused_attention_support.h"
 #include "tests/test_support.h"
 #include "tests/unit/backends_under_test.h"
@@ -256,6 +257,22 @@ TEST_CASE("dropping the fused backward's tile barrier gives a wrong answer", "[s
     // Threads read the streamed tiles before their partners wrote them (NaN at block start, or
     // the previous tile): some gradient is wrong (or NaN, which fails the comparison).
     CHECK(!(e.dq <= e.dq_tol && e.dk <= e.dk_tol && e.dv <= e.dv_tol));
+  }
+}
+#endif
+
+#if RW_TEST_HAVE_SIMT_EMU
+TEST_CASE("an unknown RINGWORLD_GPU_ATTN_FWD / _BWD value is one clear error", "[fused]") {
+  for (const char* variable : {"RINGWORLD_GPU_ATTN_FWD", "RINGWORLD_GPU_ATTN_BWD"}) {
+    INFO(variable);
+    const test::ScopedEnv bad(variable, "fast");
+    try {
+      create_backend("cuda-emu");
+      FAIL("no error");
+    } catch (const InputError& e) {
+      CHECK_THAT(e.what(), Catch::Contains(std::string(variable) + "='fast'") &&
+                               Catch::Contains("expected reference or fused"));
+    }
   }
 }
 #endif
