@@ -10,6 +10,7 @@ enum BarrierTag : int {
   kBarrierGemmTileLoaded = 1,    // kernels/gemm.cu: the A/B tiles are in shared memory
   kBarrierGemmTileConsumed = 2,  // kernels/gemm.cu: every thread is done with the tiles
   kBarrierReduceScratch = 3,     // simt.h block_sum: the warps' partial sums are in shared memory
+  kBarrierAttnBwdTileLoaded = 4,  // kernels/attention_fused_bwd.cu: the streamed Q/dO or K/V tile is in shared memory
 };
 
 }  // namespace rw::device::gpu

@@ -151,6 +151,7 @@ class GpuBackend final : public Backend {
     RW_GPU_CHECK(cudaSetDevice(device_));
     tf32_ = env_long("RINGWORLD_GPU_TF32", 0, 0, 1) == 1;
     attn_fused_ = attn_fused_from_environment();
+    attn_bwd_fused_ = attn_bwd_fused_from_environment();
 #if RW_GPU_HAVE_BLAS
     cublasHandle_t handle = nullptr;
     RW_CHECK(cublasCreate(&handle) == CUBLAS_STATUS_SUCCESS,
@@ -202,7 +203,8 @@ class GpuBackend final : public Backend {
            RW_GPU_COMPUTE_UNITS_NAME + ", " + memory + "); GEMMs by " +
            (RW_GPU_HAVE_BLAS ? std::string(RW_GPU_BLAS_NAME) + (tf32_ ? " (fp32 on TF32 tensor cores)" : "")
                              : std::string("the own tiled kernel")) +
-           "; attention forward " + (attn_fused_ ? "fused for bf16" : "by the reference path");
+           "; attention forward " + (attn_fused_ ? "fused for bf16" : "by the reference path") + ", backward " +
+           (attn_bwd_fused_ ? "fused for bf16" : "by the reference path");
   }
   // TF32 GEMMs are outside the contract's fp32 tolerances: said in every run header.
   std::string configuration_warning() const override {
@@ -278,6 +280,7 @@ class GpuBackend final : public Backend {
     ctx.blas = blas_;
     ctx.tf32 = tf32_;
     ctx.attn_fused = attn_fused_;
+    ctx.attn_bwd_fused = attn_bwd_fused_;
     run_kernel(call, ctx);
   }
 
@@ -296,6 +299,7 @@ class GpuBackend final : public Backend {
   std::string device_basis_;
   bool tf32_ = false;
   bool attn_fused_ = false;
+  bool attn_bwd_fused_ = false;
   void* blas_ = nullptr;
   Capabilities capabilities_;
   StreamSet streams_;

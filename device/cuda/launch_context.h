@@ -29,16 +29,25 @@ struct LaunchContext {
                                    // fp32 tolerances assume full fp32)
   bool attn_fused = false;         // bf16 attention forward by the fused kernel (P rounded to bf16
                                    // before P V, as FlashAttention does: opt-in, see attention_fused.cu)
+  bool attn_bwd_fused = false;     // bf16 attention backward by the fused kernels (P and dS rounded to
+                                   // bf16 before their products: opt-in, see attention_fused_bwd.cu)
 };
 
-// RINGWORLD_GPU_ATTN_FWD = reference (default) | fused: the attention forward the GPU backends
-// (and their emulation) run for bf16 steps with head_dim 64 or 128. InputError on another value.
-inline bool attn_fused_from_environment() {
-  const char* text = std::getenv("RINGWORLD_GPU_ATTN_FWD");
+// A kernel choice from the environment: `variable` = reference (default, also when unset or
+// empty) | fused; true for fused. InputError naming the variable on another value.
+inline bool fused_choice_from_environment(const char* variable) {
+  const char* text = std::getenv(variable);
   const std::string value = text ? text : "";
   if (value.empty() || value == "reference") return false;
   if (value == "fused") return true;
-  throw InputError("RINGWORLD_GPU_ATTN_FWD='" + value + "': expected reference or fused");
+  throw InputError(std::string(variable) + "='" + value + "': expected reference or fused");
 }
+
+// RINGWORLD_GPU_ATTN_FWD = reference (default) | fused: the attention forward the GPU backends
+// (and their emulation) run for bf16 steps with head_dim 64 or 128.
+inline bool attn_fused_from_environment() { return fused_choice_from_environment("RINGWORLD_GPU_ATTN_FWD"); }
+
+// RINGWORLD_GPU_ATTN_BWD = reference (default) | fused: the same choice for the backward.
+inline bool attn_bwd_fused_from_environment() { return fused_choice_from_environment("RINGWORLD_GPU_ATTN_BWD"); }
 
 }  // namespace rw::device::gpu

@@ -26,6 +26,14 @@
 #define RW_HD __host__ __device__
 #endif
 
+// Asks the device compiler to unroll the next loop wholly (its trip count a constant), so that
+// register arrays indexed by its variable stay in registers; nothing under the emulation.
+#if defined(RW_SIMT_EMU)
+#define RW_UNROLL
+#else
+#define RW_UNROLL _Pragma("unroll")
+#endif
+
 // Checks a CUDA/HIP runtime call (evaluated once); on failure ends the job naming the call,
 // file, line and the error (src/common/fatal.h).
 #define RW_GPU_CHECK(call)                                                                                    \

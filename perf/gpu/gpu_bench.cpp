@@ -7,7 +7,8 @@
 //   attention  one sequence of N tokens (8K, 16K, 32K), head_dim 64/128, heads = hidden / d
 //              (hidden 2048, as FlashAttention's benchmarks), causal and not, bf16 and fp32
 //              storage: the forward step, and forward + row_dot + backward, by the reference path
-//              (attn-ref); and for bf16 the fused forward (attn-fused, RINGWORLD_GPU_ATTN_FWD=fused)
+//              (attn-ref); and for bf16 the fused kernels (attn-fused: RINGWORLD_GPU_ATTN_FWD=fused and
+//              RINGWORLD_GPU_ATTN_BWD=fused, forward and forward + row_dot + fused backward)
 //
 // FLOPs: GEMM 2 m n k; attention forward 4 n^2 d heads (halved when causal: what an ideal
 // kernel computes; a kernel that does not skip masked tiles shows half its speed there), forward
@@ -286,8 +287,9 @@ struct AttnInputs {
         dout(dt, static_cast<std::size_t>(n_max_) * heads_ * d_, 24) {}
 };
 
-// fused: `be` runs the fused forward (RINGWORLD_GPU_ATTN_FWD=fused): forward rows only, checked
-// with the bf16-probability term added to the tolerance (u_bf16 on sum p |v| / l).
+// fused: `be` runs the fused forward and backward (RINGWORLD_GPU_ATTN_FWD / _BWD=fused), checked
+// with the bf16 rounding of P (forward, dV) and dS (dQ, dK) added to the tolerance: u_bf16 on the
+// same sums of magnitudes (sum p |v| / l; sum p |dout|; sum p (|dp| + |delta|) scale |k or q|).
 std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool causal, int iters, bool fused) {
   const DType dt = in.q.dtype;
   const int heads = in.heads, d = in.d;
@@ -332,7 +334,7 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
   };
   const double fwd_flops = 4.0 * n * double(n) * d * heads * (causal ? 0.5 : 1.0);
   std::vector<Row> result;
-  for (int pass = 0; pass < (fused ? 1 : 2); ++pass) {
+  for (int pass = 0; pass < 2; ++pass) {
     const std::function<void()> call =
         pass == 0 ? std::function<void()>(forward) : std::function<void()>(forward_backward);
     call();  // warm-up
@@ -373,6 +375,7 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
   };
   auto visible = [&](int i, int j) { return !causal || j <= i; };
   const double tol_units = (2.0 * n + (d + 2) * (std::sqrt(double(d)) + 2.0 * d) + 20) * kU32;
+  const double bwd_units = tol_units + (fused ? kUbf16 : 0.0);
   Check fwd_check, bwd_check;
   const int sample_rows[] = {0, n / 3, (2 * n) / 3, n - 1};
   const int sample_heads[] = {0, heads - 1};
@@ -399,7 +402,6 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
       for (int dd = 0; dd < d; ++dd)
         fwd_check.add(h_out[(static_cast<std::size_t>(i) * heads + h) * d + dd], o[dd],
                       (tol_units + (fused ? kUbf16 : 0.0)) * o_abs[dd]);
-      if (fused) continue;  // no backward ran
       // Backward: dq row i, from the kernel's lse and delta: dq = scale sum_j p (dp - delta) k_j.
       const double klse = h_lse[r_index], kdelta = h_delta[r_index];
       std::fill(o.begin(), o.end(), 0.0);
@@ -416,7 +418,7 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
         }
       }
       for (int dd = 0; dd < d; ++dd)
-        bwd_check.add(h_dq[(static_cast<std::size_t>(i) * heads + h) * d + dd], o[dd], tol_units * o_abs[dd]);
+        bwd_check.add(h_dq[(static_cast<std::size_t>(i) * heads + h) * d + dd], o[dd], bwd_units * o_abs[dd]);
       // dk and dv of key row j = i: sums over the query rows that see it.
       const int j = i;
       std::vector<double> gk(static_cast<std::size_t>(d), 0.0), gv(static_cast<std::size_t>(d), 0.0),
@@ -437,18 +439,16 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
       }
       for (int dd = 0; dd < d; ++dd) {
         const std::size_t e = (static_cast<std::size_t>(j) * heads + h) * d + dd;
-        bwd_check.add(h_dk[e], gk[dd], tol_units * sk[dd]);
-        bwd_check.add(h_dv[e], gv[dd], tol_units * sv[dd]);
+        bwd_check.add(h_dk[e], gk[dd], bwd_units * sk[dd]);
+        bwd_check.add(h_dv[e], gv[dd], bwd_units * sv[dd]);
       }
     }
   result[0].checked = fwd_check.checked;
   result[0].wrong = fwd_check.wrong;
   result[0].worst_ratio = fwd_check.worst;
-  if (!fused) {
-    result[1].checked = fwd_check.checked + bwd_check.checked;
-    result[1].wrong = fwd_check.wrong + bwd_check.wrong;
-    result[1].worst_ratio = std::max(fwd_check.worst, bwd_check.worst);
-  }
+  result[1].checked = fwd_check.checked + bwd_check.checked;
+  result[1].wrong = fwd_check.wrong + bwd_check.wrong;
+  result[1].worst_ratio = std::max(fwd_check.worst, bwd_check.worst);
   for (void* ptr : {q, k, v, dout}) be.release(ptr);
   return result;
 }
@@ -498,17 +498,24 @@ int main(int argc, char** argv) {
       return 77;
     }
     auto be = create_backend(o.backend);
-    std::unique_ptr<Backend> be_fused;  // the same backend with the fused attention forward
+    std::unique_ptr<Backend> be_fused;  // the same backend with the fused attention forward and backward
     {
-      const char* old = std::getenv("RINGWORLD_GPU_ATTN_FWD");
-      const std::string saved = old ? old : "";
-      setenv("RINGWORLD_GPU_ATTN_FWD", "fused", 1);
+      const char* names[] = {"RINGWORLD_GPU_ATTN_FWD", "RINGWORLD_GPU_ATTN_BWD"};
+      std::string saved[2];
+      bool had[2];
+      for (int i = 0; i < 2; ++i) {
+        const char* old = std::getenv(names[i]);
+        had[i] = old != nullptr;
+        saved[i] = old ? old : "";
+        setenv(names[i], "fused", 1);
+      }
       if (o.backend == "cuda" || o.backend == "hip" || o.backend == "cuda-emu" || o.backend == "hip-emu")
         be_fused = create_backend(o.backend);
-      if (old)
-        setenv("RINGWORLD_GPU_ATTN_FWD", saved.c_str(), 1);
-      else
-        unsetenv("RINGWORLD_GPU_ATTN_FWD");
+      for (int i = 0; i < 2; ++i)
+        if (had[i])
+          setenv(names[i], saved[i].c_str(), 1);
+        else
+          unsetenv(names[i]);
     }
     std::printf("# gpu_bench on %s%s\n", o.backend.c_str(), o.quick ? " (--quick: smoke-test sizes)" : "");
     std::printf("# flops: gemm 2mnk; attention fwd 4 n^2 d heads (x0.5 causal), fwd+bwd = 3.5 x fwd\n");

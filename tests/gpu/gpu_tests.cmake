@@ -2,7 +2,7 @@
 # tests/CMakeLists.txt.
 #
 #   gpu_emu            the SIMT emulation itself (test_simt_emu.cpp), the matrix-core tile wrapper
-#                      and the fused attention forward on cuda-emu / hip-emu; a few seconds
+#                      and the fused attention forward and backward on cuda-emu / hip-emu; a few seconds
 #   device_gpu_emu     the backend conformance and stream tests on cuda-emu (warp 32) and hip-emu
 #                      (warp 64): every GPU kernel against the fp64 reference, fp32 and bf16
 #   gpu_cuda, gpu_hip  the same on the real backends; skipped (77, one line) without a device
@@ -18,6 +18,7 @@ if(RINGWORLD_HAVE_GPU_EMU)
     target_compile_options(emu_test_kernels_w${warp} PRIVATE ${RINGWORLD_CXX_WARNINGS} -Werror)
   endforeach()
   add_executable(test_gpu_emu ${CMAKE_CURRENT_LIST_DIR}/test_simt_emu.cpp ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention.cpp
+                 ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention_bwd.cpp
                  $<TARGET_OBJECTS:emu_test_kernels_w32> $<TARGET_OBJECTS:emu_test_kernels_w64> $<TARGET_OBJECTS:catch_main>)
   target_link_libraries(test_gpu_emu PRIVATE ringworld_device Catch2::Catch2)
   target_compile_definitions(test_gpu_emu PRIVATE RW_TEST_HAVE_SIMT_EMU=1)
@@ -35,7 +36,8 @@ foreach(vendor cuda hip)
     add_executable(test_gpu_${vendor} ${CMAKE_CURRENT_LIST_DIR}/gpu_test_main.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/../unit/test_backend_conformance.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/../unit/test_backend_streams.cpp
-                   ${CMAKE_CURRENT_LIST_DIR}/test_mma_gpu.cpp ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention.cpp)
+                   ${CMAKE_CURRENT_LIST_DIR}/test_mma_gpu.cpp ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention.cpp
+                   ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention_bwd.cpp)
     if(vendor STREQUAL "cuda")
       set(rw_test_warp 32)
     else()

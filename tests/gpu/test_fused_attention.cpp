@@ -22,6 +22,7 @@
 #include "device/attention_builder.h"
 #include "device/attention_mask.h"
 #include "device/backend.h"
+#include "tests/gpu/fused_attention_support.h"
 #include "tests/test_support.h"
 #include "tests/unit/backends_under_test.h"
 #if RW_TEST_HAVE_SIMT_EMU
@@ -30,14 +31,13 @@
 
 using namespace rw;
 using namespace rw::device;
+using rw::test::download_f32;
+using rw::test::is_gpu_kind;
+using rw::test::round_bf16;
+using rw::test::ScopedEnv;
+using rw::test::upload_bf16;
 
 namespace {
-
-bool is_gpu_kind(const std::string& name) {
-  return name == "cuda" || name == "hip" || name == "cuda-emu" || name == "hip-emu";
-}
-
-float round_bf16(float x) { return float_from_bf16(bf16_from_float(x)); }
 
 // Forward of all keys for every query row, T arithmetic; bf16_probabilities: P rounded to bf16
 // before P V. out [b, n_q, h, d], lse [b, h, n_q].
@@ -80,35 +80,6 @@ void naive_forward(const AttnShape& s, const AttnMaskArgs& m, const std::vector<
         lse[(static_cast<std::size_t>(b) * s.heads + h) * s.n_q + i] = mx + std::log(l);
       }
 }
-
-std::vector<float> download_f32(Backend& be, const DeviceArray<float>& a) {
-  std::vector<float> host(a.size());
-  a.download(host.data());
-  return host;
-}
-
-void upload_bf16(DeviceArray<bf16_t>& dst, const std::vector<float>& values) {
-  std::vector<bf16_t> bits(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i) bits[i] = bf16_from_float(values[i]);
-  dst.upload(bits.data());
-}
-
-struct ScopedEnv {
-  std::string name, old;
-  bool had;
-  ScopedEnv(const char* n, const char* value) : name(n) {
-    const char* o = std::getenv(n);
-    had = o != nullptr;
-    if (had) old = o;
-    setenv(n, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had)
-      setenv(name.c_str(), old.c_str(), 1);
-    else
-      unsetenv(name.c_str());
-  }
-};
 
 void run_case(const std::string& backend_name, int head_dim, bool causal) {
   const int batch = 2, n_q = 100, n_k = 150, heads = 4, kv_heads = 2, split = 70;
@@ -187,7 +158,7 @@ void run_case(const std::string& backend_name, int head_dim, bool causal) {
     CHECK(rw::simt::emu::counters().launches - launches == 1);  // one fused kernel, not the reference path
 #endif
   }
-  const std::vector<float> got_out = download_f32(*be, out), got_lse = download_f32(*be, lse);
+  const std::vector<float> got_out = download_f32(out), got_lse = download_f32(lse);
   CHECK(test::max_abs_error(got_out, gold_out) <= test::tolerance(naive_out, gold_out));
   CHECK(test::max_abs_error(got_lse, gold_lse) <= test::tolerance(naive_lse, gold_lse));
   INFO("out error " << test::max_abs_error(got_out, gold_out) << ", tolerance "

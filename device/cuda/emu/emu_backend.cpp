@@ -52,10 +52,12 @@ std::unique_ptr<Backend> make_emulated(const char* name, int warp_size, Runner r
   options.kernels_description = "the GPU kernels (device/cuda/) under the SIMT emulation, warp size " +
                                 std::to_string(warp_size) + ", GEMM by the own tiled kernel, one block at a time";
   const bool attn_fused = gpu::attn_fused_from_environment();
-  options.run_kernel = [runner, attn_fused](KernelCall& call) {
+  const bool attn_bwd_fused = gpu::attn_bwd_fused_from_environment();
+  options.run_kernel = [runner, attn_fused, attn_bwd_fused](KernelCall& call) {
     gpu::LaunchContext ctx;
     ctx.workspace = &tl_workspace;
     ctx.attn_fused = attn_fused;
+    ctx.attn_bwd_fused = attn_bwd_fused;
     runner(call, ctx);
   };
   return std::make_unique<SimGpuBackend>(options);

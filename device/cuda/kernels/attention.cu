@@ -361,6 +361,7 @@ void run(AttnFwdStepArgs& a, const LaunchContext& ctx) {
 void run(AttnBwdStepArgs& a, const LaunchContext& ctx) {
   const AttnShape& s = a.shape;
   if (s.batch == 0 || s.n_q == 0 || s.n_k == 0) return;
+  if (attn_bwd_fused_applies(a, ctx)) return attn_bwd_fused(a, ctx);
   const Chunks ch = choose_chunks(s, a.tiling);
   const int group = s.heads / s.kv_heads;
   const int64_t bh = static_cast<int64_t>(s.batch) * s.heads;

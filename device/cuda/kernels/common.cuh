@@ -114,8 +114,8 @@ void gemm(const GemmDesc& g, const LaunchContext& ctx);
 void gemm_tiled(const GemmDesc& g, const LaunchContext& ctx);
 void run(GemmArgs& a, const LaunchContext& ctx);
 
-// attention.cu (the reference path; the forward hands bf16 steps to the fused kernel when
-// attn_fwd_fused_applies)
+// attention.cu (the reference path; the forward and backward hand bf16 steps to the fused
+// kernels when attn_fwd_fused_applies / attn_bwd_fused_applies)
 void run(AttnFwdStepArgs& a, const LaunchContext& ctx);
 void run(AttnBwdStepArgs& a, const LaunchContext& ctx);
 void run(AttnRowDotArgs& a, const LaunchContext& ctx);
@@ -124,5 +124,9 @@ void run(AttnMergeArgs& a, const LaunchContext& ctx);
 // attention_fused.cu: bf16 q/k/v, head_dim 64 or 128, when ctx.attn_fused.
 bool attn_fwd_fused_applies(const AttnFwdStepArgs& a, const LaunchContext& ctx);
 void attn_fwd_fused(const AttnFwdStepArgs& a, const LaunchContext& ctx);
+
+// attention_fused_bwd.cu: bf16 q/k/v/dout, head_dim 64 or 128, when ctx.attn_bwd_fused.
+bool attn_bwd_fused_applies(const AttnBwdStepArgs& a, const LaunchContext& ctx);
+void attn_bwd_fused(const AttnBwdStepArgs& a, const LaunchContext& ctx);
 
 }  // namespace rw::device::gpu::RW_GPU_NS
