@@ -314,7 +314,16 @@ int run_plan(int argc, char** argv) {
       po::parsed_options parsed = parse_config_file(config_file, all);
       // Training keys the planner does not need (lr, steps, ...) are unregistered here and
       // skipped; [stage.NAME] sections give seq-len and global-batch-tokens per stage.
+      const std::vector<std::string> train_keys = train_config_keys();
       for (const auto& o : parsed.options) {
+        if (o.unregistered && o.string_key.rfind("stage.", 0) != 0 &&
+            std::none_of(train_keys.begin(), train_keys.end(),
+                         [&](const std::string& k) { return spelling_key(k) == spelling_key(o.string_key); })) {
+          std::vector<std::string> known = train_keys;
+          for (const std::string& k : option_names(all)) known.push_back(k);
+          throw InputError("config file '" + config_file + "': unknown option '" + o.string_key + "'" +
+                           did_you_mean(o.string_key, known));
+        }
         if (!o.unregistered || o.string_key.rfind("stage.", 0) != 0 || o.value.empty()) continue;
         const std::size_t dot = o.string_key.find('.', 6);
         if (dot == std::string::npos) continue;

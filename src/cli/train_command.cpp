@@ -80,13 +80,10 @@ void print_slurm_line(const std::string& run_dir, bool slurm_default_run_dir) {
   std::fflush(stdout);
 }
 
-}  // namespace
-
-int run_train(int argc, char** argv) {
-  const bool is_root = mpi::world_rank() == 0;
-  train::RunPlan plan;  // the options below write here (build_plan resets it for each plan it builds)
-  train::StageSpec cli_stage;
-  std::string config_file, resume_dir;
+// Every option of train (the command line and INI keys), bound to plan, cli_stage and the two
+// strings; visible: the ones --help shows.
+void add_train_options(po::options_description& all, po::options_description& visible, train::RunPlan& plan,
+                       train::StageSpec& cli_stage, std::string& config_file, std::string& resume_dir) {
   po::options_description general("run"), stage_opts("stage (without [stage.*] sections)"),
       model_opts("model (Hugging Face LlamaConfig names override the preset)");
   general.add_options()
@@ -149,9 +146,29 @@ int run_train(int argc, char** argv) {
   po::options_description hidden;
   hidden.add_options()("run-id", po::value(&plan.run_id), "")  // run.ini's, never typed
       ("val-data-checksum", po::value(&plan.val_data_checksum), "");
-  po::options_description all, visible;
   all.add(general).add(run_dir_opts).add(stage_opts).add(model_opts).add(hidden);
   visible.add(general).add(run_dir_opts).add(stage_opts).add(model_opts);
+
+}
+
+}  // namespace
+
+std::vector<std::string> train_config_keys() {
+  train::RunPlan plan;
+  train::StageSpec stage;
+  std::string config_file, resume_dir;
+  po::options_description all, visible;
+  add_train_options(all, visible, plan, stage, config_file, resume_dir);
+  return option_names(all);
+}
+
+int run_train(int argc, char** argv) {
+  const bool is_root = mpi::world_rank() == 0;
+  train::RunPlan plan;  // the options below write here (build_plan resets it for each plan it builds)
+  train::StageSpec cli_stage;
+  std::string config_file, resume_dir;
+  po::options_description all, visible;
+  add_train_options(all, visible, plan, cli_stage, config_file, resume_dir);
 
   // The command line alone first: help, --resume, --config.
   po::parsed_options cli(&all);

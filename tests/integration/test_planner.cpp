@@ -271,6 +271,17 @@ TEST_CASE("plan: bad options end with one message and a non-zero exit", "[planne
     INFO(cases[i].args);
     expect_clean_failure(r, nothing, cases[i].needle);
   }
+  // A key of the config file that neither train nor plan knows (it was silently ignored, so a
+  // typo planned the preset's model); train's own keys (lr, steps, ...) stay accepted.
+  const fs::path typo = dir / "typo.ini";
+  std::ofstream(typo) << "model = tiny\nlr = 1e-3\nhidden_sise = 256\n[stage.a]\nseq-len = 512\nsteps = 3\n";
+  expect_clean_failure(run_plan("--model " + quoted(typo) + " --ranks 2", dir / "t.out", dir / "t.err"), nothing,
+                       "unknown option 'hidden_sise'; did you mean 'hidden_size'?");
+  const fs::path fine = dir / "fine.ini";
+  std::ofstream(fine) << "model = tiny\nlr = 1e-3\nhidden_size = 256\nkeep-last = 1\n[stage.a]\nseq-len = 512\nsteps = 3\n";
+  const RunResult ok = run_plan("--model " + quoted(fine) + " --ranks 2", dir / "f.out", dir / "f.err");
+  INFO(show(ok));
+  CHECK(ok.exit_code == 0);
 }
 
 TEST_CASE("plan --inference: LWM-Text-1M at 1M tokens: 512 GiB of bf16 KV cache, the ring that holds it, exit status", "[planner]") {
