@@ -1220,7 +1220,8 @@ TEST_CASE("vqgan: import --from diffusers-vq, encode and decode match the PyTorc
 // id 256 + v, <eof> 288, <eov> 289, vision vocabulary 256 (32 + 2 rounded up to 256). The
 // expected documents are assembled here from the rule (vision_sequence.h), token by token. The
 // same dataset from --codes (read collectively on 2 ranks). Bad input: a missing image, a bad
-// record, frames of different sizes, neither --vqgan nor --codes. 12 runs, ~2 s CPU.
+// record, frames of different sizes, neither --vqgan nor --codes, a text file given to vqgan
+// encode. 15 runs, ~6 s CPU (the wall time is mpirun start-up: ~40 s under load).
 TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes", "[import][vqgan][vision]") {
   ScratchDir dir("vision_prepare");
   const fs::path fixture = fs::path(RW_FIXTURES_DIR) / "tiny_vqgan";
@@ -1334,6 +1335,10 @@ TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes",
   fs::copy_file(dir / "portrait.jpg", dir / "mixed" / "f1.jpg");
   bad("{\"video\": \"mixed\"}", "is 20 x 26; the video's first frame");
   expect_clean_failure(run_tool(dir, 1, "prepare" + records + " --output " + quoted(out)), out, "--vision needs --vqgan VQ.h5 or --codes");
+  // vqgan encode: a file that is neither an image nor a video.
+  write_file((dir / "notes.txt").string(), "just text\n");
+  expect_clean_failure(run_tool(dir, 2, "vqgan encode" + vq + " --input " + quoted(dir / "notes.txt") + " --output " + quoted(out)), out,
+                       "notes.txt' is not a video libavformat can read");
   write_file((dir / "other.jsonl").string(), "{\"images\": [\"other.png\"]}\n");
   fs::copy_file(dir / "landscape.png", dir / "other.png");
   expect_clean_failure(run_tool(dir, 1, "prepare --vision --tokenizer byte --input " + quoted(dir / "other.jsonl") + " --codes " +

@@ -3,13 +3,15 @@
 // frames and <eov> after the last, the "<vision>"/"</vision>" pieces around each block, both
 // orders with LWM's loss mask (condition 0, the rest and EOS 1, BOS 0), the vision mask implied
 // by the id (>= text vocabulary) covering exactly codes, <eof> and <eov>; LWM's uniform frame
-// choice (np.linspace(...).astype(int)). The expected sequences are assembled here token by
+// choice (np.linspace(...).astype(int)); prepare --vision's .jsonl records (src/data/
+// vision_record.h) and their errors. The expected sequences are assembled here token by
 // token from the rules, not by the functions under test. Milliseconds.
 #include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <numeric>
 
+#include "src/data/vision_record.h"
 #include "src/vision/vision_sequence.h"
 #include "tests/input_error_check.h"
 
@@ -151,4 +153,31 @@ TEST_CASE("uniform frame choice is NumPy's linspace(0, n - 1, k).astype(int)", "
         if (i) CHECK(idx[i] > idx[i - 1]);
       }
     }
+}
+
+TEST_CASE("vision records: fields, defaults and one clear error each", "[vision]") {
+  using data::parse_vision_record;
+  const data::VisionRecord a = parse_vision_record(R"({"text": "a cat", "images": ["x.png", "y.jpg"], "task": "generate", "id": 7})", "f:1");
+  CHECK(a.text == "a cat");
+  CHECK(a.images == std::vector<std::string>{"x.png", "y.jpg"});
+  CHECK(a.video.empty());
+  CHECK(a.task == "generate");
+  const data::VisionRecord b = parse_vision_record(R"({"video": "clips/ball.mp4", "fps": 2.5, "max_frames": 8})", "f:2");
+  CHECK(b.text.empty());
+  CHECK(b.video == "clips/ball.mp4");
+  CHECK(b.fps == 2.5);
+  CHECK(b.max_frames == 8);
+  CHECK(b.task.empty());
+  CHECK_ERROR(parse_vision_record("{\"text\": \"x\"", "f:3"), "f:3: not valid JSON");
+  CHECK_ERROR(parse_vision_record("[1]", "f:3"), "f:3: not a JSON object");
+  CHECK_ERROR(parse_vision_record(R"({"text": "x"})", "f:3"), "neither \"images\" nor \"video\"");
+  CHECK_ERROR(parse_vision_record(R"({"images": ["a.png"], "video": "v.mp4"})", "f:3"), "not both");
+  CHECK_ERROR(parse_vision_record(R"({"images": []})", "f:3"), "\"images\" is empty");
+  CHECK_ERROR(parse_vision_record(R"({"images": "a.png"})", "f:3"), "array of paths");
+  CHECK_ERROR(parse_vision_record(R"({"images": ["a.png", 3]})", "f:3"), "non-empty path strings");
+  CHECK_ERROR(parse_vision_record(R"({"video": "v.mp4", "fps": 0})", "f:3"), "\"fps\" must be a number in (0, 1000]");
+  CHECK_ERROR(parse_vision_record(R"({"video": "v.mp4", "max_frames": 1.5})", "f:3"), "positive integer");
+  CHECK_ERROR(parse_vision_record(R"({"images": ["a.png"], "fps": 2})", "f:3"), "apply to a \"video\"");
+  CHECK_ERROR(parse_vision_record(R"({"video": "v.mp4", "text": 5})", "f:3"), "\"text\" must be a string");
+  CHECK_ERROR(parse_vision_record(R"({"video": "v.mp4", "video": "w.mp4"})", "f:3"), "\"video\" is given more than once");
 }
