@@ -81,7 +81,7 @@ int run_prepare(int argc, char** argv) {
       ("vision-task", po::value(&v.task)->default_value(v.task),
        "records without \"task\": caption (vision, then the text as target), generate (text, then the vision as target) or both "
        "(one document each)")
-      ("fps", po::value(&v.fps), "sample videos without \"fps\" at this rate (default: every frame)")
+      ("fps", po::value(&v.fps), "sample video files without \"fps\" at this rate (default: every frame; frame directories are taken whole)")
       ("max-frames", count(&v.max_frames)->min(1), "at most this many frames a video, chosen uniformly (LWM's max_n_frames)")
       ("vision-vocab-size", count(&v.vision_vocab)->min(3), "vision vocabulary (default: codebook + 2 rounded up to 256: LWM's 8448)")
       ("device", po::value(&v.device)->default_value(v.device), "device of the VQGAN (--vqgan)")

@@ -162,12 +162,15 @@ class VisionPreparer {
     return *f;
   }
 
-  // The codes of a video's frames (sampled at fps, then at most max_frames chosen uniformly).
-  std::vector<int32_t> video_codes(const std::string& path, double fps, int64_t max_frames, const std::string& where) {
+  // The codes of a video's frames (sampled at the record's fps, else --fps, then at most
+  // max_frames chosen uniformly). A directory of frames is taken whole: a record's "fps" on one
+  // is an error, --fps does not apply.
+  std::vector<int32_t> video_codes(const std::string& path, double record_fps, int64_t max_frames, const std::string& where) {
     std::error_code ec;
     const bool directory = fs::is_directory(path, ec);
-    if (directory && fps > 0)
+    if (directory && record_fps > 0)
       throw InputError(where + ": '" + path + "' is a directory of frames: every frame is taken (\"fps\" applies to video files)");
+    const double fps = directory ? 0.0 : record_fps > 0 ? record_fps : o_.fps;
     std::vector<int32_t> codes;
     if (!encoder_) {
       std::vector<int64_t> frames;
@@ -229,7 +232,7 @@ class VisionPreparer {
     vision::VisionTextExample ex;
     ex.codes_per_frame = per_frame_;
     if (!r.video.empty()) {
-      ex.blocks.push_back(video_codes(resolve(r.video, base), r.fps > 0 ? r.fps : o_.fps, r.max_frames ? r.max_frames : o_.max_frames, where));
+      ex.blocks.push_back(video_codes(resolve(r.video, base), r.fps, r.max_frames ? r.max_frames : o_.max_frames, where));
     } else {
       for (const std::string& image : r.images) ex.blocks.push_back(image_codes(resolve(image, base), where));
     }

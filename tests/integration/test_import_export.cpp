@@ -1214,8 +1214,8 @@ TEST_CASE("vqgan: import --from diffusers-vq, encode and decode match the PyTorc
   CHECK(!fs::exists(dir / "x.h5"));
 }
 
-// prepare --vision on the tiny VQGAN: two images and a 3-frame video (made by `vqgan decode
-// --format mp4`, and as a GIF) become documents whose tokens are the layout of the codes `vqgan
+// prepare --vision on the tiny VQGAN: two images, a 3-frame video (made by `vqgan decode
+// --format mp4`, and as a GIF) and a directory of 2 frame files become documents whose tokens are the layout of the codes `vqgan
 // encode` gives for the same files: byte tokenizer (text 256), codebook 32, so vision token v is
 // id 256 + v, <eof> 288, <eov> 289, vision vocabulary 256 (32 + 2 rounded up to 256). The
 // expected documents are assembled here from the rule (vision_sequence.h), token by token. The
@@ -1246,13 +1246,25 @@ TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes",
     });
     CHECK(frames == 3);
   }
-  // The codes of the five frames as `vqgan encode` gives them.
+  // A video as a directory of frame files.
+  fs::create_directories(dir / "seq");
+  fs::copy_file(dir / "landscape.png", dir / "seq" / "f0.png");
+  {  // the landscape mirrored: a second frame of the same size
+    rw::io::RgbImage im = rw::io::read_image((dir / "landscape.png").string());
+    for (int64_t y = 0; y < im.height; ++y)
+      for (int64_t x = 0; x < im.width / 2; ++x)
+        for (int c = 0; c < 3; ++c)
+          std::swap(im.pixels[static_cast<std::size_t>((y * im.width + x) * 3 + c)],
+                    im.pixels[static_cast<std::size_t>((y * im.width + im.width - 1 - x) * 3 + c)]);
+    rw::io::write_png((dir / "seq" / "f1.png").string(), im);
+  }
+  // The codes of the seven frames as `vqgan encode` gives them: images, the clip's 3, seq's 2.
   r = run_tool(dir, 2, "vqgan encode" + vq + " --input " + quoted(dir / "landscape.png") + " " + quoted(dir / "portrait.jpg") + " " +
-                           quoted(dir / "clip.mp4") + " --output " + quoted(dir / "codes.h5"));
+                           quoted(dir / "clip.mp4") + " " + quoted(dir / "seq") + " --output " + quoted(dir / "codes.h5"));
   INFO(show(r));
   REQUIRE(r.exit_code == 0);
   const std::vector<int32_t> codes = read_codes(dir / "codes.h5");
-  REQUIRE(codes.size() == 5u * 16);
+  REQUIRE(codes.size() == 7u * 16);
   auto frame = [&](int f) { return std::vector<int32_t>(codes.begin() + f * 16, codes.begin() + (f + 1) * 16); };
 
   write_file((dir / "records.jsonl").string(),
@@ -1260,7 +1272,8 @@ TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes",
              "\n"
              "{\"text\": \"tall\", \"images\": [\"portrait.jpg\"], \"task\": \"generate\"}\n"
              "{\"text\": \"clip\", \"video\": \"clip.mp4\"}\n"
-             "{\"video\": \"clip.mp4\", \"max_frames\": 2}\n");
+             "{\"video\": \"clip.mp4\", \"max_frames\": 2}\n"
+             "{\"text\": \"seq\", \"video\": \"seq\"}\n");
   // Expected, from the rule: "<vision>" bytes, per frame 16 codes (256 + v) then <eof> 288
   // (<eov> 289 after the last), "</vision>" bytes; caption: vision (mask 0) then text (1);
   // generate: text (0) then vision (1); vision alone: all 1.
@@ -1283,7 +1296,7 @@ TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes",
       mask.insert(mask.end(), ids.size(), m);
     }
   };
-  std::vector<Doc> want(4);
+  std::vector<Doc> want(5);
   want[0].add(block({0}), 0);
   want[0].add(bytes("wide"), 1);
   want[1].add(bytes("tall"), 0);
@@ -1291,16 +1304,18 @@ TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes",
   want[2].add(block({2, 3, 4}), 0);
   want[2].add(bytes("clip"), 1);
   want[3].add(block({2, 4}), 1);  // np.linspace(0, 2, 2) = [0, 2]
+  want[4].add(block({5, 6}), 0);
+  want[4].add(bytes("seq"), 1);
 
   auto check_dataset = [&](const fs::path& path) {
     rw::io::TokenDatasetReader reader(path.string());
     CHECK(reader.info().vocab_size == 512);
     CHECK(reader.info().vision_vocab_size == 256);
     CHECK(reader.info().has_loss_mask);
-    REQUIRE(reader.info().n_docs == 4);
+    REQUIRE(reader.info().n_docs == 5);
     std::vector<int32_t> tokens;
     std::vector<uint8_t> mask;
-    for (int d = 0; d < 4; ++d) {
+    for (int d = 0; d < 5; ++d) {
       INFO("document " << d);
       reader.read_document(d, &tokens, &mask);
       CHECK(tokens == want[d].tokens);
@@ -1308,10 +1323,11 @@ TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes",
     }
   };
   const std::string records = " --vision --tokenizer byte --input " + quoted(dir / "records.jsonl");
-  r = run_tool(dir, 1, "prepare" + records + " --vqgan " + quoted(dir / "vq.h5") + " --output " + quoted(dir / "data_vq.h5"));
+  // --fps 5: the clip's own rate (its 3 frames again); it does not apply to the frame directory.
+  r = run_tool(dir, 1, "prepare" + records + " --fps 5 --vqgan " + quoted(dir / "vq.h5") + " --output " + quoted(dir / "data_vq.h5"));
   INFO(show(r));
   REQUIRE(r.exit_code == 0);
-  CHECK(r.stdout_text.find("4 documents from 4 records") != std::string::npos);
+  CHECK(r.stdout_text.find("5 documents from 5 records") != std::string::npos);
   check_dataset(dir / "data_vq.h5");
   r = run_tool(dir, 2, "prepare" + records + " --codes " + quoted(dir / "codes.h5") + " --output " + quoted(dir / "data_codes.h5"));
   INFO(show(r));
