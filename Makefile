@@ -25,6 +25,8 @@ DEB_PACKAGES := openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools \
 DEB_PACKAGES += nlohmann-json3-dev strace libmsgpack-cxx-dev
 # PNG and JPEG frames for `ringworld vqgan`.
 DEB_PACKAGES += libpng-dev libjpeg-dev
+# Video frames (read any video, write MP4 / animated GIF) for `ringworld vqgan` and `prepare --vision`.
+DEB_PACKAGES += libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libgif-dev
 
 # Slurm and munge for the job test (tests/integration/slurm_stages.sh), installed by `make test`;
 # optional: where they cannot be installed that test is skipped, saying so.

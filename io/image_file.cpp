@@ -108,11 +108,24 @@ std::string decode_jpeg_into(const std::vector<uint8_t>& bytes, RgbImage* out) {
 
 }  // namespace
 
+namespace {
+const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+bool is_png(const uint8_t* bytes, std::size_t n) { return n >= 8 && std::memcmp(bytes, kPng, 8) == 0; }
+bool is_jpeg(const uint8_t* bytes, std::size_t n) { return n >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF; }
+}  // namespace
+
+bool has_image_signature(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  uint8_t head[8] = {0};
+  in.read(reinterpret_cast<char*>(head), sizeof head);
+  const std::size_t n = static_cast<std::size_t>(in.gcount());
+  return is_png(head, n) || is_jpeg(head, n);
+}
+
 RgbImage read_image(const std::string& path) {
   const std::vector<uint8_t> bytes = read_bytes(path);
-  static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
-  if (bytes.size() >= 8 && std::memcmp(bytes.data(), kPng, 8) == 0) return decode_png(bytes, path);
-  if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
+  if (is_png(bytes.data(), bytes.size())) return decode_png(bytes, path);
+  if (is_jpeg(bytes.data(), bytes.size())) {
     RgbImage image;
     const std::string error = decode_jpeg_into(bytes, &image);
     if (!error.empty()) throw InputError("'" + path + "' is not a readable JPEG (" + error + ")");

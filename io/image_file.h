@@ -17,6 +17,9 @@ struct RgbImage {
 };
 
 RgbImage read_image(const std::string& path);
+// True when the file starts as a PNG or a JPEG does (what read_image accepts); false for
+// anything else, unreadable files included.
+bool has_image_signature(const std::string& path);
 void write_png(const std::string& path, const RgbImage& image);
 
 }  // namespace rw::io

@@ -140,6 +140,11 @@ TokenDatasetReader::TokenDatasetReader(const std::string& path) : impl_(std::mak
                      std::to_string(info_.n_tokens));
   if (!read_attribute(impl_->file, "vocab_size", H5T_NATIVE_INT64, &info_.vocab_size) || info_.vocab_size < 1)
     throw InputError("dataset '" + path + "' has no positive integer attribute 'vocab_size'");
+  if (H5Aexists(impl_->file, "vision_vocab_size") > 0 &&
+      (!read_attribute(impl_->file, "vision_vocab_size", H5T_NATIVE_INT64, &info_.vision_vocab_size) ||
+       info_.vision_vocab_size < 0 || info_.vision_vocab_size >= info_.vocab_size))
+    throw InputError("dataset '" + path + "': attribute 'vision_vocab_size' must be an integer in [0, vocab_size = " +
+                     std::to_string(info_.vocab_size) + ")");
   if (H5Aexists(impl_->file, "tokenizer") > 0) {
     hid_t attr = H5Aopen(impl_->file, "tokenizer", H5P_DEFAULT);
     hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
@@ -184,7 +189,7 @@ struct TokenDatasetWriter::Impl {
 };
 
 TokenDatasetWriter::TokenDatasetWriter(const std::string& path, int64_t vocab_size, const std::string& tokenizer,
-                                       bool with_loss_mask)
+                                       bool with_loss_mask, int64_t vision_vocab_size)
     : impl_(std::make_unique<Impl>()), path_(path), with_mask_(with_loss_mask) {
   silence_hdf5_errors();
   impl_->tmp = path + ".tmp";
@@ -192,6 +197,9 @@ TokenDatasetWriter::TokenDatasetWriter(const std::string& path, int64_t vocab_si
   if (impl_->file < 0) throw InputError("cannot create dataset file '" + impl_->tmp + "'");
   add_cleanup_path(impl_->tmp);
   write_attribute(impl_->file, "vocab_size", H5T_STD_I64LE, H5T_NATIVE_INT64, &vocab_size);
+  RW_CHECK(vision_vocab_size >= 0 && vision_vocab_size < vocab_size, "TokenDatasetWriter: vision_vocab_size outside [0, vocab_size)");
+  if (vision_vocab_size > 0)
+    write_attribute(impl_->file, "vision_vocab_size", H5T_STD_I64LE, H5T_NATIVE_INT64, &vision_vocab_size);
   hid_t type = H5Tcopy(H5T_C_S1);
   H5Tset_size(type, tokenizer.empty() ? 1 : tokenizer.size());
   hid_t space = H5Screate(H5S_SCALAR);

@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <thread>
@@ -10,6 +11,7 @@
 
 #include "mpi/mpi_check.h"
 #include "src/common/activity.h"
+#include "src/common/transfer_limits.h"
 #include "mpi/native.h"
 
 // LeakSanitizer builds (RINGWORLD_SANITIZE=address): see ~Runtime.
@@ -143,5 +145,31 @@ double allreduce(double value, MPI_Op op) {
 double allreduce_max(double value) { return allreduce(value, MPI_MAX); }
 double allreduce_min(double value) { return allreduce(value, MPI_MIN); }
 double allreduce_sum(double value) { return allreduce(value, MPI_SUM); }
+
+std::vector<unsigned char> gather_bytes_to_root(const std::vector<unsigned char>& local) {
+  const int size = world_size(), rank = world_rank();
+  constexpr int kTag = 0x6761;  // 'ga': a tag of its own, nothing else of ours is in flight here
+  unsigned long long mine = local.size();
+  std::vector<unsigned long long> sizes(rank == 0 ? static_cast<std::size_t>(size) : 0);
+  RW_MPI_CHECK(MPI_Gather(&mine, 1, MPI_UNSIGNED_LONG_LONG, sizes.data(), 1, MPI_UNSIGNED_LONG_LONG, 0, MPI_COMM_WORLD));
+  const std::size_t piece = mpi_chunk_bytes();
+  if (rank != 0) {
+    for (std::size_t at = 0; at < local.size(); at += piece)
+      RW_MPI_CHECK(MPI_Send(local.data() + at, static_cast<int>(std::min(piece, local.size() - at)), MPI_BYTE, 0, kTag, MPI_COMM_WORLD));
+    return {};
+  }
+  std::size_t total = 0;
+  for (unsigned long long n : sizes) total += n;
+  std::vector<unsigned char> all(total);
+  std::copy(local.begin(), local.end(), all.begin());
+  std::size_t offset = local.size();
+  for (int r = 1; r < size; ++r) {
+    for (std::size_t at = 0; at < sizes[static_cast<std::size_t>(r)]; at += piece)
+      RW_MPI_CHECK(MPI_Recv(all.data() + offset + at, static_cast<int>(std::min<std::size_t>(piece, sizes[static_cast<std::size_t>(r)] - at)),
+                            MPI_BYTE, r, kTag, MPI_COMM_WORLD, MPI_STATUS_IGNORE));
+    offset += sizes[static_cast<std::size_t>(r)];
+  }
+  return all;
+}
 
 }  // namespace rw::mpi

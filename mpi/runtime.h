@@ -2,6 +2,7 @@
 // need around their work. Header free of <mpi.h> so src/ may call it.
 #pragma once
 #include <string>
+#include <vector>
 
 namespace rw::mpi {
 
@@ -39,5 +40,10 @@ void barrier();
 double allreduce_max(double value);
 double allreduce_min(double value);
 double allreduce_sum(double value);
+
+// Collective: every rank's bytes, concatenated in rank order, on rank 0 (empty elsewhere).
+// Point to point in pieces of at most mpi_chunk_bytes() (src/common/transfer_limits.h), so any
+// size goes. For results a command writes from rank 0 (decoded frames into one video file).
+std::vector<unsigned char> gather_bytes_to_root(const std::vector<unsigned char>& local);
 
 }  // namespace rw::mpi

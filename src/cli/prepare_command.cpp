@@ -1,7 +1,8 @@
 // prepare_command.cpp: `ringworld prepare`: tokenizes text files into a token dataset (HDF5,
 // io/token_dataset.h): one document per file, or one per line of .jsonl files (the "text"
 // field). Documents outside [--min-doc-tokens, --max-doc-tokens] are left out (LWM filters by
-// length per stage). Runs on rank 0; other ranks wait.
+// length per stage). Runs on rank 0; other ranks wait. With --vision: vision-language records
+// (src/cli/prepare_vision.h).
 #include <unistd.h>
 
 #include <boost/program_options.hpp>
@@ -20,6 +21,7 @@
 #include "src/common/timer.h"
 #include "src/cli/option_parsing.h"
 #include "src/cli/option_values.h"
+#include "src/cli/prepare_vision.h"
 #include "src/data/text_input.h"
 #include "src/data/tokenizer.h"
 
@@ -58,6 +60,8 @@ int run_prepare(int argc, char** argv) {
   std::string tokenizer_spec = "byte", output;
   std::vector<std::string> inputs;
   int64_t min_tokens = 1, max_tokens = 0;
+  bool vision = false;
+  PrepareVisionOptions v;
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")
       ("tokenizer", po::value(&tokenizer_spec)->default_value(tokenizer_spec), "byte | sentencepiece:MODEL")
@@ -67,16 +71,44 @@ int run_prepare(int argc, char** argv) {
       ("output", po::value(&output), "dataset file to write (HDF5, atomic)")
       ("min-doc-tokens", count(&min_tokens)->min(1)->default_value(min_tokens), "leave out shorter documents (K/M suffixes)")
       ("max-doc-tokens", count(&max_tokens)->min(0)->default_value(max_tokens), "leave out longer documents (0: no limit)");
+  po::options_description vision_desc("vision-language (--vision)");
+  vision_desc.add_options()
+      ("vision", po::bool_switch(&vision),
+       "inputs are .jsonl records {\"text\", \"images\": [...]} or {\"text\", \"video\": FILE_OR_DIR, \"fps\", \"max_frames\"}, "
+       "optional \"task\": caption | generate; paths relative to the .jsonl file")
+      ("vqgan", po::value(&v.vqgan), "encode the frames here with this VQGAN weight file (rank 0)")
+      ("codes", po::value(&v.codes)->multitoken(), "or take them from CODES.h5 file(s) of `ringworld vqgan encode` (by source name)")
+      ("vision-task", po::value(&v.task)->default_value(v.task),
+       "records without \"task\": caption (vision, then the text as target), generate (text, then the vision as target) or both "
+       "(one document each)")
+      ("fps", po::value(&v.fps), "sample video files without \"fps\" at this rate (default: every frame; frame directories are taken whole)")
+      ("max-frames", count(&v.max_frames)->min(1), "at most this many frames a video, chosen uniformly (LWM's max_n_frames)")
+      ("vision-vocab-size", count(&v.vision_vocab)->min(3), "vision vocabulary (default: codebook + 2 rounded up to 256: LWM's 8448)")
+      ("device", po::value(&v.device)->default_value(v.device), "device of the VQGAN (--vqgan)")
+      ("batch", count(&v.batch)->min(1)->default_value(v.batch), "frames per VQGAN pass (--vqgan)");
+  desc.add(vision_desc);
   po::variables_map vm;
   std::unique_ptr<data::Tokenizer> tokenizer;
   try {
     store_command_line(parse_command_line(argc, argv, desc), vm);
     po::notify(vm);
     if (vm.count("help")) {
-      if (is_root) std::cout << "usage: ringworld prepare --tokenizer byte|sentencepiece:MODEL --input FILES... --output DATA.h5\n\n" << desc << "\n";
+      if (is_root)
+        std::cout << "usage: ringworld prepare --tokenizer byte|sentencepiece:MODEL --input FILES... --output DATA.h5\n"
+                     "       ringworld prepare --vision --vqgan VQ.h5 | --codes CODES.h5... --tokenizer T --input RECORDS.jsonl... --output DATA.h5\n\n"
+                  << desc << "\n";
       return 0;
     }
     if (inputs.empty() || output.empty()) throw InputError("--input and --output are required");
+    if (vision) {
+      if (v.vqgan.empty() == v.codes.empty()) throw InputError("--vision needs --vqgan VQ.h5 or --codes CODES.h5 (one of them)");
+      if (v.task != "caption" && v.task != "generate" && v.task != "both")
+        throw InputError("--vision-task must be caption, generate or both (got '" + v.task + "')");
+      if (vm.count("fps") && !(v.fps > 0 && v.fps <= 1000)) throw InputError("--fps must be in (0, 1000]");
+    } else {
+      for (const char* name : {"vqgan", "codes", "fps", "max-frames", "vision-vocab-size"})
+        if (vm.count(name)) throw InputError(std::string("--") + name + " is for --vision");
+    }
     if (max_tokens && max_tokens < min_tokens)
       throw InputError("--max-doc-tokens (" + std::to_string(max_tokens) + ") must be 0 (no limit) or at least --min-doc-tokens (" +
                        std::to_string(min_tokens) + ")");
@@ -85,6 +117,14 @@ int run_prepare(int argc, char** argv) {
   } catch (const std::exception& e) {
     if (is_root) std::fprintf(stderr, "ringworld prepare: error: %s\n", e.what());
     return 2;
+  }
+  if (vision) {
+    v.tokenizer = tokenizer_spec;
+    v.inputs = inputs;
+    v.output = output;
+    v.min_doc_tokens = min_tokens;
+    v.max_doc_tokens = max_tokens;
+    return run_prepare_vision(v);
   }
   std::string error;
   long long kept = 0, too_short = 0, too_long = 0, tokens = 0;

@@ -105,10 +105,13 @@ std::vector<DeviceSpec> make_table() {
   // libraries, MPI's shared-memory segments and free lists, OpenBLAS buffers, small allocations.
   // Measured as peak RSS (train's report, max over 2 ranks) minus this model's prediction over
   // seven small runs (tiny, small and hidden-64 models; 512-32K tokens; sp 2 and dp 2): 24.6,
-  // 28.3, 29.2, 29.6, 30.1, 31.3, 34.1 MiB; 30 MiB is their median. With more ranks per node
+  // 28.3, 29.2, 29.6, 30.1, 31.3, 34.1 MiB; 30 MiB is their median. Since the binary links
+  // libavformat/libavcodec (video for `vqgan` and `prepare --vision`), every process also maps
+  // their codec libraries at start: +17 MiB of VmRSS (an empty program linked with ringworld's
+  // other libraries: 14.4 MiB at start; with libav* and giflib as well: 31.3 MiB), so 47 in all. With more ranks per node
   // MPI's segments grow, so treat it as a 2-rank figure. Every rank on this one node unless
   // --ranks-per-node says otherwise; between nodes 100 Gb/s Ethernet is assumed (not measured).
-  t.push_back({"cpu", "this machine's CPU, one MPI rank", 0, 0, 0, 0, 22, 5, 30,
+  t.push_back({"cpu", "this machine's CPU, one MPI rank", 0, 0, 0, 0, 22, 5, 47,
                "measured: peak RSS minus the model's bytes over small 2-rank CPU training runs", "", 12.5, 0,
                "assumed: 100 Gb/s Ethernet between nodes (12.5 GB/s each way), not measured", 0.25, 5,
                "within a node: shared-memory ping-pong, measured (docs/toolchain.md); between nodes: assumed"});

@@ -57,6 +57,8 @@
 #include "src/model/matmul.h"
 #include "src/model/reference_transformer.h"
 #include "io/image_file.h"
+#include "io/token_dataset.h"
+#include "io/video_reader.h"
 #include "tests/integration/integration_support.h"
 #include "tests/model_files_support.h"
 #include "tests/test_support.h"
@@ -1210,4 +1212,152 @@ TEST_CASE("vqgan: import --from diffusers-vq, encode and decode match the PyTorc
   CHECK(r.exit_code == 1);
   CHECK(r.stderr_text.find("is a Python pickle") != std::string::npos);
   CHECK(!fs::exists(dir / "x.h5"));
+}
+
+// prepare --vision on the tiny VQGAN: two images, a 3-frame video (made by `vqgan decode
+// --format mp4`, and as a GIF) and a directory of 2 frame files become documents whose tokens are the layout of the codes `vqgan
+// encode` gives for the same files: byte tokenizer (text 256), codebook 32, so vision token v is
+// id 256 + v, <eof> 288, <eov> 289, vision vocabulary 256 (32 + 2 rounded up to 256). The
+// expected documents are assembled here from the rule (vision_sequence.h), token by token. The
+// same dataset from --codes (read collectively on 2 ranks). Bad input: a missing image, a bad
+// record, frames of different sizes, neither --vqgan nor --codes, a text file given to vqgan
+// encode. 15 runs, ~6 s CPU (the wall time is mpirun start-up: ~40 s under load).
+TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes", "[import][vqgan][vision]") {
+  ScratchDir dir("vision_prepare");
+  const fs::path fixture = fs::path(RW_FIXTURES_DIR) / "tiny_vqgan";
+  fs::copy_file(fixture / "landscape.png", dir / "landscape.png");
+  fs::copy_file(fixture / "portrait.jpg", dir / "portrait.jpg");
+  RunResult r = run_tool(dir, 1, "import --from diffusers-vq " + quoted(fixture) + " --image-size 16 --output " + quoted(dir / "vq.h5"));
+  REQUIRE(r.exit_code == 0);
+  const std::string vq = " --weights " + quoted(dir / "vq.h5");
+  // Three frames (landscape, portrait, landscape) decoded into a video: MP4 and GIF.
+  r = run_tool(dir, 1, "vqgan encode" + vq + " --input " + quoted(dir / "landscape.png") + " " + quoted(dir / "portrait.jpg") + " " +
+                           quoted(dir / "landscape.png") + " --output " + quoted(dir / "three.h5"));
+  REQUIRE(r.exit_code == 0);
+  for (const char* format : {"mp4", "gif"}) {
+    r = run_tool(dir, 2, "vqgan decode" + vq + " --input " + quoted(dir / "three.h5") + " --format " + format + " --fps 5 --output " +
+                             quoted(dir / (std::string("clip.") + format)));
+    INFO(show(r));
+    REQUIRE(r.exit_code == 0);
+    int frames = 0;
+    rw::io::read_video((dir / (std::string("clip.") + format)).string(), 0, [&](const rw::io::RgbImage& im, double) {
+      CHECK(im.width == 16);
+      ++frames;
+    });
+    CHECK(frames == 3);
+  }
+  // A video as a directory of frame files.
+  fs::create_directories(dir / "seq");
+  fs::copy_file(dir / "landscape.png", dir / "seq" / "f0.png");
+  {  // the landscape mirrored: a second frame of the same size
+    rw::io::RgbImage im = rw::io::read_image((dir / "landscape.png").string());
+    for (int64_t y = 0; y < im.height; ++y)
+      for (int64_t x = 0; x < im.width / 2; ++x)
+        for (int c = 0; c < 3; ++c)
+          std::swap(im.pixels[static_cast<std::size_t>((y * im.width + x) * 3 + c)],
+                    im.pixels[static_cast<std::size_t>((y * im.width + im.width - 1 - x) * 3 + c)]);
+    rw::io::write_png((dir / "seq" / "f1.png").string(), im);
+  }
+  // The codes of the seven frames as `vqgan encode` gives them: images, the clip's 3, seq's 2.
+  r = run_tool(dir, 2, "vqgan encode" + vq + " --input " + quoted(dir / "landscape.png") + " " + quoted(dir / "portrait.jpg") + " " +
+                           quoted(dir / "clip.mp4") + " " + quoted(dir / "seq") + " --output " + quoted(dir / "codes.h5"));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  const std::vector<int32_t> codes = read_codes(dir / "codes.h5");
+  REQUIRE(codes.size() == 7u * 16);
+  auto frame = [&](int f) { return std::vector<int32_t>(codes.begin() + f * 16, codes.begin() + (f + 1) * 16); };
+
+  write_file((dir / "records.jsonl").string(),
+             "{\"text\": \"wide\", \"images\": [\"landscape.png\"]}\n"
+             "\n"
+             "{\"text\": \"tall\", \"images\": [\"portrait.jpg\"], \"task\": \"generate\"}\n"
+             "{\"text\": \"clip\", \"video\": \"clip.mp4\"}\n"
+             "{\"video\": \"clip.mp4\", \"max_frames\": 2}\n"
+             "{\"text\": \"seq\", \"video\": \"seq\"}\n");
+  // Expected, from the rule: "<vision>" bytes, per frame 16 codes (256 + v) then <eof> 288
+  // (<eov> 289 after the last), "</vision>" bytes; caption: vision (mask 0) then text (1);
+  // generate: text (0) then vision (1); vision alone: all 1.
+  auto bytes = [](const std::string& t) { return std::vector<int32_t>(t.begin(), t.end()); };
+  auto block = [&](const std::vector<int>& frames) {
+    std::vector<int32_t> b = bytes("<vision>");
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      for (int32_t c : frame(frames[i])) b.push_back(256 + c);
+      b.push_back(i + 1 == frames.size() ? 289 : 288);
+    }
+    const std::vector<int32_t> end = bytes("</vision>");
+    b.insert(b.end(), end.begin(), end.end());
+    return b;
+  };
+  struct Doc {
+    std::vector<int32_t> tokens;
+    std::vector<uint8_t> mask;
+    void add(const std::vector<int32_t>& ids, uint8_t m) {
+      tokens.insert(tokens.end(), ids.begin(), ids.end());
+      mask.insert(mask.end(), ids.size(), m);
+    }
+  };
+  std::vector<Doc> want(5);
+  want[0].add(block({0}), 0);
+  want[0].add(bytes("wide"), 1);
+  want[1].add(bytes("tall"), 0);
+  want[1].add(block({1}), 1);
+  want[2].add(block({2, 3, 4}), 0);
+  want[2].add(bytes("clip"), 1);
+  want[3].add(block({2, 4}), 1);  // np.linspace(0, 2, 2) = [0, 2]
+  want[4].add(block({5, 6}), 0);
+  want[4].add(bytes("seq"), 1);
+
+  auto check_dataset = [&](const fs::path& path) {
+    rw::io::TokenDatasetReader reader(path.string());
+    CHECK(reader.info().vocab_size == 512);
+    CHECK(reader.info().vision_vocab_size == 256);
+    CHECK(reader.info().has_loss_mask);
+    REQUIRE(reader.info().n_docs == 5);
+    std::vector<int32_t> tokens;
+    std::vector<uint8_t> mask;
+    for (int d = 0; d < 5; ++d) {
+      INFO("document " << d);
+      reader.read_document(d, &tokens, &mask);
+      CHECK(tokens == want[d].tokens);
+      CHECK(mask == want[d].mask);
+    }
+  };
+  const std::string records = " --vision --tokenizer byte --input " + quoted(dir / "records.jsonl");
+  // --fps 5: the clip's own rate (its 3 frames again); it does not apply to the frame directory.
+  r = run_tool(dir, 1, "prepare" + records + " --fps 5 --vqgan " + quoted(dir / "vq.h5") + " --output " + quoted(dir / "data_vq.h5"));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  CHECK(r.stdout_text.find("5 documents from 5 records") != std::string::npos);
+  check_dataset(dir / "data_vq.h5");
+  r = run_tool(dir, 2, "prepare" + records + " --codes " + quoted(dir / "codes.h5") + " --output " + quoted(dir / "data_codes.h5"));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  check_dataset(dir / "data_codes.h5");
+
+  // Bad input: one message naming the record, no output.
+  const fs::path out = dir / "bad.h5";
+  auto bad = [&](const std::string& line, const std::string& needle) {
+    write_file((dir / "bad.jsonl").string(), "{\"text\": \"ok\", \"images\": [\"landscape.png\"]}\n" + line + "\n");
+    expect_clean_failure(run_tool(dir, 2, "prepare --vision --tokenizer byte --input " + quoted(dir / "bad.jsonl") + " --vqgan " +
+                                              quoted(dir / "vq.h5") + " --output " + quoted(out)),
+                         out, needle);
+  };
+  bad("{\"text\": \"x\", \"images\": [\"missing.png\"]}", "bad.jsonl:2: ");
+  bad("{\"text\": \"x\", \"images\": [\"missing.png\"]}", "missing.png");
+  bad("{\"text\": \"x\"}", "bad.jsonl:2: the record has neither \"images\" nor \"video\"");
+  bad("{\"text\": \"x\", \"video\": \"clip.mp4\", \"task\": \"answer\"}", "the task must be");
+  fs::create_directories(dir / "mixed");
+  fs::copy_file(dir / "landscape.png", dir / "mixed" / "f0.png");
+  fs::copy_file(dir / "portrait.jpg", dir / "mixed" / "f1.jpg");
+  bad("{\"video\": \"mixed\"}", "is 20 x 26; the video's first frame");
+  expect_clean_failure(run_tool(dir, 1, "prepare" + records + " --output " + quoted(out)), out, "--vision needs --vqgan VQ.h5 or --codes");
+  // vqgan encode: a file that is neither an image nor a video.
+  write_file((dir / "notes.txt").string(), "just text\n");
+  expect_clean_failure(run_tool(dir, 2, "vqgan encode" + vq + " --input " + quoted(dir / "notes.txt") + " --output " + quoted(out)), out,
+                       "notes.txt' is not a video libavformat can read");
+  write_file((dir / "other.jsonl").string(), "{\"images\": [\"other.png\"]}\n");
+  fs::copy_file(dir / "landscape.png", dir / "other.png");
+  expect_clean_failure(run_tool(dir, 1, "prepare --vision --tokenizer byte --input " + quoted(dir / "other.jsonl") + " --codes " +
+                                            quoted(dir / "codes.h5") + " --output " + quoted(out)),
+                       out, "no frame '");
 }

@@ -138,6 +138,34 @@ TEST_CASE("token dataset files round-trip and are read in slices", "[data]") {
   CHECK_THROWS_WITH(io::TokenDatasetReader("no_such_dataset.h5"), Catch::Contains("no_such_dataset.h5"));
 }
 
+TEST_CASE("token dataset: vision_vocab_size round-trips, reads 0 when absent, is range-checked", "[data]") {
+  const std::string path = "test_data_vision_vocab.h5";
+  {
+    io::TokenDatasetWriter w(path, 256 + 8448, "byte", true, 8448);
+    w.add_document({1, 256 + 8192, 256 + 8193}, nullptr);
+    w.finish();
+  }
+  CHECK(io::TokenDatasetReader(path).info().vision_vocab_size == 8448);
+  CHECK(io::TokenDatasetReader(path).info().vocab_size == 256 + 8448);
+  {
+    io::TokenDatasetWriter w(path, 256, "byte", false);
+    w.add_document({1, 2});
+    w.finish();
+  }
+  CHECK(io::TokenDatasetReader(path).info().vision_vocab_size == 0);
+  // A value outside [0, vocab_size), written with the HDF5 API.
+  const hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+  const int64_t too_big = 256;
+  const hid_t space = H5Screate(H5S_SCALAR);
+  const hid_t attr = H5Acreate2(f, "vision_vocab_size", H5T_STD_I64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+  H5Awrite(attr, H5T_NATIVE_INT64, &too_big);
+  H5Aclose(attr);
+  H5Sclose(space);
+  H5Fclose(f);
+  CHECK_THROWS_WITH(io::TokenDatasetReader(path), Catch::Contains("'vision_vocab_size' must be an integer in [0, vocab_size = 256)"));
+  std::remove(path.c_str());
+}
+
 TEST_CASE("a small token dataset makes a small file", "[data]") {
   // 323 tokens are 1.3 KB of int32; with HDF5's metadata the file stays well under 64 KiB
   // (a whole 1M-token chunk, as before, made it 4 MiB).
