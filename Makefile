@@ -145,7 +145,8 @@ FUZZ_DIR ?= $(SANITIZE_DIR)
 FUZZ_SHORT_SECONDS ?= 5
 FUZZ_SECONDS ?= 600
 FUZZ_PACKAGES := clang-14 libclang-rt-14-dev libomp-14-dev
-FUZZ_TARGETS := fuzz_jsonl fuzz_config fuzz_attn_input fuzz_forward_input fuzz_token_dataset fuzz_checkpoint
+FUZZ_TARGETS := fuzz_jsonl fuzz_config fuzz_attn_input fuzz_forward_input fuzz_token_dataset fuzz_checkpoint \
+                fuzz_import fuzz_weight_files fuzz_image
 SANITIZE_TARGETS := ringworld test_unit test_mpi test_attn_tool test_forward_tool sanitizer_selfcheck $(FUZZ_TARGETS)
 # configure-sanitizers DIR: the shared sanitizer + fuzz build, configured once.
 define configure-sanitizers

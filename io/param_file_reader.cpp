@@ -87,7 +87,10 @@ std::vector<float> ParamFileReader::read_tensor(const std::string& dataset, cons
   int64_t count = 1;
   for (int64_t d : shape) count *= d;
   std::vector<float> values(static_cast<std::size_t>(count));
-  if (count > 0) RW_H5_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+  if (count > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0) {
+    H5Dclose(ds);
+    throw InputError("cannot read " + where + " (a damaged file?)");
+  }
   uint64_t stored = 0;
   const bool has_checksum = read_attribute(ds, "checksum", H5T_NATIVE_UINT64, &stored);
   H5Dclose(ds);

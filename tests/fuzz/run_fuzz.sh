@@ -14,7 +14,7 @@ shift 2
 build=$(cd "$build" && pwd) || exit 2
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(jsonl config attn_input forward_input token_dataset checkpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(jsonl config attn_input forward_input token_dataset checkpoint import weight_files image)
 # Open MPI's own leaks suppressed; any sanitizer report is a finding.
 # allocator_may_return_null: a huge malloc inside HDF5 (a size read from a damaged file) returns
 # null to HDF5, which reports an error, as it does without ASan; ours would throw bad_alloc (a finding).
