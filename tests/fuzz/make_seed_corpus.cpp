@@ -438,6 +438,15 @@ void weight_file_seeds(const std::string& dir) {
                        small_floats);
   write_bytes(dir + "/weight_files/prog_vqgan.bin", vq_program.bytes());
   std::vector<uint8_t> text = {'a', '\n', '\n', 'b', '\n'};
+  // Found by the long run (regress_string_array_attribute.bin: a parameter file's "source" as an
+  // array of strings overran the buffer for one, on the stack); CODES.h5's "weights" read the
+  // same way (on the heap): an array where one string is expected.
+  write_bytes(dir + "/weight_files/regress_codes_weights_array.bin",
+              rw::fuzz::H5Program()
+                  .dataset(index_of(names.datasets, "codes"), T::i32, {1, 1, 1}, le(0, 4))
+                  .root_attribute(index_of(names.attributes, "codebook_size"), T::i64, le(4, 8))
+                  .root_attribute(index_of(names.attributes, "weights"), T::str8, {'V', 'Q', '.', 'h', '5', '!', '!', '!'}, 3)
+                  .bytes());
   write_bytes(dir + "/weight_files/prog_codes.bin", rw::fuzz::H5Program()
                                                         .dataset(index_of(names.datasets, "codes"), T::i32, {3, 2, 2}, le(5, 4))
                                                         .dataset(index_of(names.datasets, "sources"), T::u8, {5}, text)
