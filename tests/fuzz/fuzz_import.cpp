@@ -20,9 +20,9 @@
 //   5 tokenizer     the bytes as a SentencePiece model (make_tokenizer): load, encode, decode
 // A finding: a crash, a sanitizer report, a hang or a huge allocation (libFuzzer's -timeout and
 // -rss_limit_mb), rw::fatal, an exception other than InputError escaping, or a broken promise
-// checked below (an import that succeeds writes a file that reads back with the same config; a
-// parsed header's tensors lie inside the bytes; a config round-trips through our writer; token
-// ids are inside the vocabulary).
+// checked below (an import that succeeds writes a file that reads back: config and every
+// tensor; a parsed header's tensors and a stream's arrays lie inside the bytes and match their
+// shapes; a config.json round-trips through our writer; token ids are inside the vocabulary).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
