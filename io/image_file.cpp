@@ -5,6 +5,7 @@
 
 #include <png.h>
 #include <jpeglib.h>
+#include <jerror.h>
 
 #include <csetjmp>
 #include <cstdio>
@@ -18,7 +19,21 @@
 namespace rw::io {
 namespace {
 
-constexpr int64_t kMaxSide = 1 << 15;  // 32768: far above any frame, keeps a forged header from allocating much
+constexpr int64_t kMaxSide = 1 << 15;  // 32768 pixels a side
+// 2^26 pixels (8192 x 8192; 192 MiB as RGB): far above any frame LWM feeds its VQGAN (resized
+// to 256 x 256), and what a file's header may make us allocate before its data is read.
+constexpr int64_t kMaxPixels = int64_t(1) << 26;
+// Deflate's largest compression ratio (RFC 1951: a 258-byte match in at least 2 bits, ~1032:1):
+// the PNG holding w x h pixels has at least h x (1 + ceil(w / 8)) bytes of filtered rows (1 bit a
+// pixel), so a file with fewer than that / 1032 bytes cannot hold them: it is truncated or forged.
+constexpr int64_t kMaxDeflateRatio = 1032;
+
+// What is wrong with a header's size, or nullptr (plain text: no destructor near setjmp).
+const char* size_problem(int64_t width, int64_t height) {
+  if (width < 1 || height < 1 || width > kMaxSide || height > kMaxSide) return "1 to 32768 pixels per side supported";
+  if (width * height > kMaxPixels) return "at most 2^26 = 67,108,864 pixels supported";
+  return nullptr;
+}
 
 std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -34,10 +49,16 @@ RgbImage decode_png(const std::vector<uint8_t>& bytes, const std::string& path) 
   image.version = PNG_IMAGE_VERSION;
   if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size()))
     throw InputError("'" + path + "' is not a readable PNG (" + image.message + ")");
-  if (image.width < 1 || image.height < 1 || image.width > kMaxSide || image.height > kMaxSide) {
+  const int64_t width = image.width, height = image.height;
+  if (const char* problem = size_problem(width, height)) {
     png_image_free(&image);
-    throw InputError("'" + path + "': PNG of " + std::to_string(image.width) + " x " + std::to_string(image.height) +
-                     " pixels (1 to 32768 per side supported)");
+    throw InputError("'" + path + "': PNG of " + std::to_string(width) + " x " + std::to_string(height) + " pixels (" +
+                     problem + ")");
+  }
+  if (static_cast<int64_t>(bytes.size()) * kMaxDeflateRatio < height * (1 + (width + 7) / 8)) {
+    png_image_free(&image);
+    throw InputError("'" + path + "' is a damaged PNG (" + std::to_string(bytes.size()) + " bytes cannot hold " +
+                     std::to_string(width) + " x " + std::to_string(height) + " pixels: truncated?)");
   }
   // sRGB 8-bit RGB without gamma correction of the samples: PNG_FORMAT_RGB would composite alpha
   // onto a background and PIL's convert('RGB') drops it, so read RGBA and drop the alpha here.
@@ -66,7 +87,12 @@ void jpeg_fail(j_common_ptr cinfo) {
   std::longjmp(err->jump, 1);
 }
 
-void jpeg_quiet(j_common_ptr, int) {}
+// Warnings (corrupt data recovered from) pass silently, as in PIL, except the end of the file
+// before the end of the image: PIL refuses a truncated image ("image file is truncated"), and
+// libjpeg would go on decoding padding for every pixel the header declared.
+void jpeg_warning(j_common_ptr cinfo, int level) {
+  if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) jpeg_fail(cinfo);
+}
 
 // Decodes into `out` (sized inside); returns "" or the error. No C++ object with a destructor is
 // created between setjmp and the last libjpeg call.
@@ -75,7 +101,7 @@ std::string decode_jpeg_into(const std::vector<uint8_t>& bytes, RgbImage* out) {
   JpegError err;
   cinfo.err = jpeg_std_error(&err.mgr);
   err.mgr.error_exit = jpeg_fail;
-  err.mgr.emit_message = jpeg_quiet;  // warnings (corrupt data recovered from) pass silently, as in PIL
+  err.mgr.emit_message = jpeg_warning;
   err.message[0] = '\0';
   if (setjmp(err.jump)) {
     jpeg_destroy_decompress(&cinfo);
@@ -88,9 +114,10 @@ std::string decode_jpeg_into(const std::vector<uint8_t>& bytes, RgbImage* out) {
     jpeg_destroy_decompress(&cinfo);
     return "CMYK JPEG (not supported: convert it to RGB)";
   }
-  if (cinfo.image_width > kMaxSide || cinfo.image_height > kMaxSide) {
+  const int64_t width = cinfo.image_width, height = cinfo.image_height;
+  if (const char* problem = size_problem(width, height)) {
     jpeg_destroy_decompress(&cinfo);
-    return "larger than 32768 pixels on a side";
+    return std::to_string(width) + " x " + std::to_string(height) + " pixels: " + problem;
   }
   cinfo.out_color_space = JCS_RGB;
   jpeg_start_decompress(&cinfo);

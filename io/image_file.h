@@ -2,7 +2,10 @@
 // libjpeg-turbo. Reading gives 8-bit RGB whatever the file holds, as PIL's convert('RGB') does
 // for what LWM feeds it: grey replicated, palettes expanded, alpha dropped (not composited),
 // 16-bit samples narrowed by libpng (PIL may differ there, and on PNG gamma chunks); the format is told by the file's signature, not its
-// name. A file that is neither, or is damaged, is one InputError naming it. Writing: PNG, 8-bit
+// name. A file that is neither, or is damaged, is one InputError naming it, and so is an image
+// over 32768 pixels a side or 2^26 pixels in all (checked from the header, before any pixel
+// buffer is sized), a PNG too short to hold the pixels its header declares, and a JPEG that ends
+// before its image does (PIL refuses it too: "image file is truncated"). Writing: PNG, 8-bit
 // RGB, atomically (PATH.tmp renamed).
 #pragma once
 #include <cstdint>

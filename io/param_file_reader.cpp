@@ -43,8 +43,10 @@ bool ParamFileReader::string_attribute(const std::string& name, std::string* out
   if (H5Aexists(file_, name.c_str()) <= 0) return false;
   hid_t attr = H5Aopen(file_, name.c_str(), H5P_DEFAULT);
   if (attr < 0) return false;
-  hid_t type = H5Aget_type(attr);
-  bool ok = H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type);
+  hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
+  // One fixed-length string: an array of them would overrun the buffer for one.
+  bool ok = H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type) && H5Sget_simple_extent_npoints(space) == 1;
+  H5Sclose(space);
   if (ok) {
     std::string buffer(H5Tget_size(type), '\0');
     hid_t mem = H5Tcopy(H5T_C_S1);
@@ -87,7 +89,10 @@ std::vector<float> ParamFileReader::read_tensor(const std::string& dataset, cons
   int64_t count = 1;
   for (int64_t d : shape) count *= d;
   std::vector<float> values(static_cast<std::size_t>(count));
-  if (count > 0) RW_H5_CHECK(H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()));
+  if (count > 0 && H5Dread(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) < 0) {
+    H5Dclose(ds);
+    throw InputError("cannot read " + where + " (a damaged file?)");
+  }
   uint64_t stored = 0;
   const bool has_checksum = read_attribute(ds, "checksum", H5T_NATIVE_UINT64, &stored);
   H5Dclose(ds);

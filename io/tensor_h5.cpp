@@ -112,7 +112,7 @@ hid_t open_attr(hid_t file, const std::string& path, const std::string& name, H5
                 hssize_t* count) {
   if (H5Aexists(file, name.c_str()) <= 0) throw InputError("'" + path + "' has no attribute '" + name + "'");
   const hid_t attr = H5Aopen(file, name.c_str(), H5P_DEFAULT);
-  RW_H5_CHECK(attr);
+  if (attr < 0) throw InputError("'" + path + "': cannot open attribute '" + name + "' (a damaged file?)");
   const hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
   const bool ok = H5Tget_class(type) == expected;
   *count = H5Sget_simple_extent_npoints(space);
@@ -150,7 +150,7 @@ double TensorH5Reader::real_attribute(const std::string& name) const {
 std::vector<int64_t> TensorH5Reader::int_list_attribute(const std::string& name) const {
   hssize_t n = 0;
   const hid_t attr = open_attr(file_, path_, name, H5T_INTEGER, "a list of integers", &n);
-  std::vector<int64_t> v(static_cast<std::size_t>(std::max<hssize_t>(n, 0)));
+  std::vector<int64_t> v(static_cast<std::size_t>(n > 0 && n <= 4096 ? n : 0));  // sized after the check
   const herr_t rc = n > 0 && n <= 4096 ? H5Aread(attr, H5T_NATIVE_INT64, v.data()) : -1;
   H5Aclose(attr);
   if (rc < 0) throw InputError("'" + path_ + "': attribute '" + name + "' is not a list of 1 to 4096 integers");
@@ -178,14 +178,19 @@ std::vector<std::string> TensorH5Reader::dataset_names(const std::string& group)
   if (H5Lexists(file_, group.c_str(), H5P_DEFAULT) <= 0) throw InputError("'" + path_ + "' has no group " + group);
   const hid_t g = H5Gopen2(file_, group.c_str(), H5P_DEFAULT);
   if (g < 0) throw InputError("'" + path_ + "': " + group + " is not a group");
+  // A damaged file fails these calls: an input error naming the file, not a fatal one.
+  const auto damaged = [&] {
+    H5Gclose(g);
+    return InputError("'" + path_ + "': cannot list the links of " + group + " (a damaged file?)");
+  };
   std::vector<std::string> names;
   H5G_info_t info;
-  RW_H5_CHECK(H5Gget_info(g, &info));
+  if (H5Gget_info(g, &info) < 0) throw damaged();
   for (hsize_t i = 0; i < info.nlinks; ++i) {
     const ssize_t len = H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    RW_H5_CHECK(len);
+    if (len < 0) throw damaged();
     std::string name(static_cast<std::size_t>(len) + 1, '\0');
-    RW_H5_CHECK(H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT));
+    if (H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT) < 0) throw damaged();
     name.resize(static_cast<std::size_t>(len));
     names.push_back(name);
   }

@@ -26,9 +26,12 @@ void write_string_attribute(hid_t object, const std::string& name, const std::st
 std::string read_string_attribute(hid_t object, const std::string& name) {
   if (H5Aexists(object, name.c_str()) <= 0) return "";
   const hid_t attr = H5Aopen(object, name.c_str(), H5P_DEFAULT);
-  const hid_t type = H5Aget_type(attr);
+  const hid_t type = H5Aget_type(attr), space = H5Aget_space(attr);
   std::string value;
-  if (H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
+  // One fixed-length string: an array of them would overrun the buffer for one.
+  const bool one = H5Sget_simple_extent_npoints(space) == 1;
+  H5Sclose(space);
+  if (one && H5Tget_class(type) == H5T_STRING && !H5Tis_variable_str(type)) {
     std::vector<char> buffer(H5Tget_size(type) + 1, '\0');
     if (H5Aread(attr, type, buffer.data()) >= 0) value = buffer.data();
   }

@@ -33,27 +33,31 @@ void VqganConfig::validate() const {
   auto require = [](bool ok, const std::string& what) {
     if (!ok) throw InputError("VQGAN configuration: " + what);
   };
-  constexpr int64_t kMax = (int64_t(1) << 31) - 1;
-  auto count = [&](const char* field, int64_t v) {
-    require(v >= 1 && v <= kMax, std::string(field) + " must be in [1, 2^31), is " + std::to_string(v));
+  // Bounds far above any VQGAN (LWM's: 256 pixels, widths up to 768, 2-3 blocks a level) that keep
+  // every count the code forms (a convolution's weights, an activation, the tensor list) well
+  // inside 64 bits and small enough to enumerate: a config read from a file is checked here
+  // before anything is sized by it.
+  constexpr int64_t kMaxCount = (int64_t(1) << 31) - 1, kMaxWidth = int64_t(1) << 16, kMaxBlocks = 64;
+  auto in_range = [&](const char* field, int64_t v, int64_t high, const char* high_text) {
+    require(v >= 1 && v <= high, std::string(field) + " must be in [1, " + high_text + "], is " + std::to_string(v));
   };
-  count("image_size", image_size);
-  count("in_channels", in_channels);
-  count("out_channels", out_channels);
-  count("base_channels", base_channels);
-  count("encoder_res_blocks", encoder_res_blocks);
-  count("decoder_res_blocks", decoder_res_blocks);
-  count("mid_res_blocks", mid_res_blocks);
-  count("norm_groups", norm_groups);
-  count("latent_channels", latent_channels);
-  count("codebook_size", codebook_size);
-  count("codebook_dim", codebook_dim);
+  in_range("image_size", image_size, 32768, "32768");
+  in_range("in_channels", in_channels, kMaxWidth, "65536");
+  in_range("out_channels", out_channels, kMaxWidth, "65536");
+  in_range("base_channels", base_channels, kMaxWidth, "65536");
+  in_range("encoder_res_blocks", encoder_res_blocks, kMaxBlocks, "64");
+  in_range("decoder_res_blocks", decoder_res_blocks, kMaxBlocks, "64");
+  in_range("mid_res_blocks", mid_res_blocks, kMaxBlocks, "64");
+  in_range("norm_groups", norm_groups, kMaxWidth, "65536");
+  in_range("latent_channels", latent_channels, kMaxWidth, "65536");
+  in_range("codebook_size", codebook_size, kMaxCount, "2^31 - 1");
+  in_range("codebook_dim", codebook_dim, kMaxWidth, "65536");
   require(!channel_multipliers.empty() && channel_multipliers.size() <= 16,
           "channel_multipliers must list 1 to 16 levels, has " + std::to_string(channel_multipliers.size()));
   for (std::size_t i = 0; i < channel_multipliers.size(); ++i) {
     const int64_t m = channel_multipliers[i];
-    require(m >= 1 && m <= kMax / base_channels,
-            "channel_multipliers[" + std::to_string(i) + "] = " + std::to_string(m) + " is out of range");
+    require(m >= 1 && m <= kMaxWidth / base_channels,
+            "channel_multipliers[" + std::to_string(i) + "] = " + std::to_string(m) + " is out of range (a level's width, base_channels x multiplier, is at most 65536)");
     require(base_channels * m % norm_groups == 0,
             "norm_groups (" + std::to_string(norm_groups) + ") must divide every level's width; level " +
                 std::to_string(i) + " has " + std::to_string(base_channels * m) + " channels");

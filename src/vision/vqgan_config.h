@@ -55,7 +55,10 @@ struct VqganConfig {
   // decoder's last level input, 256 x 256 x 256).
   int64_t max_activation_floats() const;
   // Throws InputError naming the field when a value is out of range or inconsistent (every
-  // GroupNorm width divisible by norm_groups, image_size divisible by the downsampling).
+  // GroupNorm width divisible by norm_groups, image_size divisible by the downsampling). Ranges:
+  // image_size <= 32768, widths and channel counts <= 65536, residual blocks <= 64 per stage,
+  // codebook_size < 2^31 (so a config from a file cannot ask for a tensor list or a count that
+  // does not fit).
   void validate() const;
   std::string describe() const;  // one line
 };

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include "mpi/runtime.h"
 #include "src/common/fatal.h"
@@ -51,6 +52,47 @@ TempFile::TempFile(const uint8_t* data, std::size_t size, const char* suffix) {
 }
 
 TempFile::~TempFile() { std::remove(path_.c_str()); }
+
+std::vector<std::string> split_parts(const uint8_t* data, std::size_t size) {
+  const std::string bytes(reinterpret_cast<const char*>(data), size);
+  const std::string separator = kPartSeparator;
+  std::vector<std::string> parts;
+  std::size_t begin = 0;
+  for (std::size_t at; (at = bytes.find(separator, begin)) != std::string::npos; begin = at + separator.size())
+    parts.push_back(bytes.substr(begin, at - begin));
+  parts.push_back(bytes.substr(begin));
+  return parts;
+}
+
+std::string join_parts(const std::vector<std::string>& parts) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) out += (i ? kPartSeparator : "") + parts[i];
+  return out;
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  if (!f || (!bytes.empty() && std::fwrite(bytes.data(), 1, bytes.size(), f) != bytes.size()) || std::fclose(f) != 0) {
+    std::fprintf(stderr, "fuzz: cannot write %s\n", path.c_str());
+    std::abort();
+  }
+}
+
+TempDir::TempDir() {
+  static std::atomic<long> counter{0};
+  path_ = temp_dir() + "/rw_fuzz_dir_" + std::to_string(getpid()) + "_" + std::to_string(counter++);
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+  if (!std::filesystem::create_directory(path_, ec)) {
+    std::fprintf(stderr, "fuzz: cannot create %s\n", path_.c_str());
+    std::abort();
+  }
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
 
 void refused(const std::exception& e) {
   static const bool verbose = std::getenv("RW_FUZZ_VERBOSE") != nullptr;

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <exception>
 #include <string>
+#include <vector>
 
 namespace rw::fuzz {
 
@@ -37,6 +38,30 @@ void refused(const std::exception& e);
 
 // Aborts (a finding) when HDF5 objects are still open: a reader leaked a handle on some path.
 void check_no_open_hdf5_objects(const char* where);
+
+// Multi-file inputs (a model directory: config.json + weights): one fuzz input holds the files
+// back to back, separated by kPartSeparator (a line no JSON, msgpack or safetensors header of the
+// seeds contains). split_parts returns the pieces (one, when there is no separator); join_parts
+// is its inverse, for the seed writers.
+constexpr char kPartSeparator[] = "\n--rw-fuzz-part--\n";
+std::vector<std::string> split_parts(const uint8_t* data, std::size_t size);
+std::string join_parts(const std::vector<std::string>& parts);
+
+// Writes `bytes` to `path` (a file inside a directory the target made); aborts if it cannot.
+void write_file(const std::string& path, const std::string& bytes);
+
+// A fresh empty directory (removed with everything in it on destruction), for multi-file inputs.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
 
 // Declared sizes a reader is asked to allocate for are capped in the targets: a valid file may
 // declare a tensor of any size (HDF5 fills unwritten data), and allocating what it declares is

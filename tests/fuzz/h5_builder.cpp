@@ -19,6 +19,7 @@
 
 #include "io/params_io_internal.h"
 #include "src/model/llama_config.h"
+#include "src/vision/vqgan_config.h"
 
 namespace rw::fuzz {
 namespace {
@@ -250,6 +251,27 @@ const H5Names& checkpoint_names() {
     n.attributes.insert(n.attributes.end(), {"format", "format_version", "step", "tokens_seen", "stage_index", "seq_len",
                                              "world_size", "dp", "sp", "stage", "layout", "checksum"});
     n.strings = {"ringworld-checkpoint", "zigzag", "contiguous", "8k", ""};
+    return n;
+  }();
+  return n;
+}
+
+const H5Names& weight_file_names() {
+  static const H5Names n = [] {
+    H5Names n;
+    rw::model::LlamaConfig c;
+    c.num_hidden_layers = 1;
+    for (const auto& unit : rw::model::parameter_units(c))
+      for (const auto& t : unit.tensors) n.datasets.push_back("params/" + t.name);
+    for (const auto& t : rw::vision::vqgan_tensors(rw::vision::VqganConfig::preset("tiny-1"))) n.datasets.push_back("vqgan/" + t.name);
+    n.datasets.insert(n.datasets.end(), {"codes", "sources", "vision/vte.weight", "vqgan"});
+    for (const auto& f : rw::model::config_fields()) n.attributes.push_back(f.name);
+    n.attributes.insert(n.attributes.end(), {"max_position_embeddings", "bos_token_id", "eos_token_id", "torch_dtype", "source",
+                                             "tokenizer", "checksum", "format", "image_size", "in_channels", "out_channels",
+                                             "base_channels", "encoder_res_blocks", "decoder_res_blocks", "mid_res_blocks",
+                                             "norm_groups", "latent_channels", "codebook_size", "codebook_dim",
+                                             "channel_multipliers", "norm_eps", "weights"});
+    n.strings = {"ringworld-vqgan", "bfloat16", "hf:/models/x", "lwm-vqgan:/x/vqgan", ""};
     return n;
   }();
   return n;

@@ -33,6 +33,9 @@ const H5Names& attn_input_names();
 const H5Names& forward_input_names();
 const H5Names& token_dataset_names();
 const H5Names& checkpoint_names();  // tensors of a 1-layer model under params/, optim/m/, optim/v/
+// Parameter files (params/ of a 1-layer model, import attributes), VQ.h5 (vqgan/ of the tiny-1
+// VQGAN, its config attributes) and CODES.h5 (codes, sources), all in one list.
+const H5Names& weight_file_names();
 
 // The file for this input (written raw or built), or null when the mode skips it.
 std::unique_ptr<TempFile> hdf5_input(const uint8_t* data, std::size_t size, const H5Names& names);

@@ -4,7 +4,7 @@
 # a scratch corpus in BUILD_DIR/fuzz-work/<target>/corpus that keeps what it learns between runs.
 # A finding stops that target: the input is saved as BUILD_DIR/fuzz-work/<target>/crash-*
 # (reproduce: BUILD_DIR/tests/fuzz/fuzz_<target> FILE). Exits non-zero if any target found one.
-# make fuzz-short (CI) runs 25 s per target; make fuzz FUZZ_SECONDS=900 the long run.
+# make fuzz-short (CI) runs 2 s per target (Makefile: why); make fuzz FUZZ_SECONDS=900 the long run.
 # FUZZ_KEEP_GOING=1: after a finding, start the target again until its time is spent, saving
 # every finding (long runs meet HDF5's own bugs in raw mode; triage the crash-* files after).
 set -uo pipefail
@@ -14,7 +14,7 @@ shift 2
 build=$(cd "$build" && pwd) || exit 2
 here=$(cd "$(dirname "$0")" && pwd)
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(jsonl config attn_input forward_input token_dataset checkpoint)
+[ ${#targets[@]} -gt 0 ] || targets=(jsonl config attn_input forward_input token_dataset checkpoint import weight_files image)
 # Open MPI's own leaks suppressed; any sanitizer report is a finding.
 # allocator_may_return_null: a huge malloc inside HDF5 (a size read from a damaged file) returns
 # null to HDF5, which reports an error, as it does without ASan; ours would throw bad_alloc (a finding).

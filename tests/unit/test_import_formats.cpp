@@ -12,8 +12,10 @@
 //   * the RoPE permutation: adjacent-pair RoPE on the original rows and rotate-half RoPE on the
 //     permuted rows give the same q.k scores (fp64), at several positions.
 #include <catch2/catch.hpp>
+#include <hdf5.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -27,6 +29,8 @@
 #include "io/hf_config.h"
 #include "io/lwm_jax_import.h"
 #include "io/lwm_jax_stream.h"
+#include "io/model_import.h"
+#include "io/param_file_writer.h"
 #include "io/safetensors.h"
 #include "src/common/input_error.h"
 #include "tests/model_files_support.h"
@@ -494,4 +498,45 @@ TEST_CASE("LWM config: preset and JSON (Hugging Face or LWM names)", "[import][l
   CHECK_FALSE(j.hidden_size.has_value());
   CHECK_ERROR(parse_lwm_config_json(R"({"rope_theta": 1e6, "theta": 1e4})", "c.json"), "disagree");
   CHECK_ERROR(parse_lwm_config_json(R"({"num_attention_heads": "4"})", "c.json"), "not an integer");
+}
+
+// Found by fuzz_weight_files: a parameter file whose "source" (or any string attribute the
+// exporter reads back) is an array of fixed-length strings was read into the buffer for one
+// string: a stack overflow, and the first string taken as the value. Now it is "not a string
+// attribute" (absent), like any attribute of another kind.
+TEST_CASE("parameter file: an array of strings where one string is expected is not read", "[import][param_file]") {
+  const std::string path = "test_import_formats_string_array.h5";
+  rw::model::LlamaConfig c;
+  c.vocab_size = 8;
+  c.hidden_size = 4;
+  c.intermediate_size = 4;
+  c.num_hidden_layers = 1;
+  c.num_attention_heads = 2;
+  c.num_key_value_heads = 1;
+  {
+    ParamFileWriter w(path, c);
+    w.add_attribute("torch_dtype", std::string("bfloat16"));
+    for (const auto& unit : rw::model::parameter_units(c))
+      for (const auto& t : unit.tensors) w.write_param(t.name, std::vector<float>(static_cast<std::size_t>(t.count()), 0.5f).data());
+    w.finish();
+  }
+  {  // "source": 3 strings of 4 bytes
+    const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+    REQUIRE(file >= 0);
+    const hid_t type = H5Tcopy(H5T_C_S1);
+    H5Tset_size(type, 4);
+    const hsize_t n = 3;
+    const hid_t space = H5Screate_simple(1, &n, nullptr);
+    const hid_t attr = H5Acreate2(file, "source", type, space, H5P_DEFAULT, H5P_DEFAULT);
+    REQUIRE(attr >= 0);
+    REQUIRE(H5Awrite(attr, type, "hf:/x/y/z/w") >= 0);  // 12 bytes: "hf:/", "x/y/", "z/w\0"
+    H5Aclose(attr);
+    H5Sclose(space);
+    H5Tclose(type);
+    H5Fclose(file);
+  }
+  const ImportedAttributes a = read_imported_attributes(path);
+  CHECK(a.source.empty());
+  CHECK(a.torch_dtype == "bfloat16");  // a scalar string still reads
+  std::remove(path.c_str());
 }

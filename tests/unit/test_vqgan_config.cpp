@@ -4,12 +4,15 @@
 // the tiny presets validate; bad configurations are refused naming the field. Milliseconds.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <map>
 #include <set>
+#include <vector>
 #include <string>
 
 #include "src/common/input_error.h"
 #include "src/vision/vqgan_config.h"
+#include "src/vision/vqgan_import.h"
 
 using namespace rw;
 using namespace rw::vision;
@@ -87,4 +90,57 @@ TEST_CASE("the tiny VQGAN presets validate; bad configurations are refused namin
   c = VqganConfig::lwm();
   c.norm_eps = 0;
   CHECK_THROWS_WITH(c.validate(), Catch::Contains("norm_eps"));
+}
+
+// Found by fuzz_import: a config.json with layers_per_block 2^31 - 2 passed validation, and the
+// importer then listed billions of tensors (minutes, gigabytes) before looking at a weight;
+// widths of 2^31 overflowed int64 counting one convolution's weights (2^62 x 9).
+TEST_CASE("VQGAN configurations are bounded so that a config from a file cannot ask for too much",
+          "[vision][vqgan_config]") {
+  VqganConfig c = VqganConfig::preset("tiny-1");
+  c.encoder_res_blocks = 2000000000;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("encoder_res_blocks must be in [1, 64]"));
+  c = VqganConfig::preset("tiny-1");
+  c.decoder_res_blocks = 65;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("decoder_res_blocks"));
+  c = VqganConfig::preset("tiny-1");
+  c.mid_res_blocks = 65;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("mid_res_blocks"));
+  c = VqganConfig::preset("tiny-1");
+  c.base_channels = 1 << 30;
+  c.norm_groups = 1;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("base_channels must be in [1, 65536]"));
+  c = VqganConfig::preset("tiny-1");
+  c.channel_multipliers = {1 << 14};  // 8 x 2^14 = 2^17 channels
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("channel_multipliers[0]") && Catch::Contains("65536"));
+  for (int64_t VqganConfig::*field : {&VqganConfig::in_channels, &VqganConfig::out_channels, &VqganConfig::latent_channels,
+                                       &VqganConfig::codebook_dim, &VqganConfig::norm_groups}) {
+    c = VqganConfig::preset("tiny-1");
+    c.*field = 65537;
+    CHECK_THROWS_WITH(c.validate(), Catch::Contains("must be in [1, 65536], is 65537"));
+  }
+  c = VqganConfig::preset("tiny-1");
+  c.image_size = 65536;
+  CHECK_THROWS_WITH(c.validate(), Catch::Contains("image_size must be in [1, 32768]"));
+  // At every bound at once the counts stay exact in int64 (UBSan would report an overflow); the
+  // tensor list is only enumerated, never allocated.
+  c = VqganConfig::preset("tiny-1");
+  c.base_channels = 65536;
+  c.norm_groups = 65536;
+  c.in_channels = c.out_channels = c.latent_channels = c.codebook_dim = 65536;
+  c.image_size = 32768;
+  c.codebook_size = (int64_t(1) << 31) - 1;
+  c.encoder_res_blocks = c.decoder_res_blocks = c.mid_res_blocks = 64;
+  REQUIRE_NOTHROW(c.validate());
+  const std::vector<VqganTensor> tensors = vqgan_tensors(c);
+  int64_t largest = 0;
+  for (const VqganTensor& t : tensors) largest = std::max(largest, t.count());
+  CHECK(largest == ((int64_t(1) << 31) - 1) * 65536);  // the codebook
+  CHECK(c.max_activation_floats() == int64_t(65536) * 32768 * 32768);
+  // The importer's path: diffusers' config.json with layers_per_block 2^31 - 2, refused at once.
+  const std::string config_json =
+      "{\"block_out_channels\": [2], \"layers_per_block\": 2147483646, \"latent_channels\": 1, \"num_vq_embeddings\": 3, "
+      "\"norm_num_groups\": 1, \"mid_block_add_attention\": false}";
+  CHECK_THROWS_WITH(parse_diffusers_vq_config(config_json, "config.json", 16, nullptr),
+                    Catch::Contains("'config.json'") && Catch::Contains("encoder_res_blocks must be in [1, 64]"));
 }

@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include <cfloat>
 #include <cstring>
@@ -323,4 +324,26 @@ TEST_CASE("VQGAN import: bad diffusers directories, weight files and images", "[
   const std::string jpg((std::istreambuf_iterator<char>(jpg_in)), {});
   test::write_file((scratch.path / "cut.jpg").string(), jpg.substr(0, 40));
   CHECK_ERROR(io::read_image((scratch.path / "cut.jpg").string()), "not a readable JPEG");
+
+  // Found by fuzz_image: a 625-byte JPEG whose header declares 32768 x 32768 pixels made the reader
+  // allocate 3 GiB and decode padding for 20 s; a header's size is now bounded before any buffer is
+  // sized, and a file that ends inside the image is refused (PIL: "image file is truncated").
+  test::write_file((scratch.path / "tail.jpg").string(), jpg.substr(0, jpg.size() - 200));
+  CHECK_ERROR(io::read_image((scratch.path / "tail.jpg").string()), "Premature end of JPEG file");
+  std::string huge = jpg;
+  const std::size_t sof = huge.find("\xFF\xC0");
+  REQUIRE(sof != std::string::npos);
+  for (const std::size_t at : {sof + 5, sof + 7}) huge.replace(at, 2, "\x23\x28");  // 9000 = 0x2328: 81M pixels
+  test::write_file((scratch.path / "huge.jpg").string(), huge);
+  CHECK_ERROR(io::read_image((scratch.path / "huge.jpg").string()), "9000 x 9000 pixels: at most 2^26");
+  // A PNG's IHDR declaring 8000 x 8000 (64M pixels, inside the limits) in a 1430-byte file: deflate
+  // cannot pack 8000 x 1001 bytes of rows into it; refused before the 256 MiB RGBA buffer is sized.
+  std::string tall = png;
+  const std::size_t ihdr = tall.find("IHDR");
+  REQUIRE(ihdr != std::string::npos);
+  tall.replace(ihdr + 4, 8, std::string("\x00\x00\x1F\x40\x00\x00\x1F\x40", 8));
+  const uint32_t crc = static_cast<uint32_t>(crc32(0, reinterpret_cast<const Bytef*>(tall.data() + ihdr), 17));
+  for (int i = 0; i < 4; ++i) tall[ihdr + 17 + i] = static_cast<char>(crc >> (24 - 8 * i));
+  test::write_file((scratch.path / "tall.png").string(), tall);
+  CHECK_ERROR(io::read_image((scratch.path / "tall.png").string()), "cannot hold 8000 x 8000 pixels");
 }
