@@ -209,11 +209,16 @@ struct EmbeddingBwdArgs {
 // f64 [1]. dlogits [n, vocab] fp (optional: data may be null) = grad_scale * weight *
 // (softmax - onehot(target)), zero rows for ignored tokens. token_losses [n] f64 (optional)
 // = each token's term of the sum (0 for ignored tokens; validation by position).
+// text_vocab > 0 splits the columns in two heads (LWM's text and vision vocabularies): a row
+// whose target is >= text_vocab is a softmax over columns [text_vocab, vocab) only, any other
+// row over [0, text_vocab) only; dlogits are zero outside the row's own range. 0: one softmax
+// over every column.
 struct CrossEntropyArgs {
   static constexpr const char* kName = "cross_entropy";
   ConstTensorView logits, targets, weights;
   TensorView dlogits, loss_sum, token_losses;
   double grad_scale = 1.0;
+  int64_t text_vocab = 0;  // 0 or in [1, vocab)
   template <class F>
   void visit(F&& f) {
     f("logits", logits, Access::read);

@@ -254,6 +254,8 @@ void check(const CrossEntropyArgs& a) {
   const int64_t n = a.logits.shape[0], vocab = a.logits.shape[1];
   c.fp("logits", a.logits);
   RW_KERNEL_REQUIRE(c, n == 0 || vocab > 0, "logits must have at least one column");
+  RW_KERNEL_REQUIRE(c, a.text_vocab == 0 || (a.text_vocab > 0 && a.text_vocab < vocab),
+                    "text_vocab must be 0 (no split) or in [1, vocab): each head needs a column");
   c.shape("targets", a.targets, {n});
   c.dtype("targets", a.targets, {DType::i32});
   c.shape("weights", a.weights, {n});

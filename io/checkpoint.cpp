@@ -87,6 +87,7 @@ Json state_record(const model::LlamaConfig& config, CheckpointState s) {
   Json r;
   r["format_version"] = s.format_version;
   for (const auto& f : model::config_fields()) {
+    if (!f.written(config)) continue;
     if (f.integer) r[f.name] = config.*f.integer;
     else r[f.name] = config.*f.real;
   }

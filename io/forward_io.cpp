@@ -130,7 +130,7 @@ void write_forward_output(const std::string& path, const model::LlamaConfig& con
                           const std::vector<TokenRun>& runs, const float* logits, double loss,
                           ShardedTensors* grads) {
   write_file_atomically(path, [&](H5File& file) {
-    file.write_token_runs("logits", {p.batch, p.seq_len, config.vocab_size}, 1, runs, ElementType::f32, logits);
+    file.write_token_runs("logits", {p.batch, p.seq_len, config.total_vocab_size()}, 1, runs, ElementType::f32, logits);
     file.write_scalar("loss", loss);
     if (grads) write_tensor_group(file, *grads, "/grads", ShardField::grads, /*with_checksums=*/false);
   });

@@ -78,6 +78,8 @@ HfModelConfig parse_hf_config(const std::string& json_text, const std::string& f
     l.num_key_value_heads = l.num_attention_heads;
     out.notes.push_back("num_key_value_heads not given: num_attention_heads (" + std::to_string(l.num_attention_heads) + ")");
   }
+  // LWM's vision models: the vision table and head beside the text ones (absent: text only).
+  if (has("vision_vocab_size")) l.vision_vocab_size = integer("vision_vocab_size");
   l.rms_norm_eps = number("rms_norm_eps", 1e-6);
   l.rope_theta = number("rope_theta", 10000.0);
   if (has("max_position_embeddings")) {
@@ -113,6 +115,7 @@ std::string make_hf_config_json(const HfModelConfig& config, const std::string& 
   c["num_attention_heads"] = l.num_attention_heads;
   c["num_key_value_heads"] = l.num_key_value_heads;
   c["vocab_size"] = l.vocab_size;
+  if (l.has_vision()) c["vision_vocab_size"] = l.vision_vocab_size;  // not a transformers field
   c["rms_norm_eps"] = l.rms_norm_eps;
   c["rope_theta"] = l.rope_theta;
   c["rope_scaling"] = nullptr;

@@ -233,6 +233,18 @@ LwmSource::LwmSource(const std::string& file_spec, const LwmModelSpec& spec) {
     throw InputError("'" + layer_key(1, 0) + "' in '" + path_ + "' has width " + std::to_string(kv_width) + ", not a multiple of head_dim " + std::to_string(head_dim));
   c.num_key_value_heads = shape_field("num_key_value_heads", spec.num_key_value_heads, kv_width / head_dim,
                                       layer_key(1, 0) + " " + dims_text(wk.shape));
+  // A vision model (LWM's dual vocabulary): both vision tables or neither.
+  const JaxArray* vte = find("transformer/vte/embedding");
+  const JaxArray* vision_head = find("vision_head/kernel");
+  if (!vte != !vision_head) throw InputError(where + " has only one of transformer/vte/embedding and vision_head/kernel");
+  if (vte) {
+    if (vte->shape.size() != 2) throw InputError(where + ": 'transformer/vte/embedding' has shape " + dims_text(vte->shape) + ", not [vision vocab, hidden]");
+    c.vision_vocab_size = shape_field("vision_vocab_size", spec.vision_vocab_size, vte->shape[0],
+                                      "transformer/vte/embedding " + dims_text(vte->shape));
+  } else if (spec.vision_vocab_size.value_or(0) != 0) {
+    throw InputError(spec.origin + " gives vision_vocab_size " + std::to_string(*spec.vision_vocab_size) + ", but '" + path_ +
+                     "' has no transformer/vte/embedding (a text model)");
+  }
   auto real_field = [&](const char* name, const std::optional<double>& given, double fallback) {
     if (given) return *given;
     notes_.push_back(std::string(name) + " not given: " + std::to_string(fallback) + " (LWM's LLaMAConfig default)");
@@ -285,16 +297,12 @@ LwmSource::LwmSource(const std::string& file_spec, const LwmModelSpec& spec) {
       for (int64_t l = 0; l < layers; ++l) check(layer_key(k, l), flax_shapes_[k]);
     }
   }
-  const JaxArray* vte = find("transformer/vte/embedding");
-  const JaxArray* vision_head = find("vision_head/kernel");
-  if (!vte != !vision_head) throw InputError(where + " has only one of transformer/vte/embedding and vision_head/kernel");
   if (vte) {
-    if (vte->shape.size() != 2) throw InputError(where + ": 'transformer/vte/embedding' has shape " + dims_text(vte->shape) + ", not [vision vocab, hidden]");
-    vision_vocab_ = vte->shape[0];
+    vision_vocab_ = c.vision_vocab_size;
     check("transformer/vte/embedding", {vision_vocab_, hidden});
     check("vision_head/kernel", {hidden, vision_vocab_});
-    notes_.push_back("vision tables kept: /vision/vte.weight and /vision/vision_head.weight [" + std::to_string(vision_vocab_) + ", " +
-                     std::to_string(hidden) + "] (not used by text models)");
+    notes_.push_back("a vision model: transformer/vte/embedding -> model.embed_vision.weight, vision_head/kernel -> "
+                     "vision_head.weight [" + std::to_string(vision_vocab_) + ", " + std::to_string(hidden) + "]");
   }
   config_.torch_dtype = wte.dtype;  // numpy and torch agree on these three names
   notes_.push_back("RoPE: q_proj and k_proj rows permuted from LWM's adjacent pairs to rotate-half");
@@ -367,12 +375,12 @@ void LwmSource::write_tensors(ParamFileWriter& writer, const std::function<void(
   step();
   if (vision_vocab_) {
     whole("transformer/vte/embedding", hf);
-    writer.write_extra("/vision/vte.weight", {vision_vocab_, c.hidden_size}, hf.data());
+    writer.write_param("model.embed_vision.weight", hf.data());
     step();
     whole("vision_head/kernel", flax);
     hf.resize(flax.size());
     transpose(flax.data(), c.hidden_size, vision_vocab_, hf.data());
-    writer.write_extra("/vision/vision_head.weight", {vision_vocab_, c.hidden_size}, hf.data());
+    writer.write_param("vision_head.weight", hf.data());
     step();
   }
 }
@@ -432,6 +440,7 @@ LwmModelSpec parse_lwm_config_json(const std::string& json_text, const std::stri
     }
   };
   integer(s.vocab_size, "vocab_size");
+  integer(s.vision_vocab_size, "vision_vocab_size");
   integer(s.hidden_size, "hidden_size");
   integer(s.intermediate_size, "intermediate_size");
   integer(s.num_hidden_layers, "num_hidden_layers");

@@ -5,15 +5,16 @@
 //   transformer/h/N/feed_forward/w1|w2|w3/kernel -> layers.N.mlp.gate|down|up_proj.weight
 //   transformer/h/N/attention_norm|ffn_norm/kernel -> layers.N.input|post_attention_layernorm.weight
 //   transformer/ln_f/kernel, lm_head/kernel      -> model.norm.weight, lm_head.weight
+//   transformer/vte/embedding, vision_head/kernel -> model.embed_vision.weight, vision_head.weight
+//                                                   (a vision model: vision_vocab_size = vte's rows)
 // Flax kernels are (in, out) and are transposed to (out, in). LWM's RoPE rotates adjacent pairs
 // (x[2i], x[2i+1]); ringworld's (Hugging Face's) rotates halves (x[i], x[i + d/2]): the rows of
 // q_proj and k_proj are permuted per head so that row j*d/2 + i takes row 2i + j (j = 0, 1),
 // which gives the same attention scores. Layers stacked by nn.scan (transformer/h/scan_decoder/...,
 // the layer axis first or second: LWM's param_scan_axis 0 or 1) are split. Key paths may start
 // with ("params", "params") (a train state, "trainstate_params::"): other keys are then skipped.
-// The vision tables are kept outside /params: transformer/vte/embedding -> /vision/vte.weight
-// [vision vocab, hidden] and vision_head/kernel -> /vision/vision_head.weight [vision vocab,
-// hidden] (transposed like lm_head).
+// The vision tables (both or neither) make a vision model (LlamaConfig::vision_vocab_size):
+// the embedding as is, the head transposed like lm_head.
 //
 // The model config is not in the file. What the shapes show (vocab, hidden, intermediate,
 // layers, kv width) is inferred and checked against the spec; num_attention_heads cannot be seen
@@ -31,7 +32,7 @@ namespace rw::io {
 
 // A partial model config (--config): absent fields are inferred from the shapes or defaulted.
 struct LwmModelSpec {
-  std::optional<int64_t> vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
+  std::optional<int64_t> vocab_size, vision_vocab_size, hidden_size, intermediate_size, num_hidden_layers, num_attention_heads,
       num_key_value_heads, max_position_embeddings, bos_token_id, eos_token_id, scan_axis;
   std::optional<double> rms_norm_eps, rope_theta;
   std::string origin;  // for messages: "preset lwm-7b", "config file X"

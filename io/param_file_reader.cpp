@@ -23,6 +23,7 @@ model::LlamaConfig ParamFileReader::model_config() const {
   for (const auto& f : model::config_fields()) {
     const bool ok = f.integer ? read_attribute(file_, f.name, H5T_NATIVE_INT64, &(c.*f.integer))
                               : read_attribute(file_, f.name, H5T_NATIVE_DOUBLE, &(c.*f.real));
+    if (!ok && f.optional && H5Aexists(file_, f.name) == 0) continue;  // absent: 0 (the default)
     if (!ok)
       throw InputError("'" + path_ + "' has no scalar " + std::string(f.integer ? "integer" : "numeric") +
                        " root attribute '" + f.name + "' (model config): not a ringworld parameter file or checkpoint");

@@ -26,6 +26,7 @@ ParamFileWriter::ParamFileWriter(const std::string& path, const model::LlamaConf
   }
   file_ = file;
   for (const auto& f : model::config_fields()) {
+    if (!f.written(config)) continue;
     if (f.integer) write_attribute(file, f.name, H5T_STD_I64LE, H5T_NATIVE_INT64, &(config.*f.integer));
     else write_attribute(file, f.name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &(config.*f.real));
   }

@@ -108,6 +108,7 @@ model::LlamaConfig read_model_config(const std::string& path) {
   for (const auto& f : model::config_fields()) {
     const bool ok = f.integer ? read_attribute(file.id(), f.name, H5T_NATIVE_INT64, &(c.*f.integer))
                               : read_attribute(file.id(), f.name, H5T_NATIVE_DOUBLE, &(c.*f.real));
+    if (!ok && f.optional && H5Aexists(file.id(), f.name) == 0) continue;  // absent: 0 (the default)
     if (!ok)
       throw InputError("'" + path + "' has no scalar " + std::string(f.integer ? "integer" : "numeric") +
                        " root attribute '" + f.name + "' (model config)");
@@ -196,6 +197,7 @@ void read_param_shards(const std::string& path, ShardedTensors& params) {
 void write_config_attributes(H5File& file, const model::LlamaConfig& config,
                              const std::vector<std::pair<std::string, double>>& extra_attributes) {
   for (const auto& f : model::config_fields()) {
+    if (!f.written(config)) continue;
     if (f.integer) write_attribute(file.id(), f.name, H5T_STD_I64LE, H5T_NATIVE_INT64, &(config.*f.integer));
     else write_attribute(file.id(), f.name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &(config.*f.real));
   }

@@ -204,7 +204,7 @@ void run(CrossEntropyArgs& args) {
     float* dlogits = a.dlogits.data ? f32(a.dlogits) : nullptr;
     double* token_losses = a.token_losses.data ? static_cast<double*>(a.token_losses.data) : nullptr;
     const double total = cross_entropy(f32(a.logits), i32(a.targets), f32(a.weights), a.logits.shape[0],
-                                       a.logits.shape[1], a.grad_scale, dlogits, token_losses);
+                                       a.logits.shape[1], a.grad_scale, dlogits, token_losses, a.text_vocab);
     *static_cast<double*>(a.loss_sum.data) += total;
   });
 }

@@ -120,7 +120,7 @@ void embedding_backward(const int32_t* tokens, const T* dout, T* dtable, int64_t
 
 template <class T>
 double cross_entropy(const T* logits, const int32_t* targets, const float* weights, int64_t n_tokens, int64_t vocab,
-                     double grad_scale, T* dlogits, double* token_losses) {
+                     double grad_scale, T* dlogits, double* token_losses, int64_t text_vocab) {
   std::vector<double> per_token(n_tokens, 0.0);
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < n_tokens; ++t) {
@@ -132,15 +132,20 @@ double cross_entropy(const T* logits, const int32_t* targets, const float* weigh
         for (int64_t j = 0; j < vocab; ++j) drow[j] = T(0);
       continue;
     }
-    double mx = double(row[0]);
-    for (int64_t j = 1; j < vocab; ++j) mx = std::fmax(mx, double(row[j]));
+    // The target's head: columns [lo, hi) (all of them without a split).
+    const bool second_head = text_vocab > 0 && target >= text_vocab;
+    const int64_t lo = second_head ? text_vocab : 0, hi = text_vocab > 0 && !second_head ? text_vocab : vocab;
+    double mx = double(row[lo]);
+    for (int64_t j = lo + 1; j < hi; ++j) mx = std::fmax(mx, double(row[j]));
     double sum = 0;
-    for (int64_t j = 0; j < vocab; ++j) sum += std::exp(double(row[j]) - mx);
+    for (int64_t j = lo; j < hi; ++j) sum += std::exp(double(row[j]) - mx);
     const double lse = mx + std::log(sum);
     per_token[t] = double(weights[t]) * (lse - double(row[target]));
     if (drow) {
       const double scale = grad_scale * double(weights[t]);
-      for (int64_t j = 0; j < vocab; ++j) drow[j] = static_cast<T>(scale * std::exp(double(row[j]) - lse));
+      for (int64_t j = 0; j < lo; ++j) drow[j] = T(0);
+      for (int64_t j = lo; j < hi; ++j) drow[j] = static_cast<T>(scale * std::exp(double(row[j]) - lse));
+      for (int64_t j = hi; j < vocab; ++j) drow[j] = T(0);
       drow[target] = static_cast<T>(double(drow[target]) - scale);
     }
   }
@@ -221,7 +226,8 @@ void adamw_update(T* weights, const T* grads, T* adam_m, T* adam_v, const uint8_
   template void swiglu_backward<T>(const T*, const T*, const T*, T*, T*, int64_t);                          \
   template void embedding_forward<T>(const T*, const int32_t*, T*, int64_t, int64_t);                      \
   template void embedding_backward<T>(const int32_t*, const T*, T*, int64_t, int64_t, int64_t);             \
-  template double cross_entropy<T>(const T*, const int32_t*, const float*, int64_t, int64_t, double, T*, double*); \
+  template double cross_entropy<T>(const T*, const int32_t*, const float*, int64_t, int64_t, double, T*, double*, \
+                                   int64_t);                                                                     \
   template void add<T>(const T*, T*, int64_t);                                                              \
   template void axpy<T>(T, const T*, T*, int64_t);                                                          \
   template void scale<T>(T, T*, int64_t);                                                                   \

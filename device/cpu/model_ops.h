@@ -47,10 +47,12 @@ void embedding_backward(const int32_t* tokens, const T* dout, T* dtable, int64_t
 
 // Returns sum over tokens (target >= 0) of weight * CE. If dlogits is not null it receives
 // grad_scale * weight * (softmax - onehot(target)) (zero rows for ignored tokens); if
-// token_losses is not null, each token's term (0 for ignored tokens).
+// token_losses is not null, each token's term (0 for ignored tokens). text_vocab > 0: each row's
+// softmax is over its target's head only ([text_vocab, vocab) for targets >= text_vocab, else
+// [0, text_vocab)), dlogits zero outside it (CrossEntropyArgs).
 template <class T>
 double cross_entropy(const T* logits, const int32_t* targets, const float* weights, int64_t n_tokens, int64_t vocab,
-                     double grad_scale, T* dlogits, double* token_losses = nullptr);
+                     double grad_scale, T* dlogits, double* token_losses = nullptr, int64_t text_vocab = 0);
 
 // y += x; y += alpha x; x *= alpha (elementwise).
 template <class T>

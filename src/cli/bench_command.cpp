@@ -221,6 +221,7 @@ int run_bench(int argc, char** argv) {
   geometry.seq_len = plan.seq_len;
   geometry.global_sequences = plan.dp;
   geometry.vocab_size = plan.model.vocab_size;
+  geometry.vision_vocab_size = plan.model.vision_vocab_size;
   geometry.dp = grid->dp();
   geometry.dp_rank = grid->dp_rank();
   geometry.sp = grid->sp();

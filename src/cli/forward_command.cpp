@@ -1,6 +1,7 @@
 // forward_command.cpp: `ringworld forward`: runs a model from a parameter file on tokens read
 // from HDF5, over a ring of all ranks (sp = N), and writes logits, the loss and optionally every
 // parameter gradient: for validating the model against any framework.
+#include <array>
 #include <boost/program_options.hpp>
 
 #include <cstdio>
@@ -25,6 +26,7 @@
 #include "src/common/timer.h"
 #include "src/model/transformer.h"
 #include "src/train/fsdp_params.h"
+#include "src/train/lwm_loss.h"
 
 namespace po = boost::program_options;
 
@@ -90,7 +92,7 @@ int run_forward(int argc, char** argv) {
   // Collective: built only once every rank got this far, so no rank waits in it alone.
   grid = std::make_unique<mpi::ProcessGrid>(1, world, timeout > 0 ? 2 * timeout + 30 : 0);
   try {
-    batch = io::read_forward_input(input, config.vocab_size, layout, world, grid->sp_rank(), &problem);
+    batch = io::read_forward_input(input, config.total_vocab_size(), layout, world, grid->sp_rank(), &problem);
   } catch (const InputError& e) {
     error = e.what();
   }
@@ -111,12 +113,13 @@ int run_forward(int argc, char** argv) {
   ring_options.tiling = {block_q, block_k};
   RingAttentionOp attention(exec, grid->ring(), ring_options);
   model::Transformer model(config, params, attention, exec);
-  double weight_sum = 0;
-  for (std::size_t i = 0; i < batch.loss_weights.size(); ++i)
-    if (batch.targets[i] >= 0) weight_sum += batch.loss_weights[i];
-  weight_sum = grid->allreduce_sum(weight_sum);
+  // The training step's loss: the weighted mean (a vision model: LWM's, train/lwm_loss.h).
+  std::array<double, 2> kinds = train::kind_weight_sums(batch, config);
+  grid->allreduce_sum(kinds.data(), 2);
+  const double weight_sum = kinds[0] + kinds[1];
+  train::apply_lwm_loss_weights(batch, config, kinds);
   const double t0 = wall_seconds();
-  std::vector<float> logits(static_cast<std::size_t>(batch.token_count()) * config.vocab_size);
+  std::vector<float> logits(static_cast<std::size_t>(batch.token_count()) * config.total_vocab_size());
   const double loss_sum = grid->allreduce_sum(model.forward(batch, logits.data()));
   const double loss = weight_sum > 0 ? loss_sum / weight_sum : 0.0;
   if (backward) {

@@ -190,7 +190,7 @@ int run_generate(int argc, char** argv) {
     int32_t token = 0;
     if (is_root) {
       try {
-        token = sampler.next(logits->data(), config.vocab_size);
+        token = sampler.next(logits->data(), config.vocab_size);  // text out: the text head's columns
       } catch (const infer::NonFiniteLogits& e) {
         sample_error = e.what();
         token = -1;

@@ -77,7 +77,7 @@ io::LwmModelSpec read_ini_spec(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw InputError("cannot read config file '" + path + "'");
   po::options_description names;
-  const char* integers[] = {"vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+  const char* integers[] = {"vocab_size", "vision_vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
                             "num_key_value_heads", "max_position_embeddings", "max_sequence_length", "bos_token_id",
                             "eos_token_id", "param_scan_axis"};
   for (const char* n : integers) names.add_options()(n, po::value<int64_t>());
@@ -97,6 +97,7 @@ io::LwmModelSpec read_ini_spec(const std::string& path) {
     if (vm.count(name)) field = vm[name].as<double>();
   };
   integer(s.vocab_size, "vocab_size");
+  integer(s.vision_vocab_size, "vision_vocab_size");
   integer(s.hidden_size, "hidden_size");
   integer(s.intermediate_size, "intermediate_size");
   integer(s.num_hidden_layers, "num_hidden_layers");

@@ -19,7 +19,7 @@ void add_model_options(po::options_description& options) {
     }
     help += "]";
     // Ranges of single fields here; the relations between fields in LlamaConfig::validate().
-    if (f.integer) options.add_options()(f.name, number<int64_t>(nullptr)->min(1), help.c_str());
+    if (f.integer) options.add_options()(f.name, number<int64_t>(nullptr)->min(f.optional ? 0 : 1), help.c_str());
     else if (f.real == &model::LlamaConfig::rope_theta) options.add_options()(f.name, number<double>(nullptr)->above(1), help.c_str());
     else options.add_options()(f.name, number<double>(nullptr)->above(0), help.c_str());
   }

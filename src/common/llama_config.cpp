@@ -18,6 +18,10 @@ void LlamaConfig::validate() const {
                        "] (got " + std::to_string(v) + ")");
   };
   in_range(vocab_size, "vocab_size", INT32_MAX);
+  if (vision_vocab_size < 0 || vision_vocab_size > INT32_MAX - vocab_size)
+    throw InputError("model config: vision_vocab_size must be an integer in [0, " + std::to_string(INT32_MAX - vocab_size) +
+                     "] (0: text only; vocab_size + vision_vocab_size token ids must fit in 31 bits; got " +
+                     std::to_string(vision_vocab_size) + ")");
   in_range(hidden_size, "hidden_size", int64_t(1) << 20);
   in_range(intermediate_size, "intermediate_size", int64_t(1) << 22);
   in_range(num_hidden_layers, "num_hidden_layers", int64_t(1) << 16);
@@ -43,7 +47,8 @@ int64_t LlamaConfig::parameter_count() const {
 }
 
 std::string LlamaConfig::describe() const {
-  return "vocab " + std::to_string(vocab_size) + ", hidden " + std::to_string(hidden_size) + ", intermediate " +
+  const std::string vision = has_vision() ? " + vision " + std::to_string(vision_vocab_size) : "";
+  return "vocab " + std::to_string(vocab_size) + vision + ", hidden " + std::to_string(hidden_size) + ", intermediate " +
          std::to_string(intermediate_size) + ", layers " + std::to_string(num_hidden_layers) + ", heads " +
          std::to_string(num_attention_heads) + "/" + std::to_string(num_key_value_heads) + ", rope_theta " +
          format_number(rope_theta) + ", rms_norm_eps " + format_number(rms_norm_eps) + ", " +
@@ -61,6 +66,8 @@ const std::vector<ConfigField>& config_fields() {
        "key/value heads (grouped-query attention; divides num_attention_heads)"},
       {"rms_norm_eps", nullptr, &LlamaConfig::rms_norm_eps, "epsilon of RMSNorm (> 0)"},
       {"rope_theta", nullptr, &LlamaConfig::rope_theta, "RoPE base frequency (> 1; raised per context-extension stage)"},
+      {"vision_vocab_size", &LlamaConfig::vision_vocab_size, nullptr,
+       "vision tokens (LWM: 8448; rows of embed_vision and vision_head; ids vocab_size.. ; 0 = text only)", true},
   };
   return fields;
 }
@@ -109,6 +116,7 @@ std::vector<ParamUnit> parameter_units(const LlamaConfig& c) {
   };
   ParamUnit embed;
   add(embed, {"model.embed_tokens.weight", {c.vocab_size, h}, false});
+  if (c.has_vision()) add(embed, {"model.embed_vision.weight", {c.vision_vocab_size, h}, false});
   units.push_back(std::move(embed));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = "model.layers." + std::to_string(l) + ".";
@@ -127,6 +135,7 @@ std::vector<ParamUnit> parameter_units(const LlamaConfig& c) {
   ParamUnit head;
   add(head, {"model.norm.weight", {h}, true});
   add(head, {"lm_head.weight", {c.vocab_size, h}, false});
+  if (c.has_vision()) add(head, {"vision_head.weight", {c.vision_vocab_size, h}, false});
   units.push_back(std::move(head));
   return units;
 }

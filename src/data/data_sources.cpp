@@ -42,7 +42,8 @@ std::unique_ptr<DataSource> make_data_source(const std::string& spec, const Sour
   o.sp = g.sp;
   o.sp_rank = g.sp_rank;
   o.layout = g.layout;
-  return std::make_unique<PackedLoader>(spec.substr(concat ? 12 : 5), o, g.vocab_size);
+  // A dataset's ids are text and vision ids in the model's one id space (prepare --vision).
+  return std::make_unique<PackedLoader>(spec.substr(concat ? 12 : 5), o, g.vocab_size + g.vision_vocab_size);
 }
 
 }  // namespace rw::data

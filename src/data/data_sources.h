@@ -19,7 +19,8 @@ struct SourceGeometry {
   int dp = 1, dp_rank = 0, sp = 1, sp_rank = 0;
   Layout layout = Layout::zigzag;
   uint64_t seed = 1;
-  int64_t vocab_size = 0;  // the model's
+  int64_t vocab_size = 0;         // the model's (text ids; the synthetic sources use these)
+  int64_t vision_vocab_size = 0;  // the model's vision ids (a dataset may use vocab_size + these)
 };
 
 // Throws InputError for an unknown name or a bad dataset file.

@@ -13,7 +13,8 @@ PackedLoader::PackedLoader(const std::string& path, PackedLoaderOptions options,
   const auto& info = reader_.info();
   if (info.vocab_size > model_vocab)
     throw InputError("dataset '" + path + "' has vocabulary " + std::to_string(info.vocab_size) +
-                     ", larger than the model's vocab_size " + std::to_string(model_vocab));
+                     ", larger than the model's " + std::to_string(model_vocab) +
+                     " token ids (vocab_size + vision_vocab_size)");
   if (options_.global_sequences % options_.dp != 0)
     throw InputError("the global batch of " + std::to_string(options_.global_sequences) +
                      " sequences cannot be split over dp = " + std::to_string(options_.dp));

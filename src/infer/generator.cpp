@@ -57,9 +57,9 @@ const std::vector<float>& Generator::start(const std::vector<int32_t>& prompt, i
   stats_.prompt_tokens = static_cast<int64_t>(prompt.size());
   stats_.prefill_tokens = prefill;
   for (int32_t t : prompt)
-    if (t < 0 || t >= config_.vocab_size)
+    if (t < 0 || t >= config_.total_vocab_size())
       throw InputError("prompt token " + std::to_string(t) + " is outside the model's vocabulary of " +
-                       std::to_string(config_.vocab_size));
+                       std::to_string(config_.total_vocab_size()));
 
   // Who holds what: the prefill's local tokens, then the decode steps' placement (the same
   // computation on every rank), which sizes each rank's cache exactly.
@@ -165,9 +165,9 @@ void Generator::start_synthetic(int64_t context_tokens, int64_t max_new_tokens, 
 }
 
 const std::vector<float>& Generator::append(int32_t token) {
-  if (token < 0 || token >= config_.vocab_size)
+  if (token < 0 || token >= config_.total_vocab_size())
     throw InputError("token " + std::to_string(token) + " is outside the model's vocabulary of " +
-                     std::to_string(config_.vocab_size));
+                     std::to_string(config_.total_vocab_size()));
   return decode(token);
 }
 
@@ -186,7 +186,7 @@ const std::vector<float>& Generator::decode(int32_t token) {
   one.segment_ids = {0};
   one.loss_weights = {0.f};
   cached_->start_decode(holder == grid_.rank());
-  logits_.resize(static_cast<std::size_t>(config_.vocab_size));
+  logits_.resize(static_cast<std::size_t>(config_.total_vocab_size()));  // text then vision columns
   model_->forward(one, logits_.data());
   ++held_[static_cast<std::size_t>(holder)];
   ++length_;

@@ -9,7 +9,8 @@
 //     rank, one rank keeps its K/V (the rank holding the fewest real tokens, ties to the lowest:
 //     shards stay balanced), every rank attends its shard and the partials merge by log-sum-exp
 //     (one all-gather of heads x (head_dim + 1) floats per rank per layer). Returns the logits of
-//     the next token (host memory, vocab floats; the same on every rank).
+//     the next token (host memory, total_vocab_size() floats: text then vision
+//     columns of a vision model; the same on every rank).
 //   start_synthetic(context_tokens, max_new_tokens, seed): a benchmark entry (perf/
 //     bench_inference.cpp): starts a sequence as if a prompt of context_tokens had been
 //     prefilled, without running the prefill (which would take hours at 128K tokens on a CPU).

@@ -96,7 +96,8 @@ std::vector<NeedleCell> evaluate_needles(model::Transformer& model, const Needle
                                          int ring_rank, void (*reduce)(std::vector<double>&, void*), void* context,
                                          void (*progress)(const std::string&), std::vector<NeedleAnswer>* answers) {
   std::vector<NeedleCell> cells;
-  const int64_t vocab = model.config().vocab_size;
+  // A logits row holds every id (text then vision columns); the answer is a text token.
+  const int64_t vocab = model.config().total_vocab_size(), text_vocab = model.config().vocab_size;
   for (int length : o.lengths) {
     check_ring_split(o.layout, length, ring_size);
     // One document per (depth, trial), each exactly `length` tokens.
@@ -129,7 +130,7 @@ std::vector<NeedleCell> evaluate_needles(model::Transformer& model, const Needle
         auto it = local_index.find(docs[static_cast<std::size_t>(s)].answer_positions[k] - 1);
         if (it == local_index.end()) continue;
         const float* row = logits.data() + (static_cast<std::size_t>(s) * batch.n_local + it->second) * vocab;
-        predicted[static_cast<std::size_t>(s) * per_doc + k] = static_cast<double>(std::max_element(row, row + vocab) - row);
+        predicted[static_cast<std::size_t>(s) * per_doc + k] = static_cast<double>(std::max_element(row, row + text_vocab) - row);
       }
     reduce(predicted, context);
     for (std::size_t d = 0; d < o.depths.size(); ++d) {

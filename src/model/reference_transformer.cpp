@@ -143,7 +143,8 @@ void ReferenceTransformer<T>::layer_backward(int layer, const T* w, T* grad, con
 template <class T>
 double ReferenceTransformer<T>::head(const T* w, T* grad, const data::LocalBatch& batch, const std::vector<T>& x, T* logits,
                             double grad_scale, std::vector<T>* dx, double* token_losses) {
-  const int64_t n = batch.token_count(), h = config_.hidden_size, vocab = config_.vocab_size;
+  const int64_t n = batch.token_count(), h = config_.hidden_size, vocab = config_.total_vocab_size();
+  const int64_t split = config_.loss_split_column();  // a vision model: the target picks the head
   const auto& off = units_.back().offsets;
   const T* w_norm = w + off[0];
   const T* w_lm = w + off[1];
@@ -165,12 +166,12 @@ double ReferenceTransformer<T>::head(const T* w, T* grad, const data::LocalBatch
       for (int64_t r = 0; r < rows; ++r)
         token_losses[r0 + r] = cross_entropy(lg.data() + r * vocab, batch.targets.data() + r0 + r,
                                              batch.loss_weights.data() + r0 + r, int64_t(1), vocab, 0.0,
-                                             static_cast<T*>(nullptr));
+                                             static_cast<T*>(nullptr), nullptr, split);
       for (int64_t r = 0; r < rows; ++r) loss += token_losses[r0 + r];
       continue;
     }
     loss += cross_entropy(lg.data(), batch.targets.data() + r0, batch.loss_weights.data() + r0, rows, vocab,
-                          grad_scale, dx ? dl.data() : static_cast<T*>(nullptr));
+                          grad_scale, dx ? dl.data() : static_cast<T*>(nullptr), nullptr, split);
     if (!dx) continue;
     matmul_(true, false, vocab, h, rows, T(1), dl.data(), vocab, nf.data(), h, T(1), grad + off[1], h);
     matmul_(false, false, rows, h, vocab, T(1), dl.data(), vocab, w_lm, h, T(0), dnf.data(), h);
@@ -234,7 +235,7 @@ double ReferenceTransformer<T>::forward_backward(const data::LocalBatch& batch, 
   }
   grad.assign(units_[0].count, T(0));
   activity::set_layer(-1, "embedding backward");
-  embedding_backward(batch.tokens.data(), dx.data(), grad.data(), n, h, config_.vocab_size);
+  embedding_backward(batch.tokens.data(), dx.data(), grad.data(), n, h, config_.total_vocab_size());
   params_.reduce_grad(0, grad.data());
   return loss;
 }

@@ -7,6 +7,11 @@
 //   per layer: x += o_proj(attn(rope(q_proj(n1)), rope(k_proj(n1)), v_proj(n1))), n1 = rmsnorm(x)
 //              x += down_proj(silu(gate_proj(n2)) * up_proj(n2)),               n2 = rmsnorm(x)
 //   logits = lm_head(rmsnorm(x))
+// A vision model (LlamaConfig::vision_vocab_size > 0, LWM): embed is the concatenated table
+// embed_tokens ‖ embed_vision indexed by the token's id (so the input picks the table), the
+// logits are lm_head ‖ vision_head ([.., vocab_size + vision_vocab_size]) and each target's
+// cross-entropy is over its own head's columns (the target picks the head; CrossEntropyArgs::
+// text_vocab).
 // Attention goes through an AttentionOp (the ring in training); the FFN and the logits run over
 // chunks of tokens, so no [tokens x intermediate] or [tokens x vocab] buffer exists for the
 // whole shard. Memory: per layer the backward keeps the layer input, the attention output and
@@ -30,7 +35,7 @@ class ReferenceTransformer {
               TransformerOptions options = {});
 
   // Sum over local target tokens of weight * CE. If logits is not null it receives
-  // [batch, n_local, vocab] (local token order); if token_losses is not null, it receives each
+  // [batch, n_local, total_vocab_size()] (local token order; text then vision columns); if token_losses is not null, it receives each
   // local token's weight * CE ([batch, n_local]; 0 for ignored tokens).
   double forward(const data::LocalBatch& batch, T* logits, double* token_losses = nullptr);
 

@@ -253,7 +253,8 @@ void Transformer::layer_backward(int layer, const float* w, float* grad, const D
 
 void Transformer::head(const float* w, float* grad, const DeviceBatch& in, int64_t n, float* logits,
                        double grad_scale, bool token_losses) {
-  const int64_t h = config_.hidden_size, vocab = config_.vocab_size;
+  // The head unit's lm_head (and vision_head, back to back) is one [vocab, h] matrix.
+  const int64_t h = config_.hidden_size, vocab = config_.total_vocab_size();
   const auto& off = units_.back().offsets;
   const float* w_norm = w + off[0];
   const float* w_lm = w + off[1];
@@ -284,6 +285,7 @@ void Transformer::head(const float* w, float* grad, const DeviceBatch& in, int64
     if (token_losses) ce.token_losses = dv::view(ws_->token_losses() + r0, {rows});
     ce.loss_sum = ws_->loss().view();
     ce.grad_scale = training ? grad_scale : 0.0;
+    ce.text_vocab = config_.loss_split_column();  // a vision model: the target picks the head
     be.cross_entropy(ce, s);
     if (!training) continue;
     gemm(true, false, vocab, h, rows, hb.dlogits, vocab, hb.nf, h, 1.f, grad + off[1], h);
@@ -325,7 +327,7 @@ DeviceBatch Transformer::forward_layers(const data::LocalBatch& batch, bool toke
   const float* w = params_.gather(0);
   params_.prefetch(1);
   dv::EmbeddingFwdArgs embed;
-  embed.table = dv::view(w, {config_.vocab_size, h});
+  embed.table = dv::view(w, {config_.total_vocab_size(), h});  // the input's id picks the table
   embed.tokens = dv::view(in.tokens, {n});
   embed.out = dv::view(ws_->resid(), {n, h});
   be.embedding_fwd(embed, *exec_.compute);
@@ -349,7 +351,7 @@ double Transformer::forward_backward(const data::LocalBatch& batch, double grad_
   const float* w = params_.gather(0);
   params_.prefetch(1);
   dv::EmbeddingFwdArgs embed;
-  embed.table = dv::view(w, {config_.vocab_size, h});
+  embed.table = dv::view(w, {config_.total_vocab_size(), h});  // the input's id picks the table
   embed.tokens = dv::view(in.tokens, {n});
   embed.out = dv::view(ws_->resid(), {n, h});
   be.embedding_fwd(embed, s);
@@ -383,7 +385,7 @@ double Transformer::forward_backward(const data::LocalBatch& batch, double grad_
   dv::EmbeddingBwdArgs dembed;
   dembed.tokens = dv::view(in.tokens, {n});
   dembed.dout = dv::view(static_cast<const float*>(ws_->dx()), {n, h});
-  dembed.dtable = dv::view(grad, {config_.vocab_size, h});
+  dembed.dtable = dv::view(grad, {config_.total_vocab_size(), h});
   be.embedding_bwd(dembed, s);
   params_.reduce_grad(0, grad);
   return ws_->loss().read(s);

@@ -88,7 +88,7 @@ TransformerWorkspace::TransformerWorkspace(device::Backend& backend, const Llama
       hidden_(config.hidden_size),
       kv_(config.kv_width()),
       inter_(config.intermediate_size),
-      vocab_(config.vocab_size),
+      vocab_(config.total_vocab_size()),
       heads_(config.num_attention_heads),
       layers_(config.num_hidden_layers),
       ffn_chunk_(ffn_chunk_tokens),

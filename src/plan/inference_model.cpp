@@ -32,7 +32,7 @@ std::vector<int64_t> unit_counts_of(const model::LlamaConfig& m) {
 std::vector<MemoryItem> prefill_items(const InferenceShape& s) {
   const model::LlamaConfig& m = s.model;
   const double n = double(s.prompt_tokens_per_rank()), H = double(m.hidden_size), KV = double(m.kv_width()),
-               heads = double(m.num_attention_heads), I = double(m.intermediate_size), V = double(m.vocab_size);
+               heads = double(m.num_attention_heads), I = double(m.intermediate_size), V = double(m.total_vocab_size());
   const double c = double(std::min(s.ffn_chunk_tokens, s.prompt_tokens_per_rank()));
   const double cl = double(std::min(s.loss_chunk_tokens, s.prompt_tokens_per_rank()));
   const double slots = s.ranks > 1 ? 2 : 1;
@@ -110,7 +110,7 @@ int smallest_fitting_inference_ring(InferenceShape s, double usable_bytes, doubl
 PrefillPrediction predict_prefill(const InferenceShape& s, double flops_per_s, double link_bytes_per_s) {
   const model::LlamaConfig& m = s.model;
   const double h = double(m.hidden_size), kv = double(m.kv_width()), inter = double(m.intermediate_size),
-               vocab = double(m.vocab_size), layers = double(m.num_hidden_layers);
+               vocab = double(m.total_vocab_size()), layers = double(m.num_hidden_layers);
   const double C = double(s.context_tokens), N = double(s.ranks);
   const double n = double(s.prompt_tokens_per_rank());  // the largest shard: the slowest rank
   PrefillPrediction p;
@@ -138,7 +138,7 @@ DecodePrediction predict_decode(const InferenceShape& s, int64_t cache_tokens, d
                                 double memory_bytes_per_s, const DecodeLinks& links) {
   const model::LlamaConfig& m = s.model;
   const double h = double(m.hidden_size), kv = double(m.kv_width()), inter = double(m.intermediate_size),
-               vocab = double(m.vocab_size), layers = double(m.num_hidden_layers), heads = double(m.num_attention_heads);
+               vocab = double(m.total_vocab_size()), layers = double(m.num_hidden_layers), heads = double(m.num_attention_heads);
   DecodePrediction d;
   d.cache_tokens_per_rank = (cache_tokens + s.ranks - 1) / s.ranks;
   const double nc = double(d.cache_tokens_per_rank);

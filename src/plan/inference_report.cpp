@@ -183,6 +183,7 @@ std::string inference_json(const InferenceResult& r) {
                   {"num_attention_heads", m.num_attention_heads},
                   {"num_key_value_heads", m.num_key_value_heads},
                   {"vocab_size", m.vocab_size}};
+  if (m.has_vision()) out["model"]["vision_vocab_size"] = m.vision_vocab_size;
   out["run"] = {{"context_tokens", s.context_tokens},
                 {"new_tokens", s.new_tokens},
                 {"cache_tokens", s.cache_tokens()},

@@ -32,7 +32,7 @@ Sizes sizes_of(const TrainShape& s) {
   z.heads = double(m.num_attention_heads);
   z.head_dim = double(m.head_dim());
   z.inter = double(m.intermediate_size);
-  z.vocab = double(m.vocab_size);
+  z.vocab = double(m.total_vocab_size());  // a vision model's logits: both heads' columns
   z.layers = double(m.num_hidden_layers);
   z.ffn_rows = double(std::min(s.ffn_chunk_tokens, s.pass_tokens()));
   z.loss_rows = double(std::min(s.loss_chunk_tokens, s.pass_tokens()));

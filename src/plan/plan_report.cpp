@@ -208,6 +208,7 @@ std::string plan_json(const PlanResult& r) {
                   {"num_attention_heads", m.num_attention_heads},
                   {"num_key_value_heads", m.num_key_value_heads},
                   {"vocab_size", m.vocab_size}};
+  if (m.has_vision()) out["model"]["vision_vocab_size"] = m.vision_vocab_size;
   out["run"] = {{"seq_len", s.seq_len},
                 {"dp", s.dp},
                 {"sp", s.sp},

@@ -23,7 +23,7 @@ double paper_forward_flops(const model::LlamaConfig& c, double sequences, double
 StepFlops step_flops(const TrainShape& s) {
   const model::LlamaConfig& m = s.model;
   const double h = double(m.hidden_size), kv = double(m.kv_width()), inter = double(m.intermediate_size),
-               vocab = double(m.vocab_size), layers = double(m.num_hidden_layers);
+               vocab = double(m.total_vocab_size()), layers = double(m.num_hidden_layers);
   const double n_tokens = double(s.local_tokens()), seq = double(s.seq_len);
   StepFlops f;
   f.model_flops = 3.0 * paper_forward_flops(m, double(s.dp) * double(s.sequences_per_group), seq);

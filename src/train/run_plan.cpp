@@ -62,7 +62,7 @@ std::string to_ini(const RunPlan& p) {
   o << "# ringworld run plan (written by `ringworld train`; read back by --resume)\n";
   o << "model = " << p.model_preset << "\n";
   for (const auto& f : model::config_fields())
-    if (std::string(f.name) != "rope_theta") {
+    if (std::string(f.name) != "rope_theta" && f.written(p.model)) {
       if (f.integer) o << f.name << " = " << p.model.*f.integer << "\n";
       else o << f.name << " = " << num(p.model.*f.real) << "\n";
     }

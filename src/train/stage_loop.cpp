@@ -59,6 +59,8 @@ Json validation_record(const StageSpec& stage, int step, const ValidationResult&
   r["val_ppl"] = std::exp(v.loss);
   r["val_sequences"] = v.sequences;
   r["val_tokens"] = v.weight;
+  if (!std::isnan(v.text_loss)) r["val_text_loss"] = v.text_loss;  // a vision model's kinds
+  if (!std::isnan(v.vision_loss)) r["val_vision_loss"] = v.vision_loss;
   Json buckets = Json::array();
   for (const ValidationBucket& b : v.buckets)
     buckets.push_back(Json{{"from", b.from}, {"to", b.to}, {"loss", b.loss}, {"ppl", std::exp(b.loss)}, {"tokens", b.weight}});
@@ -103,6 +105,7 @@ StageResult run_stage(RunContext& ctx, std::size_t index, std::string* error) {
   geometry.seq_len = stage.seq_len;
   geometry.global_sequences = static_cast<int>(batch_tokens / stage.seq_len);
   geometry.vocab_size = config.vocab_size;
+  geometry.vision_vocab_size = config.vision_vocab_size;
   geometry.dp = grid.dp();
   geometry.dp_rank = grid.dp_rank();
   geometry.sp = grid.sp();

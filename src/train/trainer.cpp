@@ -1,6 +1,7 @@
 // trainer.cpp
 #include "src/train/trainer.h"
 
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/data/global_batch.h"
+#include "src/train/lwm_loss.h"
 
 namespace rw::train {
 
@@ -73,13 +75,14 @@ StepReport Trainer::step() {
   StepReport r;
   r.step = steps_done_;
   const int step_1based = steps_done_ + 1;
-  const data::LocalBatch batch = source_.next();
-  double sums[2] = {0, static_cast<double>(batch.token_count())};
-  for (std::size_t i = 0; i < batch.loss_weights.size(); ++i)
-    if (batch.targets[i] >= 0) sums[0] += batch.loss_weights[i];
-  grid_.allreduce_sum(sums, 2);
-  r.weight_sum = sums[0];
-  r.tokens = static_cast<int64_t>(sums[1]);
+  data::LocalBatch batch = source_.next();
+  // The weights of text and vision targets (all text in a text-only model) and the tokens.
+  const std::array<double, 2> kinds = kind_weight_sums(batch, config_);
+  double sums[3] = {kinds[0], kinds[1], static_cast<double>(batch.token_count())};
+  grid_.allreduce_sum(sums, 3);
+  r.weight_sum = sums[0] + sums[1];
+  r.tokens = static_cast<int64_t>(sums[2]);
+  apply_lwm_loss_weights(batch, config_, {sums[0], sums[1]});  // a vision model: LWM's loss (lwm_loss.h)
   attention_.reset_stats();
   params_.zero_grads();
   // Every micro-batch's backward carries 1/sum(w) of the whole global batch; the gradient

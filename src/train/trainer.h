@@ -1,6 +1,8 @@
 // trainer.h: one training step on the process grid: the local batch through the sharded model
 // and the ring, the global weighted-mean loss, clipping, AdamW on the local shards.
 //   loss = sum over the global batch of w * CE / sum of w   (targets < 0 ignored)
+// A vision model's loss is LWM's, 0.5 x mean vision CE + 0.5 x mean text CE (lwm_loss.h: each
+// target's weight is scaled by its kind's share before the step).
 // The weight sum is all-reduced first, so each rank's backward already carries 1/sum(w) and the
 // reduce-scattered gradients are exactly those of the global loss.
 //

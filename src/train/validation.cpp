@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "src/train/lwm_loss.h"
 #include "src/train/progress.h"
 
 namespace rw::train {
@@ -33,12 +34,22 @@ Validator::Validator(const std::string& spec, const data::SourceGeometry& geomet
 
 ValidationResult Validator::evaluate(Trainer& trainer, mpi::ProcessGrid& grid) {
   const int64_t n_buckets = (geometry_.seq_len + width_ - 1) / width_;
-  std::vector<double> sums(2 * n_buckets, 0.0), token_losses;
+  const model::LlamaConfig& config = trainer.model().config();
+  // The buckets, then a vision model's sums of w CE and w by kind (text, vision): LWM's loss.
+  std::vector<double> sums(2 * n_buckets + (config.has_vision() ? 4 : 0), 0.0), token_losses;
+  double* kinds = sums.data() + 2 * n_buckets;
   source_->seek(0);  // the same held-out sequences every time
   for (int b = 0; b < n_batches_; ++b) {
     const data::LocalBatch batch = source_->next();
     trainer.forward_only(batch, &token_losses);
     add_to_buckets(batch, token_losses, width_, sums);
+    if (config.has_vision())
+      for (int64_t i = 0; i < batch.token_count(); ++i) {
+        if (batch.targets[i] < 0 || batch.loss_weights[i] == 0.f) continue;
+        const int k = batch.targets[i] >= config.vocab_size ? 1 : 0;
+        kinds[2 * k] += token_losses[i];
+        kinds[2 * k + 1] += batch.loss_weights[i];
+      }
   }
   grid.allreduce_sum(sums.data(), static_cast<int>(sums.size()));
   ValidationResult r;
@@ -56,6 +67,11 @@ ValidationResult Validator::evaluate(Trainer& trainer, mpi::ProcessGrid& grid) {
     r.buckets.push_back(bucket);
   }
   r.loss = r.weight > 0 ? loss_sum / r.weight : std::nan("");
+  if (config.has_vision() && r.weight > 0) {
+    r.loss = lwm_loss({kinds[0], kinds[2]}, {kinds[1], kinds[3]});
+    r.text_loss = kinds[1] > 0 ? kinds[0] / kinds[1] : std::nan("");
+    r.vision_loss = kinds[3] > 0 ? kinds[2] / kinds[3] : std::nan("");
+  }
   return r;
 }
 
@@ -64,6 +80,11 @@ std::string validation_line(const ValidationResult& r) {
   std::snprintf(head, sizeof head, "val loss %.4f (ppl %.4g) over %lld sequence(s)", r.loss, std::exp(r.loss),
                 static_cast<long long>(r.sequences));
   std::string line = head;
+  if (!std::isnan(r.text_loss) || !std::isnan(r.vision_loss)) {
+    char kinds[96];
+    std::snprintf(kinds, sizeof kinds, " (text %.4f, vision %.4f)", r.text_loss, r.vision_loss);
+    line += kinds;
+  }
   if (r.buckets.size() > 1) {
     line += " | loss by position:";
     for (const ValidationBucket& b : r.buckets) {

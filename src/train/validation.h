@@ -5,8 +5,11 @@
 //   within the step's.
 //   loss = sum(w * CE) / sum(w) over the held-out tokens; bucket b holds the tokens whose
 //   position (the RoPE position: the context the token has in its document) lies in
-//   [b * width, (b + 1) * width); perplexity = exp(loss).
+//   [b * width, (b + 1) * width); perplexity = exp(loss). A vision model's loss is LWM's
+//   (lwm_loss.h: 0.5 x mean vision CE + 0.5 x mean text CE over the held-out tokens), with each
+//   kind's mean beside it; its buckets hold the plain weighted mean of both kinds.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -26,6 +29,7 @@ struct ValidationBucket {
 
 struct ValidationResult {
   double loss = 0, weight = 0;
+  double text_loss = std::nan(""), vision_loss = std::nan("");  // a vision model's kinds (NaN: none)
   int64_t sequences = 0;
   std::vector<ValidationBucket> buckets;  // only those holding tokens
 };

@@ -256,7 +256,7 @@ std::vector<double> ringworld_model_logits(const LlamaConfig& c, const Tensors& 
   rw::ReferenceAttentionOp<T> attention(true);
   rw::model::ReferenceTransformer<T> model(c, params, attention, matmul);
   const rw::data::LocalBatch batch = batch_of(tokens);
-  std::vector<T> logits(static_cast<std::size_t>(batch.token_count() * c.vocab_size));
+  std::vector<T> logits(static_cast<std::size_t>(batch.token_count() * c.total_vocab_size()));
   model.forward(batch, logits.data());
   return std::vector<double>(logits.begin(), logits.end());
 }
@@ -327,6 +327,8 @@ FlaxTensors random_lwm(const LlamaConfig& c, uint64_t seed) {
 // LWM's LLaMA forward (lwm/llama.py) in T: x @ kernel with (in, out) kernels, RMSNorm, RoPE
 // rotating adjacent pairs (x[2i], x[2i+1]) by pos * theta^(-2i/d), causal softmax attention with
 // kv heads shared by groups of query heads, SwiGLU w2(silu(w1 x) * w3 x). Logits [batch, seq, vocab].
+// With the vision tables (LWM's vision model): an id >= vocab is vision id - vocab, embedded by
+// vte, and each row's logits are lm_head's then vision_head's ([batch, seq, vocab + vision vocab]).
 template <class T>
 std::vector<double> lwm_logits(const LlamaConfig& c, const FlaxTensors& f, const Tokens& tokens) {
   const int64_t h = c.hidden_size, heads = c.num_attention_heads, kv_heads = c.num_key_value_heads, d = c.head_dim();
@@ -364,10 +366,15 @@ std::vector<double> lwm_logits(const LlamaConfig& c, const FlaxTensors& f, const
   };
   std::vector<double> logits;
   const auto wte = w("transformer/wte/embedding");
+  const bool vision = f.count("transformer/vte/embedding") > 0;
+  const auto vte = vision ? w("transformer/vte/embedding") : std::vector<T>{};
+  const int64_t vv = vision ? f.at("transformer/vte/embedding").shape[0] : 0;
   for (int b = 0; b < tokens.batch; ++b) {
     std::vector<T> x(static_cast<std::size_t>(s * h));
-    for (int64_t r = 0; r < s; ++r)
-      for (int64_t i = 0; i < h; ++i) x[r * h + i] = wte[tokens.ids[b * s + r] * h + i];
+    for (int64_t r = 0; r < s; ++r) {
+      const int64_t id = tokens.ids[b * s + r];
+      for (int64_t i = 0; i < h; ++i) x[r * h + i] = id < v ? wte[id * h + i] : vte[(id - v) * h + i];
+    }
     for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
       const std::string p = "transformer/h/" + std::to_string(l) + "/";
       const auto a = rmsnorm(x, w(p + "attention_norm/kernel"));
@@ -404,8 +411,13 @@ std::vector<double> lwm_logits(const LlamaConfig& c, const FlaxTensors& f, const
       const auto down = matmul(act, s, w(p + "feed_forward/w2/kernel"), c.intermediate_size, h);
       for (std::size_t i = 0; i < x.size(); ++i) x[i] += down[i];
     }
-    const auto out = matmul(rmsnorm(x, w("transformer/ln_f/kernel")), s, w("lm_head/kernel"), h, v);
-    logits.insert(logits.end(), out.begin(), out.end());
+    const auto normed = rmsnorm(x, w("transformer/ln_f/kernel"));
+    const auto out = matmul(normed, s, w("lm_head/kernel"), h, v);
+    const auto vision_out = vision ? matmul(normed, s, w("vision_head/kernel"), h, vv) : std::vector<T>{};
+    for (int64_t r = 0; r < s; ++r) {
+      logits.insert(logits.end(), out.begin() + r * v, out.begin() + (r + 1) * v);
+      if (vision) logits.insert(logits.end(), vision_out.begin() + r * vv, vision_out.begin() + (r + 1) * vv);
+    }
   }
   return logits;
 }
@@ -431,6 +443,10 @@ Tensors lwm_as_hf_unpermuted(const LlamaConfig& c, const FlaxTensors& f) {
     }
   t["model.norm.weight"] = f.at("transformer/ln_f/kernel").values;
   t["lm_head.weight"] = transposed(f.at("lm_head/kernel"));
+  if (f.count("transformer/vte/embedding")) {
+    t["model.embed_vision.weight"] = f.at("transformer/vte/embedding").values;
+    t["vision_head.weight"] = transposed(f.at("vision_head/kernel"));
+  }
   return t;
 }
 
@@ -725,10 +741,16 @@ TEST_CASE("import --from hf: bad input is one clear error", "[import]") {
 
 TEST_CASE("import --from lwm-jax: the adjacent-pair model and its imported rotate-half twin give the same logits", "[import]") {
   ScratchDir dir("import_lwm");
-  LlamaConfig c = tiny_config();
-  c.rope_theta = 5e4;
-  const FlaxTensors f = random_lwm(c, 9);
-  const Tokens tokens = random_tokens(static_cast<int>(c.vocab_size), 10);
+  LlamaConfig text_config = tiny_config();
+  text_config.rope_theta = 5e4;
+  const FlaxTensors f = random_lwm(text_config, 9);
+  // The stream holds LWM's vision tables: a vision model, its tokens text and vision ids mixed.
+  LlamaConfig c = text_config;
+  c.vision_vocab_size = kVisionVocab;
+  const Tokens tokens = random_tokens(static_cast<int>(c.total_vocab_size()), 10);
+  int vision_ids = 0;
+  for (int32_t id : tokens.ids) vision_ids += id >= c.vocab_size;
+  REQUIRE(vision_ids >= 4);
   const std::string config_json =
       json{{"num_attention_heads", c.num_attention_heads}, {"theta", c.rope_theta}, {"rms_norm_eps", c.rms_norm_eps},
            {"max_sequence_length", 8192}, {"bos_token_id", 1}, {"eos_token_id", 2}}.dump();
@@ -740,36 +762,42 @@ TEST_CASE("import --from lwm-jax: the adjacent-pair model and its imported rotat
   INFO(show(r));
   REQUIRE(r.exit_code == 0);
   CHECK(r.stdout_text.find("inferred from the shapes: vocab_size 37, hidden_size 16, intermediate_size 40, num_hidden_layers 2, "
-                           "num_key_value_heads 2") != std::string::npos);
+                           "num_key_value_heads 2, vision_vocab_size 11") != std::string::npos);
   {
     const H5File file(a);
     CHECK(get_i64(file.id(), "max_position_embeddings") == 8192);
     CHECK(get_i64(file.id(), "num_key_value_heads") == 2);
     CHECK(get_f64(file.id(), "rope_theta") == c.rope_theta);
     CHECK(get_str(file.id(), "torch_dtype") == "bfloat16");
-    // The vision tables, kept outside /params: the embedding as is, the head transposed.
-    CHECK(same_bits(read_f32(file.id(), "vision/vte.weight", {kVisionVocab, hsize_t(c.hidden_size)}), f.at("transformer/vte/embedding").values));
-    CHECK(same_bits(read_f32(file.id(), "vision/vision_head.weight", {kVisionVocab, hsize_t(c.hidden_size)}), transposed(f.at("vision_head/kernel"))));
+    // The vision tables are the vision model's parameters: the embedding as is, the head transposed.
+    CHECK(get_i64(file.id(), "vision_vocab_size") == kVisionVocab);
+    CHECK(same_bits(read_f32(file.id(), "params/model.embed_vision.weight", {kVisionVocab, hsize_t(c.hidden_size)}), f.at("transformer/vte/embedding").values));
+    CHECK(same_bits(read_f32(file.id(), "params/vision_head.weight", {kVisionVocab, hsize_t(c.hidden_size)}), transposed(f.at("vision_head/kernel"))));
   }
   // LWM's forward on LWM's weights (fp64 and a straightforward fp32) against ringworld's forward
   // of the imported file, by the rule of tests/test_support.h.
   const std::vector<double> fp64 = lwm_logits<double>(c, f, tokens), fp32 = lwm_logits<float>(c, f, tokens);
   for (int np : {1, 2}) {
     INFO("forward on " << np << " rank(s)");
-    check_tensor("logits", tool_logits(dir, np, a, tokens, c.vocab_size), fp64, fp32);
+    check_tensor("logits", tool_logits(dir, np, a, tokens, c.total_vocab_size()), fp64, fp32);
   }
-  // Exported to Hugging Face: the text model only, its config from the import.
+  // Exported to Hugging Face: every tensor (the vision ones by their Hugging Face-style names),
+  // vision_vocab_size in config.json; imported back, the same bits.
   {
     const RunResult e = run_tool(dir, 1, "export --to hf " + quoted(a) + " " + quoted(dir / "hf_out"));
     INFO(show(e));
     REQUIRE(e.exit_code == 0);
-    CHECK(e.stdout_text.find("the /vision tables are not exported") != std::string::npos);
     const json config = json::parse(slurp(dir / "hf_out" / "config.json"));
+    CHECK(config.at("vision_vocab_size") == kVisionVocab);
     CHECK(config.at("max_position_embeddings") == 8192);
     CHECK(config.at("rope_theta").get<double>() == c.rope_theta);
     CHECK(config.at("torch_dtype") == "bfloat16");
     CHECK(config.at("bos_token_id") == 1);
     CHECK(read_safetensors_file((dir / "hf_out" / "model.safetensors").string()).tensors.size() == specs_of(c).size());
+    const RunResult back = run_tool(dir, 1, import_hf_args(dir / "hf_out", dir / "back.h5"));
+    INFO(show(back));
+    REQUIRE(back.exit_code == 0);
+    check_same_bits(read_params(dir / "back.h5", c), read_params(a, c));
   }
   // Without the permutation the twin would differ by far more than the bound.
   const Reference unpermuted = ringworld_reference(c, lwm_as_hf_unpermuted(c, f), tokens);
@@ -848,6 +876,19 @@ TEST_CASE("import --from lwm-jax: bad input is one clear error", "[import]") {
     FlaxTensors g = f;
     g.erase("transformer/h/1/ffn_norm/kernel");
     expect_clean_failure(run_on(lwm_stream(c, g, {})), out, "has no key 'transformer/h/1/ffn_norm/kernel'");
+  }
+  // The vision tables: both or neither, their rows as the config says.
+  {
+    FlaxTensors g = f;
+    g.erase("vision_head/kernel");
+    expect_clean_failure(run_on(lwm_stream(c, g, {})), out, "has only one of transformer/vte/embedding and vision_head/kernel");
+    g.erase("transformer/vte/embedding");
+    write_file((dir / "v.json").string(), json{{"num_attention_heads", 4}, {"vision_vocab_size", 11}}.dump());
+    expect_clean_failure(run_on(lwm_stream(c, g, {}), " --config " + quoted(dir / "v.json")), out,
+                         "gives vision_vocab_size 11, but");
+    write_file((dir / "v.json").string(), json{{"num_attention_heads", 4}, {"vision_vocab_size", 8}}.dump());
+    expect_clean_failure(run_on(good, " --config " + quoted(dir / "v.json")), out,
+                         "gives vision_vocab_size 8, but transformer/vte/embedding [11, 16]");
   }
   {
     FlaxTensors g = f;

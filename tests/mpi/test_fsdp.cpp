@@ -272,7 +272,12 @@ TEST_CASE("the global gradient norm on the device equals the host loop bit for b
 }
 
 TEST_CASE("checkpoints and parameter files carry device shards bit for bit across backends", "[fsdp][ckpt]") {
-  const model::LlamaConfig config = test_config();
+  // A text model, and a vision model (LWM's dual vocabulary: embed_vision and vision_head in the
+  // embedding and head units, their own tensors in the files).
+  model::LlamaConfig vision = test_config();
+  vision.vision_vocab_size = 9;
+  const model::LlamaConfig config = GENERATE_COPY(test_config(), vision);
+  INFO("vision_vocab_size " << config.vision_vocab_size);
   const int n = mpi::world_size();
   const std::string ckpt = shared_scratch_path("fsdp-ckpt-test"), params_file = shared_scratch_path("fsdp-params-test");
   mpi::ProcessGrid grid(1, n, 60.0);
@@ -329,6 +334,10 @@ TEST_CASE("checkpoints and parameter files carry device shards bit for bit acros
     const float* full = f.params->gather(0);
     CHECK(gathered_right(f, 0, full, 17));
     f.params->release(0);
+    const int head = static_cast<int>(f.params->units().size()) - 1;  // norm, lm_head (, vision_head)
+    full = f.params->gather(head);
+    CHECK(gathered_right(f, head, full, 17));
+    f.params->release(head);
   }
   mpi::barrier();
   if (grid.rank() == 0) {

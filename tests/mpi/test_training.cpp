@@ -18,6 +18,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "device/backend.h"
 #include "device/cpu/cpu_backend.h"
@@ -70,7 +71,7 @@ Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const
   to.loss_chunk_tokens = 20;
   model::Transformer model(config, params, attention, exec, to);
   Fp32Run r;
-  r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.vocab_size);
+  r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.total_vocab_size());
   r.loss = grid.allreduce_sum(model.forward(batch, r.logits.data()));
   params.zero_grads();
   model.forward_backward(batch, scale);
@@ -309,6 +310,100 @@ TEST_CASE("micro-batches give the one-big-batch gradient and loss on every grid"
   }
 }
 
+// A vision model (LWM's dual vocabulary: ids 29..40 are vision tokens) on the ring: the
+// trainer's step (lr 0: the gradient stays in the shards) on every grid dp x sp of the world,
+// whole and one sequence per micro-batch, against LWM's loss computed here in fp64 from its
+// definition: 0.5 x sum_vision(w CE) / sum_vision(w) + 0.5 x sum_text(w CE) / sum_text(w) over
+// the global batch, its gradient the sum of two fp64 backwards (each kind alone, scaled by 0.5 /
+// its weight sum). Tolerance: the rule of the first test, with the trainer's single-rank fp32 step
+// as the naive run (itself within 1e-4 of fp64).
+TEST_CASE("a vision model's ring step gives LWM's loss and gradient on every grid", "[training][vision]") {
+  const int world = mpi::world_size();
+  model::LlamaConfig config = tiny_config();
+  config.vision_vocab_size = 12;
+  const uint64_t seed = 5;
+  data::SyntheticOptions so;
+  so.seq_len = 24;
+  so.global_sequences = 12;
+  so.vocab_size = static_cast<int>(config.vocab_size);
+  so.packed = true;
+  data::GlobalBatch g = data::synthetic_global_batch(so, 0);
+  // Vision blocks of 12 ids in two of every three sequences, at different places.
+  for (int s = 0; s < g.n_sequences; ++s)
+    for (int p = 0; p < g.seq_len; ++p)
+      if (s % 3 != 2 && p >= 2 + 5 * (s % 3) && p < 14 + 5 * (s % 3)) {
+        int32_t& t = g.tokens[static_cast<std::size_t>(s) * g.seq_len + p];
+        t = static_cast<int32_t>(config.vocab_size) + (t * 7 + p) % 12;
+      }
+  data::derive_targets_positions_weights(g);
+  const data::LocalBatch whole = data::slice_global_batch(g, 1, 0, 1, 0, Layout::contiguous);
+  double weight[2] = {0, 0};
+  for (int64_t i = 0; i < whole.token_count(); ++i)
+    if (whole.targets[i] >= 0) weight[whole.targets[i] >= config.vocab_size ? 1 : 0] += whole.loss_weights[i];
+  REQUIRE(weight[0] > 20);
+  REQUIRE(weight[1] > 20);
+
+  // fp64 gold: each kind alone (the other's weights 0), scaled by 0.5 / its weight sum; the
+  // gradients of the two backwards add up in the parameters' gradient buffers.
+  model::LocalParams<double> gold_params(config, seed);
+  double gold_loss = 0;
+  for (int kind = 0; kind < 2; ++kind) {
+    data::LocalBatch only = whole;
+    for (int64_t i = 0; i < only.token_count(); ++i)
+      if ((only.targets[i] >= config.vocab_size ? 1 : 0) != kind) only.loss_weights[i] = 0.f;
+    ReferenceAttentionOp<double> attention(true);
+    model::CpuMatMulDouble matmul;
+    model::ReferenceTransformer<double> model(config, gold_params, attention, matmul);
+    gold_loss += 0.5 * model.forward_backward(only, 0.5 / weight[kind]) / weight[kind];
+  }
+  const std::vector<std::vector<double>>& gold_grads = gold_params.grads;
+
+  auto step_on = [&](mpi::ProcessGrid& grid, int micro, Layout layout) {
+    auto backend = device::make_backend("cpu");
+    FixedSource source;
+    source.batch = data::slice_global_batch(g, grid.dp(), grid.dp_rank(), grid.sp(), grid.sp_rank(), layout);
+    train::TrainerOptions to;
+    to.schedule.kind = train::LrSchedule::Kind::constant;
+    to.schedule.peak_lr = 0;
+    to.tiling = {8, 8};
+    to.transformer.ffn_chunk_tokens = 16;
+    to.transformer.loss_chunk_tokens = 20;
+    to.micro_batch_sequences = micro;
+    train::Trainer trainer(config, grid, *backend, source, to);
+    trainer.params().initialize(seed);
+    const train::StepReport r = trainer.step();
+    CHECK(r.weight_sum == weight[0] + weight[1]);
+    std::vector<std::vector<float>> grads;
+    for (const auto& sh : trainer.params().shards()) grads.push_back(download_prefix(sh.grads, sh.end - sh.begin));
+    return std::make_pair(r.loss, grads);
+  };
+  auto self = mpi::ProcessGrid::self();
+  const auto single = step_on(*self, 0, Layout::contiguous);
+  REQUIRE(std::fabs(single.first - gold_loss) <= 1e-4 * gold_loss);
+  for (std::size_t u = 0; u < gold_grads.size(); ++u)
+    REQUIRE(test::max_abs_error(single.second[u], gold_grads[u]) <= 1e-4 * test::max_abs(gold_grads[u]));
+
+  for (int dp = 1; dp <= world; ++dp) {
+    if (world % dp) continue;
+    const int sp = world / dp, per_group = so.global_sequences / dp;
+    mpi::ProcessGrid grid(dp, sp, 900.0);
+    for (Layout layout : {Layout::zigzag, Layout::contiguous})
+      for (int micro : {0, per_group > 1 ? 1 : 0}) {
+        INFO("grid dp " << dp << " x sp " << sp << ", " << layout_name(layout) << ", " << micro
+                        << " sequence(s) per micro-batch, rank " << grid.rank());
+        const auto r = step_on(grid, micro, layout);
+        CHECK(std::fabs(r.first - gold_loss) <= 2 * std::fabs(single.first - gold_loss) + 8 * FLT_EPSILON * gold_loss);
+        train::FsdpParams layout_only(config, grid);  // for the shard ranges
+        for (std::size_t u = 0; u < gold_grads.size(); ++u) {
+          const auto& sh = layout_only.shards()[u];
+          INFO("unit " << u);
+          CHECK(test::max_abs_error(r.second[u], slice(gold_grads[u], sh.begin, sh.end)) <=
+                2 * test::max_abs_error(single.second[u], gold_grads[u]) + 8 * FLT_EPSILON * test::max_abs(gold_grads[u]));
+        }
+      }
+  }
+}
+
 // A training run with micro-batches follows the run without. 12 steps of the run of the test
 // above (4 sequences, zigzag ring over the world) whole, 2 and 1 sequence(s) per micro-batch.
 // Tolerance: the first loss comes from the same weights (only the loss sum's order differs):
@@ -473,7 +568,7 @@ Fp32Run run_fp32_kernel(device::cpu::FwdKernel kernel, const model::LlamaConfig&
   to.loss_chunk_tokens = 20;
   model::Transformer model(config, params, attention, exec, to);
   Fp32Run r;
-  r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.vocab_size);
+  r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.total_vocab_size());
   r.loss = grid.allreduce_sum(model.forward(batch, r.logits.data()));
   params.zero_grads();
   model.forward_backward(batch, scale);

@@ -491,6 +491,65 @@ void test_cross_entropy(Ctx& c) {
   check_close(c.label("cross_entropy dlogits"), dl.read(), gdl, tol(vocab + 8, s_dl, c.dt, max_abs(gdl)));
 }
 
+// The split cross-entropy of a dual vocabulary (CrossEntropyArgs::text_vocab, LWM's text and
+// vision heads): each row's softmax over its target's head only. Oracle: the formula written out
+// here in fp64 (not the host op), on the stored logits.
+void test_split_cross_entropy(Ctx& c) {
+  const int64_t n = 12, vocab = 33, split = 20;
+  // Text and vision targets, both heads' edge columns, an ignored token, a zero weight.
+  const std::vector<double> targets = {3, 25, split - 1, split, vocab - 1, 0, -1, 27, 11, 21, 7, 30};
+  std::vector<double> weights(n);
+  test::Rng rng(82);
+  for (int64_t t = 0; t < n; ++t) weights[t] = t == 8 ? 0.0 : 0.5 + rng.uniform();
+  DevTensor logits(c.be, c.dt, random_values(n * vocab, 83, 4.0)), tg(c.be, DType::i32, targets),
+      wt(c.be, DType::f32, weights), dl(c.be, c.dt, std::vector<double>(n * vocab, 5.0)),
+      loss(c.be, DType::f64, {0.5}), tl(c.be, DType::f64, std::vector<double>(n, -7.0));
+  CrossEntropyArgs a;
+  a.logits = logits.view({n, vocab});
+  a.targets = tg.view({n});
+  a.weights = wt.view({n});
+  a.dlogits = dl.view({n, vocab});
+  a.token_losses = tl.view({n});
+  a.loss_sum = loss.view({1});
+  a.grad_scale = 0.3;
+  a.text_vocab = split;
+  c.be.cross_entropy(a, c.stream);
+  c.be.synchronize(c.stream);
+  std::vector<double> gdl(n * vocab, 0.0), gtl(n, 0.0);
+  double gloss = 0.5, s_loss = 0.5, s_token = 0, max_lse = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    const int target = static_cast<int>(targets[t]);
+    const double w = static_cast<float>(weights[t]);
+    if (target < 0 || w == 0) continue;
+    const int64_t lo = target >= split ? split : 0, hi = target >= split ? vocab : split;
+    const double* row = logits.stored.data() + t * vocab;
+    double mx = -1e300, sum = 0;
+    for (int64_t j = lo; j < hi; ++j) mx = std::max(mx, row[j]);
+    for (int64_t j = lo; j < hi; ++j) sum += std::exp(row[j] - mx);
+    const double lse = mx + std::log(sum);
+    gtl[t] = w * (lse - row[target]);
+    gloss += gtl[t];
+    for (int64_t j = lo; j < hi; ++j) gdl[t * vocab + j] = a.grad_scale * w * (std::exp(row[j] - lse) - (j == target));
+    max_lse = std::max(max_lse, std::fabs(lse));
+    s_loss += w * (std::fabs(lse) + std::fabs(row[target]));
+    s_token = std::max(s_token, w * (std::fabs(lse) + std::fabs(row[target])));
+  }
+  // The bases of test_cross_entropy (a head has at most vocab columns).
+  check_close(c.label("split cross_entropy loss_sum"), loss.read(), {gloss}, tol(vocab + 4 + n, s_loss, DType::f64, 0));
+  check_close(c.label("split cross_entropy token_losses"), tl.read(), gtl, tol(vocab + 4, s_token, DType::f64, 0));
+  const double s_dl = a.grad_scale * 1.5 * (1 + max_lse);
+  check_close(c.label("split cross_entropy dlogits"), dl.read(), gdl, tol(vocab + 8, s_dl, c.dt, max_abs(gdl)));
+  // Outside a row's head (and on ignored rows) the gradient is exactly zero: the 5.0 is gone.
+  const std::vector<double> got = dl.read();
+  int64_t nonzero_outside = 0;
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t j = 0; j < vocab; ++j)
+      if (gdl[t * vocab + j] == 0.0 && got[t * vocab + j] != 0.0) ++nonzero_outside;
+  CHECK(nonzero_outside == 0);
+  CHECK(tl.read()[6] == 0.0);
+  CHECK(tl.read()[8] == 0.0);
+}
+
 void test_adamw(Ctx& c) {
   const int64_t n = 300;
   std::vector<double> decay(n), v0 = random_values(n, 93, 0.01);
@@ -671,6 +730,7 @@ void run_all(Backend& be, DType dt) {
   test_swiglu(c);
   test_embedding(c);
   test_cross_entropy(c);
+  test_split_cross_entropy(c);
   test_adamw(c);
   test_reductions(c);
   test_argmax(c);

@@ -29,6 +29,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cfloat>
 #include <cmath>
 #include <cstring>
@@ -46,6 +47,7 @@
 #include "src/model/matmul.h"
 #include "src/model/reference_transformer.h"
 #include "src/model/transformer.h"
+#include "src/train/lwm_loss.h"
 #include "src/train/optimizer.h"
 #include "tests/device_model_support.h"
 #include "tests/test_support.h"
@@ -94,13 +96,13 @@ struct ModelRun {
 
 // The device model on `backend`: forward with logits, forward with token losses, forward+backward.
 ModelRun run_device(device::Backend& backend, const std::vector<std::vector<float>>& weights,
-                    const data::LocalBatch& batch, double scale) {
+                    const data::LocalBatch& batch, double scale, const model::LlamaConfig& c = config()) {
   const device::ExecContext exec = device::ExecContext::on_default_stream(backend);
-  test::DeviceLocalParams params(exec, config(), weights);
+  test::DeviceLocalParams params(exec, c, weights);
   test::LocalAttentionOp attention(exec, true, {8, 8});
-  model::Transformer model(config(), params, attention, exec, chunks());
+  model::Transformer model(c, params, attention, exec, chunks());
   ModelRun r;
-  std::vector<float> logits(static_cast<std::size_t>(batch.token_count()) * config().vocab_size);
+  std::vector<float> logits(static_cast<std::size_t>(batch.token_count()) * c.total_vocab_size());
   r.loss = model.forward(batch, logits.data());
   r.logits.assign(logits.begin(), logits.end());
   r.token_losses.resize(static_cast<std::size_t>(batch.token_count()));
@@ -117,13 +119,13 @@ ModelRun run_device(device::Backend& backend, const std::vector<std::vector<floa
 // The reference model in T on the same weights (host memory; fp32 GEMMs through the cpu backend).
 template <class T>
 ModelRun run_reference(const std::vector<std::vector<float>>& weights, const data::LocalBatch& batch, double scale,
-                       model::MatMul<T>& matmul) {
-  model::LocalParams<T> params(config(), 0);
+                       model::MatMul<T>& matmul, const model::LlamaConfig& c = config()) {
+  model::LocalParams<T> params(c, 0);
   for (std::size_t u = 0; u < weights.size(); ++u) params.weights[u].assign(weights[u].begin(), weights[u].end());
   ReferenceAttentionOp<T> attention(true);
-  model::ReferenceTransformer<T> model(config(), params, attention, matmul, chunks());
+  model::ReferenceTransformer<T> model(c, params, attention, matmul, chunks());
   ModelRun r;
-  std::vector<T> logits(static_cast<std::size_t>(batch.token_count()) * config().vocab_size);
+  std::vector<T> logits(static_cast<std::size_t>(batch.token_count()) * c.total_vocab_size());
   r.loss = model.forward(batch, logits.data());
   r.logits.assign(logits.begin(), logits.end());
   r.token_losses.resize(static_cast<std::size_t>(batch.token_count()));
@@ -134,8 +136,8 @@ ModelRun run_reference(const std::vector<std::vector<float>>& weights, const dat
 }
 
 // Random weights larger than the 0.02 initialisation (every path carries signal), norms near 1.
-std::vector<std::vector<float>> random_weights(uint64_t seed) {
-  const auto units = model::parameter_units(config());
+std::vector<std::vector<float>> random_weights(uint64_t seed, const model::LlamaConfig& c = config()) {
+  const auto units = model::parameter_units(c);
   std::vector<std::vector<float>> w(units.size());
   for (std::size_t u = 0; u < units.size(); ++u) {
     w[u] = test::random_vector(static_cast<std::size_t>(units[u].count), seed + u, 0.4f);
@@ -190,6 +192,207 @@ TEST_CASE("the device model matches the fp64 reference on every backend; sim-gpu
   CHECK(same_bits(runs[0].logits, runs[1].logits));
   CHECK(same_bits(runs[0].token_losses, runs[1].token_losses));
   for (std::size_t u = 0; u < runs[0].grads.size(); ++u) CHECK(same_bits(runs[0].grads[u], runs[1].grads[u]));
+}
+
+namespace {
+
+// LWM's dual vocabulary on the tiny model: 12 vision ids (29..40) after the 29 text ids.
+model::LlamaConfig vision_config() {
+  model::LlamaConfig c = config();
+  c.vision_vocab_size = 12;
+  return c;
+}
+
+bool is_vision_block(int sequence, int position) {
+  return (sequence == 0 && position >= 6 && position < 16) || (sequence == 1 && position >= 2 && position < 10) ||
+         (sequence == 2 && position >= 12);
+}
+
+// batch_of's sequences with a block of vision ids in three of the four (text -> vision,
+// vision -> text and vision at the end), the targets following the tokens: inputs and targets
+// of both kinds, and positions whose input and target differ in kind both ways.
+data::LocalBatch vision_batch_of(uint64_t seed) {
+  data::LocalBatch b = batch_of(seed);
+  const int length = b.n_local;
+  const int64_t n = b.token_count();
+  // One rank, contiguous layout: a target inside a sequence is the next token (or ignored).
+  for (int64_t i = 0; i < n; ++i)
+    if (b.targets[i] >= 0 && (i + 1) % length != 0) REQUIRE(b.targets[i] == b.tokens[i + 1]);
+  for (int64_t i = 0; i < n; ++i)
+    if (is_vision_block(static_cast<int>(i / length), static_cast<int>(i % length)))
+      b.tokens[i] = 29 + (b.tokens[i] * 5 + static_cast<int32_t>(i)) % 12;
+  for (int64_t i = 0; i < n; ++i)
+    if (b.targets[i] >= 0 && (i + 1) % length != 0) b.targets[i] = b.tokens[i + 1];
+  return b;
+}
+
+// A row's cross-entropy with the head its target picks (written out here, in fp64).
+double routed_ce(const double* row, int32_t target, int64_t text_vocab, int64_t total_vocab) {
+  const int64_t lo = target >= text_vocab ? text_vocab : 0, hi = target >= text_vocab ? total_vocab : text_vocab;
+  double mx = -1e300, sum = 0;
+  for (int64_t j = lo; j < hi; ++j) mx = std::max(mx, row[j]);
+  for (int64_t j = lo; j < hi; ++j) sum += std::exp(row[j] - mx);
+  return mx + std::log(sum) - row[target];
+}
+
+bool row_is_zero(const std::vector<double>& g, int64_t row, int64_t width) {
+  for (int64_t j = 0; j < width; ++j)
+    if (g[static_cast<std::size_t>(row * width + j)] != 0.0) return false;
+  return true;
+}
+
+}  // namespace
+
+// The vision mask of LWM (id >= vocab_size) routes each position: its input's id picks the row
+// of embed_tokens ‖ embed_vision, its target's id the head (lm_head or vision_head) whose columns
+// alone its cross-entropy is over. Tolerances as in the first test (the naive fp32 run's error,
+// twice, plus 8 ulps); the routing checks are exact (zeros, unchanged bits).
+TEST_CASE("a vision model matches the fp64 reference on every backend; input picks the table, target the head",
+          "[device_model][vision]") {
+  const model::LlamaConfig vc = vision_config();
+  const int64_t text_vocab = vc.vocab_size, total = vc.total_vocab_size(), h = vc.hidden_size;
+  const auto weights = random_weights(43, vc);
+  const data::LocalBatch batch = vision_batch_of(7);
+  const int64_t n = batch.token_count();
+  int vision_targets = 0, text_targets = 0, text_to_vision = 0, vision_to_text = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (batch.targets[i] < 0 || batch.loss_weights[i] == 0.f) continue;
+    const bool in_vision = batch.tokens[i] >= text_vocab, out_vision = batch.targets[i] >= text_vocab;
+    (out_vision ? vision_targets : text_targets)++;
+    if (in_vision != out_vision) (out_vision ? text_to_vision : vision_to_text)++;
+  }
+  REQUIRE(vision_targets >= 10);
+  REQUIRE(text_targets >= 10);
+  REQUIRE(text_to_vision >= 2);
+  REQUIRE(vision_to_text >= 1);
+
+  const double scale = 1.0 / weight_sum(batch);
+  model::CpuMatMulDouble matmul64;
+  auto cpu = device::create_backend("cpu");
+  model::BackendMatMul matmul32(*cpu);
+  const ModelRun gold = run_reference<double>(weights, batch, scale, matmul64, vc);
+  const ModelRun naive = run_reference<float>(weights, batch, scale, matmul32, vc);
+  REQUIRE(std::fabs(naive.loss - gold.loss) <= 1e-4 * gold.loss);
+  // The reference's loss per token is the routed cross-entropy of its own logits (the formula
+  // here, not the host op): fp64 against fp64, a few ulps of the loss.
+  for (int64_t i = 0; i < n; ++i) {
+    INFO("token " << i << " input " << batch.tokens[i] << " target " << batch.targets[i]);
+    const double want = batch.targets[i] < 0 ? 0.0
+                                              : batch.loss_weights[i] * routed_ce(gold.logits.data() + i * total,
+                                                                                  batch.targets[i], text_vocab, total);
+    CHECK(std::fabs(gold.token_losses[i] - want) <= 1e-12 * (1 + std::fabs(want)));
+  }
+  for (const std::string& name : device::available_backend_names()) {
+    INFO("backend " << name);
+    auto backend = device::create_backend(name);
+    const ModelRun r = run_device(*backend, weights, batch, scale, vc);
+    CHECK(std::fabs(r.loss - gold.loss) <= 2 * std::fabs(naive.loss - gold.loss) + 8 * FLT_EPSILON * gold.loss);
+    CHECK(test::max_abs_error(r.logits, gold.logits) <= test::tolerance(naive.logits, gold.logits));
+    CHECK(test::max_abs_error(r.token_losses, gold.token_losses) <= test::tolerance(naive.token_losses, gold.token_losses));
+    for (std::size_t u = 0; u < gold.grads.size(); ++u) {
+      INFO("unit " << u);
+      CHECK(test::max_abs_error(r.grads[u], gold.grads[u]) <= test::tolerance(naive.grads[u], gold.grads[u]));
+    }
+  }
+
+  // The input picks the table: only the rows of ids that occur as inputs get a gradient, and
+  // rows of both tables do.
+  std::vector<bool> occurs(static_cast<std::size_t>(total), false);
+  for (int32_t t : batch.tokens) occurs[static_cast<std::size_t>(t)] = true;
+  int text_rows = 0, vision_rows = 0;
+  for (int64_t r = 0; r < total; ++r) {
+    const bool moved = !row_is_zero(gold.grads[0], r, h);
+    INFO("embedding row " << r);
+    if (moved) CHECK(occurs[static_cast<std::size_t>(r)]);
+    if (moved) (r < text_vocab ? text_rows : vision_rows)++;
+  }
+  CHECK(text_rows >= 5);
+  CHECK(vision_rows >= 5);
+
+  // The target picks the head: with only text targets weighted the vision head gets no
+  // gradient, with only vision targets the text head none (exact zeros, fp64 and device).
+  const std::vector<model::ParamUnit> units = model::parameter_units(vc);
+  const model::ParamUnit& head = units.back();
+  REQUIRE(head.tensors[2].name == "vision_head.weight");
+  for (bool keep_vision : {false, true}) {
+    INFO((keep_vision ? "vision targets only" : "text targets only"));
+    data::LocalBatch one_kind = batch;
+    for (int64_t i = 0; i < n; ++i)
+      if ((one_kind.targets[i] >= text_vocab) != keep_vision) one_kind.loss_weights[i] = 0.f;
+    const ModelRun g = run_reference<double>(weights, one_kind, 1.0, matmul64, vc);
+    const ModelRun d = run_device(*cpu, weights, one_kind, 1.0, vc);
+    const std::size_t silent = keep_vision ? 1 : 2, active = keep_vision ? 2 : 1;  // tensor of the head unit
+    for (const ModelRun* run : {&g, &d}) {
+      const std::vector<double>& grad = run->grads.back();
+      bool silent_zero = true, active_zero = true;
+      for (int64_t i = 0; i < head.tensors[silent].count(); ++i) silent_zero &= grad[head.offsets[silent] + i] == 0.0;
+      for (int64_t i = 0; i < head.tensors[active].count(); ++i) active_zero &= grad[head.offsets[active] + i] == 0.0;
+      CHECK(silent_zero);
+      CHECK_FALSE(active_zero);
+    }
+  }
+  // A text target's loss does not depend on the vision head (a changed vision_head leaves each
+  // text target's loss bit for bit; the vision targets' losses move).
+  std::vector<std::vector<float>> changed = weights;
+  for (int64_t i = 0; i < head.tensors[2].count(); ++i) changed.back()[head.offsets[2] + i] += 0.5f;
+  const ModelRun moved = run_reference<double>(changed, batch, scale, matmul64, vc);
+  int vision_moved = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    if (batch.targets[i] < 0 || batch.loss_weights[i] == 0.f) continue;
+    INFO("token " << i);
+    if (batch.targets[i] < text_vocab) CHECK(moved.token_losses[i] == gold.token_losses[i]);
+    else vision_moved += moved.token_losses[i] != gold.token_losses[i];
+  }
+  CHECK(vision_moved == vision_targets);
+}
+
+// LWM's loss, 0.5 x mean vision CE + 0.5 x mean text CE, through the ordinary weighted mean with
+// each weight scaled by its kind (train/lwm_loss.h), against the kinds' means summed here from the
+// fp64 reference's unscaled per-token losses. Basis: the scaled weights are rounded to fp32 once
+// (relative 2^-24 each), so 1e-6 relative bounds the difference of the two fp64 sums.
+TEST_CASE("LWM's loss: half the mean vision CE plus half the mean text CE, through scaled weights",
+          "[device_model][vision]") {
+  const model::LlamaConfig vc = vision_config();
+  const auto weights = random_weights(47, vc);
+  model::CpuMatMulDouble matmul64;
+  const data::LocalBatch mixed = vision_batch_of(9);
+  data::LocalBatch text_only_targets = mixed;  // the vision targets ignored: 0.5 x text mean
+  for (int64_t i = 0; i < mixed.token_count(); ++i)
+    if (mixed.targets[i] >= vc.vocab_size) text_only_targets.targets[i] = -1;
+  for (const data::LocalBatch* b : {&mixed, static_cast<const data::LocalBatch*>(&text_only_targets)}) {
+    const int64_t n = b->token_count();
+    const ModelRun plain = run_reference<double>(weights, *b, 1.0, matmul64, vc);
+    double loss_sum[2] = {0, 0}, weight[2] = {0, 0};
+    for (int64_t i = 0; i < n; ++i) {
+      if (b->targets[i] < 0) continue;
+      const int k = b->targets[i] >= vc.vocab_size ? 1 : 0;
+      loss_sum[k] += plain.token_losses[i];
+      weight[k] += b->loss_weights[i];
+    }
+    const double want = (weight[1] > 0 ? 0.5 * loss_sum[1] / weight[1] : 0.0) + 0.5 * loss_sum[0] / weight[0];
+    const std::array<double, 2> kinds = train::kind_weight_sums(*b, vc);
+    CHECK(kinds[0] == weight[0]);
+    CHECK(kinds[1] == weight[1]);
+    CHECK(train::lwm_loss({loss_sum[0], loss_sum[1]}, kinds) == want);
+    data::LocalBatch scaled = *b;
+    train::apply_lwm_loss_weights(scaled, vc, kinds);
+    std::vector<double> token_losses(static_cast<std::size_t>(n));
+    model::LocalParams<double> params(vc, 0);
+    for (std::size_t u = 0; u < weights.size(); ++u) params.weights[u].assign(weights[u].begin(), weights[u].end());
+    ReferenceAttentionOp<double> attention(true);
+    model::ReferenceTransformer<double> model(vc, params, attention, matmul64, chunks());
+    const double got = model.forward(scaled, nullptr, token_losses.data()) / (kinds[0] + kinds[1]);
+    INFO("vision weight " << weight[1] << ", text weight " << weight[0]);
+    CHECK(std::fabs(got - want) <= 1e-6 * want);
+    // Not the plain weighted mean (the kinds' weights differ), unless there is one kind.
+    if (weight[1] > 0) CHECK(std::fabs(got - (loss_sum[0] + loss_sum[1]) / (weight[0] + weight[1])) > 1e-3 * want);
+  }
+  // A text-only model: weights untouched (the loss is the plain mean, bit for bit as before).
+  data::LocalBatch text = batch_of(9);
+  const std::vector<float> before = text.loss_weights;
+  train::apply_lwm_loss_weights(text, config(), train::kind_weight_sums(text, config()));
+  CHECK(std::memcmp(before.data(), text.loss_weights.data(), before.size() * sizeof(float)) == 0);
+  CHECK(train::kind_weight_sums(text, config())[1] == 0.0);
 }
 
 namespace {

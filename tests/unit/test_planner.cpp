@@ -61,6 +61,21 @@ TEST_CASE("the 7b preset has LLaMA-2-7B's parameter count", "[planner]") {
   CHECK(m.at_rest_bytes() == 17.0 * 6738415616.0);
 }
 
+TEST_CASE("a vision model counts its vision embedding and head; the loss chunk holds both heads' logits",
+          "[planner][vision]") {
+  TrainShape s = llama7b(4096, 1);
+  const MemoryPrediction text = predict_memory(s, 0);
+  s.model.vision_vocab_size = 8448;  // LWM's vision vocabulary
+  // Two more [8448, 4096] tensors: embed_vision (unit 0) and vision_head (the head unit).
+  CHECK(s.model.parameter_count() == 6738415616LL + 2LL * 8448 * 4096);
+  const auto units = rw::model::parameter_units(s.model);
+  CHECK(units.front().tensors.back().name == "model.embed_vision.weight");
+  CHECK(units.back().tensors.back().name == "vision_head.weight");
+  const MemoryPrediction vision = predict_memory(s, 0);
+  CHECK(vision.weight_bytes == 4.0 * (6738415616.0 + 2.0 * 8448 * 4096));
+  CHECK(vision.total_bytes() > text.total_bytes());
+}
+
 TEST_CASE("bytes per rank halve when the ranks double", "[planner]") {
   const int n_units = 32 + 2;
   for (int ranks : {1, 2, 8, 64, 512}) {

@@ -77,9 +77,10 @@ __global__ void rmsnorm_dw_final_kernel(const float* partial, int64_t n_chunks, 
 
 // ---- cross-entropy ----
 
+// text_vocab > 0: a row's softmax is over its target's head only, columns [lo, hi) (kernel_args.h).
 __global__ void cross_entropy_kernel(FpIn logits, const int32_t* targets, const float* weights, int64_t n_tokens,
-                                     int64_t vocab, double grad_scale, FpOut dlogits, int has_dlogits,
-                                     double* per_token) {
+                                     int64_t vocab, int64_t text_vocab, double grad_scale, FpOut dlogits,
+                                     int has_dlogits, double* per_token) {
   __shared__ float scratch[kThreads / 32];
   for (int64_t t = blockIdx.x; t < n_tokens; t += gridDim.x) {
     const int32_t target = targets[t];
@@ -91,11 +92,13 @@ __global__ void cross_entropy_kernel(FpIn logits, const int32_t* targets, const 
       if (threadIdx.x == 0) per_token[t] = 0.0;
       continue;
     }
+    const bool second_head = text_vocab > 0 && target >= text_vocab;
+    const int64_t lo = second_head ? text_vocab : 0, hi = text_vocab > 0 && !second_head ? text_vocab : vocab;
     float mx = neg_infinity();
-    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) mx = fmaxf(mx, logits[row + j]);
+    for (int64_t j = lo + threadIdx.x; j < hi; j += blockDim.x) mx = fmaxf(mx, logits[row + j]);
     mx = block_max(mx, scratch);
     float sum = 0.f;
-    for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) sum += expf(logits[row + j] - mx);
+    for (int64_t j = lo + threadIdx.x; j < hi; j += blockDim.x) sum += expf(logits[row + j] - mx);
     sum = block_sum(sum, scratch);
     const float lse = mx + logf(sum);
     if (threadIdx.x == 0)
@@ -104,7 +107,7 @@ __global__ void cross_entropy_kernel(FpIn logits, const int32_t* targets, const 
     if (has_dlogits) {
       const float scale = static_cast<float>(grad_scale * static_cast<double>(weight));
       for (int64_t j = threadIdx.x; j < vocab; j += blockDim.x) {
-        const float p = scale * expf(logits[row + j] - lse);
+        const float p = j >= lo && j < hi ? scale * expf(logits[row + j] - lse) : 0.f;
         dlogits.store(row + j, j == target ? p - scale : p);
       }
     }
@@ -263,7 +266,7 @@ void run(CrossEntropyArgs& a, const LaunchContext& ctx) {
                           : static_cast<double*>(ctx.workspace->get(static_cast<std::size_t>(n) * sizeof(double)));
   const bool has_dlogits = a.dlogits.data != nullptr;
   launch_kernel(&cross_entropy_kernel, dim3(row_grid(n)), dim3(kThreads), 0, ctx, fp_in(a.logits),
-                a.targets.as<int32_t>(), a.weights.as<float>(), n, vocab, a.grad_scale,
+                a.targets.as<int32_t>(), a.weights.as<float>(), n, vocab, a.text_vocab, a.grad_scale,
                 has_dlogits ? fp_out(a.dlogits) : FpOut{}, has_dlogits ? 1 : 0, per_token);
   launch_kernel(&sum_in_order_kernel, dim3(1), dim3(kThreads), 0, ctx, static_cast<const double*>(per_token), n,
                 a.loss_sum.as<double>());
