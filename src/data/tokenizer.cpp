@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "src/common/input_error.h"
+#include "src/data/jsonl_object.h"
 #include "src/data/passkey_tokenizer.h"
 #ifdef RINGWORLD_HAVE_SENTENCEPIECE
 #include "src/data/sentencepiece_tokenizer.h"
@@ -47,20 +48,9 @@ std::unique_ptr<Tokenizer> make_tokenizer(const std::string& spec) {
   throw InputError("unknown tokenizer '" + spec + "' (expected byte, passkey[:VOCAB] or sentencepiece:MODEL)");
 }
 
-// One JSON object per line, parsed by simdjson's DOM parser, which validates the whole line
-// (structure, numbers, escapes, UTF-8) before we look at it. The parser and its padded input
-// buffer are reused from line to line (per thread): a multi-GB .jsonl costs one copy per line
-// and no allocation once the longest line has been seen.
+// One JSON object per line (jsonl_object.h: validated whole, parser reused per thread).
 std::string jsonl_text_field(const std::string& line, const std::string& where) {
-  thread_local simdjson::dom::parser parser;
-  thread_local std::vector<char> padded;
-  padded.resize(line.size() + simdjson::SIMDJSON_PADDING);
-  std::memcpy(padded.data(), line.data(), line.size());
-  simdjson::dom::element document;
-  const simdjson::error_code parse_error = parser.parse(padded.data(), line.size(), false).get(document);
-  if (parse_error) throw InputError(where + ": not valid JSON: " + simdjson::error_message(parse_error));
-  simdjson::dom::object object;
-  if (document.get(object)) throw InputError(where + ": not a JSON object");
+  const simdjson::dom::object object = parse_jsonl_object(line, where);
   bool found = false;
   std::string_view text;
   for (const simdjson::dom::key_value_pair field : object) {
