@@ -10,18 +10,13 @@ extern "C" {
 
 #include <cstdio>
 
+#include "io/av_error.h"
 #include "io/h5_file.h"
 #include "src/common/fatal.h"
 #include "src/common/input_error.h"
 
 namespace rw::io {
 namespace {
-
-std::string av_error(int code) {
-  char text[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(code, text, sizeof text);
-  return text;
-}
 
 const AVCodec* find_encoder() {
   const AVCodec* codec = avcodec_find_encoder_by_name("libx264");
@@ -76,7 +71,7 @@ void write_mp4(const std::string& path, const std::vector<RgbImage>& frames, dou
   Encoder e;
   e.tmp = path + ".tmp";
   int rc = avformat_alloc_output_context2(&e.format, nullptr, "mp4", e.tmp.c_str());
-  if (rc < 0) throw InputError("'" + path + "': no MP4 muxer in this libavformat (" + av_error(rc) + ")");
+  if (rc < 0) throw InputError("'" + path + "': no MP4 muxer in this libavformat (" + av_error_text(rc) + ")");
   e.codec = avcodec_alloc_context3(codec);
   e.frame = av_frame_alloc();
   e.packet = av_packet_alloc();
@@ -102,17 +97,17 @@ void write_mp4(const std::string& path, const std::vector<RgbImage>& frames, dou
   }
   rc = avcodec_open2(e.codec, codec, &options);
   av_dict_free(&options);
-  if (rc < 0) throw InputError("'" + path + "': cannot open the " + std::string(codec->name) + " encoder (" + av_error(rc) + ")");
+  if (rc < 0) throw InputError("'" + path + "': cannot open the " + std::string(codec->name) + " encoder (" + av_error_text(rc) + ")");
   AVStream* stream = avformat_new_stream(e.format, nullptr);
   if (!stream || avcodec_parameters_from_context(stream->codecpar, e.codec) < 0)
     throw InputError("'" + path + "': cannot add the video stream");
   stream->time_base = e.codec->time_base;
   stream->avg_frame_rate = rate;
   if ((rc = avio_open(&e.format->pb, e.tmp.c_str(), AVIO_FLAG_WRITE)) < 0)
-    throw InputError("cannot create '" + e.tmp + "' (" + av_error(rc) + ")");
+    throw InputError("cannot create '" + e.tmp + "' (" + av_error_text(rc) + ")");
   add_cleanup_path(e.tmp);
   if ((rc = avformat_write_header(e.format, nullptr)) < 0)
-    throw InputError("cannot write '" + e.tmp + "' (" + av_error(rc) + ")");
+    throw InputError("cannot write '" + e.tmp + "' (" + av_error_text(rc) + ")");
 
   e.frame->format = AV_PIX_FMT_YUV420P;
   e.frame->width = static_cast<int>(w);
@@ -128,9 +123,9 @@ void write_mp4(const std::string& path, const std::vector<RgbImage>& frames, dou
       av_packet_rescale_ts(e.packet, e.codec->time_base, stream->time_base);
       e.packet->stream_index = stream->index;
       const int written = av_interleaved_write_frame(e.format, e.packet);
-      if (written < 0) throw InputError("cannot write '" + e.tmp + "' (" + av_error(written) + ")");
+      if (written < 0) throw InputError("cannot write '" + e.tmp + "' (" + av_error_text(written) + ")");
     }
-    if (rc != AVERROR(EAGAIN) && rc != AVERROR_EOF) throw InputError("'" + path + "': encoding failed (" + av_error(rc) + ")");
+    if (rc != AVERROR(EAGAIN) && rc != AVERROR_EOF) throw InputError("'" + path + "': encoding failed (" + av_error_text(rc) + ")");
   };
   for (std::size_t i = 0; i < frames.size(); ++i) {
     if (av_frame_make_writable(e.frame) < 0) throw InputError("'" + path + "': out of memory for a frame");
@@ -138,13 +133,13 @@ void write_mp4(const std::string& path, const std::vector<RgbImage>& frames, dou
     const int src_stride[4] = {static_cast<int>(3 * w), 0, 0, 0};
     sws_scale(e.sws, src, src_stride, 0, static_cast<int>(h), e.frame->data, e.frame->linesize);
     e.frame->pts = static_cast<int64_t>(i);
-    if ((rc = avcodec_send_frame(e.codec, e.frame)) < 0) throw InputError("'" + path + "': encoding failed (" + av_error(rc) + ")");
+    if ((rc = avcodec_send_frame(e.codec, e.frame)) < 0) throw InputError("'" + path + "': encoding failed (" + av_error_text(rc) + ")");
     drain();
   }
   avcodec_send_frame(e.codec, nullptr);
   drain();
-  if ((rc = av_write_trailer(e.format)) < 0) throw InputError("cannot write '" + e.tmp + "' (" + av_error(rc) + ")");
-  if ((rc = avio_closep(&e.format->pb)) < 0) throw InputError("cannot write '" + e.tmp + "' (" + av_error(rc) + ")");
+  if ((rc = av_write_trailer(e.format)) < 0) throw InputError("cannot write '" + e.tmp + "' (" + av_error_text(rc) + ")");
+  if ((rc = avio_closep(&e.format->pb)) < 0) throw InputError("cannot write '" + e.tmp + "' (" + av_error_text(rc) + ")");
   commit_temporary_file(e.tmp, path);
   e.committed = true;
 }

@@ -14,17 +14,12 @@ extern "C" {
 #include <algorithm>
 #include <cmath>
 
+#include "io/av_error.h"
 #include "io/input_file.h"
 #include "src/common/input_error.h"
 
 namespace rw::io {
 namespace {
-
-std::string av_error(int code) {
-  char text[AV_ERROR_MAX_STRING_SIZE] = {0};
-  av_strerror(code, text, sizeof text);
-  return text;
-}
 
 // Everything libav* hands out, released on every path out (an InputError from the callback too).
 struct Decoder {
@@ -89,9 +84,9 @@ VideoSummary read_video(const std::string& path, double fps,
   av_log_set_level(AV_LOG_QUIET);  // failures become one InputError; libav's own lines would repeat them
   Decoder d;
   int rc = avformat_open_input(&d.format, path.c_str(), nullptr, nullptr);
-  if (rc < 0) throw InputError("'" + path + "' is not a video libavformat can read (" + av_error(rc) + ")");
+  if (rc < 0) throw InputError("'" + path + "' is not a video libavformat can read (" + av_error_text(rc) + ")");
   if ((rc = avformat_find_stream_info(d.format, nullptr)) < 0)
-    throw InputError("'" + path + "': cannot read its streams (" + av_error(rc) + ")");
+    throw InputError("'" + path + "': cannot read its streams (" + av_error_text(rc) + ")");
   const AVCodec* codec = nullptr;
   const int stream = av_find_best_stream(d.format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
   if (stream == AVERROR_DECODER_NOT_FOUND) throw InputError("'" + path + "': no decoder for its video codec in this libavcodec");
@@ -103,7 +98,7 @@ VideoSummary read_video(const std::string& path, double fps,
   d.held = av_frame_alloc();
   if (!d.codec || !d.packet || !d.frame || !d.held) throw InputError("'" + path + "': out of memory opening the decoder");
   if ((rc = avcodec_parameters_to_context(d.codec, st->codecpar)) < 0 || (d.codec->thread_count = 1, rc = avcodec_open2(d.codec, codec, nullptr)) < 0)
-    throw InputError("'" + path + "': cannot open the " + codec->name + " decoder (" + av_error(rc) + ")");
+    throw InputError("'" + path + "': cannot open the " + codec->name + " decoder (" + av_error_text(rc) + ")");
   const double time_base = av_q2d(st->time_base);
   const double nominal_s = st->avg_frame_rate.num > 0 && st->avg_frame_rate.den > 0 ? 1.0 / av_q2d(st->avg_frame_rate) : 0.0;
 
@@ -145,19 +140,19 @@ VideoSummary read_video(const std::string& path, double fps,
     while ((rc = avcodec_receive_frame(d.codec, d.frame)) >= 0) on_decoded();
     if (rc != AVERROR(EAGAIN) && rc != AVERROR_EOF)
       throw InputError("'" + path + "': damaged video data after frame " + std::to_string(summary.frames_decoded) + " (" +
-                       av_error(rc) + ")");
+                       av_error_text(rc) + ")");
   };
   while ((rc = av_read_frame(d.format, d.packet)) >= 0) {
     if (d.packet->stream_index == stream) {
       const int sent = avcodec_send_packet(d.codec, d.packet);
       if (sent < 0)
         throw InputError("'" + path + "': damaged video data after frame " + std::to_string(summary.frames_decoded) + " (" +
-                         av_error(sent) + ")");
+                         av_error_text(sent) + ")");
       drain();
     }
     av_packet_unref(d.packet);
   }
-  if (rc != AVERROR_EOF) throw InputError("'" + path + "': cannot read it to the end (" + av_error(rc) + ")");
+  if (rc != AVERROR_EOF) throw InputError("'" + path + "': cannot read it to the end (" + av_error_text(rc) + ")");
   avcodec_send_packet(d.codec, nullptr);
   drain();
   if (!holding) throw InputError("'" + path + "' has no video frames");
