@@ -96,6 +96,7 @@ class Generator {
   int32_t agree_token(int32_t token);
 
   int64_t length() const { return length_; }  // tokens in the sequence so far
+  const model::LlamaConfig& config() const { return config_; }
   const GenerationStats& stats() const { return stats_; }
   // The decode attention's time split (local shard, merge) since construction (benchmarks).
   const CachedAttentionStats& attention_stats() const { return cached_->stats(); }

@@ -14,12 +14,14 @@
 namespace rw::infer {
 namespace {
 
-// Rank 0's greedy choice (the argmax, ties to the lowest id) on every rank. Non-finite logits
-// end the evaluation on every rank alike.
+// Rank 0's greedy choice (the argmax, ties to the lowest id) on every rank, among the text
+// columns (a vision model's rows hold the vision head's columns after them; the answers are
+// text). Non-finite logits end the evaluation on every rank alike.
 int32_t greedy_token(Generator& generator, const std::vector<float>& logits) {
   int32_t token = -1;
-  if (std::all_of(logits.begin(), logits.end(), [](float x) { return std::isfinite(x); }))
-    token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  const auto text_end = logits.begin() + generator.config().vocab_size;
+  if (std::all_of(logits.begin(), text_end, [](float x) { return std::isfinite(x); }))
+    token = static_cast<int32_t>(std::max_element(logits.begin(), text_end) - logits.begin());
   token = generator.agree_token(token);
   if (token < 0)
     throw std::runtime_error("the model's logits are not finite at step " + std::to_string(generator.length()) +

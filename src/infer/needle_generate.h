@@ -3,8 +3,8 @@
 // cache sharded over the ring; generator.h), one prompt at a time (sequences are not batched).
 //   Passkey task (passkey.h): each document of the (length, depth, trial) grid, the same ones
 //     `--mode forced` scores (needle_eval.h), is cut right after its first question's
-//     "<ask> NAME <is>"; the model generates the answer digits (argmax over the whole
-//     vocabulary, ties to the lowest id); with several questions, the next question's
+//     "<ask> NAME <is>"; the model generates the answer digits (argmax over the text
+//     vocabulary, ties to the lowest id; a vision model's vision columns are not candidates); with several questions, the next question's
 //     "<ask> NAME <is>" is fed after each answer. A document counts when every digit is right:
 //     as in the forced mode, where every digit must be the argmax given the true prefix, and
 //     the generated prefix is the true one for as long as the digits are right, so both modes

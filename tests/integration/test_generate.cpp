@@ -8,7 +8,11 @@
 //  - Bad input (unknown tokenizer file, prompt over the context limit, no tokenizer recorded
 //    nor given, vocabulary mismatch, a word the tokenizer does not know, bad sampling options):
 //    one clear error, every rank, nothing written.
-// About 20 short mpirun runs: ~15 s on 2 cores.
+//  - Vision (one case, a tiny random vision model and the tiny VQGAN fixture): --image encoded in
+//    the run and --codes from `vqgan encode` give the same prompt, the caption order `prepare
+//    --vision` trains; text out from the text columns; images and videos out (guidance) the
+//    same on 1 and 2 ranks, decoded to PNG and GIF; bad vision options one clear error.
+// About 35 short mpirun runs: ~40 s on 2 cores (the vision case ~25 s of it).
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
@@ -354,5 +358,116 @@ TEST_CASE("eval needle: bad input for generation is one clear error on every ran
   for (const Case& c : cases) {  // on 2 ranks: every rank exits, one message (about 2 s a run)
     INFO(c.args);
     expect_clean_failure(run_tool(dir, 2, base + c.args), out, c.needle);
+  }
+}
+
+// ---- vision ----------------------------------------------------------------------------------
+
+namespace {
+
+nlohmann::json run_json(const ScratchDir& dir, int np, const std::string& args) {
+  const fs::path json = dir / "vision.json";
+  fs::remove(json);
+  const RunResult r = run_tool(dir, np, args + " --output " + quoted(json));
+  INFO(show(r));
+  REQUIRE(r.exit_code == 0);
+  const nlohmann::json j = nlohmann::json::parse(slurp(json), nullptr, false);
+  REQUIRE(j.is_object());
+  return j;
+}
+
+}  // namespace
+
+TEST_CASE("generate: vision in the prompt and vision out on a tiny vision model", "[generate][vision]") {
+  ScratchDir dir("generate_vision");
+  // Byte tokenizer (256 text ids); the VQGAN fixture: 16 x 16 frames, 4 x 4 codes of 32, so the
+  // vision vocabulary 34 = 32 codes, <eof> 288, <eov> 289 (ids 256 + v).
+  const fs::path model = dir / "vision.h5", vq = dir / "vq.h5", codes = dir / "codes.h5";
+  const fs::path image = fs::path(RW_FIXTURES_DIR) / "tiny_vqgan" / "landscape.png";
+  for (const std::string& args :
+       {"train --vocab_size 256 --vision_vocab_size 34 --hidden_size 32 --intermediate_size 64 --num_hidden_layers 2 "
+        "--num_attention_heads 2 --num_key_value_heads 2 --seq-len 32 --global-batch-tokens 64 --steps 1 --log-every 1000 "
+        "--save-params " + quoted(model),
+        "import --from diffusers-vq " + quoted(fs::path(RW_FIXTURES_DIR) / "tiny_vqgan") + " --image-size 16 --output " +
+            quoted(vq) + " --quiet",
+        "vqgan encode --weights " + quoted(vq) + " --input " + quoted(image) + " --output " + quoted(codes) + " --quiet"}) {
+    const RunResult r = run_tool(dir, 1, args);
+    INFO(show(r));
+    REQUIRE(r.exit_code == 0);
+  }
+  const std::string base = "generate --checkpoint " + quoted(model) + " --tokenizer byte --quiet ";
+  const rw::data::ByteTokenizer bytes;
+  auto ids = [&](const std::string& text) { return bytes.encode(text); };
+
+  // Vision in: the image encoded in the run and the codes of `vqgan encode` give one prompt:
+  // "<vision>", the 16 codes, <eov>, "</vision>", then the text (--chat none: the caption order).
+  const nlohmann::json by_image =
+      run_json(dir, 2, base + "--image " + quoted(image) + " --vqgan " + quoted(vq) + " --prompt 'what is it' --max-new-tokens 4");
+  const nlohmann::json by_codes = run_json(dir, 1, base + "--codes " + quoted(codes) + " --prompt 'what is it' --max-new-tokens 4");
+  const auto prompt = by_image["prompt_tokens"].get<std::vector<int32_t>>();
+  CHECK(by_codes["prompt_tokens"].get<std::vector<int32_t>>() == prompt);
+  CHECK(by_codes["generated_tokens"] == by_image["generated_tokens"]);  // 1 and 2 ranks
+  const std::vector<int32_t> open = ids("<vision>"), close_ids = ids("</vision>"), text = ids("what is it");
+  REQUIRE(prompt.size() == open.size() + 17 + close_ids.size() + text.size());
+  CHECK(std::equal(open.begin(), open.end(), prompt.begin()));
+  for (std::size_t i = 0; i < 16; ++i) CHECK((prompt[open.size() + i] >= 256 && prompt[open.size() + i] < 288));
+  CHECK(prompt[open.size() + 16] == 289);
+  CHECK(std::equal(text.begin(), text.end(), prompt.end() - static_cast<std::ptrdiff_t>(text.size())));
+  for (int32_t t : by_image["generated_tokens"].get<std::vector<int32_t>>()) CHECK((t >= 0 && t < 256));  // text out
+  // LWM's chat: BOS-less (bytes) "You are a helpful assistant. USER: {q}\n" block " ASSISTANT:".
+  const auto chat = run_json(dir, 1, base + "--codes " + quoted(codes) + " --chat lwm --prompt q --max-new-tokens 1")["prompt_tokens"]
+                        .get<std::vector<int32_t>>();
+  const std::vector<int32_t> head = ids("You are a helpful assistant. USER: q\n"), tail = ids(" ASSISTANT:");
+  REQUIRE(chat.size() == head.size() + open.size() + 17 + close_ids.size() + tail.size());
+  CHECK(std::equal(head.begin(), head.end(), chat.begin()));
+  CHECK(std::equal(tail.begin(), tail.end(), chat.end() - static_cast<std::ptrdiff_t>(tail.size())));
+
+  // Vision out: an image to PNG on 1 and 2 ranks (the same codes), a 2-frame video to a GIF.
+  const std::string out = base + "--vqgan " + quoted(vq) + " --prompt 'a red ball' --seed 3 ";
+  const nlohmann::json one = run_json(dir, 1, out + "--output-vision image --vision-output " + quoted(dir / "img1"));
+  const nlohmann::json two = run_json(dir, 2, out + "--output-vision image --vision-output " + quoted(dir / "img2"));
+  CHECK(one["generated_tokens"] == two["generated_tokens"]);
+  CHECK(one["cfg_scale"] == 5.0);
+  const auto image_tokens = one["generated_tokens"].get<std::vector<int32_t>>();
+  REQUIRE(image_tokens.size() == 17);
+  CHECK(image_tokens.back() == 289);
+  CHECK(fs::file_size(dir / "img1" / "frame_000000.png") > 0);
+  CHECK(slurp(dir / "img1" / "frame_000000.png") == slurp(dir / "img2" / "frame_000000.png"));
+  const nlohmann::json video =
+      run_json(dir, 2, out + "--output-vision video --frames 2 --cfg-scale 1.5 --vision-output " + quoted(dir / "v.gif"));
+  const auto video_tokens = video["generated_tokens"].get<std::vector<int32_t>>();
+  REQUIRE(video_tokens.size() == 34);
+  CHECK(video_tokens[16] == 288);
+  CHECK(video_tokens[33] == 289);
+  CHECK(video["codes"].size() == 32);
+  CHECK(slurp(dir / "v.gif").substr(0, 6) == "GIF89a");
+
+  // Bad vision options: one clear error on every rank, nothing written.
+  {
+    const fs::path json = dir / "bad.json";
+    // The same weights on 32 x 32 frames: 8 x 8 codes, not codes.h5's 4 x 4.
+    const RunResult imported = run_tool(dir, 1, "import --from diffusers-vq " + quoted(fs::path(RW_FIXTURES_DIR) / "tiny_vqgan") +
+                                                    " --image-size 32 --output " + quoted(dir / "vq32.h5") + " --quiet");
+    REQUIRE(imported.exit_code == 0);
+    const fs::path text_model = import_fixture(dir);
+    struct Case {
+      std::string args, needle;
+    };
+    const std::vector<Case> cases = {
+        {base + "--prompt x --output-vision image --vision-output " + quoted(dir / "o"), "needs --vqgan"},
+        {base + "--prompt x --image " + quoted(image), "need --vqgan"},
+        {base + "--prompt x --vqgan " + quoted(vq) + " --output-vision image --cfg-scale -1 --vision-output " + quoted(dir / "o"),
+         "--cfg-scale must be a finite number >= 0"},
+        {"generate --checkpoint " + quoted(text_model) + " --tokenizer passkey --prompt w40 --vqgan " + quoted(vq) +
+             " --output-vision image --vision-output " + quoted(dir / "o"),
+         "text-only model"},
+        {base + "--prompt x --codes " + quoted(codes) + " --vqgan " + quoted(dir / "vq32.h5"), "8x8"},
+        {base + "--prompt x --codes " + quoted(codes) + " --image " + quoted(image) + " --vqgan " + quoted(vq), "one of --image"},
+    };
+    for (const Case& c : cases) {  // on 2 ranks: every rank must agree to fail
+      INFO(c.args);
+      expect_clean_failure(run_tool(dir, 2, c.args + " --output " + quoted(json)), json, c.needle);
+    }
+    CHECK_FALSE(fs::exists(dir / "o"));
   }
 }

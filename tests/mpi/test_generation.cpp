@@ -8,6 +8,10 @@
 //  - Greedy tokens are identical on every ring size and layout.
 //  - sim-gpu (device memory the host cannot touch, kernels run late on worker threads, random
 //    delays when RINGWORLD_SIM_GPU_DELAY_US is set) gives the cpu's logits bit for bit.
+//  - Vision out (src/infer/vision_generation.h) on a tiny random vision model: LWM's token
+//    structure, the same tokens on a ring of one and of every rank, guidance at s = 1 (s = 0)
+//    equal to the prompt's (the unconditional) sequence alone; needle answers from a vision
+//    model come from its text columns.
 //  - Decoding moves no weights (every FSDP unit stays gathered) and its bytes per token do
 //    not depend on the context length: layers x (ring - 1) x heads x (head_dim + 1) floats.
 #include <catch2/catch.hpp>
@@ -24,6 +28,9 @@
 #include "device/cpu/attention_reference.h"
 #include "src/attention/attention_ops.h"
 #include "src/infer/generator.h"
+#include "src/infer/needle_generate.h"
+#include "src/infer/sampling.h"
+#include "src/infer/vision_generation.h"
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
 #include "src/model/reference_transformer.h"
@@ -277,5 +284,118 @@ TEST_CASE("decoding from a synthetic cache equals the fp64 model over the same k
         CHECK(gen.length() == context + new_tokens);
       }
     }
+  }
+}
+
+namespace {
+
+// Text ids 0..19; vision: codes 0..11, <eof> 12, <eov> 13, two spare ids.
+model::LlamaConfig vision_config() {
+  model::LlamaConfig c = test::tiny_llama(20, 32, 40, 2, 4, 2, 10000);
+  c.vision_vocab_size = 16;
+  return c;
+}
+const vision::VisionVocab kVisionVocab{20, 12, 16};
+
+struct VisionModel {
+  std::unique_ptr<device::Backend> backend;
+  device::ExecContext exec;
+  std::unique_ptr<train::FsdpParams> params;
+  VisionModel(const model::LlamaConfig& config, mpi::ProcessGrid& grid, uint64_t seed)
+      : backend(device::make_backend("cpu")), exec(device::ExecContext::on_default_stream(*backend)) {
+    train::FsdpOptions fo;
+    fo.gather_buffers = static_cast<int>(model::parameter_units(config).size());
+    params = std::make_unique<train::FsdpParams>(config, grid, exec, fo);
+    params->initialize(seed);
+  }
+};
+
+infer::VisionGenerationOptions vision_options(double scale) {
+  infer::VisionGenerationOptions o;
+  o.frames = 2;
+  o.codes_per_frame = 5;
+  o.cfg_scale = scale;
+  o.sampling.temperature = 1.0;
+  o.sampling.top_k = 8;
+  o.sampling.seed = 21;
+  return o;
+}
+
+const std::vector<int32_t> kCondPrompt = {1, 7, 3, 9, 4, 15, 2}, kUncondPrompt = {1, 15};
+
+std::vector<int32_t> guided_tokens(mpi::ProcessGrid& grid, double scale) {
+  const model::LlamaConfig config = vision_config();
+  VisionModel m(config, grid, 31);
+  infer::GeneratorOptions go;
+  go.tiling = {4, 4};
+  infer::Generator cond(config, *m.params, grid, m.exec, go), uncond(config, *m.params, grid, m.exec, go);
+  infer::GeneratorStream c(cond), u(uncond);
+  return infer::generate_vision(c, u, kCondPrompt, kUncondPrompt, kVisionVocab, vision_options(scale),
+                                [&](int32_t t) { return cond.agree_token(t); }, grid.rank() == 0)
+      .tokens;
+}
+
+// One sequence alone: the structure forced, codes sampled from its own code columns.
+std::vector<int32_t> one_sequence_tokens(mpi::ProcessGrid& grid, const std::vector<int32_t>& prompt, double scale) {
+  const model::LlamaConfig config = vision_config();
+  VisionModel m(config, grid, 31);
+  infer::GeneratorOptions go;
+  go.tiling = {4, 4};
+  infer::Generator gen(config, *m.params, grid, m.exec, go);
+  const infer::VisionGenerationOptions o = vision_options(scale);
+  const int64_t total = infer::vision_generation_tokens(o.frames, o.codes_per_frame);
+  infer::Sampler sampler(o.sampling);
+  const std::vector<float>* logits = &gen.start(prompt, total);
+  std::vector<int32_t> tokens;
+  for (int64_t step = 0; step < total; ++step) {
+    int32_t t = infer::forced_vision_token(kVisionVocab, o.frames, o.codes_per_frame, step);
+    if (t < 0) t = kVisionVocab.code_id(gen.agree_token(sampler.next(logits->data() + 20, 12)));
+    tokens.push_back(t);
+    if (step + 1 < total) logits = &gen.append(t);
+  }
+  return tokens;
+}
+
+}  // namespace
+
+// A few dozen decode steps of a 2-layer model: well under a second.
+TEST_CASE("guided vision generation on the ring: LWM's structure, any ring size, s = 1 and s = 0 one sequence",
+          "[generation][vision]") {
+  auto self = mpi::ProcessGrid::self();
+  mpi::ProcessGrid ring(1, mpi::world_size());
+  const std::vector<int32_t> tokens = guided_tokens(ring, 2.5);
+  REQUIRE(tokens.size() == 12);
+  for (std::size_t i = 0; i < tokens.size(); ++i) {
+    INFO("token " << i);
+    if (i == 5) CHECK(tokens[i] == kVisionVocab.eof_id());
+    else if (i == 11) CHECK(tokens[i] == kVisionVocab.eov_id());
+    else CHECK((tokens[i] >= 20 && tokens[i] < 20 + 12));  // a code, never <eof>, <eov> or a spare id
+  }
+  CHECK(guided_tokens(*self, 2.5) == tokens);  // the ring of every rank = a ring of one
+  CHECK(guided_tokens(ring, 1.0) == one_sequence_tokens(ring, kCondPrompt, 1.0));
+  CHECK(guided_tokens(ring, 0.0) == one_sequence_tokens(ring, kUncondPrompt, 0.0));
+}
+
+// Before the fix the greedy answer was the argmax over text and vision columns: with 256 random
+// vision columns beside 64 text ones, the argmax lands on a vision id. About a second.
+TEST_CASE("needle generation answers from the text columns of a vision model", "[generation][needle]") {
+  model::LlamaConfig config = test::tiny_llama(64, 32, 40, 2, 4, 2, 10000);
+  config.vision_vocab_size = 256;
+  mpi::ProcessGrid ring(1, mpi::world_size());
+  VisionModel m(config, ring, 5);
+  infer::GeneratorOptions go;
+  go.tiling = {8, 8};
+  infer::Generator gen(config, *m.params, ring, m.exec, go);
+  infer::NeedleEvalOptions o;
+  o.lengths = {48};
+  o.depths = {50};
+  o.trials = 2;
+  o.passkey.vocab_size = 64;
+  std::vector<infer::NeedleAnswer> answers;
+  infer::generate_passkey_needles(gen, o, &answers, nullptr);
+  REQUIRE(answers.size() == 2);
+  for (const infer::NeedleAnswer& a : answers) {
+    REQUIRE(!a.answer_tokens.empty());
+    for (int32_t t : a.answer_tokens) CHECK((t >= 0 && t < 64));
   }
 }
