@@ -727,6 +727,7 @@ TEST_CASE("on every device the tools take, a stopped and resumed run is bit-iden
       std::ifstream ini(b / "run.ini");
       const std::string text((std::istreambuf_iterator<char>(ini)), std::istreambuf_iterator<char>());
       CHECK(contains(text, "precision = bf16\n"));
+      CHECK(contains(resume.stdout_text, "device cpu, precision bf16;"));
       int same = 0;
       for (int i = 0; i < kSteps; ++i) {
         const double fp32 = std::stod(mc[i].loss), got = std::stod(ma[i].loss);
