@@ -74,14 +74,28 @@ std::size_t AsyncCollectives::piece_elems() const {
 }
 
 AsyncCollectives::Request AsyncCollectives::post_allgather(const float* shard, std::size_t shard_count, float* full) {
+  return post_allgather_bytes(shard, shard_count, full, sizeof(float));
+}
+
+AsyncCollectives::Request AsyncCollectives::post_allgather(const std::uint16_t* shard, std::size_t shard_count,
+                                                           std::uint16_t* full) {
+  return post_allgather_bytes(shard, shard_count, full, sizeof(std::uint16_t));
+}
+
+AsyncCollectives::Request AsyncCollectives::post_allgather_bytes(const void* shard_in, std::size_t shard_count,
+                                                                 void* full_out, std::size_t elem_bytes) {
+  const MPI_Datatype elem = elem_bytes == sizeof(float) ? MPI_FLOAT : MPI_UINT16_T;
+  const char* shard = static_cast<const char*>(shard_in);
+  char* full = static_cast<char*>(full_out);
   const int slot = state_->take_slot();
   auto& parts = state_->requests[slot];
-  const std::size_t piece = piece_elems();
+  const std::size_t piece =
+      collective_piece_elems(grid_.chunk_bytes(), static_cast<std::size_t>(state_->size), elem_bytes);
   if (shard_count <= piece) {
     parts.assign(1, MPI_REQUEST_NULL);
     ++state_->calls;
-    RW_MPI_CHECK(MPI_Iallgather(shard, static_cast<int>(shard_count), MPI_FLOAT, full, static_cast<int>(shard_count),
-                                MPI_FLOAT, state_->comm, &parts[0]));
+    RW_MPI_CHECK(MPI_Iallgather(shard, static_cast<int>(shard_count), elem, full, static_cast<int>(shard_count),
+                                elem, state_->comm, &parts[0]));
   } else {
     // Piece [offset, offset + n) of every rank's block lands every shard_count floats: one
     // element of a resized type (n floats, extent shard_count floats) per rank. A datatype may
@@ -92,11 +106,12 @@ AsyncCollectives::Request AsyncCollectives::post_allgather(const float* shard, s
       const std::size_t offset = p * piece;
       const int n = static_cast<int>(std::min(piece, shard_count - offset));
       MPI_Datatype block, strided;
-      RW_MPI_CHECK(MPI_Type_contiguous(n, MPI_FLOAT, &block));
-      RW_MPI_CHECK(MPI_Type_create_resized(block, 0, static_cast<MPI_Aint>(shard_count * sizeof(float)), &strided));
+      RW_MPI_CHECK(MPI_Type_contiguous(n, elem, &block));
+      RW_MPI_CHECK(MPI_Type_create_resized(block, 0, static_cast<MPI_Aint>(shard_count * elem_bytes), &strided));
       RW_MPI_CHECK(MPI_Type_commit(&strided));
       ++state_->calls;
-      RW_MPI_CHECK(MPI_Iallgather(shard + offset, n, MPI_FLOAT, full + offset, 1, strided, state_->comm, &parts[p]));
+      RW_MPI_CHECK(MPI_Iallgather(shard + offset * elem_bytes, n, elem, full + offset * elem_bytes, 1, strided,
+                                  state_->comm, &parts[p]));
       RW_MPI_CHECK(MPI_Type_free(&strided));
       RW_MPI_CHECK(MPI_Type_free(&block));
     }

@@ -38,6 +38,8 @@ class AsyncCollectives {
 
   // full[r * shard_count + i] = rank r's shard[i]; full holds size() * shard_count floats.
   Request post_allgather(const float* shard, std::size_t shard_count, float* full);
+  // The same for 16-bit elements (bf16 weights: FSDP's bf16 working copy), pieces of as many bytes.
+  Request post_allgather(const std::uint16_t* shard, std::size_t shard_count, std::uint16_t* full);
   // shard[i] = sum over ranks of their input's block for this rank. `packed` is piece-major:
   // for each piece p (offsets o_p = p * piece_elems(), lengths n_p), size() blocks of n_p floats,
   // block r = rank r's elements [o_p, o_p + n_p); one piece (shard_count <= piece_elems()) is
@@ -52,6 +54,7 @@ class AsyncCollectives {
 
  private:
   struct State;
+  Request post_allgather_bytes(const void* shard, std::size_t shard_count, void* full, std::size_t elem_bytes);
   std::unique_ptr<State> state_;
   ProcessGrid& grid_;
 };

@@ -108,6 +108,9 @@ class LocalAttentionOp : public model::AttentionOp<float> {
  public:
   LocalAttentionOp(const device::ExecContext& exec, bool causal, device::AttnTiling tiling)
       : exec_(exec), causal_(causal), tiling_(tiling) {}
+  bool takes(device::DType dtype) const override {
+    return dtype == device::DType::f32 || dtype == device::DType::bf16;
+  }
   void forward(int, const model::AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* pos, const int32_t* seg, float* out, float* lse) override {
     const device::AttnProblem p = problem(s);
@@ -122,7 +125,17 @@ class LocalAttentionOp : public model::AttentionOp<float> {
     const device::AttnProblem p = problem(s);
     const std::size_t rows = std::size_t(s.batch) * s.heads * s.n_local;
     if (delta_.size() < rows) delta_ = device::DeviceArray<float>(*exec_.backend, rows);
-    exec_.backend->attn_row_dot(device::AttnRowDotArgs{p.shape, out, dout, delta_.data()}, *exec_.compute);
+    const float* dout_for_delta = dout;
+    if (s.dtype == device::DType::bf16) {  // attn_row_dot takes fp32: widen the bf16 dout
+      const int64_t n_out = int64_t(s.batch) * s.n_local * s.heads * s.head_dim;
+      if (dout_f32_.size() < static_cast<std::size_t>(n_out))
+        dout_f32_ = device::DeviceArray<float>(*exec_.backend, static_cast<std::size_t>(n_out));
+      exec_.backend->convert(device::ConvertArgs{device::view(reinterpret_cast<const device::bf16_t*>(dout), {n_out}),
+                                                 device::view(dout_f32_.data(), {n_out})},
+                             *exec_.compute);
+      dout_for_delta = dout_f32_.data();
+    }
+    exec_.backend->attn_row_dot(device::AttnRowDotArgs{p.shape, out, dout_for_delta, delta_.data()}, *exec_.compute);
     fill(dq, int64_t(s.batch) * s.n_local * s.heads * s.head_dim, 0.0);
     fill(dk, int64_t(s.batch) * s.n_local * s.kv_heads * s.head_dim, 0.0);
     fill(dv, int64_t(s.batch) * s.n_local * s.kv_heads * s.head_dim, 0.0);
@@ -137,6 +150,7 @@ class LocalAttentionOp : public model::AttentionOp<float> {
     p.shape = {s.batch, s.n_local, s.n_local, s.heads, s.kv_heads, s.head_dim};
     p.causal = causal_;
     p.tiling = tiling_;
+    p.dtype = s.dtype;  // q, k, v, dout: bf16 data in the model's bf16 mode
     return p;
   }
   void fill(float* x, int64_t n, double value) {
@@ -148,7 +162,7 @@ class LocalAttentionOp : public model::AttentionOp<float> {
   device::ExecContext exec_;
   bool causal_;
   device::AttnTiling tiling_;
-  device::DeviceArray<float> delta_;
+  device::DeviceArray<float> delta_, dout_f32_;
 };
 
 }  // namespace rw::test

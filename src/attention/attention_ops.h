@@ -10,6 +10,7 @@
 #include "device/backend.h"
 #include "device/cpu/attention_reference.h"
 #include "src/attention/ring_attention.h"
+#include "src/common/fatal.h"
 #include "src/model/model_interfaces.h"
 
 namespace rw {
@@ -22,6 +23,9 @@ class RingAttentionOp : public model::AttentionOp<float> {
       : attention_(context, ring, options) {}
   RingAttentionOp(device::Backend& backend, RingTransport& ring, RingOptions options)
       : attention_(backend, ring, options) {}
+  bool takes(device::DType dtype) const override {  // K/V travel in it (RingShard::dtype)
+    return dtype == device::DType::f32 || dtype == device::DType::bf16;
+  }
 
   void forward(int layer, const model::AttentionShape& s, const float* q, const float* k, const float* v,
                const int32_t* pos, const int32_t* seg, float* out, float* lse) override {
@@ -46,7 +50,7 @@ class RingAttentionOp : public model::AttentionOp<float> {
  private:
   static RingShard shard(const model::AttentionShape& s, const float* q, const float* k, const float* v,
                          const int32_t* pos, const int32_t* seg) {
-    return RingShard{s.batch, s.n_local, s.heads, s.kv_heads, s.head_dim, q, k, v, pos, seg};
+    return RingShard{s.batch, s.n_local, s.heads, s.kv_heads, s.head_dim, q, k, v, pos, seg, s.dtype};
   }
   void accumulate(const std::vector<RingStepStats>& stats) {
     for (const auto& st : stats) {
@@ -64,6 +68,7 @@ class ReferenceAttentionOp : public model::AttentionOp<T> {
   explicit ReferenceAttentionOp(bool causal) : causal_(causal) {}
   void forward(int, const model::AttentionShape& s, const T* q, const T* k, const T* v, const int32_t* pos,
                const int32_t* seg, T* out, T* lse) override {
+    RW_CHECK(s.dtype == device::DType::f32, "the reference attention takes f32 q/k/v only");
     const device::AttnShape shape = to_shape(s);
     std::fill(out, out + static_cast<std::size_t>(s.batch) * s.n_local * s.heads * s.head_dim, T(0));
     std::fill(lse, lse + static_cast<std::size_t>(s.batch) * s.heads * s.n_local, -std::numeric_limits<T>::infinity());
@@ -71,6 +76,7 @@ class ReferenceAttentionOp : public model::AttentionOp<T> {
   }
   void backward(int, const model::AttentionShape& s, const T* q, const T* k, const T* v, const int32_t* pos,
                 const int32_t* seg, const T* out, const T* dout, const T* lse, T* dq, T* dk, T* dv) override {
+    RW_CHECK(s.dtype == device::DType::f32, "the reference attention takes f32 q/k/v only");
     const device::AttnShape shape = to_shape(s);
     std::vector<T> delta(static_cast<std::size_t>(s.batch) * s.heads * s.n_local);
     device::reference::attn_row_dot<T, T>(shape, out, dout, delta.data());

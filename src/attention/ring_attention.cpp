@@ -28,10 +28,19 @@ Sizes sizes_of(const RingShard& s) {
           static_cast<std::size_t>(s.batch) * s.n_local};
 }
 
+// Bytes of one K or V element as it is stored and travels (RingShard::dtype).
+std::size_t value_size(const RingShard& s) { return device::dtype_size(s.dtype); }
+
+// The V half of a slot's values (K first, then V, each kv_elems in the shard's dtype).
+const float* v_of(const float* values, const RingShard& s) {
+  return reinterpret_cast<const float*>(reinterpret_cast<const char*>(values) + sizes_of(s).kv_elems * value_size(s));
+}
+
 void check_shard(const RingShard& s) {
   RW_CHECK(s.batch > 0 && s.n_local > 0 && s.head_dim > 0 && s.kv_heads > 0 && s.heads > 0,
            "empty or malformed ring shard");
   RW_CHECK(s.heads % s.kv_heads == 0, "heads must be a multiple of kv_heads");
+  RW_CHECK(s.dtype == device::DType::f32 || s.dtype == device::DType::bf16, "ring shard: q/k/v must be f32 or bf16");
 }
 
 RingHeader make_header(RingPayload kind, int step, int layer, int origin, const RingShard& s,
@@ -86,6 +95,7 @@ struct RingAttention::Workspace {
   Slot slot[2];
   // dK|dV accumulators (fp32): this step's, the one received, the one being sent.
   device::DeviceArray<float> dkv_step, dkv_in, dkv_out, delta;
+  device::DeviceArray<float> dout_f32;  // bf16 shards: dout widened for attn_row_dot (fp32 only)
   RingHeader dkv_in_header, dkv_out_header;
   std::unique_ptr<device::Event> dkv_ready;    // behind the work that completed dkv_out (hazard a)
   std::unique_ptr<device::Event> dkv_in_free;  // behind the last read of dkv_in (hazard b)
@@ -132,7 +142,8 @@ void RingAttention::progress_both(void* self) {
 }
 
 std::size_t RingAttention::workspace_bytes() const {
-  std::size_t n = ws_->dkv_step.n_bytes() + ws_->dkv_in.n_bytes() + ws_->dkv_out.n_bytes() + ws_->delta.n_bytes();
+  std::size_t n = ws_->dkv_step.n_bytes() + ws_->dkv_in.n_bytes() + ws_->dkv_out.n_bytes() + ws_->delta.n_bytes() +
+                  ws_->dout_f32.n_bytes();
   for (const auto& s : ws_->slot) n += s.values.n_bytes() + s.meta.n_bytes();
   return n;
 }
@@ -154,8 +165,8 @@ void RingAttention::stage_local_shard(const RingShard& s) {
   device::Backend& b = *ctx_.backend;
   device::Stream& compute = *ctx_.compute;
   auto& slot = ws_->slot[0];
-  b.copy_async(slot.values.data(), s.k, sz.kv_elems * sizeof(float), compute);
-  b.copy_async(slot.values.data() + sz.kv_elems, s.v, sz.kv_elems * sizeof(float), compute);
+  b.copy_async(slot.values.data(), s.k, sz.kv_elems * value_size(s), compute);
+  b.copy_async(const_cast<float*>(v_of(slot.values.data(), s)), s.v, sz.kv_elems * value_size(s), compute);
   b.copy_async(slot.meta.data(), s.pos, sz.tok_elems * sizeof(int32_t), compute);
   b.copy_async(slot.meta.data() + sz.tok_elems, s.seg, sz.tok_elems * sizeof(int32_t), compute);
   b.record(*slot.ready, compute);
@@ -191,9 +202,10 @@ void RingAttention::forward(const RingShard& s, float* out, float* lse) {
   problem.shape = {s.batch, s.n_local, s.n_local, s.heads, s.kv_heads, s.head_dim};
   problem.causal = options_.causal;
   problem.tiling = options_.tiling;
+  problem.dtype = s.dtype;
   device::AttnFwdStepArgs args = device::make_attn_fwd_args(problem, {s.q, s.pos, s.seg}, {}, out, lse);
 
-  const std::size_t values_bytes = 2 * sz.kv_elems * sizeof(float), meta_bytes = 2 * sz.tok_elems * sizeof(int32_t);
+  const std::size_t values_bytes = 2 * sz.kv_elems * value_size(s), meta_bytes = 2 * sz.tok_elems * sizeof(int32_t);
   const std::size_t payload = values_bytes + meta_bytes;
   for (int t = 0; t < n; ++t) {
     auto& cur = w.slot[t % 2];
@@ -214,7 +226,7 @@ void RingAttention::forward(const RingShard& s, float* out, float* lse) {
       receiving.meta = ring_.post_recv_prev(nxt.meta.data(), meta_bytes, kTagKvPayload, *nxt.read_done,
                                             "forward K/V receive from previous rank");
     }
-    device::set_attn_keys(args, {cur.values.data(), cur.values.data() + sz.kv_elems, cur.meta.data(),
+    device::set_attn_keys(args, {cur.values.data(), v_of(cur.values.data(), s), cur.meta.data(),
                                  cur.meta.data() + sz.tok_elems});
     activity::set_ring_step(t, n);
     activity::maybe_inject_stall(t);
@@ -255,17 +267,27 @@ void RingAttention::backward(const RingShard& s, const float* out, const float* 
 
   stage_local_shard(s);
   device::AttnShape shape{s.batch, s.n_local, s.n_local, s.heads, s.kv_heads, s.head_dim};
-  b.attn_row_dot(device::AttnRowDotArgs{shape, out, dout, w.delta.data()}, compute);
+  const float* dout_for_delta = dout;
+  if (s.dtype == device::DType::bf16) {  // delta = rowsum(out * dout) in fp32 of the bf16 dout
+    const int64_t n_out = int64_t(s.batch) * s.n_local * s.heads * s.head_dim;
+    ensure(w.dout_f32, b, static_cast<std::size_t>(n_out));
+    b.convert(device::ConvertArgs{device::view(reinterpret_cast<const device::bf16_t*>(dout), {n_out}),
+                                  device::view(w.dout_f32.data(), {n_out})},
+              compute);
+    dout_for_delta = w.dout_f32.data();
+  }
+  b.attn_row_dot(device::AttnRowDotArgs{shape, out, dout_for_delta, w.delta.data()}, compute);
   b.fill(device::FillArgs{device::view(dq, {int64_t(s.batch) * s.n_local * s.heads * s.head_dim}), 0.0}, compute);
 
   device::AttnProblem problem;
   problem.shape = shape;
   problem.causal = options_.causal;
   problem.tiling = options_.tiling;
+  problem.dtype = s.dtype;
   device::AttnBwdStepArgs args =
       device::make_attn_bwd_args(problem, {s.q, s.pos, s.seg}, {}, dout, lse, w.delta.data(), dq, nullptr, nullptr);
 
-  const std::size_t values_bytes = 2 * sz.kv_elems * sizeof(float), meta_bytes = 2 * sz.tok_elems * sizeof(int32_t);
+  const std::size_t values_bytes = 2 * sz.kv_elems * value_size(s), meta_bytes = 2 * sz.tok_elems * sizeof(int32_t);
   const std::size_t payload = values_bytes + meta_bytes;
   const std::size_t dkv_elems = 2 * sz.kv_elems, dkv_bytes = dkv_elems * sizeof(float);
   mpi::RingTransport::Request dkv_send_header = mpi::RingTransport::kNoRequest;
@@ -299,7 +321,7 @@ void RingAttention::backward(const RingShard& s, const float* out, const float* 
     }
     // dkv_step's last send (two steps ago) was waited before the swap that made it dkv_step.
     b.fill(device::FillArgs{device::view(w.dkv_step.data(), {int64_t(dkv_elems)}), 0.0}, compute);
-    device::set_attn_keys(args, {cur.values.data(), cur.values.data() + sz.kv_elems, cur.meta.data(),
+    device::set_attn_keys(args, {cur.values.data(), v_of(cur.values.data(), s), cur.meta.data(),
                                  cur.meta.data() + sz.tok_elems});
     args.dk = w.dkv_step.data();
     args.dv = w.dkv_step.data() + sz.kv_elems;

@@ -55,6 +55,9 @@ struct RingShard {
   const float* v = nullptr;
   const int32_t* pos = nullptr;
   const int32_t* seg = nullptr;
+  // Storage of q, k, v (and of dout in the backward): f32, or bf16 (the pointers then hold bf16
+  // data); K and V travel the ring in it. out, lse, dq, dk, dv and the dK/dV that travel are fp32.
+  device::DType dtype = device::DType::f32;
 };
 
 struct RingOptions {

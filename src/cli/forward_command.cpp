@@ -34,7 +34,7 @@ namespace rw::cli {
 
 int run_forward(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
-  std::string checkpoint, input, output, layout_text = "zigzag", device_name = "cpu";
+  std::string checkpoint, input, output, layout_text = "zigzag", device_name = "cpu", precision_text = "fp32";
   bool backward = false, quiet = false;
   int block_q = 256, block_k = 256;
   double timeout = 900;
@@ -49,6 +49,7 @@ int run_forward(int argc, char** argv) {
       ("block-q", count(&block_q)->min(1)->default_value(block_q), "attention query tile rows")
       ("block-k", count(&block_k)->min(1)->default_value(block_k), "attention key tile rows")
       ("device", po::value(&device_name)->default_value(device_name), device_option_help().c_str())
+      ("precision", po::value(&precision_text)->default_value(precision_text)->notifier([](const std::string& v) { model::parse_precision(v); }), "fp32 | bf16 (bf16 weights copy, GEMM and attention inputs; fp32 residual, statistics, logits, loss and gradients)")
       ("timeout", number(&timeout)->min(0)->default_value(timeout), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
       ("quiet", po::bool_switch(&quiet), "print nothing on success");
   po::variables_map vm;
@@ -100,7 +101,8 @@ int run_forward(int argc, char** argv) {
   mpi::Watchdog watchdog(timeout);  // a rank without progress for `timeout` s: report and end the job
 
   const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
-  train::FsdpParams params(config, *grid, exec);
+  const model::Precision precision = model::parse_precision(precision_text);
+  train::FsdpParams params(config, *grid, exec, train::fsdp_options_for(precision));
   try {
     io::read_param_shards(checkpoint, params);
   } catch (const InputError& e) {
@@ -112,7 +114,9 @@ int run_forward(int argc, char** argv) {
   ring_options.causal = true;
   ring_options.tiling = {block_q, block_k};
   RingAttentionOp attention(exec, grid->ring(), ring_options);
-  model::Transformer model(config, params, attention, exec);
+  model::TransformerOptions transformer_options;
+  transformer_options.precision = precision;
+  model::Transformer model(config, params, attention, exec, transformer_options);
   // The training step's loss: the weighted mean (a vision model: LWM's, train/lwm_loss.h).
   std::array<double, 2> kinds = train::kind_weight_sums(batch, config);
   grid->allreduce_sum(kinds.data(), 2);

@@ -438,6 +438,7 @@ int run_plan(int argc, char** argv) {
     request.device = check_device_options(vm, dev, ranks, false);
     if (!(headroom >= 0 && headroom < 1)) throw InputError("--headroom must be a share in [0, 1), e.g. 0.1 for 10%");
     request.precision = plan::parse_precision(precision_text);
+    request.shape.bf16 = request.precision == plan::Precision::bf16;  // train --precision bf16's buffers
     if (!(efficiency > 0 && efficiency <= 1)) throw InputError("--efficiency must be in (0, 1]");
     request.efficiency = efficiency;
     if (!is_root) return 0;  // everything below is measurement and printing

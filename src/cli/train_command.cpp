@@ -117,6 +117,7 @@ void add_train_options(po::options_description& all, po::options_description& vi
       ("block-q", count(&plan.block_q)->min(1)->default_value(plan.block_q), "attention query tile rows")
       ("block-k", count(&plan.block_k)->min(1)->default_value(plan.block_k), "attention key tile rows")
       ("ffn-chunk", count(&plan.ffn_chunk)->min(1)->default_value(plan.ffn_chunk), "tokens per blockwise FFN chunk")
+      ("precision", po::value(&plan.precision)->default_value(plan.precision)->notifier([](const std::string& v) { model::parse_precision(v); }), "fp32 | bf16: bf16 weights copy, GEMM and attention inputs on the device; fp32 master weights, AdamW moments, gradients, residual stream, softmax statistics and loss; checkpoints fp32 either way")
       ("device", po::value(&plan.device)->default_value(plan.device), device_option_help().c_str())
       ("timeout", number(&plan.timeout_s)->min(0)->default_value(plan.timeout_s), "seconds a rank may go without progress (a ring step, a collective, a checkpoint) before the watchdog prints where every rank is and ends the job (0: off)");
   stage_opts.add_options()

@@ -9,6 +9,8 @@
 #pragma once
 #include <cstdint>
 
+#include "device/dtype.h"
+
 namespace rw::model {
 
 // Full weights of a parameter unit (llama_config.h) for the time they are used, and the sink of
@@ -25,6 +27,16 @@ class ParamSource {
   // on every rank in the same order, with valid units only. Default: nothing.
   virtual void prefetch(int unit) {}
   virtual void release(int unit) = 0;
+  // A source that keeps a bf16 working copy of the weights (FsdpParams with a bf16 gather:
+  // refreshed after each update, all-gathered in bf16, half the bytes) says so here; a model in
+  // bf16 precision then calls gather_bf16 instead of gather (prefetch fetches the bf16 copy).
+  // Otherwise the model rounds gather()'s fp32 unit itself.
+  virtual bool gathers_bf16() const { return false; }
+  // The unit's weights rounded to bf16 (nearest even), same layout and contract as gather.
+  virtual const device::bf16_t* gather_bf16(int unit) {
+    (void)unit;
+    return nullptr;
+  }
   // Adds this rank's contribution to the unit's gradient (full unit shape) to its owner(s). The
   // buffer is read in compute-stream order: the caller may overwrite it with compute-stream work
   // enqueued after the call.
@@ -34,14 +46,21 @@ class ParamSource {
 // Attention over this rank's tokens, all local sequences at once. Shapes as in
 // device/attention_args.h with n_q = n_k = n_local: q/out/dout [batch, n_local, heads, head_dim],
 // k/v [batch, n_local, kv_heads, head_dim], lse [batch, heads, n_local]; pos/seg [batch, n_local].
+// dtype: the storage of q, k, v and dout (device/attention_args.h): f32, or bf16 for the device
+// model's bf16 precision (transformer.h), when the T* pointers hold bf16 data; out, lse, dq, dk
+// and dv are fp32 either way (accumulators). The reference model takes f32 only.
 struct AttentionShape {
   int batch = 0, n_local = 0, heads = 0, kv_heads = 0, head_dim = 0;
+  device::DType dtype = device::DType::f32;
 };
 
 template <class T>
 class AttentionOp {
  public:
   virtual ~AttentionOp() = default;
+  // Whether q, k, v and dout may come in `dtype` (AttentionShape::dtype): the device model
+  // refuses a precision its attention does not take. Default: f32 only.
+  virtual bool takes(device::DType dtype) const { return dtype == device::DType::f32; }
   virtual void forward(int layer, const AttentionShape& shape, const T* q, const T* k, const T* v,
                        const int32_t* pos, const int32_t* seg, T* out, T* lse) = 0;
   virtual void backward(int layer, const AttentionShape& shape, const T* q, const T* k, const T* v,

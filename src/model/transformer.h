@@ -22,6 +22,33 @@
 // reads the loss sum (one f64) at the end of each call, and with forward()'s optional outputs
 // the logits or per-token losses: those are the sync points.
 //
+// Precision (TransformerOptions::precision, `--precision fp32|bf16`):
+//   fp32  every buffer fp32 (the default; bit-identical to the model before bf16 existed).
+//   bf16  the GPU's mixed precision, bf16 storage with fp32 arithmetic in every kernel
+//         (device/README.md: outputs rounded to nearest even on store):
+//     bf16  the working copy of the weights: FsdpParams keeps a bf16 copy of its shards,
+//           refreshed by a convert kernel after each optimizer step, and all-gathers it (half
+//           the bytes; ParamSource::gather_bf16); a source without one (the tests' whole-model
+//           params) hands out fp32 and the model rounds each unit into one kept bf16 buffer as
+//           large as the largest unit (the same bits). Every GEMM input that is an activation
+//           (n1, n2, the FFN's g, u, a and their gradients da, dg, du, the final norm's output
+//           nf, dlogits); the attention inputs q, k, v and dout, so the ring moves K/V in bf16.
+//     fp32  the master weights, AdamW moments, gradients and their reduce-scatter (FsdpParams,
+//           Optimizer: untouched by this option); the residual stream x and its gradient dx
+//           (a residual add of a small update into bf16 x would lose the update's low bits at
+//           every layer: the one place where rounding accumulates with depth); the RMSNorm
+//           statistics inv_rms; the attention output, lse and delta (the ring's partial outputs
+//           and the softmax statistics are merged across hops) and dq, dk, dv (dK/dV accumulate
+//           across hops); the logits and the loss (cross_entropy: fp32 softmax, f64 sum); the
+//           saved tensors of the backward (x_in, attention output, lse): the backward recomputes
+//           q, k, v from x_in and must reproduce the forward's exactly, or the attention
+//           backward's P = exp(S - lse) would not be the forward's softmax (bf16 x_in would
+//           break that), and the attention output is the fp32 accumulator the delta kernel reads.
+//     GEMM outputs that are accumulated (beta = 1: the residual, dn2, dn1, weight gradients) are
+//     fp32; outputs only read by the next kernel (q, k, v, g, u, da, dout) are stored bf16.
+//   The attention op must take bf16 (AttentionOp::takes): the ring does; one that does not (the
+//   KV-cache attention of generation, today) makes the constructor refuse bf16 with a message.
+//
 // The fp64 reference of the tests is ReferenceTransformer (reference_transformer.h): the same
 // algorithm on host arrays, not in the training path.
 #pragma once
@@ -33,16 +60,20 @@
 #include "src/data/batch.h"
 #include "src/model/llama_config.h"
 #include "src/model/model_interfaces.h"
+#include "src/model/precision.h"
 
 namespace rw::model {
 
 class TransformerWorkspace;
 struct QkvBuffers;
 struct DeviceBatch;
+struct Operand;
+struct Output;
 
 struct TransformerOptions {
   int64_t ffn_chunk_tokens = 1024;   // rows per FFN chunk
   int64_t loss_chunk_tokens = 512;   // rows per logits/loss chunk
+  Precision precision = Precision::fp32;  // see above
 };
 
 class Transformer {
@@ -82,16 +113,24 @@ class Transformer {
   DeviceBatch begin(const data::LocalBatch& batch, bool training, bool token_losses);
   // begin, the embedding and every layer (forward only); the residual stream holds the result.
   DeviceBatch forward_layers(const data::LocalBatch& batch, bool token_losses);
-  void project_qkv(const float* w, const DeviceBatch& in, int64_t n, const float* x, const QkvBuffers& b);
-  void layer_forward(int layer, const float* w, const DeviceBatch& in, const data::LocalBatch& batch, bool training);
-  void layer_backward(int layer, const float* w, float* grad, const DeviceBatch& in, const data::LocalBatch& batch);
-  void head(const float* w, float* grad, const DeviceBatch& in, int64_t n, float* logits, double grad_scale,
+  // The unit's weights in the working precision: gather(unit), and in bf16 mode rounded into
+  // the workspace's bf16 copy (a convert kernel on the compute stream).
+  Operand gather(int unit);
+  void project_qkv(const Operand& w, const DeviceBatch& in, int64_t n, const float* x, const QkvBuffers& b);
+  void layer_forward(int layer, const Operand& w, const DeviceBatch& in, const data::LocalBatch& batch,
+                     bool training);
+  void layer_backward(int layer, const Operand& w, float* grad, const DeviceBatch& in,
+                      const data::LocalBatch& batch);
+  void head(const Operand& w, float* grad, const DeviceBatch& in, int64_t n, float* logits, double grad_scale,
             bool token_losses);
+  void embed(const Operand& w, const DeviceBatch& in, int64_t n);
   void copy(float* dst, const float* src, int64_t n);  // device to device, on the compute stream
   void add(const float* x, float* y, int64_t n);       // y += x
   void fill_zero(float* x, int64_t n);
-  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
-            const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const Operand& a, int64_t lda,
+            const Operand& b, int64_t ldb, float beta, const Output& c, int64_t ldc);
+  Operand wk(const void* p) const;  // a working-precision buffer read by a kernel
+  Output wo(void* p) const;         // ... written by a kernel
   AttentionShape attention_shape(const data::LocalBatch& batch) const;
 
   LlamaConfig config_;
@@ -100,6 +139,7 @@ class Transformer {
   AttentionOp<float>& attention_;
   device::ExecContext exec_;
   TransformerOptions options_;
+  device::DType working_;  // working_dtype(options_.precision)
   std::unique_ptr<TransformerWorkspace> ws_;
 };
 

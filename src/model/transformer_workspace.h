@@ -14,6 +14,8 @@
 //   dx        [N, H]: the gradient of the residual stream (training)
 //   saved     per layer: input x_in [N, H], attention output [N, H], lse [heads, N] (training)
 //   grad      the largest parameter unit: one unit's gradient at a time (training)
+//   weights   bf16 mode, when the parameter source gathers fp32: the largest parameter unit in
+//             bf16, the working copy of the unit being computed (a convert kernel rounds it)
 //   scratch   one region carved anew per phase (the phases never overlap in time):
 //               layer phases: n1 [N, H], inv1 [N], q [N, H], k, v [N, KV] (qkv), then one of
 //                 forward-only attention output [N, H] and lse [heads, N];
@@ -24,7 +26,11 @@
 //               head phase (qkv dead): nf [cl, H], inv [cl], logits [cl, V] and, training,
 //                 dlogits [cl, V], dnf [cl, H]
 //   loss      one f64 (DeviceScalar), token_losses [N] f64 when forward() is asked for them
-// Every carved buffer starts on a 256-byte boundary.
+// Every carved buffer starts on a 256-byte boundary. In bf16 mode (transformer.h) the buffers
+// that feed a GEMM or the attention kernels are bf16 (n1, q, k, v, n2, g, u, a, da, dg, du, dout,
+// nf, dlogits: the void* fields below); the ones that accumulate or feed fp32 statistics stay
+// fp32 (resid, dx, saved, grad, inv*, attention output and lse, dn2, dn1, dq, dk, dv, logits,
+// dnf). n2 and dout are carved at fp32 size, since fp32 dnorm and dn1 reuse them.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -36,20 +42,66 @@
 
 namespace rw::model {
 
+// A device operand of a kernel: pointer and storage (f32, or bf16 in bf16 mode). A float*
+// converts to an f32 operand; a working buffer (void*) names its dtype.
+struct Operand {
+  const void* p = nullptr;
+  device::DType dtype = device::DType::f32;
+  Operand(const float* f) : p(f) {}  // NOLINT: implicit on purpose (fp32 buffers)
+  Operand(const void* q, device::DType t) : p(q), dtype(t) {}
+  Operand at(int64_t elements) const {
+    return {static_cast<const char*>(p) + elements * static_cast<int64_t>(device::dtype_size(dtype)), dtype};
+  }
+  device::ConstTensorView view(std::initializer_list<int64_t> shape) const {
+    return device::make_view<const void*>(p, dtype, shape);
+  }
+  device::ConstTensorView matrix(int64_t rows, int64_t cols, int64_t ld) const {
+    device::ConstTensorView v = view({rows, cols});
+    v.stride[0] = ld;
+    return v;
+  }
+};
+// A written operand (as Operand).
+struct Output {
+  void* p = nullptr;
+  device::DType dtype = device::DType::f32;
+  Output(float* f) : p(f) {}  // NOLINT: implicit on purpose (fp32 buffers)
+  Output(void* q, device::DType t) : p(q), dtype(t) {}
+  device::TensorView view(std::initializer_list<int64_t> shape) const {
+    return device::make_view<void*>(p, dtype, shape);
+  }
+  device::TensorView matrix(int64_t rows, int64_t cols, int64_t ld) const {
+    device::TensorView v = view({rows, cols});
+    v.stride[0] = ld;
+    return v;
+  }
+};
+
+// Buffers typed void* hold the working precision (transformer.h: f32, or bf16 in bf16 mode);
+// float* ones are fp32 in both. A void* buffer another one aliases is carved at fp32 size.
 struct QkvBuffers {
-  float *n1, *inv1, *q, *k, *v;
+  void* n1;
+  float* inv1;
+  void *q, *k, *v;
 };
 struct AttnOutBuffers {  // forward-only attention output
   float *out, *lse;
 };
 struct FfnBuffers {  // forward: n2 .. a; backward: all
-  float *n2, *inv2, *g, *u, *a, *da, *dg, *du, *dn2, *dnorm;
+  void* n2;
+  float* inv2;
+  void *g, *u, *a, *da, *dg, *du;
+  float *dn2, *dnorm;
 };
 struct AttnGradBuffers {
-  float *dout, *dq, *dk, *dv;
+  void* dout;
+  float *dn1, *dq, *dnorm1, *dk, *dv;  // dn1 reuses dout, dnorm1 dq (transformer.cpp)
 };
 struct HeadBuffers {
-  float *nf, *inv, *logits, *dlogits, *dnf;
+  void* nf;
+  float *inv, *logits;
+  void* dlogits;
+  float* dnf;
 };
 struct SavedLayer {
   float *x_in, *attn_out, *lse;
@@ -62,8 +114,11 @@ struct DeviceBatch {
 
 class TransformerWorkspace {
  public:
+  // working: the storage of the working buffers (void* above); weight_copy: keep the bf16 copy
+  // of the unit in use (bf16, when the parameter source does not gather bf16 itself).
   TransformerWorkspace(device::Backend& backend, const LlamaConfig& config, int64_t ffn_chunk_tokens,
-                       int64_t loss_chunk_tokens);
+                       int64_t loss_chunk_tokens, device::DType working = device::DType::f32,
+                       bool weight_copy = false);
 
   // Room for a call on n tokens; training adds dx, the saved tensors and the gradient buffer;
   // token_losses the per-token loss buffer.
@@ -77,6 +132,10 @@ class TransformerWorkspace {
   float* resid() { return resid_.data(); }
   float* dx() { return dx_.data(); }
   float* grad() { return grad_.data(); }
+  // bf16 mode: the working copy of the unit in use, as large as the largest unit (allocated at
+  // the first reserve); nullptr in fp32 mode.
+  device::bf16_t* weights_bf16() { return weights_bf16_.size() ? weights_bf16_.data() : nullptr; }
+  device::DType working() const { return working_; }
   double* token_losses() { return token_losses_.data(); }
   device::DeviceScalar& loss() { return *loss_; }
   QkvBuffers qkv(int64_t n);
@@ -99,11 +158,14 @@ class TransformerWorkspace {
   int64_t saved_stride(int64_t n) const;
 
   device::Backend& backend_;
+  device::DType working_;
+  bool weight_copy_;
   int64_t hidden_, kv_, inter_, vocab_, heads_, layers_, ffn_chunk_, loss_chunk_, max_unit_;
   device::DeviceArray<int32_t> inputs_, staging_;  // staging: pinned host
   std::unique_ptr<device::Event> staged_;
   device::DeviceArray<float> resid_, dx_, saved_, grad_, scratch_;
   device::DeviceArray<double> token_losses_;
+  device::DeviceArray<device::bf16_t> weights_bf16_;
   std::unique_ptr<device::DeviceScalar> loss_;
   int64_t allocations_ = 0;
 };

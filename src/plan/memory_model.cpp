@@ -97,7 +97,8 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
   double shard_elems = 0;
   for (const model::ParamUnit& unit : model::parameter_units(shape.model))
     shard_elems += double((unit.count + shape.ranks() - 1) / shape.ranks());
-  p.weight_bytes = kF32 * shard_elems;
+  const double W = shape.bf16 ? 2 : kF32;  // the working precision's bytes (transformer.h)
+  p.weight_bytes = kF32 * shard_elems + (shape.bf16 ? 2 * shard_elems : 0);  // + FSDP's bf16 copy
   p.grad_bytes = kF32 * shard_elems;
   p.adam_moment_bytes = 2 * kF32 * shard_elems;
   p.decay_flag_bytes = 1 * shard_elems;
@@ -108,10 +109,11 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
   // The device model's workspaces (src/model/transformer_workspace.h): allocated in the first
   // step and live to the end, so part of every phase. The scratch region holds q/k/v and one
   // layer phase at a time, or the loss head's chunk.
-  const double qkv = kF32 * (2 * N * H + 2 * N * KV + N);
-  const double ffn_bwd = kF32 * (2 * c * H + c + 5 * c * I);  // n2 (= dnorm), inv2, g, u, a (= da), dg, du, dn2
-  const double attn_grads = kF32 * (2 * N * H + 2 * N * KV);  // dout (= dn1), dq (= dnorm1), dk, dv
-  const double head = kF32 * (2 * cl * H + cl + 2 * cl * V);  // nf, inv, logits, dlogits, dnf
+  const double qkv = W * (2 * N * H + 2 * N * KV) + kF32 * N;  // n1, q, k, v (working); inv1
+  // n2 (= fp32 dnorm: fp32-sized), inv2, dn2; g, u, a (= da), dg, du (working)
+  const double ffn_bwd = kF32 * (2 * c * H + c) + W * 5 * c * I;
+  const double attn_grads = kF32 * (2 * N * H + 2 * N * KV);  // dout (= dn1: fp32-sized), dq (= dnorm1), dk, dv
+  const double head = W * (cl * H + cl * V) + kF32 * (cl * H + cl + cl * V);  // nf, dlogits (working); dnf, inv, logits
   const double layer_scratch = qkv + std::max(ffn_bwd, attn_grads);
   const std::vector<MemoryItem> workspace = {
       {"x / x2: the residual stream [N, hidden] (the backward's recomputed FFN input)", kF32 * N * H},
@@ -133,19 +135,19 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
     p.phases.push_back(std::move(ph));
   };
 
-  const MemoryItem layer_weights{"all-gathered layer weights (one unit)", kF32 * u.layer_padded, true};
-  // ring_attention.cpp: per slot K|V values (fp32) and pos|seg (int32) of the shard in hand.
-  const double ring_slot = kF32 * 2 * N * KV + kI32 * 2 * N;
+  const MemoryItem layer_weights{"all-gathered layer weights (one unit)", W * u.layer_padded, true};
+  // ring_attention.cpp: per slot K|V values (working precision) and pos|seg (int32) of the shard in hand.
+  const double ring_slot = W * 2 * N * KV + kI32 * 2 * N;
   const MemoryItem ring_kv{"ring K|V + pos|seg buffers (" + std::to_string(int(z.ring_slots)) + " slot(s))",
                            z.ring_slots * ring_slot};
   // attention_fast.cpp, forward: per thread scores [bq, bk], acc [bq, head_dim], row max and sum [bq].
   const MemoryItem fwd_scratch{"attention kernel scratch (per thread tiles)",
                                z.fwd_threads * kF32 * (z.block_q * z.block_k + z.block_q * z.head_dim + 2 * z.block_q)};
-  phase("forward, embedding", {{"all-gathered embedding", kF32 * u.embed_padded, true}});
+  phase("forward, embedding", {{"all-gathered embedding", W * u.embed_padded, true}});
   phase("forward, layer " + last + ", ring attention", {ring_kv, fwd_scratch, layer_weights});
   phase("forward, layer " + last + ", FFN", {layer_weights});
   // cross_entropy's per-token doubles (the kernel's own, per loss chunk).
-  phase("loss head", {{"all-gathered final norm + lm_head", kF32 * u.head_padded, true},
+  phase("loss head", {{"all-gathered final norm + lm_head", W * u.head_padded, true},
                       {"cross entropy per-token sums [chunk] (fp64)", kF64 * cl}});
   // FsdpParams::reduce_grad: a padded copy of the unit and the shard result; Open MPI's
   // reduce_scatter_block (tuned, basic linear: reduce to rank 0, then scatter) holds one more
@@ -167,7 +169,9 @@ MemoryPrediction predict_memory(const TrainShape& shape, double reserve_bytes) {
   phase("loss head, gradient reduce-scatter", reduce_items("head", u.head_padded, u.head_shard));
   // ring backward: K|V slots, dK|dV accumulators (this step's, received, sent), delta [N, heads];
   // the kernel gives each thread but the first a private dq [N, hidden], and p, dp tiles.
-  const MemoryItem ring_bwd{"ring dK|dV accumulators (3) and delta [N, heads]", kF32 * (3 * 2 * N * KV + N * z.heads)};
+  // bf16: dout widened to fp32 [N, hidden] for attn_row_dot.
+  const MemoryItem ring_bwd{"ring dK|dV accumulators (3) and delta [N, heads]" + std::string(shape.bf16 ? ", fp32 dout" : ""),
+                            kF32 * (3 * 2 * N * KV + N * z.heads + (shape.bf16 ? N * H : 0))};
   const MemoryItem bwd_scratch{"attention kernel scratch (private dq per extra thread, p/dp tiles)",
                                kF32 * ((z.bwd_threads - 1) * N * H + z.bwd_threads * 2 * z.block_q * z.block_k)};
   phase("backward, layer " + last + ", FFN", {layer_weights});

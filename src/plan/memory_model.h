@@ -1,6 +1,11 @@
 // memory_model.h: the bytes one rank of `ringworld train` holds at the peak of a step, derived
-// from what the code allocates (not from a rule of thumb). Everything is fp32, as ringworld
-// computes today. The sources, in the order a step touches them:
+// from what the code allocates (not from a rule of thumb). Everything is fp32, as `train` computes
+// by default; with TrainShape::bf16 (`train --precision bf16`) the buffers the model keeps in bf16
+// (src/model/transformer.h: the gathered weights, the GEMM and attention inputs in the scratch
+// region, the ring's K/V) count 2 bytes, FSDP's bf16 copy of the weight shards 2 bytes more per
+// parameter / ranks, and the ring's backward a widened fp32 dout [N, hidden] (attn_row_dot).
+// The CPU kernels' own fp32 temporaries of bf16 arguments (device/cpu: bf16 by conversion) are
+// not counted: bf16 is planned for a GPU. The sources, in the order a step touches them:
 //
 //   at rest (src/train/fsdp_params.cpp)   per parameter unit, a shard of ceil(count / ranks)
 //       elements on every rank: weights, grads, AdamW m and v (fp32 each) and a one-byte

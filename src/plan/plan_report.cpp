@@ -85,12 +85,17 @@ std::string plan_report(const PlanResult& result) {
                   lu.rings, lu.crossing_hops, lu.ring_hops);
   out += lu.grid_spans_nodes() ? "; FSDP collectives between nodes\n" : "; FSDP collectives within the node\n";
   if (!q.device.notes.empty()) out += "           note: " + q.device.notes + "\n";
-  out += "  precision: ringworld computes and stores fp32 today; " + precision_name(q.precision) +
-         " sets the FLOP/s of this prediction only (memory and ring messages stay fp32)\n";
+  if (s.bf16)
+    out += "  precision: bf16 as `train --precision bf16` runs it: bf16 weights copy, GEMM and attention inputs and "
+           "ring K/V; fp32 master weights, moments, gradients, residual and statistics\n";
+  else
+    out += "  precision: ringworld computes and stores fp32 by default; " + precision_name(q.precision) +
+           " sets the FLOP/s of this prediction only (memory and ring messages stay fp32)\n";
 
   // Memory.
   const MemoryPrediction& mem = result.memory;
-  out += "\nmemory per rank (fp32, as ringworld allocates it)\n";
+  out += s.bf16 ? "\nmemory per rank (bf16 working buffers, as `train --precision bf16` allocates them)\n"
+                : "\nmemory per rank (fp32, as ringworld allocates it)\n";
   if (s.micro_batches() > 1)
     out += format_text("  micro-batches: %lld of %lld sequence(s) per dp group, --micro-batch-tokens %lld (%s)\n",
                   static_cast<long long>(s.micro_batches()), static_cast<long long>(s.micro_batch_sequences),
@@ -168,8 +173,8 @@ std::string plan_report(const PlanResult& result) {
     out += format_text("  backward: compute %s, transfer %s per step (with dK|dV): %s (hides when c >= %.0f tokens)\n",
                   seconds_text(r.bwd_step_compute_s).c_str(), seconds_text(r.bwd_step_transfer_s).c_str(),
                   r.bwd_hidden() ? "hidden" : "NOT hidden", r.bwd_min_block_tokens);
-    out += format_text("  (paper: c >= F/B = %.0f tokens for bf16 K/V and full block pairs; here fp32 K/V, %s)\n",
-                  flops_per_s / t.link_bytes_per_s,
+    out += format_text("  (paper: c >= F/B = %.0f tokens for bf16 K/V and full block pairs; here %s K/V, %s)\n",
+                  flops_per_s / t.link_bytes_per_s, s.bf16 ? "bf16" : "fp32",
                   s.layout == Layout::contiguous ? "contiguous: the slowest rank computes full block pairs"
                                                   : "causal halves the work per step");
     out += format_text("  over the %s link: %.1f GB/s each way\n", lu.ring_crosses_nodes() ? "inter-node" : "intra-node",

@@ -49,8 +49,9 @@ StepTimePrediction predict_step_time(const TrainShape& s, double flops_per_s, do
   p.fsdp_link_bytes_per_s = fsdp_link_bytes_per_s;
   p.dense_s = p.flops.dense_flops_per_rank / flops_per_s;
 
-  // Bytes per token that travel: K, V (fp32) with pos, seg (int32); the dK|dV accumulator (fp32).
-  const double kv_bytes = 2 * kv * kF32 + 2 * kI32, dkv_bytes = 2 * kv * kF32;
+  // Bytes per token that travel: K, V (fp32, or bf16 with TrainShape::bf16) with pos, seg
+  // (int32); the dK|dV accumulator (fp32).
+  const double kv_bytes = 2 * kv * (s.bf16 ? 2 : kF32) + 2 * kI32, dkv_bytes = 2 * kv * kF32;
   const double share = step_pair_share(s.layout);
   // Step 0 is causal attention on the rank's own shard (n^2 / 2 pairs) in every layout.
   std::vector<double> pairs(sp);
@@ -85,9 +86,11 @@ StepTimePrediction predict_step_time(const TrainShape& s, double flops_per_s, do
   const std::vector<model::ParamUnit> units = model::parameter_units(m);
   const double ranks = double(s.ranks());
   auto padded = [&](int64_t count) { return double((count + s.ranks() - 1) / s.ranks()) * ranks; };
-  const double moved_elems = 2 * padded(units.front().count) + 3 * layers * padded(units[1].count) +
-                             2 * padded(units.back().count);
-  p.fsdp_s = (ranks - 1) / ranks * moved_elems * kF32 / fsdp_link_bytes_per_s * double(s.micro_batches());  // per pass
+  // All-gathers move the working copy (bf16: 2 bytes), reduce-scatters fp32 gradients.
+  const double g = s.bf16 ? 2 : kF32;
+  const double moved_bytes = (g + kF32) * padded(units.front().count) + (2 * g + kF32) * layers * padded(units[1].count) +
+                             (g + kF32) * padded(units.back().count);
+  p.fsdp_s = (ranks - 1) / ranks * moved_bytes / fsdp_link_bytes_per_s * double(s.micro_batches());  // per pass
   return p;
 }
 

@@ -22,6 +22,7 @@ struct TrainShape {
   int64_t ffn_chunk_tokens = 1024;    // train --ffn-chunk
   int64_t loss_chunk_tokens = 512;    // TransformerOptions::loss_chunk_tokens (not an option of train)
   int kernel_threads = 1;             // OpenMP threads of the CPU attention kernels (OMP_NUM_THREADS)
+  bool bf16 = false;                  // train --precision bf16: the bf16 buffers of src/model/transformer.h
 
   int ranks() const { return dp * sp; }
   int64_t local_tokens_per_sequence() const { return seq_len / sp; }

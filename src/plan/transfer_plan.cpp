@@ -18,10 +18,11 @@ TransferPlan plan_transfers(const TrainShape& s, std::size_t mpi_limit, std::siz
   if (s.sp > 1) {
     // ring_attention.cpp: K then V of the shard in hand, one message per hop; the backward's
     // dK|dV accumulator travels the same way.
-    const double kv_bytes = 2 * b * n * kv * 4;
+    // K, V in the working precision (bf16: 2 bytes), dK|dV fp32.
+    const double kv_bytes = 2 * b * n * kv * (s.bf16 ? 2 : 4), dkv_bytes = 2 * b * n * kv * 4;
     plan.items.push_back({"ring K|V payload, per hop", "MPI point-to-point", kv_bytes, mpi_limit_d, split(kv_bytes, mpi_limit_d)});
-    plan.items.push_back({"ring dK|dV payload, per hop (backward)", "MPI point-to-point", kv_bytes, mpi_limit_d,
-                          split(kv_bytes, mpi_limit_d)});
+    plan.items.push_back({"ring dK|dV payload, per hop (backward)", "MPI point-to-point", dkv_bytes, mpi_limit_d,
+                          split(dkv_bytes, mpi_limit_d)});
   }
   // fsdp_params.cpp: units of ceil(count / ranks) floats per rank.
   const std::vector<model::ParamUnit> units = model::parameter_units(s.model);

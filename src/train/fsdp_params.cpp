@@ -57,6 +57,8 @@ FsdpParams::FsdpParams(const model::LlamaConfig& config, mpi::ProcessGrid& grid,
       ctx_(context_or_own(context, own_backend_)),
       options_(options) {
   RW_CHECK(options_.gather_buffers >= 1 && options_.scatter_buffers >= 1, "FSDP needs at least one buffer of each kind");
+  RW_CHECK(options_.gather_dtype == device::DType::f32 || options_.gather_dtype == device::DType::bf16,
+           "FSDP gathers f32 or bf16 weights only");
   device::Backend& b = *ctx_.backend;
   const int64_t n = grid.size(), r = grid.rank();
   shards_.resize(units_.size());
@@ -71,6 +73,7 @@ FsdpParams::FsdpParams(const model::LlamaConfig& config, mpi::ProcessGrid& grid,
     s.adam_m = device::DeviceArray<float>(b, count);
     s.adam_v = device::DeviceArray<float>(b, count);
     s.decay = device::DeviceArray<uint8_t>(b, count);
+    if (options_.gather_dtype == device::DType::bf16) s.weights_bf16 = device::DeviceArray<device::bf16_t>(b, count);
     for (auto* a : {&s.weights, &s.grads, &s.adam_m, &s.adam_v}) fill_zero(b, *ctx_.compute, a->data(), s.shard_count);
     std::vector<uint8_t> decay(count, 0);
     for (int64_t i = s.begin; i < s.end; ++i) {
@@ -113,6 +116,13 @@ std::vector<FsdpParams::Shard>& FsdpParams::shards() {
 
 device::Event& FsdpParams::weights_ready() {
   if (weights_changed_) {
+    if (gathers_bf16())  // refresh the bf16 working copy of every shard from the fp32 masters
+      for (Shard& s : shards_) {
+        device::ConvertArgs c;
+        c.x = device::view(static_cast<const float*>(s.weights.data()), {s.shard_count});
+        c.y = device::view(s.weights_bf16.data(), {s.shard_count});
+        ctx_.backend->convert(c, *ctx_.compute);
+      }
     ctx_.backend->record(*weights_ready_, *ctx_.compute);
     weights_changed_ = false;
   }
@@ -172,15 +182,22 @@ void FsdpParams::start_gather(GatherBuffer& g, int unit) {
   g.state = GatherBuffer::State::in_flight;
   auto inner = std::make_shared<mpi::AsyncCollectives::Request>(mpi::AsyncCollectives::kNoRequest);
   mpi::AsyncCollectives* comm = gather_comm_.get();
+  const bool bf16 = gathers_bf16();
+  const std::size_t elem = bf16 ? sizeof(device::bf16_t) : sizeof(float);
   const std::string what = "FSDP all-gather of unit " + std::to_string(unit) + " (" + std::to_string(shard) +
-                           " floats per rank)";
+                           (bf16 ? " bf16" : " floats") + " per rank)";
   mpi::MpiOpHooks hooks;
-  hooks.post = [comm, inner, shard](const void* in, void* out) {
-    *inner = comm->post_allgather(static_cast<const float*>(in), shard, static_cast<float*>(out));
+  hooks.post = [comm, inner, shard, bf16](const void* in, void* out) {
+    if (bf16)
+      *inner = comm->post_allgather(static_cast<const std::uint16_t*>(in), shard, static_cast<std::uint16_t*>(out));
+    else
+      *inner = comm->post_allgather(static_cast<const float*>(in), shard, static_cast<float*>(out));
   };
   hooks.test = [comm, inner] { return comm->test(*inner); };
-  g.request = gathers_->post(s.weights.data(), shard * sizeof(float), &weights_ready(), g.full.data(),
-                             shard * grid_.size() * sizeof(float), g.free_after.get(), std::move(hooks), what);
+  device::Event* ready = &weights_ready();  // first: it may enqueue the bf16 refresh
+  const void* in = bf16 ? static_cast<const void*>(s.weights_bf16.data()) : static_cast<const void*>(s.weights.data());
+  g.request = gathers_->post(in, shard * elem, ready, g.full.data(), shard * grid_.size() * elem,
+                             g.free_after.get(), std::move(hooks), what);
 }
 
 void FsdpParams::prefetch(int unit) {
@@ -193,6 +210,16 @@ void FsdpParams::prefetch(int unit) {
 }
 
 const float* FsdpParams::gather(int unit) {
+  RW_CHECK(!gathers_bf16(), "FSDP: gather() of fp32 weights from a bf16 gather (use gather_bf16)");
+  return static_cast<const float*>(gather_any(unit));
+}
+
+const device::bf16_t* FsdpParams::gather_bf16(int unit) {
+  RW_CHECK(gathers_bf16(), "FSDP: gather_bf16() without a bf16 working copy (FsdpOptions::gather_dtype)");
+  return static_cast<const device::bf16_t*>(gather_any(unit));
+}
+
+void* FsdpParams::gather_any(int unit) {
   RW_CHECK(unit >= 0 && unit < static_cast<int>(units_.size()), "FSDP gather of unknown unit " + std::to_string(unit));
   ++stats_.gathers;
   GatherBuffer* g = find_gathered(unit);
@@ -360,7 +387,7 @@ double FsdpParams::local_grad_sum_squares() {
 
 int64_t FsdpParams::bytes_at_rest() const {
   int64_t n = 0;
-  for (const Shard& s : shards_) n += 4 * s.shard_count * 4;
+  for (const Shard& s : shards_) n += 4 * s.shard_count * 4 + static_cast<int64_t>(s.weights_bf16.n_bytes());
   return n;
 }
 

@@ -23,6 +23,12 @@
 //   - Writing the shards: through non-const shards(), which first completes every transfer
 //     in flight and marks the weights changed, so the next all-gather waits for the kernels
 //     enqueued after that call (the optimizer's). Call it again before each update.
+// bf16 working copy (FsdpOptions::gather_dtype = bf16, the model's --precision bf16): each weight
+// shard has a bf16 copy, refreshed by a convert kernel on the compute stream the first time the
+// weights are gathered after they changed (the optimizer step, initialize, a checkpoint load),
+// and the all-gather moves that copy: half the bytes, the gather buffers half full. gather_bf16()
+// returns it; gather() (fp32) is refused then. The master weights, moments, gradients and their
+// reduce-scatter stay fp32; checkpoints read and write the fp32 shards as always.
 // Every rank calls gather/prefetch/release/reduce_grad in the same order (they post
 // collectives). Waits record what they wait for (the watchdog's report).
 #pragma once
@@ -40,6 +46,7 @@
 #include "src/common/host_buffer.h"
 #include "src/model/llama_config.h"
 #include "src/model/model_interfaces.h"
+#include "src/model/precision.h"
 
 namespace rw::train {
 
@@ -52,7 +59,16 @@ struct FsdpOptions {
   // Reduce-scatters in flight at once (each a padded unit and a shard); one more waits for the
   // oldest.
   int scatter_buffers = 2;
+  // What gather() hands out: f32 (the master weights) or bf16 (the refreshed bf16 copy, through
+  // gather_bf16(): see above).
+  device::DType gather_dtype = device::DType::f32;
 };
+
+// The FSDP options a model of this precision wants: bf16 gathers the bf16 working copy.
+inline FsdpOptions fsdp_options_for(model::Precision precision, FsdpOptions options = {}) {
+  options.gather_dtype = model::working_dtype(precision);
+  return options;
+}
 
 class FsdpParams : public model::ParamSource<float>, public io::ShardedTensors {
  public:
@@ -66,6 +82,8 @@ class FsdpParams : public model::ParamSource<float>, public io::ShardedTensors {
   void zero_grads();
 
   const float* gather(int unit) override;
+  bool gathers_bf16() const override { return options_.gather_dtype == device::DType::bf16; }
+  const device::bf16_t* gather_bf16(int unit) override;
   void prefetch(int unit) override;
   void release(int unit) override;
   void reduce_grad(int unit, const float* grad) override;
@@ -85,6 +103,7 @@ class FsdpParams : public model::ParamSource<float>, public io::ShardedTensors {
     // Device memory, shard_count long; padding stays 0.
     device::DeviceArray<float> weights, grads, adam_m, adam_v;
     device::DeviceArray<uint8_t> decay;  // 1 where weight decay applies (not norms)
+    device::DeviceArray<device::bf16_t> weights_bf16;  // the bf16 working copy (bf16 gathers only)
   };
   // Non-const: completes transfers in flight and marks the weights changed (see above).
   std::vector<Shard>& shards();
@@ -94,7 +113,7 @@ class FsdpParams : public model::ParamSource<float>, public io::ShardedTensors {
   device::ExecContext context() const { return ctx_; }
   device::Backend& backend() { return *ctx_.backend; }
   mpi::TransferPath transfer_path() const { return gathers_->path(); }
-  int64_t bytes_at_rest() const;  // weights, grads and moments held by this rank
+  int64_t bytes_at_rest() const;  // weights, grads, moments (and the bf16 copy) held by this rank
 
   // Host copies of one field of one unit's shard (shard_count floats; synchronous).
   void download_shard(int unit, io::ShardField field, float* host);
@@ -127,6 +146,7 @@ class FsdpParams : public model::ParamSource<float>, public io::ShardedTensors {
   struct ScatterBuffer;
   static void progress_trampoline(void* self) { static_cast<FsdpParams*>(self)->progress(); }
   device::Event& weights_ready();
+  void* gather_any(int unit);  // gather / gather_bf16: the buffer in the gather dtype
   GatherBuffer* find_gathered(int unit);
   GatherBuffer* free_gather_buffer(bool may_grow);
   void start_gather(GatherBuffer& g, int unit);

@@ -407,8 +407,10 @@ int run_training(RunPlan requested, const std::optional<RunPlan>& saved) {
   // on OpenBLAS's thread count, not OpenMP's).
   const double peak_gflops = grid->allreduce_sum(backend->measure_gemm_gflops());
   if (is_root) {
-    std::printf("ringworld train: %d rank(s) as dp %d x sp %d, %s layout, device %s; sgemm peak %.1f GFLOP/s over all ranks\n",
-                grid->size(), plan.dp, plan.sp, plan.layout.c_str(), backend->name().c_str(), peak_gflops);
+    // (fp32, the default, is not named: the line reads as it did before --precision existed)
+    const std::string precision = plan.precision == "fp32" ? "" : ", precision " + plan.precision;
+    std::printf("ringworld train: %d rank(s) as dp %d x sp %d, %s layout, device %s%s; sgemm peak %.1f GFLOP/s over all ranks\n",
+                grid->size(), plan.dp, plan.sp, plan.layout.c_str(), backend->name().c_str(), precision.c_str(), peak_gflops);
     std::printf("  %s\n", backend->resources_line().c_str());
     const std::string warning = backend->configuration_warning();
     if (!warning.empty()) std::fprintf(stderr, "ringworld train: warning: %s\n", warning.c_str());

@@ -72,6 +72,7 @@ std::string to_ini(const RunPlan& p) {
     << "\nffn-chunk = " << p.ffn_chunk << "\nlog-every = " << p.log_every << "\ncheckpoint-every = "
     << p.checkpoint_every << "\nkeep-last = " << p.keep_last << "\ncarry-optimizer = " << (p.carry_optimizer ? 1 : 0)
     << "\n";
+  if (p.precision != "fp32") o << "precision = " << p.precision << "\n";  // absent: fp32 (runs from before it existed)
   o << "micro-batch-tokens = " << p.micro_batch_tokens << "\non-nonfinite = " << p.on_nonfinite << "\nmax-consecutive-skips = " << p.max_consecutive_skips << "\n";
   if (!p.run_id.empty()) o << "run-id = " << p.run_id << "\n";
   if (!p.val_data.empty())

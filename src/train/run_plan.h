@@ -34,6 +34,7 @@ struct RunPlan {
   double clip_grad_norm = 1.0;
   int block_q = 256, block_k = 256;
   int64_t ffn_chunk = 1024;
+  std::string precision = "fp32";  // fp32 | bf16 (src/model/precision.h; run.ini records it unless fp32)
   int log_every = 1;
   int64_t micro_batch_tokens = 0;     // tokens of the global batch per micro-batch (0: whole batch; trainer.h)
   std::string on_nonfinite = "stop";  // stop | skip a step whose loss or gradient norm is not finite

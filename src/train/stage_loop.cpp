@@ -98,6 +98,7 @@ StageResult run_stage(RunContext& ctx, std::size_t index, std::string* error) {
   options.clip_grad_norm = plan.clip_grad_norm;
   options.tiling = {plan.block_q, plan.block_k};
   options.transformer.ffn_chunk_tokens = plan.ffn_chunk;
+  options.transformer.precision = model::parse_precision(plan.precision);
   options.micro_batch_sequences = data::micro_batch_sequences(plan.micro_batch_tokens, batch_tokens, stage.seq_len, plan.dp);
   options.nonfinite = {parse_on_nonfinite(plan.on_nonfinite), plan.max_consecutive_skips};
   data::SourceGeometry geometry;

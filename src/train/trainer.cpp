@@ -63,7 +63,8 @@ std::vector<int> injected_steps(std::vector<int> steps) {
 Trainer::Trainer(const model::LlamaConfig& config, mpi::ProcessGrid& grid, device::Backend& backend,
                  data::DataSource& source, TrainerOptions options)
     : config_(config), grid_(grid), source_(source), options_(options),
-      exec_(device::ExecContext::on_default_stream(backend)), params_(config, grid, exec_),
+      exec_(device::ExecContext::on_default_stream(backend)),
+      params_(config, grid, exec_, fsdp_options_for(options.transformer.precision)),
       attention_(exec_, grid.ring(), ring_options(options)), model_(config, params_, attention_, exec_, options.transformer),
       optimizer_(exec_) {
   options_.inject_nan_at_steps = injected_steps(options_.inject_nan_at_steps);

@@ -69,6 +69,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -76,6 +77,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "device/backend.h"
@@ -686,22 +688,32 @@ TEST_CASE("a run stopped and resumed on the same grid is bit-identical to an uni
 // once the registry offers it to the tools, sim-gpu, run by ctest with
 // RINGWORLD_SIM_GPU_DELAY_US=50): stopped at step 3 and resumed is bit-identical to
 // uninterrupted; sim-gpu, which runs the cpu's kernels on device memory, trains the cpu's bits.
-// About 3 s per device.
+// And --precision bf16 on cpu (src/model/transformer.h): run.ini records it, so the resume
+// (given no --precision) continues in bf16, bit-identical to the uninterrupted bf16 run; its
+// checkpoints are the same fp32 files (every tensor f32, valid for `ckpt info`, which loads
+// them), and its losses follow the fp32 run's within bf16's bound (21 roundings of u = 2^-8 on
+// the forward's longest path: tests/unit/test_device_model.cpp) without being its bits.
+// About 3 s per variant.
 TEST_CASE("on every device the tools take, a stopped and resumed run is bit-identical to an uninterrupted one",
           "[checkpoints][device]") {
   SharedRuns& runs = shared();
   const fs::path on_cpu = runs.run_a();
-  for (const std::string& device : rw::device::backend_names()) {
-    if (device == "cpu") continue;
-    INFO("--device " << device);
-    const fs::path a = runs.root / ("A-" + device), b = runs.root / ("B-" + device);
-    const RunResult whole = ringworld(runs.root.path, 2, main_run_args(a, " --device " + device));
+  std::vector<std::pair<std::string, std::string>> variants;  // name, options
+  for (const std::string& device : rw::device::backend_names())
+    if (device != "cpu") variants.emplace_back(device, " --device " + device);
+  variants.emplace_back("cpu-bf16", " --precision bf16");
+  for (const auto& [name, options] : variants) {
+    INFO("variant " << name << ":" << options);
+    const fs::path a = runs.root / ("A-" + name), b = runs.root / ("B-" + name);
+    const RunResult whole = ringworld(runs.root.path, 2, main_run_args(a, options));
     INFO(show(whole));
     REQUIRE(whole.exit_code == 0);
-    const RunResult stop = ringworld(runs.root.path, 2, main_run_args(b, " --device " + device + " --stop-after-steps 3"));
+    const RunResult stop = ringworld(runs.root.path, 2, main_run_args(b, options + " --stop-after-steps 3"));
     INFO(show(stop));
     REQUIRE(stop.exit_code == 75);
-    const RunResult resume = ringworld(runs.root.path, 2, "train --resume " + quoted(b) + " --device " + device);
+    const bool bf16 = name == "cpu-bf16";
+    const std::string resume_options = bf16 ? "" : options;  // bf16: from run.ini
+    const RunResult resume = ringworld(runs.root.path, 2, "train --resume " + quoted(b) + resume_options);
     INFO(show(resume));
     REQUIRE(resume.exit_code == 0);
     const auto ma = read_metrics(a / "metrics.jsonl"), mb = read_metrics(b / "metrics.jsonl"),
@@ -711,7 +723,27 @@ TEST_CASE("on every device the tools take, a stopped and resumed run is bit-iden
     for (int i = 0; i < kSteps; ++i) CHECK(ma[i].loss == mb[i].loss);  // the %.17g text: bit-identical doubles
     for (const std::string group : {"params", "optim/m", "optim/v"})
       expect_same_group(a / "ckpt-main-final.h5", group, b / "ckpt-main-final.h5", group);
-    if (device != "sim-gpu") continue;  // other kernels
+    if (bf16) {
+      std::ifstream ini(b / "run.ini");
+      const std::string text((std::istreambuf_iterator<char>(ini)), std::istreambuf_iterator<char>());
+      CHECK(contains(text, "precision = bf16\n"));
+      CHECK(contains(resume.stdout_text, "device cpu, precision bf16;"));
+      int same = 0;
+      for (int i = 0; i < kSteps; ++i) {
+        const double fp32 = std::stod(mc[i].loss), got = std::stod(ma[i].loss);
+        INFO("step " << i + 1 << " fp32 " << fp32 << " bf16 " << got);
+        CHECK(std::fabs(got - fp32) <= 21.0 / 256 * fp32);
+        same += ma[i].loss == mc[i].loss;
+      }
+      CHECK(same < kSteps);  // bf16 ran
+      H5File f(a / "ckpt-main-final.h5");
+      REQUIRE(f.ok());
+      for (const std::string n : {"params/lm_head.weight", "params/model.embed_tokens.weight", "optim/m/lm_head.weight",
+                                  "optim/v/model.layers.1.mlp.down_proj.weight"})
+        CHECK(read_tensor(f.id(), n).is_f32);
+      expect_valid_checkpoint(runs.root.path, 2, a / "ckpt-main-final.h5");
+    }
+    if (name != "sim-gpu") continue;  // other kernels
     for (int i = 0; i < kSteps; ++i) CHECK(ma[i].loss == mc[i].loss);
     for (const std::string group : {"params", "optim/m", "optim/v"})
       expect_same_group(a / "ckpt-main-final.h5", group, on_cpu / "ckpt-main-final.h5", group);

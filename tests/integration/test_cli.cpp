@@ -267,6 +267,8 @@ TEST_CASE("out-of-range numbers are refused by every command with the option and
       {"attn-input --output a.h5 --seq 0", "option '--seq' must be a count in [1, 2147483647]"},
       {"attn-input --output a.h5 --heads 0", "option '--heads' must be an integer in [1, 65536]"},
       {"forward --checkpoint a --input b --output c --block-k 0", "option '--block-k' must be a count >= 1"},
+      {"forward --checkpoint a --input b --output c --precision fp16", "unknown precision 'fp16' (fp32 or bf16)"},
+      {"train --precision bf32", "unknown precision 'bf32' (fp32 or bf16)"},
       {"prepare --input a --output b.h5 --min-doc-tokens 0", "option '--min-doc-tokens' must be a count >= 1"},
       {"eval needle --checkpoint a --trials 0", "option '--trials' must be an integer >= 1"},
       {"eval needle --checkpoint a --needles 17", "option '--needles' must be an integer in [1, 16]"},

@@ -500,6 +500,38 @@ TEST_CASE("forward tool on every device the tools take", "[forward_tool][device]
   }
 }
 
+// --precision bf16 (src/model/transformer.h) at np 1 and 2 with --backward: the loss, logits and
+// every gradient within bf16's bound of fp64 (basis: tests/unit/test_device_model.cpp: D roundings
+// of u = 2^-8 in series on the 2-layer model's longest path, D = 21 forward, 42 for gradients,
+// times the tensor's scale), and the logits outside the fp32 rule (bf16 ran). Two runs, ~2 s.
+TEST_CASE("forward tool --precision bf16 is within bf16's bound of fp64", "[forward_tool][bf16]") {
+  ScratchDir dir("forward_tool_bf16");
+  const LlamaConfig config = tiny_config();
+  const UnitWeights weights = random_weights(config, 151);
+  const fs::path ckpt = dir / "ckpt.h5", in_path = dir / "in.h5", out = dir / "out.h5";
+  write_checkpoint(ckpt, config, weights);
+  const Input in = packed_input(static_cast<int>(config.vocab_size), 252);
+  write_input(in_path, in);
+  const References ref = references(config, weights, in);
+  const double u = 1.0 / 256, forward_roundings = 21, backward_roundings = 42;
+  for (int np : {1, 2}) {
+    INFO("np " << np);
+    const RunResult r = run_tool(dir, np, forward_args(ckpt, in_path, out, "zigzag", true, 8, 8) + " --precision bf16");
+    INFO("command: " << r.command << "\nstderr:\n" << r.stderr_text);
+    REQUIRE(r.exit_code == 0);
+    const ToolOutput o = read_output(out, config, in, true);
+    CHECK(std::fabs(o.loss - ref.fp64.loss) <= forward_roundings * u * std::fabs(ref.fp64.loss));
+    const double logits_err = max_abs_error(o.logits, ref.fp64.logits);
+    CHECK(logits_err <= forward_roundings * u * max_abs(ref.fp64.logits));
+    CHECK(logits_err > 2 * max_abs_error(ref.fp32.logits, ref.fp64.logits) + 8 * FLT_EPSILON * max_abs(ref.fp64.logits));
+    for (const auto& [name, g] : o.grads) {
+      INFO("grad " << name);
+      CHECK(max_abs_error(g, ref.fp64.grads.at(name)) <= backward_roundings * u * max_abs(ref.fp64.grads.at(name)));
+    }
+    fs::remove(out);
+  }
+}
+
 TEST_CASE("forward tool is bit-for-bit repeatable", "[forward_tool]") {
   ScratchDir dir("forward_tool_repeat");
   const LlamaConfig config = tiny_config();

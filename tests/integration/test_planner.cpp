@@ -158,21 +158,21 @@ TEST_CASE("plan: the 7b at 1M tokens on 64 H100s fits, names its smallest ring a
   CHECK(r.stdout_text.find("8 rank(s) per node: 8 node(s); 1 of 1 ring(s) cross nodes (8 of 64 hops)") != std::string::npos);
   CHECK(r.stdout_text.find("over the inter-node link: 50.0 GB/s each way") != std::string::npos);
   CHECK(r.stdout_text.find("of 72.00 GiB usable (80.00 GiB less 10% headroom") != std::string::npos);
-  // bf16 compute (tensor-core rate) with fp32 K/V messages: the forward ring no longer hides at
-  // 4K tokens per rank, c* = F (8 kv + 8) / (2 h B): over the network (B = 50 GB/s)
-  // 989.4e12 * 32776 / (8192 * 50e9) = 79171 tokens; were all 256 GPUs one NVLink node
-  // (B = 450 GB/s), 8797.
+  // bf16 compute (tensor-core rate) with bf16 K/V messages (train --precision bf16): the forward
+  // ring no longer hides at 4K tokens per rank, c* = F (4 kv + 8) / (2 h B): over the network
+  // (B = 50 GB/s) 989.4e12 * 16392 / (8192 * 50e9) = 39595 tokens; were all 256 GPUs one NVLink
+  // node (B = 450 GB/s), 4399.
   const RunResult bf16 =
       run_plan("--model 7b --seq-len 1M --ranks 256 --device h100 --precision bf16", dir / "out2", dir / "err2");
   INFO(show(bf16));
   REQUIRE(bf16.exit_code == 0);
   CHECK(bf16.stdout_text.find("forward : compute") != std::string::npos);
-  CHECK(bf16.stdout_text.find("NOT hidden (hides when c >= 79171 tokens)") != std::string::npos);
+  CHECK(bf16.stdout_text.find("NOT hidden (hides when c >= 39595 tokens)") != std::string::npos);
   const RunResult one_node = run_plan("--model 7b --seq-len 1M --ranks 256 --device h100 --precision bf16 --gpus-per-node 256",
                                       dir / "out3", dir / "err3");
   INFO(show(one_node));
   REQUIRE(one_node.exit_code == 0);
-  CHECK(one_node.stdout_text.find("NOT hidden (hides when c >= 8797 tokens)") != std::string::npos);
+  CHECK(one_node.stdout_text.find("NOT hidden (hides when c >= 4399 tokens)") != std::string::npos);
 }
 
 namespace {

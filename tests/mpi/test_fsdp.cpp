@@ -222,6 +222,56 @@ TEST_CASE("FSDP gathers and reduce-scatters device shards on every setting", "[f
     }
 }
 
+// bf16 working copy (FsdpOptions::gather_dtype bf16, the model's --precision bf16): every
+// gathered unit is bit for bit the fp32 master rounded to bf16 (nearest even, dtype.h), padding
+// zero, on every setting and split into pieces (odd 2-byte pieces: chunk 26 bytes); after the
+// weights change through shards() the next gather moves the refreshed copy.
+TEST_CASE("FSDP's bf16 gather is the rounded fp32 master, refreshed after an update", "[fsdp][bf16]") {
+  const int n = mpi::world_size();
+  const model::LlamaConfig config = test_config();
+  for (const Setting& s : kSettings)
+    for (std::size_t chunk : {std::size_t(0), std::size_t(26)}) {
+      INFO("backend " << s.backend << ", path " << static_cast<int>(s.path) << ", chunk " << chunk << " bytes, "
+                      << n << " ranks");
+      mpi::ProcessGrid grid(1, n, 60.0);
+      if (chunk > 0) grid.set_chunk_bytes(chunk);
+      auto backend = make_test_backend(s.backend);
+      auto compute = backend->create_stream();
+      train::FsdpOptions o;
+      o.transfer_path = s.path;
+      o.gather_dtype = device::DType::bf16;
+      auto params = std::make_unique<train::FsdpParams>(config, grid, device::ExecContext{backend.get(), compute.get()}, o);
+      REQUIRE(params->gathers_bf16());
+      const uint64_t seed = 5;
+      params->initialize(seed);
+      for (float changed : {0.f, 0.3f}) {
+        INFO((changed == 0.f ? "initial weights" : "after an update"));
+        if (changed != 0.f)
+          for (auto& sh : params->shards())  // (non-const: the weights change)
+            backend->fill(device::FillArgs{device::view(sh.weights.data(), {sh.shard_count}), changed}, *compute);
+        std::size_t wrong = 0;
+        for (int u = 0; u < static_cast<int>(params->units().size()); ++u) {
+          const device::bf16_t* full = params->gather_bf16(u);
+          if (u + 1 < static_cast<int>(params->units().size())) params->prefetch(u + 1);
+          const auto& spec = params->units()[u];
+          const int64_t padded = static_cast<const train::FsdpParams&>(*params).shards()[u].shard_count * n;
+          std::vector<device::bf16_t> got(static_cast<std::size_t>(padded));
+          backend->copy_to_host(got.data(), full, got.size() * sizeof(device::bf16_t));
+          for (int64_t i = 0; i < padded; ++i) {
+            const float master = changed != 0.f ? changed
+                                 : i < spec.count ? model::initial_value(seed, u, spec, i)
+                                                  : 0.f;
+            wrong += got[i].bits != device::bf16_from_float(master).bits;
+          }
+          params->release(u);
+        }
+        CHECK(wrong == 0);
+      }
+      params.reset();
+      compute.reset();
+    }
+}
+
 TEST_CASE("FSDP keeps its buffers: sim-gpu allocates nothing after the first step", "[fsdp][sim]") {
   const model::LlamaConfig config = test_config();
   mpi::ProcessGrid grid(1, mpi::world_size(), 60.0);

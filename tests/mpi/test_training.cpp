@@ -57,10 +57,13 @@ struct Fp32Run {
 };
 
 Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const data::LocalBatch& batch,
-                 double scale, uint64_t seed, const std::string& device_name = "cpu") {
+                 double scale, uint64_t seed, const std::string& device_name = "cpu",
+                 model::Precision precision = model::Precision::fp32, bool fsdp_gathers_bf16 = true) {
   auto backend = device::make_backend(device_name);
   const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
-  train::FsdpParams params(config, grid, exec);
+  // bf16: FSDP all-gathers its bf16 copy, or (fsdp_gathers_bf16 false) fp32 that the model rounds.
+  train::FsdpParams params(config, grid, exec,
+                           train::fsdp_options_for(fsdp_gathers_bf16 ? precision : model::Precision::fp32));
   params.initialize(seed);
   RingOptions ro;
   ro.causal = true;
@@ -69,6 +72,7 @@ Fp32Run run_fp32(const model::LlamaConfig& config, mpi::ProcessGrid& grid, const
   model::TransformerOptions to;
   to.ffn_chunk_tokens = 16;
   to.loss_chunk_tokens = 20;
+  to.precision = precision;
   model::Transformer model(config, params, attention, exec, to);
   Fp32Run r;
   r.logits.resize(static_cast<std::size_t>(batch.token_count()) * config.total_vocab_size());
@@ -174,6 +178,71 @@ TEST_CASE("sharded ring training step equals the fp64 single-process model on ev
                   8 * FLT_EPSILON * test::max_abs(gold_params.grads[u]));
         (void)single_part;
       }
+    }
+  }
+}
+
+// bf16 precision (src/model/transformer.h) on the ring: K/V travel in bf16, the partial outputs,
+// lse and dK/dV in fp32. Every grid's step equals the single-rank bf16 step within bf16's bound
+// (basis: tests/unit/test_device_model.cpp's bf16 test: D roundings of u = 2^-8 in series, D = 21
+// for the forward, 42 for the gradients, times the tensor's scale). Not bit for bit: the ring
+// merges the attention partials in another order (fp32), which can move a later bf16 rounding by
+// one ulp. The bf16 path must have run: the single-rank bf16 logits differ from the fp32 ones by
+// more than the fp32 check's 1e-4 of the scale (first test).
+TEST_CASE("bf16 on the ring: every grid equals the single-rank bf16 step within bf16's bound", "[training][bf16]") {
+  const int world = mpi::world_size();
+  const model::LlamaConfig config = tiny_config();
+  const uint64_t seed = 5;
+  data::SyntheticOptions so;
+  so.seq_len = 24;
+  so.global_sequences = 12;
+  so.vocab_size = static_cast<int>(config.vocab_size);
+  so.packed = true;
+  const data::GlobalBatch g = data::synthetic_global_batch(so, 0);
+  const data::LocalBatch whole = data::slice_global_batch(g, 1, 0, 1, 0, Layout::contiguous);
+  double weight_sum = 0;
+  for (float w : whole.loss_weights) weight_sum += w;
+  const double scale = 1.0 / weight_sum;
+  const double u = 1.0 / 256, forward_roundings = 21, backward_roundings = 42;
+  auto self = mpi::ProcessGrid::self();
+  const Fp32Run single = run_fp32(config, *self, whole, scale, seed, "cpu", model::Precision::bf16);
+  const Fp32Run single32 = run_fp32(config, *self, whole, scale, seed, "cpu");
+  CHECK(test::max_abs_error(single.logits, single32.logits) > 1e-4 * test::max_abs(single32.logits));
+  // FSDP's bf16 copy is the model's own rounding of the fp32 unit: the same bits either way.
+  const Fp32Run rounded_by_model = run_fp32(config, *self, whole, scale, seed, "cpu", model::Precision::bf16, false);
+  CHECK(same_bits(single.logits, rounded_by_model.logits));
+  for (std::size_t unit = 0; unit < single.grad_shards.size(); ++unit)
+    CHECK(same_bits(single.grad_shards[unit], rounded_by_model.grad_shards[unit]));
+  for (int dp = 1; dp <= world; ++dp) {
+    if (world % dp) continue;
+    const int sp = world / dp;
+    mpi::ProcessGrid grid(dp, sp, 900.0);
+    const Layout layout = Layout::zigzag;
+    INFO("grid dp " << dp << " x sp " << sp << ", position " << grid.rank());
+    const data::LocalBatch batch = data::slice_global_batch(g, dp, grid.dp_rank(), sp, grid.sp_rank(), layout);
+    const Fp32Run r = run_fp32(config, grid, batch, scale, seed, "cpu", model::Precision::bf16);
+    CHECK(std::fabs(r.loss - single.loss) <= forward_roundings * u * std::fabs(single.loss));
+    // The weights' bf16 all-gather is bit for bit the model's rounding of the fp32 gather.
+    const Fp32Run fp32_gather = run_fp32(config, grid, batch, scale, seed, "cpu", model::Precision::bf16, false);
+    CHECK(same_bits(r.logits, fp32_gather.logits));
+    const auto idx = local_token_indices(layout, so.seq_len, sp, grid.sp_rank());
+    const int per_group = so.global_sequences / dp;
+    std::vector<float> single_mine;
+    for (int s = 0; s < per_group; ++s)
+      for (int64_t t : idx) {
+        const std::size_t row =
+            (static_cast<std::size_t>(grid.dp_rank() * per_group + s) * so.seq_len + t) * config.vocab_size;
+        single_mine.insert(single_mine.end(), single.logits.begin() + row, single.logits.begin() + row + config.vocab_size);
+      }
+    const double logits_err = test::max_abs_error(r.logits, single_mine);
+    INFO("logits difference " << logits_err << " (bound " << forward_roundings * u * test::max_abs(single.logits) << ")");
+    CHECK(logits_err <= forward_roundings * u * test::max_abs(single.logits));
+    train::FsdpParams layout_only(config, grid);  // for the shard ranges
+    for (std::size_t unit = 0; unit < single.grad_shards.size(); ++unit) {
+      const auto& sh = layout_only.shards()[unit];
+      INFO("unit " << unit);
+      CHECK(test::max_abs_error(r.grad_shards[unit], slice(single.grad_shards[unit], sh.begin, sh.end)) <=
+            backward_roundings * u * test::max_abs(single.grad_shards[unit]));
     }
   }
 }

@@ -96,11 +96,14 @@ struct ModelRun {
 
 // The device model on `backend`: forward with logits, forward with token losses, forward+backward.
 ModelRun run_device(device::Backend& backend, const std::vector<std::vector<float>>& weights,
-                    const data::LocalBatch& batch, double scale, const model::LlamaConfig& c = config()) {
+                    const data::LocalBatch& batch, double scale, const model::LlamaConfig& c = config(),
+                    model::Precision precision = model::Precision::fp32) {
   const device::ExecContext exec = device::ExecContext::on_default_stream(backend);
   test::DeviceLocalParams params(exec, c, weights);
   test::LocalAttentionOp attention(exec, true, {8, 8});
-  model::Transformer model(c, params, attention, exec, chunks());
+  model::TransformerOptions options = chunks();
+  options.precision = precision;
+  model::Transformer model(c, params, attention, exec, options);
   ModelRun r;
   std::vector<float> logits(static_cast<std::size_t>(batch.token_count()) * c.total_vocab_size());
   r.loss = model.forward(batch, logits.data());
@@ -192,6 +195,91 @@ TEST_CASE("the device model matches the fp64 reference on every backend; sim-gpu
   CHECK(same_bits(runs[0].logits, runs[1].logits));
   CHECK(same_bits(runs[0].token_losses, runs[1].token_losses));
   for (std::size_t u = 0; u < runs[0].grads.size(); ++u) CHECK(same_bits(runs[0].grads[u], runs[1].grads[u]));
+}
+
+// bf16 precision (transformer.h): bf16 weights copy, GEMM and attention inputs; fp32 residual,
+// statistics, accumulators and loss. Tolerance basis: bf16 keeps 8 significant bits, so each
+// rounding to bf16 (nearest even) errs by at most u = 2^-8 relative. A tensor computed through
+// D such roundings in series errs, to first order, by at most D u times its own scale when the
+// ops between them do not amplify relative errors (the RMSNorms rescale every branch input to
+// ~1, SiLU's and softmax's derivatives are below 1.1); counted on the longest path of this
+// 2-layer model: per layer 9 (n1; q/k/v and their weights; the o_proj weight; n2; g/u and their
+// weights; a; the down_proj weight), plus the embedding table and the head's nf and lm_head
+// weight: D = 9 x 2 + 3 = 21 for the forward (loss, logits, per-token losses); the backward
+// rounds as many again on its way down (dlogits, dout, da, dg/du and the weights they meet), so
+// D = 42 for the gradients. Bound: max|R - G| <= D u max|G|. The fp32 rule of the first test
+// (twice the naive fp32 error plus 8 ulps) is ~2^-16 of the scale: a bf16 run must fail it,
+// which proves the bf16 path ran. Measured on cpu: err / (D u max|G|) = 0.25 for the logits,
+// 0.04-0.16 for the gradients. The GPU kernels under emulation (cuda-emu, hip-emu) take the same
+// bounds. About 3 s with the emulated backends.
+namespace {
+
+constexpr double kBf16UnitRoundoff = 1.0 / 256;  // 2^-8
+constexpr double kForwardRoundings = 9 * 2 + 3, kBackwardRoundings = 2 * kForwardRoundings;
+
+double bf16_tolerance(const std::vector<double>& gold, double roundings) {
+  return roundings * kBf16UnitRoundoff * test::max_abs(gold);
+}
+
+}  // namespace
+
+TEST_CASE("bf16 precision: the device model is within bf16's bound of fp64, and not within fp32's",
+          "[device_model][bf16]") {
+  const auto weights = random_weights(41);
+  const data::LocalBatch batch = batch_of(7);
+  const double scale = 1.0 / weight_sum(batch);
+  model::CpuMatMulDouble matmul64;
+  auto cpu = device::create_backend("cpu");
+  model::BackendMatMul matmul32(*cpu);
+  const ModelRun gold = run_reference<double>(weights, batch, scale, matmul64);
+  const ModelRun naive = run_reference<float>(weights, batch, scale, matmul32);
+  std::vector<ModelRun> runs;
+  for (const std::string name : {"cpu", "sim-gpu"}) {
+    INFO("backend " << name);
+    auto backend = device::create_backend(name);
+    const ModelRun r = run_device(*backend, weights, batch, scale, config(), model::Precision::bf16);
+    const double loss_tol = kForwardRoundings * kBf16UnitRoundoff * gold.loss;
+    INFO("loss error " << std::fabs(r.loss - gold.loss) << " (bound " << loss_tol << ")");
+    CHECK(std::fabs(r.loss - gold.loss) <= loss_tol);
+    CHECK(std::fabs(r.loss - gold.loss) > 2 * std::fabs(naive.loss - gold.loss) + 8 * FLT_EPSILON * gold.loss);
+    const double logits_err = test::max_abs_error(r.logits, gold.logits);
+    INFO("logits error " << logits_err << ", bf16 bound " << bf16_tolerance(gold.logits, kForwardRoundings)
+                         << ", fp32 bound " << test::tolerance(naive.logits, gold.logits));
+    CHECK(logits_err <= bf16_tolerance(gold.logits, kForwardRoundings));
+    CHECK(logits_err > test::tolerance(naive.logits, gold.logits));  // bf16 ran
+    CHECK(test::max_abs_error(r.token_losses, gold.token_losses) <=
+          bf16_tolerance(gold.token_losses, kForwardRoundings));
+    CHECK(r.token_losses[5] == 0.0);
+    CHECK(r.token_losses[7] == 0.0);
+    for (std::size_t u = 0; u < gold.grads.size(); ++u) {
+      const double err = test::max_abs_error(r.grads[u], gold.grads[u]);
+      INFO("unit " << u << " gradient error " << err << ", bf16 bound "
+                   << bf16_tolerance(gold.grads[u], kBackwardRoundings) << ", fp32 bound "
+                   << test::tolerance(naive.grads[u], gold.grads[u]));
+      CHECK(err <= bf16_tolerance(gold.grads[u], kBackwardRoundings));
+      CHECK(err > test::tolerance(naive.grads[u], gold.grads[u]));
+    }
+    runs.push_back(r);
+  }
+  // sim-gpu runs cpu's kernels: cpu's bits in bf16 too.
+  CHECK(std::memcmp(&runs[0].loss, &runs[1].loss, sizeof(double)) == 0);
+  CHECK(same_bits(runs[0].logits, runs[1].logits));
+  for (std::size_t u = 0; u < runs[0].grads.size(); ++u) CHECK(same_bits(runs[0].grads[u], runs[1].grads[u]));
+  // fp32 stays fp32: the default run is not the bf16 run.
+  const ModelRun fp32 = run_device(*cpu, weights, batch, scale);
+  CHECK_FALSE(same_bits(fp32.logits, runs[0].logits));
+  // The GPU kernels under the emulation (where built): the same bound (their own bits).
+  const std::vector<std::string> names = device::available_backend_names();
+  for (const char* name : {"cuda-emu", "hip-emu"}) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) continue;
+    INFO("backend " << name);
+    auto backend = device::create_backend(name);
+    const ModelRun r = run_device(*backend, weights, batch, scale, config(), model::Precision::bf16);
+    CHECK(test::max_abs_error(r.logits, gold.logits) <= bf16_tolerance(gold.logits, kForwardRoundings));
+    CHECK(test::max_abs_error(r.logits, gold.logits) > test::tolerance(naive.logits, gold.logits));
+    for (std::size_t u = 0; u < gold.grads.size(); ++u)
+      CHECK(test::max_abs_error(r.grads[u], gold.grads[u]) <= bf16_tolerance(gold.grads[u], kBackwardRoundings));
+  }
 }
 
 namespace {
@@ -409,13 +497,15 @@ struct TrainingRun {
 // the global norm, clipping at 1, AdamW; a validation forward (per-token losses, a larger batch)
 // after steps 1 and 3. Workspace counts are taken after step 2 (step 1 and the first validation
 // allocate), then at the end.
-TrainingRun train_on(const std::string& name, int steps) {
+TrainingRun train_on(const std::string& name, int steps, model::Precision precision = model::Precision::fp32) {
   auto backend = device::create_backend(name);
   auto* sim = dynamic_cast<device::SimGpuBackend*>(backend.get());
   const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
   test::DeviceLocalParams params(exec, config(), 11);
   test::LocalAttentionOp attention(exec, true, {8, 8});
-  model::Transformer model(config(), params, attention, exec, chunks());
+  model::TransformerOptions options = chunks();
+  options.precision = precision;
+  model::Transformer model(config(), params, attention, exec, options);
   train::Optimizer optimizer(exec);
   train::AdamWConfig adamw;
   const data::LocalBatch val = batch_of(1000, 6);
@@ -472,6 +562,30 @@ TEST_CASE("training on the device lowers the loss, repeats bit for bit, gives cp
   CHECK(simulated.allocations_at_end == simulated.allocations_after_warmup);
   CHECK(simulated.live_bytes_at_end == simulated.live_bytes_after_warmup);
   CHECK(simulated.release_waits_after_warmup == 0);
+  CHECK(simulated.release_waits_at_end == 0);
+}
+
+// bf16 training (8 steps, as above) follows fp32 training: each step's loss within the bf16
+// forward bound of the first bf16 test (21 roundings of u = 2^-8: 8% of the loss; the weights
+// themselves stay fp32 masters, and AdamW's normalised update moves each weight by at most ~lr
+// whatever the gradient's rounding, so the runs stay within first-order distance of each other
+// over a few steps), lowers the loss, repeats bit for bit and gives cpu's bits on sim-gpu.
+// About 1 s.
+TEST_CASE("bf16 training follows fp32 training, repeats bit for bit, gives cpu's bits on sim-gpu",
+          "[device_model][bf16]") {
+  const int steps = 8;
+  const TrainingRun fp32 = train_on("cpu", steps), bf16 = train_on("cpu", steps, model::Precision::bf16),
+                    simulated = train_on("sim-gpu", steps, model::Precision::bf16);
+  for (int i = 0; i < steps; ++i) {
+    INFO("step " << i + 1 << " loss fp32 " << fp32.losses[i] << " bf16 " << bf16.losses[i]);
+    CHECK(std::fabs(bf16.losses[i] - fp32.losses[i]) <= kForwardRoundings * kBf16UnitRoundoff * fp32.losses[i]);
+  }
+  CHECK(bf16.losses.back() < 0.9 * bf16.losses.front());
+  CHECK_FALSE(same_bits(bf16.losses, fp32.losses));
+  CHECK(same_bits(bf16.losses, simulated.losses));
+  CHECK(same_bits(bf16.val_losses, simulated.val_losses));
+  for (std::size_t u = 0; u < bf16.weights.size(); ++u) CHECK(same_bits(bf16.weights[u], simulated.weights[u]));
+  CHECK(bf16.allocations_at_end == bf16.allocations_after_warmup);
   CHECK(simulated.release_waits_at_end == 0);
 }
 

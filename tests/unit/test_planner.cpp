@@ -31,6 +31,8 @@
 #include "src/plan/token_count.h"
 #include "src/plan/transfer_plan.h"
 #include "src/train/trainer.h"
+#include "tests/device_model_support.h"
+#include "tests/test_support.h"
 
 using namespace rw;
 using namespace rw::plan;
@@ -74,6 +76,56 @@ TEST_CASE("a vision model counts its vision embedding and head; the loss chunk h
   const MemoryPrediction vision = predict_memory(s, 0);
   CHECK(vision.weight_bytes == 4.0 * (6738415616.0 + 2.0 * 8448 * 4096));
   CHECK(vision.total_bytes() > text.total_bytes());
+}
+
+// The memory model's workspace items (residual, dx, saved tensors, scratch, batch, gradient
+// buffer) are what the device model allocates (Transformer::workspace_bytes after a training
+// step), in fp32 and with --precision bf16 (TrainShape::bf16), up to the workspace's alignment of
+// every carved buffer to 256 bytes (at most 255 bytes for each of the 3 saved tensors per layer,
+// the 20 scratch buffers and the 6 arrays). In bf16 the model's own weight copy is left out: the
+// planner counts FSDP's bf16 gather, which makes it unnecessary (transformer.h).
+TEST_CASE("the memory model's workspace is what the device model allocates, in fp32 and bf16", "[planner][bf16]") {
+  const model::LlamaConfig config = test::tiny_llama(29, 16, 24, 2, 4, 2, 10000);
+  data::SyntheticOptions so;
+  so.seq_len = 24;
+  so.global_sequences = 4;
+  so.vocab_size = 29;
+  const data::LocalBatch batch =
+      data::slice_global_batch(data::synthetic_global_batch(so, 0), 1, 0, 1, 0, Layout::contiguous);
+  double fp32_bytes = 0;
+  for (bool bf16 : {false, true}) {
+    INFO((bf16 ? "bf16" : "fp32"));
+    auto backend = device::create_backend("cpu");
+    const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
+    test::DeviceLocalParams params(exec, config, 3);
+    test::LocalAttentionOp attention(exec, true, {8, 8});
+    model::TransformerOptions to;
+    to.ffn_chunk_tokens = 36;
+    to.loss_chunk_tokens = 40;
+    to.precision = bf16 ? model::Precision::bf16 : model::Precision::fp32;
+    model::Transformer model(config, params, attention, exec, to);
+    model.forward_backward(batch, 1.0);
+    int64_t largest_unit = 0;
+    for (const auto& u : model::parameter_units(config)) largest_unit = std::max(largest_unit, u.count);
+    const double allocated = double(model.workspace_bytes()) - (bf16 ? 2.0 * double(largest_unit) : 0.0);
+    TrainShape shape;
+    shape.model = config;
+    shape.seq_len = 24;
+    shape.sequences_per_group = 4;
+    shape.ffn_chunk_tokens = 36;
+    shape.loss_chunk_tokens = 40;
+    shape.bf16 = bf16;
+    const MemoryPrediction p = predict_memory(shape, 0);
+    double predicted = 0;
+    for (const MemoryItem& item : p.phases.front().items)
+      if (item.name != "all-gathered embedding") predicted += item.n_bytes;
+    const double slack = 255.0 * (3 * double(config.num_hidden_layers) + 20 + 6);
+    INFO("allocated " << allocated << " bytes, predicted " << predicted);
+    CHECK(allocated >= predicted);
+    CHECK(allocated <= predicted + slack);
+    if (!bf16) fp32_bytes = allocated;
+    else CHECK(allocated < fp32_bytes);  // bf16 is smaller (here mostly fp32: residual, dx, saved)
+  }
 }
 
 TEST_CASE("bytes per rank halve when the ranks double", "[planner]") {
