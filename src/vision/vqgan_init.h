@@ -1,0 +1,44 @@
+// vqgan_init.h: a VQGAN made here rather than imported (`ringworld vqgan init`), for the vision
+// demo: seeded random weights whose codebook is then fitted by k-means to the encoder's latents
+// of sample frames, so that codes stand for what the (untrained) encoder tells apart. The decoder
+// stays random: decoded frames show little; encoding is what the demo uses.
+// Initialisation (PyTorch's defaults for Conv2d and GroupNorm, and diffusers' VectorQuantizer):
+//   every convolution weight and bias uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in =
+//   in_channels x kh x kw; GroupNorm weight 1, bias 0; codebook uniform in [-1/K, 1/K] (K =
+//   codebook_size). Draws: one splitmix64 stream per tensor, seeded by (seed, tensor index).
+// Fitting (Lloyd's k-means, squared L2, as the quantizer's nearest-code search): k-means++
+//   seeding from a seeded stream (the first centre uniform, each next drawn with probability
+//   proportional to the squared distance to the nearest chosen centre), then `iterations`
+//   rounds of assign (ties to the lowest index) and mean; a centre left without vectors keeps
+//   its place. Deterministic for a seed. Sums in double.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "device/backend.h"
+#include "src/vision/vqgan_config.h"
+
+namespace rw::vision {
+
+// parameter count floats in vqgan_tensors(config) order (VqganModel::load_weights).
+std::vector<float> random_vqgan_weights(const VqganConfig& config, uint64_t seed);
+
+// The offset of quantize.embedding.weight (codebook_size x codebook_dim) in those values.
+int64_t codebook_offset(const VqganConfig& config);
+
+// vectors: n x dim (row-major). Returns k x dim centres. n >= 1, k >= 1 (k > n: the centres
+// past the n distinct draws repeat chosen vectors). iterations >= 0.
+std::vector<float> fit_codebook_kmeans(const std::vector<float>& vectors, int64_t dim, int64_t k, int iterations,
+                                       uint64_t seed);
+
+// The mean over vectors of the squared L2 distance to the nearest centre (the quantization error).
+double quantization_error(const std::vector<float>& vectors, const std::vector<float>& centres, int64_t dim);
+
+// The encoder's latents (after quant_conv) of n frames [n, 3, S, S] in [-1, 1], as n x s x s
+// vectors of codebook_dim (one per code position, frame after frame, row-major): what the
+// quantizer compares with the codebook. Runs on `backend` in batches of max_batch.
+std::vector<float> encoder_latent_vectors(device::Backend& backend, const VqganConfig& config,
+                                          const std::vector<float>& weights, const float* frames, int64_t n,
+                                          int64_t max_batch);
+
+}  // namespace rw::vision
