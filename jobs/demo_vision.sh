@@ -38,6 +38,7 @@ size=$(setting frame-size)
 vqgan_config=$(setting vqgan-config)
 case $vqgan_config in /*|lwm|tiny|tiny-1) ;; *) vqgan_config="$config_dir/$vqgan_config" ;; esac
 vqgan_seed=$(setting vqgan-seed)
+vqgan_encoder=$(setting vqgan-encoder)
 fit_frames=$(setting fit-frames)
 eval_frames=$(setting eval-frames)
 eval_depths=$(setting eval-depths)
@@ -59,6 +60,9 @@ mapfile -t stages < <(awk -F'=' '
   END { if (name != "") print name, seq, theta, steps }' "$config")
 [ "${#stages[@]}" -gt 0 ] || { echo "demo-vision: $config has no [stage.NAME] sections" >&2; exit 2; }
 
+# One thread a process: OpenMP's idle threads spin, and on a busy machine they cost the VQGAN's
+# small convolutions ~40x (measured: prepare --vision, 8 against 380 frames a second).
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 mpirun_cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1 -np "$ranks")
 start=$SECONDS
 echo "== ringworld vision demo ($config): a visual needle in long videos, $ranks ranks (sp = $ranks, zigzag)"
@@ -104,8 +108,8 @@ done
 if [ -f "$run/vqgan.h5" ]; then
   echo "== VQGAN: reusing $run/vqgan.h5"
 else
-  echo "== VQGAN: random weights (seed $vqgan_seed), codebook fitted to $run/data-$first/fit  [$((SECONDS - start)) s]"
-  "$bin" vqgan init --config "$vqgan_config" --image-size "$size" --seed "$vqgan_seed" \
+  echo "== VQGAN: $vqgan_encoder encoder, seed $vqgan_seed, codebook fitted to $run/data-$first/fit  [$((SECONDS - start)) s]"
+  "$bin" vqgan init --config "$vqgan_config" --image-size "$size" --seed "$vqgan_seed" --encoder "$vqgan_encoder" \
     --fit-codebook "$run/data-$first/fit" --output "$run/vqgan.h5"
 fi
 

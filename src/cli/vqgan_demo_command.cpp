@@ -78,12 +78,16 @@ int run_vqgan_init(int argc, char** argv) {
   std::vector<std::string> fit;
   int64_t image_size = 256, seed = -1;
   int iterations = 10;
+  std::string encoder_init = "random";
   po::options_description desc("vqgan init options");
   desc.add_options()("help,h", "show this help")
       ("config", po::value(&config_name), "lwm | tiny | tiny-1 | a diffusers VQModel config.json")
       ("image-size", count(&image_size)->min(1)->default_value(image_size), "frame size S (config.json, or to replace a preset's)")
       ("seed", number(&seed)->min(0), "seed of the weights and of the k-means seeding")
       ("fit-codebook", po::value(&fit)->multitoken(), "frames to fit the codebook to (images, frame directories, videos)")
+      ("encoder", po::value(&encoder_init)->default_value(encoder_init),
+       "random (every tensor drawn) or pool (a designed encoder: each code's latent is its cell's mean colour, "
+       "normalised over the frame; src/vision/vqgan_init.h)")
       ("fit-iterations", count(&iterations)->min(0)->default_value(iterations), "Lloyd iterations of the fit")
       ("output", po::value(&output), "VQ.h5 (written atomically)");
   vision::VqganConfig config;
@@ -96,6 +100,8 @@ int run_vqgan_init(int argc, char** argv) {
       return 0;
     }
     if (config_name.empty() || output.empty() || !vm.count("seed")) throw InputError("--config, --seed and --output are required");
+    if (encoder_init != "pool" && encoder_init != "random")
+      throw InputError("--encoder must be random or pool (got '" + encoder_init + "')");
     if (vm.count("fit-codebook") && fit.empty()) throw InputError("--fit-codebook needs at least one path");
     config = config_from(config_name, image_size, !vm["image-size"].defaulted());
     io::check_output_path(output);
@@ -107,10 +113,11 @@ int run_vqgan_init(int argc, char** argv) {
   if (is_root) {
     try {
       const double t0 = wall_seconds();
-      std::vector<float> weights = vision::random_vqgan_weights(config, static_cast<uint64_t>(seed));
-      std::printf("ringworld vqgan init: %s, %zu parameters, seed %lld\n", config.describe().c_str(), weights.size(),
-                  static_cast<long long>(seed));
-      std::string source = "init:seed=" + std::to_string(seed);
+      std::vector<float> weights = vision::make_vqgan_weights(
+          config, static_cast<uint64_t>(seed), encoder_init == "pool" ? vision::VqganEncoderInit::pool : vision::VqganEncoderInit::random);
+      std::printf("ringworld vqgan init: %s, %zu parameters, seed %lld, %s encoder\n", config.describe().c_str(),
+                  weights.size(), static_cast<long long>(seed), encoder_init.c_str());
+      std::string source = "init:seed=" + std::to_string(seed) + ",encoder=" + encoder_init;
       if (!fit.empty()) {
         std::vector<float> frames;
         int64_t n = 0;

@@ -55,16 +55,56 @@ std::pair<int64_t, double> nearest(const float* v, const std::vector<float>& cen
   return {best, best_d};
 }
 
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+bool starts_with(const std::string& s, const std::string& head) { return s.compare(0, head.size(), head) == 0; }
+
+// The pool encoder's value of one encoder / quant_conv tensor (see vqgan_init.h).
+void pool_tensor(const VqganTensor& t, float* out) {
+  std::fill(out, out + t.count(), 0.0f);
+  if (t.shape.size() != 4) {  // biases 0; GroupNorm weight 1, bias 0
+    if (is_norm(t.name) && ends_with(t.name, ".weight")) std::fill(out, out + t.count(), 1.0f);
+    return;
+  }
+  const int64_t o = t.shape[0], i = t.shape[1], kh = t.shape[2], kw = t.shape[3];
+  auto at = [&](int64_t oc, int64_t ic, int64_t y, int64_t x) -> float& { return out[((oc * i + ic) * kh + y) * kw + x]; };
+  if (ends_with(t.name, ".conv2.weight") || ends_with(t.name, ".conv1.weight")) return;  // residual branches 0
+  for (int64_t c = 0; c < std::min<int64_t>({o, i, 3}); ++c) {
+    if (t.name.find(".downsamplers.") != std::string::npos) {
+      // Output (r, q) sees input rows 2r..2r+2, columns 2q..2q+2 (the padding is at the bottom
+      // and right): the mean of the 2x2 block at (2r, 2q), never the padding.
+      at(c, c, 0, 0) = at(c, c, 0, 1) = at(c, c, 1, 0) = at(c, c, 1, 1) = 0.25f;
+    } else {
+      at(c, c, kh / 2, kw / 2) = 1.0f;  // conv_in, conv_shortcut, conv_out, quant_conv: the centre tap
+    }
+  }
+}
+
 }  // namespace
 
-std::vector<float> random_vqgan_weights(const VqganConfig& config, uint64_t seed) {
+std::vector<float> make_vqgan_weights(const VqganConfig& config, uint64_t seed, VqganEncoderInit encoder) {
   config.validate();
+  if (encoder == VqganEncoderInit::pool) {
+    if (config.in_channels != 3) throw InputError("the pool encoder takes RGB frames (in_channels 3)");
+    for (int64_t l = 0; l < config.levels(); ++l)
+      if (config.level_channels(l) < 3) throw InputError("the pool encoder needs every level at least 3 channels wide");
+    if (config.latent_channels < 3 || config.codebook_dim < 3)
+      throw InputError("the pool encoder needs latent_channels and codebook_dim of at least 3");
+  }
   const std::vector<VqganTensor> tensors = vqgan_tensors(config);
   std::vector<float> values;
   values.reserve(static_cast<std::size_t>(vqgan_parameter_counts(config).total()));
   double bound = 0;  // the last convolution's 1/sqrt(fan_in): its bias follows its weight
   for (std::size_t i = 0; i < tensors.size(); ++i) {
     const VqganTensor& t = tensors[i];
+    if (encoder == VqganEncoderInit::pool && (starts_with(t.name, "encoder.") || starts_with(t.name, "quant_conv."))) {
+      const std::size_t at = values.size();
+      values.resize(at + static_cast<std::size_t>(t.count()));
+      pool_tensor(t, values.data() + at);
+      continue;
+    }
     Stream rng(seed * 0x100000001b3ULL + i);
     auto uniform = [&](double b) {
       for (int64_t j = 0; j < t.count(); ++j) values.push_back(static_cast<float>((2 * rng.uniform() - 1) * b));
@@ -75,10 +115,9 @@ std::vector<float> random_vqgan_weights(const VqganConfig& config, uint64_t seed
       bound = 1.0 / std::sqrt(static_cast<double>(t.shape[1] * t.shape[2] * t.shape[3]));
       uniform(bound);
     } else if (is_norm(t.name)) {
-      const bool weight = t.name.size() >= 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
-      values.insert(values.end(), static_cast<std::size_t>(t.count()), weight ? 1.0f : 0.0f);
+      values.insert(values.end(), static_cast<std::size_t>(t.count()), ends_with(t.name, ".weight") ? 1.0f : 0.0f);
     } else {
-      RW_CHECK(bound > 0, "random_vqgan_weights: a bias before any convolution: " + t.name);
+      RW_CHECK(bound > 0, "make_vqgan_weights: a bias before any convolution: " + t.name);
       uniform(bound);
     }
   }
