@@ -167,7 +167,7 @@ echo "== visual needle accuracy after each stage (the share of videos whose colo
 for s in "${stages[@]}"; do
   read -r name _ <<< "$s"
   echo "-- after stage $name:"
-  awk '/^visual needle accuracy/ { p = 1; next } p && /^  [a-z]/ { p = 0 } p' "$run/visual-needle-$name.log"
+  awk '/^visual needle accuracy/ { p = 1; next } p && /^  (e\.g\.|wrote)/ { p = 0 } p' "$run/visual-needle-$name.log"
 done
 last=$(read -r n _ <<< "${stages[-1]}"; echo "$n")
 awk -F, 'NR > 1 { n++; sum += $6; if (min == "" || $6 < min) min = $6 }

@@ -181,10 +181,14 @@ int run_eval_visual_needle(int argc, char** argv) {
   std::printf("visual needle accuracy (%s, %d video(s) per cell, chance %.2f, %.1f s):\n%s",
               title.empty() ? checkpoint.c_str() : title.c_str(), options.trials, 1.0 / vision::kNeedleColours,
               wall_seconds() - t0, infer::visual_needle_table(cells).c_str());
-  if (!answers.empty())
+  if (!answers.empty()) {
+    std::string shown = answers[0].answer;  // printable ASCII; other bytes as '?'
+    for (char& ch : shown)
+      if (static_cast<unsigned char>(ch) < 32 || static_cast<unsigned char>(ch) > 126) ch = '?';
     std::printf("  e.g. %lld frames, needle (%s) in frame %lld: answer \"%s\"\n", static_cast<long long>(answers[0].frames),
                 vision::needle_colour_name(answers[0].colour), static_cast<long long>(answers[0].needle_frame),
-                answers[0].answer.c_str());
+                shown.c_str());
+  }
   try {
     if (!csv.empty()) {
       io::write_text_file_atomically(csv, infer::visual_needle_csv(cells));

@@ -38,9 +38,11 @@ namespace {
 
 const char* kInitUsage =
     "usage: ringworld vqgan init --config NAME|CONFIG.json [--image-size S] --seed N [--fit-codebook FRAMES...]\n"
-    "                            [--fit-iterations K] --output VQ.h5\n"
+    "                            [--fit-iterations K] [--encoder random|pool] --output VQ.h5\n"
     "A VQGAN made here, not imported: every convolution weight and bias uniform in +-1/sqrt(fan_in),\n"
-    "GroupNorm 1 and 0, the codebook uniform in +-1/K (PyTorch's and diffusers' defaults), from --seed.\n"
+    "GroupNorm 1 and 0, the codebook uniform in +-1/K (PyTorch's and diffusers' defaults), from --seed;\n"
+    "with --encoder pool the encoder is designed instead: each latent is its cell's mean colour,\n"
+    "normalised over the frame (src/vision/vqgan_init.h; a random encoder's codes change with position).\n"
     "With --fit-codebook, the codebook is then fitted by k-means (k-means++ seeding, K Lloyd iterations)\n"
     "to the encoder's latents of the frames given (images, directories of frames, video files): codes then\n"
     "stand for what the random encoder tells apart. The decoder stays untrained: decoded frames are rough.\n"

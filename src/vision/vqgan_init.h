@@ -1,7 +1,8 @@
 // vqgan_init.h: a VQGAN made here rather than imported (`ringworld vqgan init`), for the vision
-// demo: seeded random weights whose codebook is then fitted by k-means to the encoder's latents
-// of sample frames, so that codes stand for what the (untrained) encoder tells apart. The decoder
-// stays random: decoded frames show little; encoding is what the demo uses.
+// demo: seeded random weights (or, for the encoder, the designed "pool" weights below) whose
+// codebook is then fitted by k-means to the encoder's latents of sample frames, so that codes
+// stand for what the (untrained) encoder tells apart. Nothing is trained: the decoder stays
+// random, decoded frames show nothing useful; encoding is what the demo uses.
 // Random initialisation (PyTorch's defaults for Conv2d and GroupNorm, and diffusers' VectorQuantizer):
 //   every convolution weight and bias uniform in [-1/sqrt(fan_in), 1/sqrt(fan_in)], fan_in =
 //   in_channels x kh x kw; GroupNorm weight 1, bias 0; codebook uniform in [-1/K, 1/K] (K =

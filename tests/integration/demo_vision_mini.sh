@@ -46,4 +46,18 @@ grep -q "^== last stage: 4 cells" "$tmp/log1" || { cat "$tmp/log1"; fail "no fin
 demo "$tmp/log2" || { cat "$tmp/log2"; fail "the second run failed"; }
 [ "$(grep -c 'reusing' "$tmp/log2")" -eq 9 ] || { cat "$tmp/log2"; fail "expected 2 data sets, the VQGAN, 2 token sets, 2 stages and 2 evaluations reused"; }
 check_run
+# 3. Bad input: one clear message and the documented exit status.
+expect() {  # expect STATUS TEXT COMMAND...
+  local want=$1 text=$2 rc=0
+  shift 2
+  "$@" > "$tmp/out" 2>&1 || rc=$?
+  [ "$rc" -eq "$want" ] || { cat "$tmp/out"; fail "'$*' exited $rc, expected $want"; }
+  grep -q -- "$text" "$tmp/out" || { cat "$tmp/out"; fail "'$*' did not say '$text'"; }
+}
+expect 2 "MIN <= MAX" "$bin" vqgan demo-data --output "$tmp/bad" --videos 2 --frames 5:3
+expect 2 "whole numbers" "$bin" vqgan demo-data --output "$tmp/bad" --videos 2 --frames 5:x
+expect 2 "random or pool" "$bin" vqgan init --config tiny --seed 1 --encoder other --output "$tmp/bad.h5"
+expect 1 "does not exist" "$bin" vqgan init --config tiny --seed 1 --fit-codebook "$tmp/run/data-short/videos/000000/missing" --output "$tmp/bad.h5"
+expect 1 "data-short.h5" "$bin" eval visual-needle --checkpoint "$tmp/run/ckpt-short-final.h5" --vqgan "$tmp/run/data-short.h5"
+expect 2 "--checkpoint and --vqgan" "$bin" eval visual-needle --checkpoint "$tmp/run/ckpt-short-final.h5"
 echo "demo_vision_mini: OK"
