@@ -14,7 +14,8 @@
 # Environment: DEMO_VISION_CONFIG (default jobs/demo-vision.ini), DEMO_VISION_RUN_DIR (default
 # runs/demo-vision), DEMO_RANKS (default 2), DEMO_VISION_TRIALS (videos per cell after the last
 # stage; default the config's eval-trials), DEMO_VISION_TRIALS_BETWEEN (after earlier stages,
-# default 4).
+# default 4), DEMO_VISION_SEED (replaces the config's `seed =`: the model's initialisation and the
+# order of the training data; the videos, the VQGAN and the evaluation keep theirs).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
@@ -26,6 +27,14 @@ ranks=${DEMO_RANKS:-2}
 [ -x "$bin" ] || { echo "demo-vision: no ringworld binary at $bin (build first: make build)" >&2; exit 2; }
 [ -f "$config" ] || { echo "demo-vision: no config $config" >&2; exit 2; }
 config_dir=$(dirname "$config")
+if [ -n "${DEMO_VISION_SEED:-}" ]; then  # the config with its seed replaced, kept beside the run
+  [[ $DEMO_VISION_SEED =~ ^[0-9]+$ ]] || { echo "demo-vision: DEMO_VISION_SEED must be a whole number (got '$DEMO_VISION_SEED')" >&2; exit 2; }
+  grep -q '^seed *=' "$config" || { echo "demo-vision: $config has no 'seed =' line for DEMO_VISION_SEED" >&2; exit 2; }
+  mkdir -p "$(dirname "$run")"
+  seeded="$run.seed-$DEMO_VISION_SEED.ini"
+  sed "s/^seed *=.*/seed = $DEMO_VISION_SEED/" "$config" > "$seeded"
+  config=$seeded
+fi
 
 # The demo's own settings: "#> key = value" lines of the config.
 setting() {
