@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -337,31 +338,33 @@ TEST_CASE("vqgan init: the codebook fitted to the demo's frames beats the random
   c.validate();
   std::unique_ptr<device::Backend> backend = device::make_backend("cpu");
   std::vector<float> weights = make_vqgan_weights(c, 1, VqganEncoderInit::pool);
-  // One frame with the needle per colour and one without, from two-frame videos.
+  // As `vqgan demo-data --fit-frames 8` makes them: per colour 8 two-frame videos, the needle in
+  // the second frame; the first frames are the plain ones.
+  constexpr int kPer = 8;
   std::vector<float> frames;
-  for (int colour = 0; colour < kNeedleColours; ++colour) {
-    SyntheticVideoSpec s = draw_video_spec(3, colour, 2, 2, 32);
-    s.needle_frame = 1;
-    s.colour = colour;
-    const SyntheticVideo v = make_synthetic_video(s);
-    for (int64_t f = 0; f < 2; ++f) {
-      const std::vector<float> x = lwm_frame(v.frame(f), 32, 32, 32);
-      frames.insert(frames.end(), x.begin(), x.end());
+  for (int colour = 0; colour < kNeedleColours; ++colour)
+    for (int j = 0; j < kPer; ++j) {
+      SyntheticVideoSpec s = draw_video_spec(3, colour * kPer + j, 2, 2, 32);
+      s.needle_frame = 1;
+      s.colour = colour;
+      const SyntheticVideo v = make_synthetic_video(s);
+      for (int64_t f = 0; f < 2; ++f) {
+        const std::vector<float> x = lwm_frame(v.frame(f), 32, 32, 32);
+        frames.insert(frames.end(), x.begin(), x.end());
+      }
     }
-  }
-  const int64_t n = 2 * kNeedleColours;
-  const std::vector<float> latents = encoder_latent_vectors(*backend, c, weights, frames.data(), n, 5);
+  const int64_t n = 2 * kNeedleColours * kPer;
+  const std::vector<float> latents = encoder_latent_vectors(*backend, c, weights, frames.data(), n, 16);
   REQUIRE(latents.size() == static_cast<std::size_t>(n * 16 * 8));
   const int64_t off = codebook_offset(c);
   const std::vector<float> random(weights.begin() + off, weights.begin() + off + 64 * 8);
   const std::vector<float> fitted = fit_codebook_kmeans(latents, 8, 64, 10, 1);
   CHECK(quantization_error(latents, fitted, 8) < 0.1 * quantization_error(latents, random, 8));
-  // The needle frames' codes, as the quantizer picks them (nearest fitted centre): each colour's
-  // set of codes differs from every other colour's.
-  std::vector<std::multiset<int>> codes(kNeedleColours);
-  for (int colour = 0; colour < kNeedleColours; ++colour)
+  // The codes the quantizer picks (nearest fitted centre) in each frame.
+  auto frame_codes = [&](int64_t frame) {
+    std::set<int> out;
     for (int64_t p = 0; p < 16; ++p) {
-      const float* x = latents.data() + ((2 * colour + 1) * 16 + p) * 8;
+      const float* x = latents.data() + (frame * 16 + p) * 8;
       int best = 0;
       double best_d = 1e30;
       for (int k = 0; k < 64; ++k) {
@@ -369,17 +372,25 @@ TEST_CASE("vqgan init: the codebook fitted to the demo's frames beats the random
         for (int j = 0; j < 8; ++j) d += (x[j] - fitted[k * 8 + j]) * (x[j] - fitted[k * 8 + j]);
         if (d < best_d) best_d = d, best = k;
       }
-      codes[colour].insert(best);
+      out.insert(best);
     }
-  for (int a = 0; a < kNeedleColours; ++a)
-    for (int b = a + 1; b < kNeedleColours; ++b) CHECK(codes[a] != codes[b]);
-  // Stronger: each colour has a code of its own (in its needle frame, in no other colour's).
-  for (int a = 0; a < kNeedleColours; ++a) {
+    return out;
+  };
+  // Every colour has a code of its own: in at least half of its needle frames and in no frame
+  // of another colour nor any frame without the needle. (With the random encoder, measured on
+  // the demo's 480 fit frames, no code belonged to one colour: the reason for the pool encoder.)
+  std::vector<std::map<int, int>> seen(kNeedleColours + 1);  // [colour] code -> frames; [6]: plain
+  for (int colour = 0; colour < kNeedleColours; ++colour)
+    for (int j = 0; j < kPer; ++j)
+      for (int f = 0; f < 2; ++f)
+        for (int code : frame_codes(2 * (colour * kPer + j) + f)) ++seen[f == 1 ? colour : kNeedleColours][code];
+  for (int colour = 0; colour < kNeedleColours; ++colour) {
+    INFO("colour " << needle_colour_name(colour));
     bool own = false;
-    for (int code : codes[a]) {
+    for (const auto& [code, count] : seen[colour]) {
       bool elsewhere = false;
-      for (int b = 0; b < kNeedleColours; ++b) elsewhere |= b != a && codes[b].count(code) > 0;
-      own |= !elsewhere;
+      for (int other = 0; other <= kNeedleColours; ++other) elsewhere |= other != colour && seen[other].count(code) > 0;
+      own |= !elsewhere && 2 * count >= kPer;
     }
     CHECK(own);
   }
