@@ -3,7 +3,8 @@
 // (teacher-forced, the passkey task: needle_eval.h) or generate (answers decoded by the
 // Generator: the passkey task, or LWM's protocol on the user's text with --haystack:
 // needle_generate.h). Prints a text heatmap, writes a CSV, a PNG heatmap (when gnuplot is
-// installed) and the answers as JSON lines (needle_report.h).
+// installed) and the answers as JSON lines (needle_report.h). `eval visual-needle` (the vision
+// demo) lives in visual_needle_command.cpp.
 #include <boost/program_options.hpp>
 
 #include <algorithm>

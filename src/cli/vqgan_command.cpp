@@ -49,7 +49,7 @@ const char* kUsage =
     "decode: frame_000000.png, ... in DIR (created), pixels round((clamp(x, -1, 1) + 1) x 127.5); or all\n"
     "        frames as one animated GIF or MP4 (H.264) at --fps (default 4).\n"
     "Run under mpirun to share the frames out: rank r of N takes frames r, r + N, ...\n"
-    "       ringworld vqgan init ...       a VQGAN made here: random weights, codebook fitted to frames (init --help)\n"
+    "       ringworld vqgan init ...       a VQGAN made here: random or designed (pool) encoder, codebook fitted to frames (init --help)\n"
     "       ringworld vqgan demo-data ...  the vision demo's synthetic videos and records (demo-data --help)\n";
 
 // The frames of this rank: r, r + N, ... below `frames`.

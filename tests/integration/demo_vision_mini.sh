@@ -17,7 +17,7 @@ demo() {  # demo LOG
 check_run() {
   for f in vqgan.h5 data-short.h5 data-long.h5 data-short/records.jsonl; do [ -f "$tmp/run/$f" ] || fail "no $f"; done
   [ "$(wc -l < "$tmp/run/data-short/records.jsonl")" -eq 12 ] || fail "data-short: expected 12 records"
-  [ "$(ls "$tmp/run/data-short/fit" | wc -l)" -eq 24 ] || fail "data-short/fit: expected 2 x 6 x 2 frames"
+  [ "$(find "$tmp/run/data-short/fit" -name "*.png" | wc -l)" -eq 24 ] || fail "data-short/fit: expected 2 x 6 x 2 frames"
   for s in short long; do
     [ -f "$tmp/run/ckpt-$s-final.h5" ] || fail "no checkpoint for stage $s"
     n=1 && [ "$s" = long ] && n=2  # videos per cell: 1 between stages, the config's 2 after the last
