@@ -1,6 +1,7 @@
 # ringworld: a thin wrapper over CMake.
 #   make demo    install what is missing (Debian/Ubuntu), build, run the main job on its embedded
 #                default (jobs/demo.sh: context extension 512 -> 2K -> 8K, needle evaluation; runs/demo)
+#   make demo-vision  the vision demo (jobs/demo_vision.sh: a visual needle in long synthetic videos)
 #   make test    install what is missing (Debian/Ubuntu), build, run the whole test suite
 #   make deps    install missing Debian packages (idempotent; says what it installs; Debian only)
 #   make build   configure and build (Release) in $(BUILD_DIR); installs nothing (clusters: load
@@ -32,7 +33,7 @@ DEB_PACKAGES += libavformat-dev libavcodec-dev libswscale-dev libavutil-dev libg
 # optional: where they cannot be installed that test is skipped, saying so.
 SLURM_PACKAGES := slurm-wlm munge
 
-.PHONY: all build deps deps-if-debian test bench demo clean
+.PHONY: all build deps deps-if-debian test bench demo demo-vision clean
 
 all: build
 
@@ -130,6 +131,12 @@ demo: deps-if-debian
 	@$(MAKE) --no-print-directory $(BUILD_DIR)/CMakeCache.txt
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target ringworld
 	@bash jobs/demo.sh $(BUILD_DIR)
+
+# The vision demo (jobs/demo_vision.sh, jobs/demo-vision.ini): a visual needle in long videos.
+demo-vision: deps-if-debian
+	@$(MAKE) --no-print-directory $(BUILD_DIR)/CMakeCache.txt
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target ringworld
+	@bash jobs/demo_vision.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -3,7 +3,8 @@
 // (teacher-forced, the passkey task: needle_eval.h) or generate (answers decoded by the
 // Generator: the passkey task, or LWM's protocol on the user's text with --haystack:
 // needle_generate.h). Prints a text heatmap, writes a CSV, a PNG heatmap (when gnuplot is
-// installed) and the answers as JSON lines (needle_report.h).
+// installed) and the answers as JSON lines (needle_report.h). `eval visual-needle` (the vision
+// demo) lives in visual_needle_command.cpp.
 #include <boost/program_options.hpp>
 
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include "src/cli/option_parsing.h"
 #include "src/cli/option_values.h"
 #include "src/cli/tokenizer_choice.h"
+#include "src/cli/visual_needle_command.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/infer/generator.h"
@@ -58,6 +60,7 @@ const char* kEvalUsage =
     "\n"
     "modes:\n"
     "  needle   passkey retrieval accuracy over context lengths x needle depths (text heatmap, CSV, PNG)\n"
+    "  visual-needle  a vision-language model's answer about long synthetic videos (the vision demo)\n"
     "\n"
     "`ringworld eval needle --help` describes its options.\n";
 
@@ -104,10 +107,11 @@ int run_eval(int argc, char** argv) {
     if (is_root) std::fputs(kEvalUsage, stdout);
     return 0;
   }
+  if (mode == "visual-needle") return run_eval_visual_needle(argc - 1, argv + 1);
   if (mode != "needle") {
     if (is_root)
       std::fprintf(stderr, "ringworld eval: error: unknown eval mode '%s'%s\n%s", mode.c_str(),
-                   did_you_mean(mode, {"needle"}).c_str(), kEvalUsage);
+                   did_you_mean(mode, {"needle", "visual-needle"}).c_str(), kEvalUsage);
     return 2;
   }
   std::string checkpoint, lengths_text = "512,1K,2K,4K,8K", depths_text = "0,25,50,75,100", csv, png, layout_text = "zigzag",

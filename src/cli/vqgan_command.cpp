@@ -23,6 +23,7 @@
 #include "mpi/runtime.h"
 #include "src/cli/commands.h"
 #include "src/cli/option_parsing.h"
+#include "src/cli/vqgan_demo_command.h"
 #include "src/cli/vision_inputs.h"
 #include "src/common/fatal.h"
 #include "src/common/input_error.h"
@@ -47,7 +48,9 @@ const char* kUsage =
     "        (a video's frames: PATH#K, or PATH@Ffps#K when sampled).\n"
     "decode: frame_000000.png, ... in DIR (created), pixels round((clamp(x, -1, 1) + 1) x 127.5); or all\n"
     "        frames as one animated GIF or MP4 (H.264) at --fps (default 4).\n"
-    "Run under mpirun to share the frames out: rank r of N takes frames r, r + N, ...\n";
+    "Run under mpirun to share the frames out: rank r of N takes frames r, r + N, ...\n"
+    "       ringworld vqgan init ...       a VQGAN made here: random or designed (pool) encoder, codebook fitted to frames (init --help)\n"
+    "       ringworld vqgan demo-data ...  the vision demo's synthetic videos and records (demo-data --help)\n";
 
 // The frames of this rank: r, r + N, ... below `frames`.
 TokenRun my_frames(int64_t frames) {
@@ -297,6 +300,8 @@ int run_decode(const std::string& weights_path, const std::string& input, const 
 
 int run_vqgan(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
+  if (argc >= 2 && std::string(argv[1]) == "init") return run_vqgan_init(argc - 1, argv + 1);
+  if (argc >= 2 && std::string(argv[1]) == "demo-data") return run_vqgan_demo_data(argc - 1, argv + 1);
   std::string mode, weights, output, device_name = "cpu";
   std::vector<std::string> inputs;
   int64_t batch = 4;
@@ -329,7 +334,7 @@ int run_vqgan(int argc, char** argv) {
       if (is_root) std::cout << kUsage << "\n" << desc << "\n";
       return 0;
     }
-    if (mode != "encode" && mode != "decode") throw InputError("the first argument must be encode or decode (got '" + mode + "')");
+    if (mode != "encode" && mode != "decode") throw InputError("the first argument must be encode, decode, init or demo-data (got '" + mode + "')");
     if (weights.empty() || inputs.empty() || output.empty()) throw InputError("--weights, --input and --output are required");
     if (mode == "decode" && inputs.size() != 1) throw InputError("decode takes one --input CODES.h5");
     if (batch < 1) throw InputError("--batch must be >= 1");
