@@ -313,6 +313,9 @@ TEST_CASE("pickle: refused globals, opcodes and malformed files: one InputError 
               "sizes >= 0 expected");
   CHECK_ERROR(read(std::string("\x80\x04\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x00.", 14)), "an integer of 9 bytes");
   CHECK_ERROR(read(dict_pickle("x", array(int1(1) + "\x85", dtype(text("O8")), short_bytes("abcdefgh")))), "not a numeric dtype");
+  // bfloat16 saved without ml_dtypes' type (numpy sees raw 2-byte voids): refused, saying how it is read.
+  CHECK_ERROR(read(dict_pickle("x", array(int1(1) + "\x85", dtype(text("V2")), short_bytes("ab")))),
+              "dtype 'V2' is not a numeric dtype (bfloat16 arrays are read when their dtype is ml_dtypes.bfloat16)");
   CHECK_ERROR(read(dict_pickle("x", array(int1(1) + "\x85", dtype(text("i4")), "]" + int1(1) + "a"))), "object array");
 
   // Cycles and shared dicts: a list holding itself (freed, not leaked: the sanitizer build
