@@ -150,7 +150,7 @@ class SharedEncoding {
   void gather() {
     const int64_t per = encoder_.codes_per_frame();
     std::vector<unsigned char> own(own_codes_.size() * sizeof(int32_t));
-    std::memcpy(own.data(), own_codes_.data(), own.size());
+    if (!own.empty()) std::memcpy(own.data(), own_codes_.data(), own.size());  // a rank may have no frames
     const std::vector<unsigned char> all = mpi::gather_bytes_to_root(own);
     own_codes_ = {};
     if (rank_ != 0) return;
