@@ -94,6 +94,7 @@ constexpr Global kWhitelist[] = {
     {"builtins", "bytes", Callable::bytes},
     {"__builtin__", "bytes", Callable::bytes},
     {"jax._src.array", "_reconstruct_array", Callable::jax_array},
+    {"jax._src.device_array", "reconstruct_device_array", Callable::jax_array},  // jax 0.3's DeviceArray
     {"flax.core.frozen_dict", "FrozenDict", Callable::frozen_dict},
     {"ml_dtypes", "bfloat16", Callable::bfloat16},
     {"ml_dtypes._ml_dtypes_ext", "bfloat16", Callable::bfloat16},
@@ -345,7 +346,7 @@ Ref Reader::call(const Ref& f, const Ref& args, int depth) {
       need(a.empty());
       return make(Kind::bytes);
     }
-    case Callable::jax_array: {  // jax's _reconstruct_array(fun, args, arr_state, aval_state)
+    case Callable::jax_array: {  // jax's _reconstruct_array / reconstruct_device_array(fun, args, arr_state, aval_state)
       need(a.size() == 4);
       Ref r = call(a[0], a[1], depth + 1);
       build(r, a[2]);

@@ -9,7 +9,9 @@
 //   (protocol 5: an array as an in-band buffer), _codecs.encode (protocol 2 writes bytes as
 //   _codecs.encode(latin-1 text, 'latin1')), builtins.bytes / __builtin__.bytes (protocol 2's
 //   empty bytes), jax._src.array._reconstruct_array (what a jax.Array pickles to: the numpy
-//   array's own reduction and state, wrapped), flax.core.frozen_dict.FrozenDict (a dict), and
+//   array's own reduction and state, wrapped; jax 0.3's DeviceArray the same through
+//   jax._src.device_array.reconstruct_device_array, older ones as plain numpy arrays),
+//   flax.core.frozen_dict.FrozenDict (a dict), and
 //   ml_dtypes' bfloat16 type (a dtype marker only).
 // Any other global is refused with one InputError naming it. Every length and count is checked
 // against the bytes left before use (fuzz-safe); the memo, the stack and the tree's depth are

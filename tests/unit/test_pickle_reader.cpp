@@ -6,7 +6,7 @@
 //   * the VQGAN imported from it encodes a batch to the same latents and codes as the one
 //     imported from a diffusers directory written here from the same values (same floats in,
 //     same kernels: bitwise equal);
-//   * the cases tree (protocols 2, 4, 5): a jax.Array, a FrozenDict root, float16 / float64 /
+//   * the cases tree (protocols 2, 4, 5): a jax.Array, a jax 0.3 DeviceArray, a FrozenDict root, float16 / float64 /
 //     big-endian / Fortran-order arrays, a numpy scalar, nesting: each value from its formula;
 //   * hand-written pickles: every refused global named in the error, truncated files (every
 //     prefix of the fixtures), memo misuse, huge declared sizes, cycles and shared dicts,
@@ -188,14 +188,14 @@ TEST_CASE("pickle: the VQGAN imported from LWM's pickle encodes as the diffusers
   CHECK(distinct.size() > 1);  // not a degenerate encoding
 }
 
-TEST_CASE("pickle: jax arrays, FrozenDict, float16/float64, byte order, Fortran order, scalars", "[pickle]") {
+TEST_CASE("pickle: jax arrays (0.4 and 0.3), FrozenDict, float16/float64, byte order, Fortran order, scalars", "[pickle]") {
   for (int protocol : {2, 4, 5}) {
     INFO("protocol " << protocol);
     const std::string bytes = read_bytes(kDir / ("cases_p" + std::to_string(protocol) + ".pkl"));
     const io::PickleTree tree = read(bytes);
     std::map<std::string, const io::PickleArray*> by_key;
     for (const io::PickleArray& a : tree.arrays) by_key[a.key_text()] = &a;
-    REQUIRE(by_key.size() == 7);
+    REQUIRE(by_key.size() == 8);
     auto values = [&](const std::string& key, const std::vector<int64_t>& shape, const std::string& dtype) {
       INFO(key);
       REQUIRE(by_key.count(key));
@@ -209,6 +209,7 @@ TEST_CASE("pickle: jax arrays, FrozenDict, float16/float64, byte order, Fortran 
     std::vector<float> want;
     for (int i = 0; i < 6; ++i) want.push_back(0.5f * i - 1);
     CHECK(values("jax/w", {2, 3}, "float32") == want);
+    CHECK(values("jax03", {3}, "float32") == std::vector<float>{0.0f, 2.0f, 4.0f});
     CHECK(values("f16", {4}, "float16") == std::vector<float>{-0.5f, -0.25f, 0.0f, 0.25f});
     CHECK(values("f64", {3}, "float64") == std::vector<float>{0.0f, static_cast<float>(1 / 3.0), static_cast<float>(2 / 3.0)});
     want.clear();
