@@ -226,7 +226,8 @@ TEST_CASE("pickle: hand-written files: the accepted forms", "[pickle]") {
   for (const char* module : {"ml_dtypes", "ml_dtypes._ml_dtypes_ext"}) {
     const std::string bf16 = array(int1(3) + "\x85", dtype(global(module, "bfloat16"), "|"),
                                    short_bytes(std::string("\x80\x3f\x00\xc0\x00\x3f", 6)));
-    const io::PickleTree t = read(dict_pickle("w", bf16));
+    const std::string file = dict_pickle("w", bf16);  // the arrays are views into it: it outlives the tree
+    const io::PickleTree t = read(file);
     REQUIRE(t.arrays.size() == 1);
     CHECK(t.arrays[0].dtype == "bfloat16");
     std::vector<float> v(3);
@@ -241,7 +242,8 @@ TEST_CASE("pickle: hand-written files: the accepted forms", "[pickle]") {
   // Integer sizes as BININT2 / LONG1 / BININT.
   const std::string sizes = array(std::string("M\x02\x00", 3) + std::string("\x8a\x01\x01", 3) + "J" + std::string("\x01\x00\x00\x00", 4) + "\x87",
                                   dtype(text("f4")), short_bytes(test::f32_bytes({3, 4})));
-  const io::PickleTree s = read(dict_pickle("x", sizes));
+  const std::string sizes_file = dict_pickle("x", sizes);
+  const io::PickleTree s = read(sizes_file);
   REQUIRE(s.arrays.size() == 1);
   CHECK(s.arrays[0].shape == std::vector<int64_t>{2, 1, 1});
 }
@@ -331,7 +333,8 @@ TEST_CASE("pickle: refused globals, opcodes and malformed files: one InputError 
   CHECK_ERROR(read(dict_pickle("x", int1(5))), "x is an integer, not an array or a dict");
   CHECK_ERROR(read(std::string("\x80\x04}(", 4) + int1(1) + f32_array({1}) + "u."), "has a key that is an integer");
   {
-    const io::PickleTree t = read(dict_pickle("x", array(int1(1) + "\x85", dtype(text("i4")), short_bytes("abcd"))));
+    const std::string file = dict_pickle("x", array(int1(1) + "\x85", dtype(text("i4")), short_bytes("abcd")));
+    const io::PickleTree t = read(file);
     std::vector<float> v(1);
     CHECK_ERROR(io::pickle_array_to_f32(t.arrays[0], v.data()), "x has dtype int32");
   }
