@@ -165,7 +165,7 @@ int run_import(int argc, char** argv) {
   po::options_description desc("options");
   desc.add_options()("help,h", "show this help")
       ("from", po::value(&from), "hf (a Hugging Face LLaMA directory) | lwm-jax (LWM's JAX params file) | diffusers-vq (a "
-       "VQModel directory) | lwm-vqgan (LWM's vqgan file, msgpack)")
+       "VQModel directory) | lwm-vqgan (LWM's vqgan file: its Python pickle, read without executing anything, or msgpack)")
       ("source", po::value(&source), "the directory or file (also the positional argument)")
       ("output", po::value(&output), "parameter file to write (HDF5, atomic)")
       ("config", po::value(&config), "lwm-jax: lwm-7b | FILE.json | FILE.ini (what the shapes do not show)")

@@ -1,10 +1,16 @@
-// prepare_vision.cpp: see prepare_vision.h. Rank 0 reads the records in order and writes one
-// document per record and order (two with --vision-task both); a record's frames are encoded
-// as the record is read (--vqgan) or looked up (--codes). CODES.h5 is read collectively first
-// (the codes reader is collective), every rank taking part, rank 0 keeping all frames.
+// prepare_vision.cpp: see prepare_vision.h. With --vqgan the frames are encoded data-parallel,
+// as `vqgan encode` does: every rank walks every record in order (so all agree on the frame
+// numbers; a video is decoded by every rank), rank r of N encodes frames r, r + N, ... in
+// batches of --batch, and the codes are gathered on rank 0 (mpi::gather_bytes_to_root). Rank 0
+// then reads the records again and writes one document per record and order (two with
+// --vision-task both), taking each record's frames' codes in the order the walk met them, or
+// looking them up (--codes). CODES.h5 is read collectively first (the codes reader is
+// collective), every rank taking part, rank 0 keeping all frames.
 #include "src/cli/prepare_vision.h"
 
 #include <cstdio>
+#include <cstring>
+#include <functional>
 #include <filesystem>
 #include <memory>
 #include <unordered_map>
@@ -18,6 +24,7 @@
 #include "io/vqgan_codes.h"
 #include "mpi/runtime.h"
 #include "src/cli/vision_inputs.h"
+#include "src/common/fatal.h"
 #include "src/common/input_error.h"
 #include "src/common/timer.h"
 #include "src/data/text_input.h"
@@ -81,20 +88,194 @@ struct Progress {
   }
 };
 
+// Records of the inputs, one call per non-blank line: on_record(record, base dir, "file:line").
+void for_each_record(const std::vector<std::string>& files,
+                     const std::function<void(const data::VisionRecord&, const fs::path&, const std::string&)>& on_record) {
+  for (const std::string& f : files) {
+    const fs::path base = fs::path(f).parent_path();
+    data::TextReader in(f);
+    std::string line;
+    for (long long n = 1; in.read_line(line); ++n) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      const std::string where = f + ":" + std::to_string(n);
+      on_record(data::parse_vision_record(line, where), base, where);
+    }
+  }
+}
+
+std::vector<std::string> jsonl_inputs(const std::vector<std::string>& inputs) {
+  const std::vector<std::string> files = data::expand_input_paths(inputs);
+  for (const std::string& f : files)
+    if (!data::is_jsonl_name(f)) throw InputError("'" + f + "': prepare --vision reads .jsonl records (one JSON object per line)");
+  return files;
+}
+
+std::string resolve(const std::string& path, const fs::path& base) {
+  const fs::path p(path);
+  return p.is_absolute() || base.empty() ? p.string() : (base / p).string();
+}
+
+std::vector<int64_t> uniform_frame_choice(int64_t n, int64_t max_frames) {
+  return vision::uniform_frame_indices(n, max_frames > 0 ? max_frames : std::max<int64_t>(n, 1));
+}
+
+// --vqgan: every record's frames encoded data-parallel. Frame g (numbered in the order the
+// records name them: each image, each video's chosen frames) belongs to rank g mod N.
+class SharedEncoding {
+ public:
+  SharedEncoding(const PrepareVisionOptions& o, device::Backend& backend, vision::VqganWeights& weights)
+      : o_(o), encoder_(backend, weights.config, weights.values, o.batch), image_size_(weights.config.image_size),
+        rank_(mpi::world_rank()), world_(mpi::world_size()) {
+    weights.values = {};
+  }
+
+  // Every rank: walks every record, encodes this rank's frames. Throws InputError (naming the record).
+  void walk(const std::vector<std::string>& files) {
+    for_each_record(files, [&](const data::VisionRecord& r, const fs::path& base, const std::string& where) {
+      try {
+        if (!r.video.empty()) {
+          add_video(resolve(r.video, base), r.fps, r.max_frames ? r.max_frames : o_.max_frames);
+        } else {
+          for (const std::string& image : r.images) add_image(resolve(image, base));
+        }
+      } catch (const InputError& e) {
+        throw InputError(where + ": " + e.what());
+      }
+    });
+    flush();
+    report(true);
+  }
+
+  // Collective: rank 0 receives every frame's codes, in frame order.
+  void gather() {
+    const int64_t per = encoder_.codes_per_frame();
+    std::vector<unsigned char> own(own_codes_.size() * sizeof(int32_t));
+    if (!own.empty()) std::memcpy(own.data(), own_codes_.data(), own.size());  // a rank may have no frames
+    const std::vector<unsigned char> all = mpi::gather_bytes_to_root(own);
+    own_codes_ = {};
+    if (rank_ != 0) return;
+    RW_CHECK(static_cast<int64_t>(all.size()) == frames_ * per * static_cast<int64_t>(sizeof(int32_t)),
+             "prepare --vision: the gathered codes miscounted");
+    codes_.resize(static_cast<std::size_t>(frames_ * per));
+    // Rank r's part holds frames r, r + N, ...; parts in rank order.
+    int64_t offset = 0;
+    for (int64_t r = 0; r < world_; ++r)
+      for (int64_t g = r; g < frames_; g += world_, offset += per)
+        std::memcpy(codes_.data() + g * per, all.data() + offset * static_cast<int64_t>(sizeof(int32_t)),
+                    static_cast<std::size_t>(per) * sizeof(int32_t));
+  }
+
+  // Rank 0, in the walk's order: the codes of the next vision block (an image, or a video's frames).
+  std::vector<int32_t> next_block() {
+    RW_CHECK(next_block_ < blocks_.size(), "prepare --vision: more vision blocks than the walk met");
+    const int64_t per = encoder_.codes_per_frame(), n = blocks_[next_block_++];
+    std::vector<int32_t> codes(codes_.begin() + next_frame_ * per, codes_.begin() + (next_frame_ + n) * per);
+    next_frame_ += n;
+    return codes;
+  }
+
+  const vision::VqganConfig& config() const { return encoder_.config(); }
+
+ private:
+  bool own(int64_t g) const { return g % world_ == rank_; }
+
+  void add_image(const std::string& path) {
+    blocks_.push_back(1);
+    if (own(frames_++)) {  // only the owner reads the file
+      const std::vector<float> frame = model_frame(io::read_image(path), image_size_);
+      add_own(frame.data());
+    }
+  }
+
+  // A video's frames (sampled at the record's fps, else --fps, then at most max_frames chosen
+  // uniformly), cut to S x S bytes as they are decoded; all frames of one video must share a
+  // size. A directory of frames is taken whole: a record's "fps" on one is an error, --fps does
+  // not apply.
+  void add_video(const std::string& path, double record_fps, int64_t max_frames) {
+    std::error_code ec;
+    const bool directory = fs::is_directory(path, ec);
+    if (directory && record_fps > 0)
+      throw InputError("'" + path + "' is a directory of frames: every frame is taken (\"fps\" applies to video files)");
+    const double fps = directory ? 0.0 : record_fps > 0 ? record_fps : o_.fps;
+    std::vector<std::vector<uint8_t>> cut;
+    int64_t width = 0, height = 0;
+    std::string first;
+    for_each_input_frame(path, fps, true, [&](const std::string& source, const io::RgbImage* decoded) {
+      io::RgbImage read;
+      if (!decoded) read = io::read_image(source);
+      const io::RgbImage& im = decoded ? *decoded : read;
+      if (first.empty()) {
+        first = source;
+        width = im.width;
+        height = im.height;
+      } else if (im.width != width || im.height != height) {
+        throw InputError("frame '" + source + "' is " + std::to_string(im.width) + " x " + std::to_string(im.height) +
+                         "; the video's first frame ('" + first + "') is " + std::to_string(width) + " x " + std::to_string(height));
+      }
+      cut.push_back(vision::frame_to_rgb(model_frame(im, image_size_).data(), image_size_));
+    });
+    const std::vector<int64_t> chosen = uniform_frame_choice(static_cast<int64_t>(cut.size()), max_frames);
+    blocks_.push_back(static_cast<int64_t>(chosen.size()));
+    for (int64_t i : chosen)
+      if (own(frames_++)) {
+        const std::vector<float> f = vision::lwm_frame(cut[static_cast<std::size_t>(i)].data(), image_size_, image_size_, image_size_);
+        add_own(f.data());
+      }
+  }
+
+  void add_own(const float* frame) {
+    pending_.insert(pending_.end(), frame, frame + encoder_.frame_floats());
+    if (static_cast<int64_t>(pending_.size()) >= o_.batch * encoder_.frame_floats()) flush();
+  }
+
+  void flush() {
+    const int64_t n = static_cast<int64_t>(pending_.size()) / encoder_.frame_floats();
+    if (n == 0) return;
+    const std::vector<int32_t> codes = encoder_.encode(pending_.data(), n);
+    own_codes_.insert(own_codes_.end(), codes.begin(), codes.end());
+    pending_.clear();
+    encoded_ += n;
+    report(false);
+  }
+
+  // Rank 0's progress (every rank encodes about as many frames).
+  void report(bool final) {
+    if (rank_ != 0) return;
+    const double now = wall_seconds() - t0_;
+    if (!final && now - last_ < 2.0) return;
+    last_ = now;
+    if (final)
+      std::fprintf(stderr, "  rank 0: encoded its %lld frames of the %lld on %lld ranks, %.1f s\n", encoded_,
+                   static_cast<long long>(frames_), static_cast<long long>(world_), now);
+    else
+      std::fprintf(stderr, "  rank 0: encoded %lld frames (%lld met so far on %lld ranks), %.1f s\n", encoded_,
+                   static_cast<long long>(frames_), static_cast<long long>(world_), now);
+  }
+
+  const PrepareVisionOptions& o_;
+  vision::FrameEncoder encoder_;
+  int64_t image_size_, rank_, world_;
+  std::vector<float> pending_;        // this rank's frames not yet encoded
+  std::vector<int32_t> own_codes_;    // this rank's frames' codes, in frame order
+  std::vector<int32_t> codes_;        // rank 0, after gather(): every frame's codes
+  std::vector<int64_t> blocks_;       // frames of each vision block, in walk order
+  int64_t frames_ = 0;                // frames met (every rank's)
+  long long encoded_ = 0;             // frames encoded here
+  std::size_t next_block_ = 0;
+  int64_t next_frame_ = 0;
+  double t0_ = wall_seconds(), last_ = 0;
+};
+
 class VisionPreparer {
  public:
-  VisionPreparer(const PrepareVisionOptions& o, const CodeTable* table, device::Backend* backend, vision::VqganWeights* weights)
-      : o_(o), table_(table), tokenizer_(data::make_tokenizer(o.tokenizer)) {
-    if (weights) {
-      encoder_ = std::make_unique<vision::FrameEncoder>(*backend, weights->config, weights->values, o.batch);
-      weights->values = {};
-      image_size_ = weights->config.image_size;
-    }
+  // Exactly one of table (--codes) and shared (--vqgan, after its walk and gather).
+  VisionPreparer(const PrepareVisionOptions& o, const CodeTable* table, SharedEncoding* shared)
+      : o_(o), table_(table), shared_(shared), tokenizer_(data::make_tokenizer(o.tokenizer)) {
     vocab_.text_vocab = tokenizer_->vocab_size();
-    vocab_.codebook_size = encoder_ ? encoder_->config().codebook_size : table->codebook_size;
+    vocab_.codebook_size = shared_ ? shared_->config().codebook_size : table->codebook_size;
     vocab_.vision_vocab = o.vision_vocab ? o.vision_vocab : vision::default_vision_vocab(vocab_.codebook_size);
     vision::check_vision_vocab(vocab_);
-    per_frame_ = encoder_ ? encoder_->codes_per_frame() : table->per_frame;
+    per_frame_ = shared_ ? shared_->config().codes_per_frame() : table->per_frame;
     markers_.begin = tokenizer_->encode("<vision>");
     markers_.end = tokenizer_->encode("</vision>");
     markers_.bos = tokenizer_->bos_id();
@@ -102,29 +283,22 @@ class VisionPreparer {
   }
 
   void run() {
-    const std::vector<std::string> files = data::expand_input_paths(o_.inputs);
-    for (const std::string& f : files)
-      if (!data::is_jsonl_name(f)) throw InputError("'" + f + "': prepare --vision reads .jsonl records (one JSON object per line)");
+    const std::vector<std::string> files = jsonl_inputs(o_.inputs);
     io::TokenDatasetWriter writer(o_.output, vocab_.total(), tokenizer_->description(), true, vocab_.vision_vocab);
     std::printf("ringworld prepare --vision: %zu file(s); text vocabulary %lld + vision %lld (codebook %lld, <eof> %d, <eov> %d); "
                 "%lld codes + 1 per frame; frames %s\n",
                 files.size(), static_cast<long long>(vocab_.text_vocab), static_cast<long long>(vocab_.vision_vocab),
                 static_cast<long long>(vocab_.codebook_size), vocab_.eof_id(), vocab_.eov_id(), static_cast<long long>(per_frame_),
-                encoder_ ? ("encoded here by " + o_.vqgan).c_str() : "from the codes file(s)");
+                shared_ ? ("encoded by " + o_.vqgan + " on " + std::to_string(mpi::world_size()) + " rank(s)").c_str()
+                        : "from the codes file(s)");
     std::fflush(stdout);
     Progress progress;
-    for (std::size_t fi = 0; fi < files.size(); ++fi) {
-      const fs::path base = fs::path(files[fi]).parent_path();
-      data::TextReader in(files[fi]);
-      std::string line;
-      for (long long n = 1; in.read_line(line); ++n) {
-        if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-        const std::string where = files[fi] + ":" + std::to_string(n);
-        add_record(data::parse_vision_record(line, where), base, where, writer);
+    for (std::size_t fi = 0; fi < files.size(); ++fi)
+      for_each_record({files[fi]}, [&](const data::VisionRecord& r, const fs::path& base, const std::string& where) {
+        add_record(r, base, where, writer);
         ++records_;
         progress.report(fi + 1, files.size(), records_, kept_, tokens_, frames_, false);
-      }
-    }
+      });
     progress.report(files.size(), files.size(), records_, kept_, tokens_, frames_, true);
     if (kept_ == 0)
       throw InputError("no document passed the length bounds (" + std::to_string(too_short_) + " too short, " +
@@ -137,21 +311,11 @@ class VisionPreparer {
   }
 
  private:
-  std::string resolve(const std::string& path, const fs::path& base) const {
-    const fs::path p(path);
-    return p.is_absolute() || base.empty() ? p.string() : (base / p).string();
-  }
-
   // The codes of one image (a vision block of one frame).
   std::vector<int32_t> image_codes(const std::string& path, const std::string& where) {
     ++frames_;
-    if (!encoder_) return table_->frame(lookup(path, where));
-    try {
-      const std::vector<float> frame = model_frame(io::read_image(path), image_size_);
-      return encoder_->encode(frame.data(), 1);
-    } catch (const InputError& e) {
-      throw InputError(where + ": " + e.what());
-    }
+    if (shared_) return shared_->next_block();
+    return table_->frame(lookup(path, where));
   }
 
   int64_t lookup(const std::string& source, const std::string& where) const {
@@ -163,16 +327,18 @@ class VisionPreparer {
   }
 
   // The codes of a video's frames (sampled at the record's fps, else --fps, then at most
-  // max_frames chosen uniformly). A directory of frames is taken whole: a record's "fps" on one
-  // is an error, --fps does not apply.
+  // max_frames chosen uniformly; with --vqgan SharedEncoding chose and encoded them). A
+  // directory of frames is taken whole: a record's "fps" on one is an error, --fps does not apply.
   std::vector<int32_t> video_codes(const std::string& path, double record_fps, int64_t max_frames, const std::string& where) {
-    std::error_code ec;
-    const bool directory = fs::is_directory(path, ec);
-    if (directory && record_fps > 0)
-      throw InputError(where + ": '" + path + "' is a directory of frames: every frame is taken (\"fps\" applies to video files)");
-    const double fps = directory ? 0.0 : record_fps > 0 ? record_fps : o_.fps;
     std::vector<int32_t> codes;
-    if (!encoder_) {
+    if (shared_) {
+      codes = shared_->next_block();
+    } else {
+      std::error_code ec;
+      const bool directory = fs::is_directory(path, ec);
+      if (directory && record_fps > 0)
+        throw InputError(where + ": '" + path + "' is a directory of frames: every frame is taken (\"fps\" applies to video files)");
+      const double fps = directory ? 0.0 : record_fps > 0 ? record_fps : o_.fps;
       std::vector<int64_t> frames;
       if (directory) {
         for (const std::string& file : io::list_frame_files(path)) frames.push_back(lookup(file, where));
@@ -188,44 +354,9 @@ class VisionPreparer {
         const std::vector<int32_t> one = table_->frame(frames[static_cast<std::size_t>(i)]);
         codes.insert(codes.end(), one.begin(), one.end());
       }
-    } else {
-      // Cut to S x S bytes as they are decoded; all frames of one video must share a size.
-      std::vector<std::vector<uint8_t>> cut;
-      int64_t width = 0, height = 0;
-      std::string first;
-      try {
-        for_each_input_frame(path, fps, true, [&](const std::string& source, const io::RgbImage* decoded) {
-          io::RgbImage read;
-          if (!decoded) read = io::read_image(source);
-          const io::RgbImage& im = decoded ? *decoded : read;
-          if (first.empty()) {
-            first = source;
-            width = im.width;
-            height = im.height;
-          } else if (im.width != width || im.height != height) {
-            throw InputError("frame '" + source + "' is " + std::to_string(im.width) + " x " + std::to_string(im.height) +
-                             "; the video's first frame ('" + first + "') is " + std::to_string(width) + " x " + std::to_string(height));
-          }
-          cut.push_back(vision::frame_to_rgb(model_frame(im, image_size_).data(), image_size_));
-        });
-      } catch (const InputError& e) {
-        throw InputError(where + ": " + e.what());
-      }
-      const std::vector<int64_t> chosen = uniform_frame_choice(static_cast<int64_t>(cut.size()), max_frames);
-      std::vector<float> frames;
-      frames.reserve(chosen.size() * static_cast<std::size_t>(encoder_->frame_floats()));
-      for (int64_t i : chosen) {
-        const std::vector<float> f = vision::lwm_frame(cut[static_cast<std::size_t>(i)].data(), image_size_, image_size_, image_size_);
-        frames.insert(frames.end(), f.begin(), f.end());
-      }
-      codes = encoder_->encode(frames.data(), static_cast<int64_t>(chosen.size()));
     }
     frames_ += static_cast<long long>(codes.size()) / per_frame_;
     return codes;
-  }
-
-  static std::vector<int64_t> uniform_frame_choice(int64_t n, int64_t max_frames) {
-    return vision::uniform_frame_indices(n, max_frames > 0 ? max_frames : std::max<int64_t>(n, 1));
   }
 
   void add_record(const data::VisionRecord& r, const fs::path& base, const std::string& where, io::TokenDatasetWriter& writer) {
@@ -268,9 +399,9 @@ class VisionPreparer {
 
   const PrepareVisionOptions& o_;
   const CodeTable* table_;
+  SharedEncoding* shared_;
   std::unique_ptr<data::Tokenizer> tokenizer_;
-  std::unique_ptr<vision::FrameEncoder> encoder_;
-  int64_t image_size_ = 0, per_frame_ = 0;
+  int64_t per_frame_ = 0;
   vision::VisionVocab vocab_;
   vision::VisionMarkers markers_;
   long long records_ = 0, kept_ = 0, tokens_ = 0, vision_tokens_ = 0, frames_ = 0, too_short_ = 0, too_long_ = 0;
@@ -289,17 +420,29 @@ int run_prepare_vision(const PrepareVisionOptions& o) {
   } catch (const std::exception& e) {
     error = e.what();
   }
-  if (is_root && error.empty()) {
+  // --vqgan: every rank loads the model and encodes its share of the frames.
+  std::unique_ptr<device::Backend> backend;
+  std::unique_ptr<SharedEncoding> shared;
+  if (error.empty() && !o.vqgan.empty()) {
     try {
-      std::unique_ptr<device::Backend> backend;
-      vision::VqganWeights weights;
-      if (!o.vqgan.empty()) {
-        backend = device::make_backend(o.device);
-        weights = vision::read_vqgan_weights(o.vqgan);
-      }
-      VisionPreparer preparer(o, o.vqgan.empty() ? &table : nullptr, backend.get(), o.vqgan.empty() ? nullptr : &weights);
-      preparer.run();
+      backend = device::make_backend(o.device);
+      vision::VqganWeights weights = vision::read_vqgan_weights(o.vqgan);
+      shared = std::make_unique<SharedEncoding>(o, *backend, weights);
+      shared->walk(jsonl_inputs(o.inputs));
     } catch (const std::exception& e) {  // InputError, or e.g. an allocation failure: one message, no abort
+      error = e.what();
+    }
+  }
+  if (!(error = mpi::agree_on_error(error)).empty()) {
+    if (is_root) std::fprintf(stderr, "ringworld prepare: error: %s\n", error.c_str());
+    return 1;
+  }
+  if (shared) shared->gather();  // collective
+  if (is_root) {
+    try {
+      VisionPreparer preparer(o, shared ? nullptr : &table, shared.get());
+      preparer.run();
+    } catch (const std::exception& e) {
       error = e.what();
     }
   }

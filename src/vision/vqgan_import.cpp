@@ -12,6 +12,7 @@
 #include "io/lwm_jax_stream.h"
 #include "io/mapped_file.h"
 #include "io/model_import.h"
+#include "io/pickle_reader.h"
 #include "io/safetensors.h"
 #include "src/common/input_error.h"
 
@@ -107,8 +108,10 @@ class LwmSource : public VqganSource {
 
  private:
   std::unique_ptr<io::MappedFile> file_;
-  std::vector<io::JaxRecord> records_;
-  std::map<std::string, std::size_t> by_tensor_;  // diffusers name -> record
+  std::vector<io::JaxRecord> records_;    // the msgpack form
+  io::PickleTree pickle_;                 // the pickle form
+  std::vector<std::pair<std::string, io::JaxArray>> leaves_;  // flax key path ("encoder/Conv_0/kernel"), array
+  std::map<std::string, std::size_t> by_tensor_;             // diffusers name -> leaf
 };
 
 // The flax array's shape for a tensor of PyTorch shape: convolutions [kh, kw, in, out].
@@ -117,35 +120,51 @@ std::vector<int64_t> flax_shape(const VqganTensor& t) {
   return t.shape;
 }
 
+// "float64" (LWM's pickle may hold it) or what source_dtype() accepts.
+void check_lwm_dtype(const std::string& dtype, const std::string& what) {
+  if (dtype != "float64") source_dtype(dtype, what + " (float64 also)");
+}
+
 LwmSource::LwmSource(const std::string& file, const VqganConfig& config) {
   config_ = config;
   config_.validate();
   description_ = "lwm-vqgan:" + absolute_text(file);
   file_ = std::make_unique<io::MappedFile>(file);
-  if (file_->size() >= 2 && file_->data()[0] == 0x80 && file_->data()[1] >= 2 && file_->data()[1] <= 5)
-    throw InputError("'" + file + "' is a Python pickle (LWM's vqgan.py loads its `vqgan` file with pickle.load); "
-                     "ringworld reads the msgpack form: write it with flax (e.g. for each leaf of the params tree, "
-                     "the record [key path, flax.serialization.to_bytes(array)] as tux's StreamingCheckpointer does)");
-  records_ = io::parse_lwm_jax_stream(file_->data(), file_->size(), file);
+  if (io::looks_like_pickle(file_->data(), file_->size())) {
+    // LWM's own form: what lwm/vqgan.py's pickle.load reads (a dict tree of numpy arrays).
+    pickle_ = io::read_pickle_arrays(file_->data(), file_->size(), file);
+    for (const io::PickleArray& a : pickle_.arrays) {
+      io::JaxArray j;
+      j.shape = a.shape;
+      j.dtype = a.dtype;
+      j.pieces.emplace_back(a.data, a.bytes);
+      leaves_.emplace_back(a.key_text(), std::move(j));
+    }
+    notes_.push_back("read as a Python pickle (restricted: numpy arrays only, nothing executed)");
+  } else {
+    records_ = io::parse_lwm_jax_stream(file_->data(), file_->size(), file);
+    for (const io::JaxRecord& r : records_) {
+      if (!r.is_array) throw InputError("'" + file + "': " + r.key_text() + " is " + r.other + ", not an array");
+      leaves_.emplace_back(r.key_text(), r.array);
+    }
+  }
   std::map<std::string, std::size_t> by_key;
-  for (std::size_t i = 0; i < records_.size(); ++i) {
-    const io::JaxRecord& r = records_[i];
-    std::vector<std::string> key = r.key;
-    if (key.size() > 1 && key[0] == "params") key.erase(key.begin());  // a tree saved with its 'params' root
-    std::string text;
-    for (const std::string& k : key) text += (text.empty() ? "" : "/") + k;
-    if (!r.is_array) throw InputError("'" + file + "': " + r.key_text() + " is " + r.other + ", not an array");
+  for (std::size_t i = 0; i < leaves_.size(); ++i) {
+    std::string text = leaves_[i].first;
+    if (text.rfind("params/", 0) == 0) text.erase(0, 7);  // a tree saved with its 'params' root
     if (!by_key.emplace(text, i).second) throw InputError("'" + file + "': " + text + " appears twice");
   }
   std::set<std::string> used;
   std::map<std::string, VqganTensor> tensors;
   for (const VqganTensor& t : vqgan_tensors(config_)) tensors[t.name] = t;
+  std::set<std::string> dtypes;
   for (const auto& [name, key] : lwm_vqgan_names(config_)) {
     const auto it = by_key.find(key);
     const std::string what = "'" + file + "': " + key + " (" + name + ")";
     if (it == by_key.end()) throw InputError(what + " is missing (" + config_.describe() + ")");
-    const io::JaxArray& a = records_[it->second].array;
-    source_dtype(a.dtype, what);
+    const io::JaxArray& a = leaves_[it->second].second;
+    check_lwm_dtype(a.dtype, what);
+    dtypes.insert(a.dtype);
     const std::vector<int64_t> want = flax_shape(tensors[name]);
     if (a.shape != want)
       throw InputError(what + " has shape " + shape_text(a.shape) + ", the config implies " + shape_text(want));
@@ -156,17 +175,22 @@ LwmSource::LwmSource(const std::string& file, const VqganConfig& config) {
     if (!used.count(key))
       throw InputError("'" + file + "': " + key + " is not a parameter of " + config_.describe() +
                        " (attention blocks and other extras are not supported; is --config right?)");
+  for (const std::string& d : dtypes)
+    if (d != "float32") notes_.push_back(d + " arrays converted to float32" + (d == "float64" ? " (rounded to nearest)" : " (exactly)"));
 }
 
 void LwmSource::fetch(const VqganTensor& tensor, float* out) const {
-  const io::JaxArray& a = records_[by_tensor_.at(tensor.name)].array;
-  const io::SourceDtype dtype = source_dtype(a.dtype, tensor.name);
-  const int64_t element = dtype == io::SourceDtype::f32 ? 4 : 2;
+  const io::JaxArray& a = leaves_[by_tensor_.at(tensor.name)].second;
   std::vector<float> flat(static_cast<std::size_t>(tensor.count()));
   int64_t done = 0;
   for (const auto& [ptr, bytes] : a.pieces) {
-    io::convert_to_f32(ptr, dtype, static_cast<int64_t>(bytes) / element, flat.data() + done);
-    done += static_cast<int64_t>(bytes) / element;
+    io::PickleArray piece;  // one contiguous run of elements
+    piece.dtype = a.dtype;
+    piece.data = ptr;
+    piece.bytes = bytes;
+    piece.shape = {static_cast<int64_t>(bytes) / io::numpy_dtype_size(a.dtype)};
+    io::pickle_array_to_f32(piece, flat.data() + done);
+    done += piece.shape[0];
   }
   if (tensor.shape.size() != 4) {
     std::copy(flat.begin(), flat.end(), out);

@@ -7,14 +7,16 @@
 //     layers_per_block, latent_channels, num_vq_embeddings, vq_embed_dim, norm_num_groups,
 //     in/out_channels; DownEncoderBlock2D / UpDecoderBlock2D, silu, group norm, no mid-block
 //     attention) and diffusion_pytorch_model.safetensors (F32, F16 or BF16; diffusers' names).
-//   lwm-vqgan FILE: LWM's `vqgan` parameters as msgpack records (the streaming format of
-//     io/lwm_jax_stream.h: key path, flax array), flax's names (lwm/vqgan.py: encoder/Conv_0,
+//   lwm-vqgan FILE: LWM's `vqgan` parameters: the Python pickle LWM publishes and lwm/vqgan.py
+//     loads (a nested dict of numpy arrays, read by the restricted io/pickle_reader.h; nothing
+//     executed), or msgpack records (the streaming format of io/lwm_jax_stream.h: key path,
+//     flax array); the first byte tells them apart (0x80: pickle). Flax's names (lwm/vqgan.py: encoder/Conv_0,
 //     encoder/DownsamplingBlock_i/ResnetBlock_m/{GroupNorm_0, Conv_0, GroupNorm_1, Conv_1,
 //     Conv_2 (shortcut)}, .../Downsample_0/Conv_0, MidBlock_0, decoder/UpsamplingBlock_k (k = 0
 //     the deepest) /.../Upsample_0/Conv_0, quantize/embeddings, quant_conv, post_quant_conv;
 //     GroupNorm scale/bias, Conv kernel/bias) mapped to diffusers', kernels HWIO -> OIHW. The
-//     architecture is not in the file: it comes from `config` (LWM's by default). A Python
-//     pickle (what LWM's own loader reads) is recognised and refused with a clear message.
+//     architecture is not in the file: it comes from `config` (LWM's by default). float32,
+//     float16, bfloat16 and float64 arrays are converted to float32.
 // The image size is not in either form (the network is convolutional): `image_size` sets it.
 #pragma once
 #include <cstdint>

@@ -2,7 +2,7 @@
 // headers and tensors (io/safetensors.cpp), Hugging Face config.json and the shard index
 // (io/hf_config.cpp, io/hf_import.cpp), LWM's JAX msgpack stream (io/lwm_jax_stream.cpp,
 // io/lwm_jax_import.cpp), diffusers' VQModel config and weights and LWM's vqgan stream
-// (src/vision/vqgan_import.cpp), and SentencePiece model files (src/data/sentencepiece_tokenizer.cpp).
+// (src/vision/vqgan_import.cpp) and pickle (io/pickle_reader.cpp), and SentencePiece model files (src/data/sentencepiece_tokenizer.cpp).
 //
 // The first byte of an input picks the mode (its value modulo 6); the rest is split into files at
 // kPartSeparator (fuzz_support.h), written into a fresh directory, and the importer is run as
@@ -12,11 +12,12 @@
 //                   (shards named model-0000N.safetensors, N from 1)
 //   1 lwm-jax       the stream (params) | config.json (optional: {"num_attention_heads": 1})
 //   2 diffusers-vq  config.json | diffusion_pytorch_model.safetensors (--image-size 16)
-//   3 lwm-vqgan     the stream (vqgan) | config.json (optional: --config tiny-1)
+//   3 lwm-vqgan     the stream or the pickle (vqgan) | config.json (optional: --config tiny-1)
 //   4 formats       the bytes, in memory, to every parser: parse_safetensors (and each
 //                   tensor's data converted), parse_safetensors_index, parse_hf_config,
 //                   parse_lwm_config_json, parse_diffusers_vq_config (and the tensors its config
-//                   implies), parse_lwm_jax_stream (and every array's bytes)
+//                   implies), parse_lwm_jax_stream (and every array's bytes), read_pickle_arrays
+//                   (io/pickle_reader.cpp: every array's bytes, converted to float32)
 //   5 tokenizer     the bytes as a SentencePiece model (make_tokenizer): load, encode, decode
 // A finding: a crash, a sanitizer report, a hang or a huge allocation (libFuzzer's -timeout and
 // -rss_limit_mb), rw::fatal, an exception other than InputError escaping, or a broken promise
@@ -36,6 +37,7 @@
 #include "io/lwm_jax_stream.h"
 #include "io/model_import.h"
 #include "io/param_file_reader.h"
+#include "io/pickle_reader.h"
 #include "io/safetensors.h"
 #include "src/cli/commands.h"
 #include "src/common/input_error.h"
@@ -195,6 +197,28 @@ void formats(const uint8_t* data, std::size_t size) {
     (void)rw::vision::vqgan_tensors(c);
     (void)rw::vision::lwm_vqgan_names(c);
     (void)c.describe();
+  } catch (const rw::InputError& e) {
+    rw::fuzz::refused(e);
+  }
+  try {  // LWM's pickled vqgan file: every array in the input or in the tree's own storage, its size its shape's
+    const rw::io::PickleTree tree = rw::io::read_pickle_arrays(bytes.data(), bytes.size(), "fuzz");
+    std::vector<float> values;
+    for (const rw::io::PickleArray& a : tree.arrays) {
+      if (a.bytes != static_cast<uint64_t>(a.count()) * static_cast<uint64_t>(rw::io::numpy_dtype_size(a.dtype)))
+        finding("pickle array '" + a.key_text() + "': its bytes do not match its shape and dtype");
+      bool owned = false;
+      for (const auto& o : tree.owned) {
+        const auto* lo = reinterpret_cast<const uint8_t*>(o->data());
+        owned = owned || (a.data >= lo && a.data + a.bytes <= lo + o->size());
+      }
+      if (!owned) check_inside(a.data, a.bytes, bytes, "pickle array '" + a.key_text() + "'");
+      values.resize(static_cast<std::size_t>(a.count()));
+      try {
+        rw::io::pickle_array_to_f32(a, values.data());
+      } catch (const rw::InputError& e) {  // an integer dtype
+        rw::fuzz::refused(e);
+      }
+    }
   } catch (const rw::InputError& e) {
     rw::fuzz::refused(e);
   }

@@ -6,7 +6,9 @@
 // change. The text targets (jsonl, config) have hand-written seeds.
 // The import target's seeds (DIR/import/seed_*.bin: a mode byte, then files joined by
 // kPartSeparator; fuzz_import.cpp) are tiny models written by the tests' own writers
-// (tests/model_files_support.h: safetensors, LWM's msgpack records) and our config writer; its
+// (tests/model_files_support.h: safetensors, LWM's msgpack records; LWM's pickle: pickle_tree
+// below) and our config writer (seed_formats_pickle_cases_p*.bin are mode 4 + the pickles of
+// tests/fixtures/lwm_vqgan_pickle/cases_p*.pkl, copied); its
 // SentencePiece seeds (seed_tokenizer_*.bin) are models trained by spm_train on a few lines (40
 // BPE pieces; 300 with byte fallback; identity normalization keeps them small), committed as
 // made. The image target's seeds: the fixtures' landscape.png and portrait.jpg, copied, and the
@@ -17,6 +19,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -266,6 +271,37 @@ std::string minimal_vq_config() {
          "\"act_fn\": \"silu\", \"norm_type\": \"group\", \"mid_block_add_attention\": false}";
 }
 
+// A pickle (protocol 4 opcodes, no framing) of a dict tree of float32 numpy arrays, as Python
+// writes LWM's vqgan file: each array numpy's _reconstruct + BUILD (1, shape, dtype, False, data).
+std::string pickle_tree(const std::map<std::string, std::pair<std::vector<int64_t>, int64_t>>& arrays) {
+  auto text = [](const std::string& t) { return "\x8c" + std::string(1, static_cast<char>(t.size())) + t; };
+  auto u32 = [](uint64_t v) {
+    std::string b;
+    for (int i = 0; i < 4; ++i) b += static_cast<char>((v >> (8 * i)) & 0xff);
+    return b;
+  };
+  std::function<std::string(const std::string&)> dict = [&](const std::string& prefix) {
+    std::string out = "}(";
+    std::set<std::string> children;
+    for (const auto& [key, array] : arrays) {
+      if (key.compare(0, prefix.size(), prefix) != 0) continue;
+      const std::string rest = key.substr(prefix.size());
+      const std::size_t slash = rest.find('/');
+      if (slash != std::string::npos) {
+        if (children.insert(rest.substr(0, slash)).second) out += text(rest.substr(0, slash)) + dict(prefix + rest.substr(0, slash + 1));
+        continue;
+      }
+      const auto& [shape, count] = array;
+      out += text(rest) + "cnumpy.core.multiarray\n_reconstruct\ncnumpy\nndarray\nK" + std::string(1, '\0') + "\x85" "C\x01" "b\x87R(K\x01(";
+      for (int64_t d : shape) out += "J" + u32(static_cast<uint64_t>(d));
+      out += "tcnumpy\ndtype\n" + text("f4") + "\x89\x88\x87R(K\x03" + text("<") + "NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK" +
+             std::string(1, '\0') + "tb\x89" "B" + u32(static_cast<uint64_t>(count) * 4) + std::string(static_cast<std::size_t>(count) * 4, '\0') + "tb";
+    }
+    return out + "u";
+  };
+  return std::string("\x80\x04", 2) + dict("") + ".";
+}
+
 void import_seeds(const std::string& dir) {
   const rw::io::HfModelConfig llama = tiny_llama();
   const std::string config_json = rw::io::make_hf_config_json(llama, "bfloat16");
@@ -353,6 +389,16 @@ void import_seeds(const std::string& dir) {
     add(vq_stream, "params/" + key, array(s, "float32"));
   }
   write_text(dir + "/import/seed_lwm_vqgan.bin", with_mode(3, {vq_stream, vq_config}));
+  std::map<std::string, std::pair<std::vector<int64_t>, int64_t>> vq_pickle;  // LWM's form: a pickled dict tree
+  for (const auto& [name, key] : rw::vision::lwm_vqgan_names(vq)) {
+    std::vector<int64_t> s = shapes[name];
+    if (s.size() == 4) s = {s[2], s[3], s[1], s[0]};
+    int64_t count = 1;
+    for (int64_t d : s) count *= d;
+    vq_pickle[key] = {s, count};
+  }
+  write_text(dir + "/import/seed_lwm_vqgan_pickle.bin", with_mode(3, {pickle_tree(vq_pickle), vq_config}));
+  write_text(dir + "/import/seed_formats_pickle.bin", std::string(1, 4) + pickle_tree(vq_pickle));
 
   // formats: the parsers alone on a safetensors file, a stream, each config.
   write_text(dir + "/import/seed_formats_safetensors.bin", std::string(1, 4) + one.bytes());

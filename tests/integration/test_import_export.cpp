@@ -1248,10 +1248,19 @@ TEST_CASE("vqgan: import --from diffusers-vq, encode and decode match the PyTorc
                            " --output " + quoted(dir / "frames_bad"));
   CHECK(r.exit_code == 1);
   CHECK(r.stderr_text.find("frame 1 has code 32, outside [0, 32)") != std::string::npos);
+  // LWM's pickled vqgan file (tests/fixtures/lwm_vqgan_pickle): imported; a broken one refused cleanly.
+  const fs::path pickles = fs::path(RW_FIXTURES_DIR) / "lwm_vqgan_pickle";
+  r = run_tool(dir, 1, "import --from lwm-vqgan " + quoted(pickles / "vqgan_p4.pkl") + " --config " + quoted(pickles / "config.json") +
+                           " --image-size 8 --output " + quoted(dir / "vq_pickle.h5"));
+  INFO(show(r));
+  CHECK(r.exit_code == 0);
+  CHECK(r.stdout_text.find("read as a Python pickle") != std::string::npos);
+  CHECK(r.stdout_text.find("(10914 parameters, float32)") != std::string::npos);
+  CHECK(fs::exists(dir / "vq_pickle.h5"));
   write_file((dir / "vqgan.pkl").string(), std::string("\x80\x04\x95", 3) + std::string(30, 'x'));
   r = run_tool(dir, 1, "import --from lwm-vqgan " + quoted(dir / "vqgan.pkl") + " --config tiny --output " + quoted(dir / "x.h5"));
   CHECK(r.exit_code == 1);
-  CHECK(r.stderr_text.find("is a Python pickle") != std::string::npos);
+  CHECK(r.stderr_text.find("vqgan.pkl': pickle byte 2: a frame of") != std::string::npos);
   CHECK(!fs::exists(dir / "x.h5"));
 }
 
@@ -1259,8 +1268,9 @@ TEST_CASE("vqgan: import --from diffusers-vq, encode and decode match the PyTorc
 // --format mp4`, and as a GIF) and a directory of 2 frame files become documents whose tokens are the layout of the codes `vqgan
 // encode` gives for the same files: byte tokenizer (text 256), codebook 32, so vision token v is
 // id 256 + v, <eof> 288, <eov> 289, vision vocabulary 256 (32 + 2 rounded up to 256). The
-// expected documents are assembled here from the rule (vision_sequence.h), token by token. The
-// same dataset from --codes (read collectively on 2 ranks). Bad input: a missing image, a bad
+// expected documents are assembled here from the rule (vision_sequence.h), token by token, and
+// the --vqgan run encodes them data-parallel on 2 ranks (its progress line counts rank 0's
+// share). The same dataset from --codes (read collectively on 2 ranks). Bad input: a missing image, a bad
 // record, frames of different sizes, neither --vqgan nor --codes, a text file given to vqgan
 // encode. 15 runs, ~6 s CPU (the wall time is mpirun start-up: ~40 s under load).
 TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes", "[import][vqgan][vision]") {
@@ -1365,10 +1375,13 @@ TEST_CASE("prepare --vision: the tokens are the layout of vqgan encode's codes",
   };
   const std::string records = " --vision --tokenizer byte --input " + quoted(dir / "records.jsonl");
   // --fps 5: the clip's own rate (its 3 frames again); it does not apply to the frame directory.
-  r = run_tool(dir, 1, "prepare" + records + " --fps 5 --vqgan " + quoted(dir / "vq.h5") + " --output " + quoted(dir / "data_vq.h5"));
+  // On 2 ranks: the records' 9 frames (the clip's are met twice) encoded data-parallel: rank 0
+  // frames 0, 2, 4, 6, 8, rank 1 the others.
+  r = run_tool(dir, 2, "prepare" + records + " --fps 5 --vqgan " + quoted(dir / "vq.h5") + " --output " + quoted(dir / "data_vq.h5"));
   INFO(show(r));
   REQUIRE(r.exit_code == 0);
   CHECK(r.stdout_text.find("5 documents from 5 records") != std::string::npos);
+  CHECK(r.stderr_text.find("rank 0: encoded its 5 frames of the 9 on 2 ranks") != std::string::npos);
   check_dataset(dir / "data_vq.h5");
   r = run_tool(dir, 2, "prepare" + records + " --codes " + quoted(dir / "codes.h5") + " --output " + quoted(dir / "data_codes.h5"));
   INFO(show(r));
