@@ -88,6 +88,8 @@ int run_generate(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
   std::string checkpoint, prompt, prompt_file, tokenizer_text, chat = "none", layout_text = "zigzag",
                                                                      device_name = "cpu", output;
+  std::string precision_text = "fp32";
+  model::Precision precision = model::Precision::fp32;
   int64_t max_new_tokens = 128, max_context = 0;
   infer::SamplingOptions sampling;
   bool stop_at_eos = false, quiet = false;
@@ -117,6 +119,9 @@ int run_generate(int argc, char** argv) {
       ("layout", po::value(&layout_text)->default_value(layout_text), "the prefill's ring layout: contiguous | striped | zigzag")
       ("block", count(&block)->min(1)->default_value(block), "the prefill's attention tile rows")
       ("device", po::value(&device_name)->default_value(device_name), device_option_help().c_str())
+      ("precision", po::value(&precision_text)->default_value(precision_text)->notifier([](const std::string& v) { model::parse_precision(v); }),
+       "fp32 | bf16: bf16 weights copy, activations and KV cache (half its bytes); fp32 residual, softmax statistics, "
+       "partial-output merge and logits")
       ("output", po::value(&output), "also write the result as JSON (tokens, text, timings)")
       ("timeout", number(&timeout)->min(0)->default_value(timeout),
        "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
@@ -152,6 +157,7 @@ int run_generate(int argc, char** argv) {
     infer::validate_sampling_options(sampling);
     infer::chat_prompt_text(chat, "");  // validates the template's name
     layout = parse_layout(layout_text);
+    precision = model::parse_precision(precision_text);
     if (!output.empty()) io::check_output_path(output);
     vision_prompt = !images.empty() || !video.empty() || !codes_path.empty();
     vision_out = vm.count("output-vision") > 0;
@@ -208,6 +214,8 @@ int run_generate(int argc, char** argv) {
   PromptVision prompt_vision;
   try {
     backend = device::make_backend(device_name);
+    if (precision == model::Precision::bf16 && !backend->capabilities().bf16_storage)
+      throw InputError("--precision bf16: the " + device_name + " backend has no bf16 storage; use --precision fp32");
     io::check_input_file(checkpoint, "checkpoint");
     config = io::read_model_config(checkpoint);
     attributes = io::read_imported_attributes(checkpoint);
@@ -284,7 +292,7 @@ int run_generate(int argc, char** argv) {
   mpi::ProcessGrid grid(1, mpi::world_size(), timeout > 0 ? 2 * timeout + 30 : 0);
   mpi::Watchdog watchdog(timeout);
   const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
-  train::FsdpOptions fsdp;
+  train::FsdpOptions fsdp = train::fsdp_options_for(precision);  // bf16: the bf16 working copy, gathered
   fsdp.gather_buffers = static_cast<int>(model::parameter_units(config).size());  // every unit stays gathered
   train::FsdpParams params(config, grid, exec, fsdp);
   try {
@@ -297,6 +305,7 @@ int run_generate(int argc, char** argv) {
   infer::GeneratorOptions options;
   options.layout = layout;
   options.tiling = {block, block};
+  options.precision = precision;
   infer::Generator generator(config, params, grid, exec, options);
   if (vision_out) {
     // Classifier-free guidance: the prompt and "<vision>" alone, two sequences (each with its
@@ -421,17 +430,18 @@ int run_generate(int argc, char** argv) {
     std::fprintf(stderr,
                  "ringworld generate: prefill %lld tokens in %.3f s (%.0f tokens/s; ring sequence %lld with padding); "
                  "decode %lld steps, %.2f ms/token; moved per token per rank %.0f bytes (%lld layers x one all-gather); "
-                 "KV cache %s per rank (max); stop: %s\n",
+                 "KV cache %s per rank (max, %s); stop: %s\n",
                  static_cast<long long>(st.prefill_tokens), prefill_s, prefill_s > 0 ? st.prefill_tokens / prefill_s : 0.0,
                  static_cast<long long>(st.prefill_padded), static_cast<long long>(st.decode_steps), ms_per_token,
                  bytes_per_token, static_cast<long long>(config.num_hidden_layers), plan::format_bytes(cache_bytes).c_str(),
-                 stop_reason.c_str());
+                 model::precision_name(precision), stop_reason.c_str());
   }
   if (!output.empty()) {
     nlohmann::json j;
     j["checkpoint"] = checkpoint;
     j["ranks"] = grid.size();
     j["layout"] = layout_name(layout);
+    j["precision"] = model::precision_name(precision);
     j["prompt_tokens"] = chat_prompt.ids;
     if (vision_prompt) j["vision_frames"] = prompt_vision.frames;
     j["generated_tokens"] = generated;

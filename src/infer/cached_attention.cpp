@@ -32,6 +32,8 @@ void CachedAttentionOp::forward(int layer, const model::AttentionShape& shape, c
                                                      " outside the cache's " + std::to_string(cache.layers()));
   RW_CHECK(shape.batch == 1 && static_cast<int64_t>(shape.kv_heads) * shape.head_dim == cache.row_floats(),
            "cached attention: one sequence with the cache's K/V width");
+  RW_CHECK(shape.dtype == cache.dtype(), std::string("cached attention: q/k/v in ") + device::dtype_name(shape.dtype) +
+                                             " but the KV cache holds " + device::dtype_name(cache.dtype()));
   if (mode_ == Mode::prefill) return prefill_layer(layer, shape, q, k, v, pos, seg, out, lse);
   RW_CHECK(mode_ == Mode::decode, "cached attention: forward before start_prefill/start_decode");
   decode_layer(layer, shape, q, k, v, pos, seg, out, lse);
@@ -53,7 +55,7 @@ void CachedAttentionOp::prefill_layer(int layer, const model::AttentionShape& sh
   ring_.forward(layer, shape, q, k, v, pos, seg, out, lse);
   // In compute-stream order: the next layer's projections (enqueued later) overwrite k and v.
   device::Backend& be = *exec_.backend;
-  const std::size_t bytes = static_cast<std::size_t>(n * cache.row_floats()) * sizeof(float);
+  const std::size_t bytes = static_cast<std::size_t>(n) * cache.row_bytes();  // k, v in the cache's dtype
   be.copy_async(cache.k(layer), k, bytes, *exec_.compute);
   be.copy_async(cache.v(layer), v, bytes, *exec_.compute);
   if (layer == 0) {
@@ -76,9 +78,8 @@ void CachedAttentionOp::decode_layer(int layer, const model::AttentionShape& sha
   if (keep_) {
     RW_CHECK(rows <= cache.capacity(), "cached attention: the KV cache's capacity of " +
                                             std::to_string(cache.capacity()) + " tokens is full");
-    const std::size_t bytes = static_cast<std::size_t>(cache.row_floats()) * sizeof(float);
-    be.copy_async(cache.k(layer) + row * cache.row_floats(), k, bytes, s);
-    be.copy_async(cache.v(layer) + row * cache.row_floats(), v, bytes, s);
+    be.copy_async(cache.k_row(layer, row), k, cache.row_bytes(), s);
+    be.copy_async(cache.v_row(layer, row), v, cache.row_bytes(), s);
     if (layer == 0) {
       be.copy_async(cache.pos() + row, pos, sizeof(int32_t), s);
       be.copy_async(cache.seg() + row, seg, sizeof(int32_t), s);
@@ -96,7 +97,7 @@ void CachedAttentionOp::decode_layer(int layer, const model::AttentionShape& sha
   be.fill(none, s);
   if (rows > 0) {
     const device::AttnShape as{1, 1, static_cast<int>(rows), heads, shape.kv_heads, hd};
-    const device::AttnProblem problem = device::make_attn_problem(be, as, true);
+    const device::AttnProblem problem = device::make_attn_problem(be, as, true, cache.dtype());
     const device::AttnFwdStepArgs args = device::make_attn_fwd_args(
         problem, device::AttnQueries{q, pos, seg},
         device::AttnKeys{cache.k(layer), cache.v(layer), cache.pos(), cache.seg()}, out, lse);

@@ -8,6 +8,9 @@
 //     tile kernel, one query row), and the partial results merge exactly by their log-sum-exp
 //     (partial_merge.h): one all-gather per layer of heads x (head_dim + 1) floats per rank,
 //     whatever the context length. The cache never moves.
+// Precision: q, k, v and the cache in f32, or all in bf16 (AttentionShape::dtype, the cache's
+// dtype: `generate --precision bf16`); out, lse, the softmax statistics and the merged partials
+// are fp32 either way, so the log-sum-exp merge across ranks is the same as in f32.
 // Work goes on the context's compute stream (device/exec_context.h); the decode merge reads the
 // partial to the host (a synchronous copy: the sync point of each layer's decode) and writes the
 // merged result back. Inference only: backward() is an internal error.
@@ -40,6 +43,10 @@ class CachedAttentionOp : public model::AttentionOp<float> {
 
   // The cache the next calls fill and read (kept by the caller; one per sequence).
   void set_cache(KvCache* cache) { cache_ = cache; }
+  // f32 or bf16 q/k/v (the prefill's ring and the decode kernel take both).
+  bool takes(device::DType dtype) const override {
+    return dtype == device::DType::f32 || dtype == device::DType::bf16;
+  }
 
   // The next forward calls (one per layer) are the prefill of the cache's rows [0, n_local).
   void start_prefill();

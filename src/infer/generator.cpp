@@ -38,7 +38,9 @@ Generator::Generator(const model::LlamaConfig& config, model::ParamSource<float>
   cached_ = std::make_unique<CachedAttentionOp>(
       exec_, ring_op_, grid_.size(),
       [g](const float* mine, std::size_t count, float* all) { g->allgather(mine, count, all, "decode attention merge"); });
-  model_ = std::make_unique<model::Transformer>(config_, params, *cached_, exec_);
+  model::TransformerOptions model_options;
+  model_options.precision = options_.precision;
+  model_ = std::make_unique<model::Transformer>(config_, params, *cached_, exec_, model_options);
 }
 
 Generator::~Generator() = default;
@@ -111,7 +113,8 @@ void Generator::allocate_cache(int64_t local_rows, int64_t max_new_tokens) {
   cache_.reset();  // the previous sequence's cache goes before the new one is allocated
   cache_ = std::make_unique<KvCache>(*exec_.backend, static_cast<int>(config_.num_hidden_layers),
                                      static_cast<int>(config_.num_key_value_heads),
-                                     static_cast<int>(config_.head_dim()), local_rows + appended_here);
+                                     static_cast<int>(config_.head_dim()), local_rows + appended_here,
+                                     model::working_dtype(options_.precision));
   cached_->set_cache(cache_.get());
   stats_.kv_cache_bytes = cache_->bytes();
 }
@@ -144,17 +147,25 @@ void Generator::start_synthetic(int64_t context_tokens, int64_t max_new_tokens, 
   const std::vector<int32_t> segments(static_cast<std::size_t>(n), 0);
   be.copy_to_device(cache_->seg(), segments.data(), static_cast<std::size_t>(n) * sizeof(int32_t));
   const int64_t width = cache_->row_floats(), chunk_rows = 1024;
+  const bool bf16 = cache_->dtype() == device::DType::bf16;
   std::vector<float> staging(static_cast<std::size_t>(std::min<int64_t>(n, chunk_rows) * width));
+  std::vector<device::bf16_t> staging_bf16(bf16 ? staging.size() : 0);
   for (int layer = 0; layer < cache_->layers(); ++layer)
     for (int which = 0; which < 2; ++which) {
-      float* dst = which == 0 ? cache_->k(layer) : cache_->v(layer);
+      auto dst = [&](int64_t row) { return which == 0 ? cache_->k_row(layer, row) : cache_->v_row(layer, row); };
       for (int64_t r0 = 0; r0 < n; r0 += chunk_rows) {
         const int64_t rows = std::min(chunk_rows, n - r0);
         for (int64_t r = 0; r < rows; ++r)
           for (int64_t e = 0; e < width; ++e)
             staging[static_cast<std::size_t>(r * width + e)] =
                 synthetic_kv_value(seed, layer, which, local[static_cast<std::size_t>(r0 + r)], e);
-        be.copy_to_device(dst + r0 * width, staging.data(), static_cast<std::size_t>(rows * width) * sizeof(float));
+        const std::size_t count = static_cast<std::size_t>(rows * width);
+        if (bf16) {
+          for (std::size_t i = 0; i < count; ++i) staging_bf16[i] = device::bf16_from_float(staging[i]);
+          be.copy_to_device(dst(r0), staging_bf16.data(), count * sizeof(device::bf16_t));
+        } else {
+          be.copy_to_device(dst(r0), staging.data(), count * sizeof(float));
+        }
       }
     }
   cache_->set_size(n);

@@ -16,8 +16,9 @@
 //     prefilled, without running the prefill (which would take hours at 128K tokens on a CPU).
 //     Each rank's cache holds its balanced share of positions 0..context_tokens-1, placed as
 //     the prefill in the chosen layout places them (no padding rows), segment 0, with K and V
-//     drawn uniformly in [-1, 1) from a function of (seed, layer, position, element): the whole
-//     cache is the same for every ring size and layout, only its split differs. Then append()
+//     drawn uniformly in [-1, 1) from a function of (seed, layer, position, element) (rounded
+//     to bf16 in a bf16 cache): the whole cache is the same for every ring size and layout,
+//     only its split differs. Then append()
 //     decodes as after start() (up to max_new_tokens appends).
 // The weights are whatever the ParamSource gives: generate_command.cpp keeps every unit
 // gathered (FsdpParams with a gather buffer per unit), so decoding moves no weights.
@@ -42,6 +43,10 @@ namespace rw::infer {
 struct GeneratorOptions {
   Layout layout = Layout::zigzag;  // the prefill's ring layout
   device::AttnTiling tiling;       // the prefill's attention tiles
+  // fp32, or bf16: the model's bf16 mode (transformer.h; the ParamSource should then hand out
+  // the bf16 working copy: FsdpParams built with fsdp_options_for) and a bf16 KV cache (half
+  // the bytes); the decode's softmax statistics, partials and their merge stay fp32.
+  model::Precision precision = model::Precision::fp32;
 };
 
 struct GenerationStats {

@@ -97,10 +97,12 @@ std::string inference_report(const InferenceResult& r) {
                 s.ranks == 1 ? "a ring of one rank (nothing travels)"
                 : r.links.grid_spans_nodes() ? "the ring crosses nodes: its steps and all-gathers at the inter-node rate"
                                              : "the ring within a node");
-  out += format_text("  precision: %s: weights and KV cache %.0f bytes per element (--precision %s); activations and ring "
-                "messages fp32, as the training forward computes them\n",
+  out += format_text("  precision: %s: weights and KV cache %.0f bytes per element, as `generate --precision %s` "
+                "stores them (--precision %s); activations and ring messages fp32 (generate's bf16 moves K/V in bf16: "
+                "an upper bound)\n",
                 precision_name(q.precision).c_str(), s.weight_bytes_per_element,
-                q.precision == Precision::bf16 ? "fp32 for what ringworld stores today" : "bf16 for LWM's figure");
+                q.precision == Precision::bf16 ? "bf16" : "fp32",
+                q.precision == Precision::bf16 ? "fp32: generate's default" : "bf16 for LWM's figure");
 
   out += "\nmemory per rank (every rank holds the whole model; the KV cache is split over the ring)\n";
   out += bytes_line(format_text("weights: the whole model, gathered and kept (%lld parameters x %.0f B)",

@@ -71,6 +71,8 @@ std::string words(const std::vector<int32_t>& ids) { return rw::data::make_token
 struct Generated {
   std::vector<int32_t> tokens;
   std::string text;
+  std::string precision;
+  double kv_cache_bytes = 0;  // per rank (max)
 };
 
 Generated generate(const ScratchDir& dir, int np, const fs::path& model, const std::vector<int32_t>& prompt,
@@ -84,7 +86,8 @@ Generated generate(const ScratchDir& dir, int np, const fs::path& model, const s
   const nlohmann::json j = nlohmann::json::parse(slurp(json), nullptr, false);
   REQUIRE(j.is_object());
   CHECK(j["prompt_tokens"].get<std::vector<int32_t>>() == prompt);
-  Generated g{j["generated_tokens"].get<std::vector<int32_t>>(), j["text"].get<std::string>()};
+  Generated g{j["generated_tokens"].get<std::vector<int32_t>>(), j["text"].get<std::string>(),
+              j["precision"].get<std::string>(), j["kv_cache_bytes_per_rank"].get<double>()};
   // What was printed is the text of the tokens.
   CHECK(r.stdout_text.find(g.text) != std::string::npos);
   return g;
@@ -111,10 +114,21 @@ TEST_CASE("generate: the first token is PyTorch's argmax; greedy output is the s
   const Generated one = generate(dir, 1, model, prompt, "--max-new-tokens 12 --layout contiguous");
   CHECK(one.tokens.size() == 12);
   const std::vector<std::pair<int, std::string>> runs = {{2, "zigzag"}, {3, "striped"}, {4, "zigzag"}, {4, "contiguous"}};
+  Generated striped3;
   for (const auto& [np, layout] : runs) {
     INFO(np << " ranks, " << layout);
-    CHECK(generate(dir, np, model, prompt, "--max-new-tokens 12 --layout " + layout).tokens == one.tokens);
+    const Generated g = generate(dir, np, model, prompt, "--max-new-tokens 12 --layout " + layout);
+    CHECK(g.tokens == one.tokens);
+    CHECK(g.precision == "fp32");
+    if (np == 3) striped3 = g;
   }
+  // --precision bf16 (one short run): this prompt's greedy tokens survive bf16's rounding; the
+  // KV cache's keys and values take half the bytes (its int32 positions and segment ids do not).
+  const Generated bf16 = generate(dir, 3, model, prompt, "--max-new-tokens 12 --layout striped --precision bf16");
+  CHECK(bf16.precision == "bf16");
+  CHECK(bf16.tokens == one.tokens);
+  CHECK(bf16.kv_cache_bytes < striped3.kv_cache_bytes);
+  CHECK(2 * bf16.kv_cache_bytes > striped3.kv_cache_bytes);
 }
 
 TEST_CASE("generate: sampling is reproducible by seed on any ring size", "[generate]") {

@@ -6,6 +6,9 @@
 //    model (fp32 rounding ~1e-7 per op, amplified by reductions of a few hundred terms); a
 //    wrong cache row, position, mask or merge is off by the logits' own scale.
 //  - Greedy tokens are identical on every ring size and layout.
+//  - bf16 (generate --precision bf16): the logits within bf16's bound of the fp64 model and not
+//    within the fp32 bound above (bf16 ran); greedy tokens identical on every ring size and
+//    layout; the KV cache's keys and values take half the bytes.
 //  - sim-gpu (device memory the host cannot touch, kernels run late on worker threads, random
 //    delays when RINGWORLD_SIM_GPU_DELAY_US is set) gives the cpu's logits bit for bit.
 //  - Vision out (src/infer/vision_generation.h) on a tiny random vision model: LWM's token
@@ -78,16 +81,18 @@ struct GenerationRun {
 
 GenerationRun generate_greedy(const model::LlamaConfig& config, mpi::ProcessGrid& grid, Layout layout,
                               const std::vector<int32_t>& prompt, int new_tokens, uint64_t seed,
-                              const std::string& device_name = "cpu") {
+                              const std::string& device_name = "cpu",
+                              model::Precision precision = model::Precision::fp32) {
   auto backend = device::make_backend(device_name);
   const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
-  train::FsdpOptions fo;
+  train::FsdpOptions fo = train::fsdp_options_for(precision);  // bf16: the bf16 working copy
   fo.gather_buffers = static_cast<int>(model::parameter_units(config).size());  // resident weights
   train::FsdpParams params(config, grid, exec, fo);
   params.initialize(seed);
   infer::GeneratorOptions go;
   go.layout = layout;
   go.tiling = {4, 4};  // several tiles per shard even on short prompts
+  go.precision = precision;
   infer::Generator gen(config, params, grid, exec, go);
   GenerationRun run;
   const std::vector<float>* logits = &gen.start(prompt, new_tokens);
@@ -134,6 +139,55 @@ TEST_CASE("cached decoding on the ring equals a full fp64 recompute at every ste
         CHECK(run.stats.decode_steps == new_tokens);
         CHECK(run.stats.prefill_tokens == prompt_len - 1);
       }
+    }
+  }
+}
+
+// bf16 decoding. Tolerance basis (the rule of unit/test_device_model.cpp's bf16 test): each
+// rounding to bf16 errs by at most u = 2^-8 relative, and a tensor computed through D roundings
+// in series errs to first order by at most D u of its scale (RMSNorm rescales every branch
+// input; softmax and SiLU do not amplify). On this 2-layer model's longest path: per layer 9
+// (n1; q, k, v and their weights; the o_proj weight; n2; g, u and their weights; a; the
+// down_proj weight), plus the embedding table, nf and the lm_head weight: D = 21. The KV cache
+// holds the same bf16 k and v the attention reads (no extra rounding); softmax statistics,
+// partial outputs and their log-sum-exp merge are fp32. Bound: max|R - G| <= 21 u max|G|.
+// About 1 s on 4 ranks.
+TEST_CASE("bf16 decoding: within bf16's bound of fp64 and not fp32's, the same tokens on every ring, half the cache",
+          "[generation][bf16]") {
+  const model::LlamaConfig config = generation_config();
+  const uint64_t seed = 11;
+  const int new_tokens = 4;
+  constexpr double kBf16UnitRoundoff = 1.0 / 256, kRoundings = 9 * 2 + 3;
+  auto self = mpi::ProcessGrid::self();
+  mpi::ProcessGrid ring(1, mpi::world_size());
+  std::mt19937 rng(5);
+  std::vector<int32_t> prompt(9);
+  for (auto& t : prompt) t = static_cast<int32_t>(rng() % config.vocab_size);
+  std::vector<int32_t> first_tokens;
+  for (Layout layout : {Layout::contiguous, Layout::zigzag}) {
+    for (mpi::ProcessGrid* grid : {self.get(), &ring}) {
+      INFO(layout_name(layout) << ", ring of " << grid->size());
+      const GenerationRun run =
+          generate_greedy(config, *grid, layout, prompt, new_tokens, seed, "cpu", model::Precision::bf16);
+      std::vector<int32_t> sequence = prompt;
+      for (int s = 0; s < new_tokens; ++s) {
+        const std::vector<double> gold = gold_next_logits(config, sequence, seed);
+        const double err = test::max_abs_error(run.logits[s], gold);
+        INFO("step " << s << ": error " << err << ", bf16 bound " << kRoundings * kBf16UnitRoundoff * test::max_abs(gold));
+        CHECK(err <= kRoundings * kBf16UnitRoundoff * test::max_abs(gold));
+        CHECK(err > 1e-4 * test::max_abs(gold));  // outside the fp32 bound: bf16 ran
+        sequence.push_back(run.tokens[s]);
+      }
+      if (first_tokens.empty()) first_tokens = run.tokens;
+      CHECK(run.tokens == first_tokens);
+      // The cache: rows x (2 layers x K and V x kv_heads x head_dim elements + int32 pos and seg).
+      const GenerationRun fp32 = generate_greedy(config, *grid, layout, prompt, new_tokens, seed);
+      const std::size_t elems = 2 * static_cast<std::size_t>(config.num_hidden_layers) *
+                                static_cast<std::size_t>(config.num_key_value_heads * config.head_dim());
+      REQUIRE(fp32.stats.kv_cache_bytes % (elems * 4 + 8) == 0);
+      const std::size_t rows = fp32.stats.kv_cache_bytes / (elems * 4 + 8);
+      CHECK(rows >= 1);
+      CHECK(run.stats.kv_cache_bytes == rows * (elems * 2 + 8));
     }
   }
 }
