@@ -10,7 +10,8 @@
 //    within the fp32 bound above (bf16 ran); greedy tokens identical on every ring size and
 //    layout; the KV cache's keys and values take half the bytes.
 //  - sim-gpu (device memory the host cannot touch, kernels run late on worker threads, random
-//    delays when RINGWORLD_SIM_GPU_DELAY_US is set) gives the cpu's logits bit for bit.
+//    delays when RINGWORLD_SIM_GPU_DELAY_US is set) gives the cpu's logits bit for bit, in fp32
+//    and in bf16.
 //  - Vision out (src/infer/vision_generation.h) on a tiny random vision model: LWM's token
 //    structure, the same tokens on a ring of one and of every rank, guidance at s = 1 (s = 0)
 //    equal to the prompt's (the unconditional) sequence alone; needle answers from a vision
@@ -214,10 +215,13 @@ TEST_CASE("generation on sim-gpu equals cpu bit for bit", "[generation]") {
   const model::LlamaConfig config = generation_config();
   mpi::ProcessGrid ring(1, mpi::world_size());
   const std::vector<int32_t> prompt = {5, 9, 2, 33, 17, 8, 1, 30, 12};
-  const GenerationRun cpu = generate_greedy(config, ring, Layout::zigzag, prompt, 4, 13, "cpu");
-  const GenerationRun sim = generate_greedy(config, ring, Layout::zigzag, prompt, 4, 13, "sim-gpu");
-  CHECK(sim.tokens == cpu.tokens);
-  for (std::size_t s = 0; s < cpu.logits.size(); ++s) CHECK(sim.logits[s] == cpu.logits[s]);
+  for (model::Precision precision : {model::Precision::fp32, model::Precision::bf16}) {
+    INFO(model::precision_name(precision));
+    const GenerationRun cpu = generate_greedy(config, ring, Layout::zigzag, prompt, 4, 13, "cpu", precision);
+    const GenerationRun sim = generate_greedy(config, ring, Layout::zigzag, prompt, 4, 13, "sim-gpu", precision);
+    CHECK(sim.tokens == cpu.tokens);
+    for (std::size_t s = 0; s < cpu.logits.size(); ++s) CHECK(sim.logits[s] == cpu.logits[s]);
+  }
 }
 
 namespace {
