@@ -181,6 +181,10 @@ TEST_CASE("bf16 decoding: within bf16's bound of fp64 and not fp32's, the same t
       }
       if (first_tokens.empty()) first_tokens = run.tokens;
       CHECK(run.tokens == first_tokens);
+      // The bf16 weights: gathered once in the first step, never moved again.
+      CHECK(run.fsdp_end.gathers_cached - run.fsdp_after_first_step.gathers_cached ==
+            run.fsdp_end.gathers - run.fsdp_after_first_step.gathers);
+      CHECK(run.fsdp_end.gathers > run.fsdp_after_first_step.gathers);
       // The cache: rows x (2 layers x K and V x kv_heads x head_dim elements + int32 pos and seg).
       const GenerationRun fp32 = generate_greedy(config, *grid, layout, prompt, new_tokens, seed);
       const std::size_t elems = 2 * static_cast<std::size_t>(config.num_hidden_layers) *
