@@ -12,10 +12,10 @@
 // exact. The CPU kernels do better (fp64 statistics and distances); the bound is the contract's.
 //
 // About 1 s on one core (the largest case, a convolution whose im2col takes two row blocks,
-// dominates). ctest runs it on cpu, cpu-reference and sim-gpu (test "device"), and on the GPU
+// dominates). ctest runs it on cpu, cpu-reference and sim-gpu (test "device"), on the GPU
 // kernels under the SIMT emulation, cuda-emu (warp 32) and hip-emu (warp 64) (test
-// "device_gpu_emu", without the large convolution, which takes minutes there), and on a real GPU
-// (test_gpu_cuda / test_gpu_hip, all cases).
+// "device_gpu_emu": about 2 s for both, the same shapes), and on a real GPU (test_gpu_cuda /
+// test_gpu_hip).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -142,7 +142,6 @@ struct Ctx {
   Backend& be;
   Stream& stream;
   DType dt;
-  bool emulated;  // cuda-emu, hip-emu: the SIMT emulation is slow, so only the small shapes
   std::string label(const std::string& what) const { return be.name() + " " + what + " (" + dtype_name(dt) + ")"; }
 };
 
@@ -216,7 +215,6 @@ void test_conv2d(Ctx& c) {
   // multiples of them, more than one tile of each.
   test_conv2d_case(c, {1, 9, 11, 10, 17, 3, 3, 1, 1, 1, 1, 1, true}, 62);
   test_conv2d_case(c, {2, 3, 17, 19, 5, 3, 3, 2, 0, 1, 0, 1, true}, 64);  // stride 2: 8 x 9 outputs
-  if (c.emulated) return;  // the case below takes minutes under the emulation
   // im2col in more than one row block: cin*kh*kw*wout*hout > cpu::kConvColumnFloats.
   static_assert(64 * 9 * 128 * 128 > cpu::kConvColumnFloats, "the case below must need two row blocks");
   test_conv2d_case(c, {1, 64, 128, 128, 2, 3, 3, 1, 1, 1, 1, 1, true}, 70);
@@ -490,8 +488,7 @@ TEST_CASE("the VQGAN kernels match their fp64 references, fp32 and bf16 storage"
     auto stream = backend->create_stream();
     for (DType dt : {DType::f32, DType::bf16}) {
       INFO("backend " << name << ", storage " << dtype_name(dt));
-      const bool emulated = name.size() > 4 && name.compare(name.size() - 4, 4, "-emu") == 0;
-      Ctx c{*backend, *stream, dt, emulated};
+      Ctx c{*backend, *stream, dt};
       test_conv2d(c);
       test_group_norm(c);
       test_silu(c);
