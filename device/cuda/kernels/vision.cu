@@ -20,7 +20,10 @@
 //                codes at mirrored positions, as z = 0 between e and -e) get bit-identical
 //                distances and the strict < keeps the lowest index: the contract's tie rule
 //                holds exactly for ties that are exact in fp32. (||z||^2 - 2 z.c + ||c||^2 would
-//                not: its roundings differ per code.)
+//                not: its roundings differ per code.) Parallel over vectors only: a 16 x 16 latent
+//                grid is one block, so a single image leaves most of a GPU idle; a faster version
+//                would split the codebook over blocks and merge (distance, index) pairs, lowest
+//                index first on ties.
 //   vq_lookup    a thread per output element; a code outside [0, K) (the caller validates codes;
 //                the CPU kernel refuses them, fatal) gives NaN here, never a read out of bounds.
 //   silu, upsample_nearest2x   grid-stride elementwise.
