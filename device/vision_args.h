@@ -4,9 +4,11 @@
 // or bf16 storage with fp32 arithmetic).
 //
 // Forward only: these serve encoding and decoding (VQGAN inference); there are no backward
-// kernels yet. The cpu backends and sim-gpu run them (device/cpu/vision_ops.h); the GPU
-// backends (device/cuda/) have no versions of them yet and refuse them by name;
-// Capabilities::vqgan_kernels says which backend has them.
+// kernels yet. The cpu backends and sim-gpu run them as device/cpu/vision_ops.h; the GPU
+// backends (cuda, hip) and their emulations (cuda-emu, hip-emu) as device/cuda/kernels/vision.cu
+// (fp32 arithmetic, GroupNorm statistics in fp32 by two passes, the same tie rule; a code out of
+// range in vq_lookup gives NaN there instead of the CPU's fatal error);
+// Capabilities::vqgan_kernels says which backend has them (all of them today).
 //
 // Layout: NCHW ([batch, channels, height, width], row-major, contiguous) for every image
 // tensor, and convolution weights [out_channels, in_channels, kernel_h, kernel_w]: the layout
@@ -118,7 +120,7 @@ struct VqLookupArgs {
   }
 };
 
-// Whether an argument struct is one of the VQGAN kernels' (the GPU dispatch refuses them).
+// Whether an argument struct is one of the VQGAN kernels'.
 template <class A>
 constexpr bool is_vqgan_kernel_v =
     std::is_same_v<A, Conv2dArgs> || std::is_same_v<A, GroupNormArgs> || std::is_same_v<A, SiluArgs> ||

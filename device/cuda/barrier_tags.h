@@ -11,6 +11,9 @@ enum BarrierTag : int {
   kBarrierGemmTileConsumed = 2,  // kernels/gemm.cu: every thread is done with the tiles
   kBarrierReduceScratch = 3,     // simt.h block_sum: the warps' partial sums are in shared memory
   kBarrierAttnBwdTileLoaded = 4,  // kernels/attention_fused_bwd.cu: the streamed Q/dO or K/V tile is in shared memory
+  kBarrierConvTileLoaded = 5,     // kernels/vision.cu conv2d: the input patch and weights are in shared memory
+  kBarrierConvTileConsumed = 6,   // kernels/vision.cu conv2d: every thread is done with them
+  kBarrierVqTileLoaded = 7,       // kernels/vision.cu vq_nearest: the codebook tile is in shared memory
 };
 
 }  // namespace rw::device::gpu

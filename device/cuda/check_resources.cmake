@@ -7,7 +7,7 @@
 #              vector-register lanes, and the fused attention kernel has a few of them, plus 8
 #              bytes of scratch per lane, not yet removed)
 # Arguments: -DKIND= -DCOMPILER= -DARCH= (90, gfx90a) -DROOT= (source tree) -DWORK= (scratch dir).
-set(kernels elementwise rows gemm attention attention_fused attention_fused_bwd)
+set(kernels elementwise rows gemm attention attention_fused attention_fused_bwd vision)
 file(MAKE_DIRECTORY ${WORK})
 set(n_kernels 0)
 set(max_registers 0)

@@ -14,7 +14,7 @@
 # which backends were built (RINGWORLD_HAVE_*), so the other device sources keep their flags.
 
 get_filename_component(RW_ROOT "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)  # the source tree
-set(RW_GPU_KERNELS elementwise rows gemm attention attention_fused attention_fused_bwd dispatch)
+set(RW_GPU_KERNELS elementwise rows gemm attention attention_fused attention_fused_bwd vision dispatch)
 set(RW_GPU_DEFINES_FOR_REGISTRY)
 file(GLOB RW_GPU_HEADERS ${RW_ROOT}/device/*.h ${RW_ROOT}/device/cuda/*.h
      ${RW_ROOT}/device/cuda/kernels/*.cuh ${RW_ROOT}/src/common/*.h)
@@ -112,7 +112,7 @@ if(RINGWORLD_HIP)
   set(RW_HIP_OBJECTS)
   foreach(source device/cuda/gpu_backend.cu device/cuda/kernels/elementwise.cu device/cuda/kernels/rows.cu
                  device/cuda/kernels/gemm.cu device/cuda/kernels/attention.cu device/cuda/kernels/attention_fused.cu
-                 device/cuda/kernels/attention_fused_bwd.cu device/cuda/kernels/dispatch.cu)
+                 device/cuda/kernels/attention_fused_bwd.cu device/cuda/kernels/vision.cu device/cuda/kernels/dispatch.cu)
     get_filename_component(stem ${source} NAME_WE)
     set(object ${CMAKE_CURRENT_BINARY_DIR}/gpu_hip/${stem}.o)
     add_custom_command(OUTPUT ${object}

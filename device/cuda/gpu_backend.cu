@@ -168,6 +168,7 @@ class GpuBackend final : public Backend {
     capabilities_.kernels_call_progress_hook = false;
     capabilities_.allocation_alignment_bytes = 256;
     capabilities_.attn_tiling = AttnTiling{1024, 1024};  // the reference path's query / key chunks
+    capabilities_.vqgan_kernels = true;  // kernels/vision.cu
     default_stream_ = create_stream_impl();
   }
 

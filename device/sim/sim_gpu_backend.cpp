@@ -47,7 +47,7 @@ Capabilities sim_capabilities() {
   c.kernels_call_progress_hook = false;  // kernels run on workers; the host calls the hook while it waits
   c.allocation_alignment_bytes = 4096;
   c.attn_tiling = AttnTiling{};  // the cpu kernels run underneath
-  c.vqgan_kernels = true;  // the cpu kernels (not when options.run_kernel replaces them: the constructor)
+  c.vqgan_kernels = true;  // the cpu kernels, or the GPU kernels' emulation (options.run_kernel: cuda-emu, hip-emu)
   return c;
 }
 
@@ -83,7 +83,6 @@ class SimGpuBackend::TrackedStream : public sim::SimStream {
 
 SimGpuBackend::SimGpuBackend(const SimGpuOptions& options)
     : options_(options), capabilities_(sim_capabilities()), memory_(options.address_space_bytes) {
-  if (options_.run_kernel) capabilities_.vqgan_kernels = false;  // other kernels (cuda-emu, hip-emu) run instead
   default_stream_ = std::make_unique<TrackedStream>(*this, next_stream_id_++);
 }
 

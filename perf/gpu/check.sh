@@ -6,8 +6,8 @@
 #      device/cuda/, the GPU tests and gpu_bench; needs CMake, the CUDA toolkit and g++ with
 #      OpenMP, not MPI/HDF5/Boost, which the GPU image may lack),
 #   3. runs the GPU tests (ctest -L gpu): every kernel of the "cuda" backend against the fp64
-#      reference in fp32 and bf16 storage, the stream/event/copy semantics, and the ptxas
-#      resource report (no register spills),
+#      reference in fp32 and bf16 storage (the VQGAN kernels too: test_vision_kernels.cpp, a few
+#      seconds), the stream/event/copy semantics, and the ptxas resource report (no register spills),
 #   4. runs the GPU benchmarks (perf/gpu/gpu_bench.cpp): cuBLAS bf16 GEMM 8192^3 (the machine's
 #      limit) and fp32; attention forward and forward+backward at 8K/16K/32K tokens, head_dim
 #      64/128, causal and not, bf16 and fp32, by the reference path, and by the fused bf16 kernels;

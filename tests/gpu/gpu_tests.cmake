@@ -3,8 +3,8 @@
 #
 #   gpu_emu            the SIMT emulation itself (test_simt_emu.cpp), the matrix-core tile wrapper
 #                      and the fused attention forward and backward on cuda-emu / hip-emu; a few seconds
-#   device_gpu_emu     the backend conformance and stream tests on cuda-emu (warp 32) and hip-emu
-#                      (warp 64): every GPU kernel against the fp64 reference, fp32 and bf16
+#   device_gpu_emu     the backend conformance, stream and VQGAN kernel tests on cuda-emu (warp 32)
+#                      and hip-emu (warp 64): every GPU kernel against the fp64 reference, fp32 and bf16
 #   gpu_cuda, gpu_hip  the same on the real backends; skipped (77, one line) without a device
 #   gpu_cuda_resources, gpu_hip_resources
 #                      compile-only: ptxas / AMDGPU resource reports of every kernel, no spills
@@ -25,7 +25,7 @@ if(RINGWORLD_HAVE_GPU_EMU)
   add_test(NAME gpu_emu COMMAND test_gpu_emu --use-colour no)
   set_tests_properties(gpu_emu PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 
-  add_test(NAME device_gpu_emu COMMAND test_device "[conformance],[streams]~[sim-gpu]" --use-colour no)
+  add_test(NAME device_gpu_emu COMMAND test_device "[conformance],[streams]~[sim-gpu],[vision]" --use-colour no)
   set_tests_properties(device_gpu_emu PROPERTIES TIMEOUT 600
                        ENVIRONMENT "OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1;RINGWORLD_SIM_GPU_DELAY_US=200;RINGWORLD_TEST_BACKENDS=cuda-emu,hip-emu")
 endif()
@@ -36,6 +36,7 @@ foreach(vendor cuda hip)
     add_executable(test_gpu_${vendor} ${CMAKE_CURRENT_LIST_DIR}/gpu_test_main.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/../unit/test_backend_conformance.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/../unit/test_backend_streams.cpp
+                   ${CMAKE_CURRENT_LIST_DIR}/../unit/test_vision_kernels.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/test_mma_gpu.cpp ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention.cpp
                    ${CMAKE_CURRENT_LIST_DIR}/test_fused_attention_bwd.cpp)
     if(vendor STREQUAL "cuda")

@@ -211,7 +211,93 @@ double sum_squares_relative_error(Backend& be, int dropped) {
   return std::isnan(got) ? INFINITY : std::fabs(got - gold) / gold;
 }
 
+// A "same" 3x3 conv2d (f32; vision.cu: 9 input channels = two chunks, 11 x 10 outputs = four
+// tiles, 17 output channels = two channel tiles) with barrier `dropped` removed; max |y - gold|
+// relative to max |gold|.
+double conv2d_relative_error(Backend& be, int dropped) {
+  const int64_t cin = 9, h = 11, w = 10, cout = 17;
+  const std::vector<float> x = test::random_vector(static_cast<std::size_t>(cin * h * w), 4),
+                           wt = test::random_vector(static_cast<std::size_t>(cout * cin * 9), 5);
+  DeviceArray<float> dx(be, x.size()), dw(be, wt.size()), dy(be, static_cast<std::size_t>(cout * h * w));
+  dx.upload(x.data());
+  dw.upload(wt.data());
+  Conv2dArgs a;
+  a.x = dx.view({1, cin, h, w});
+  a.weight = dw.view({cout, cin, 3, 3});
+  a.y = dy.view({1, cout, h, w});
+  a.pad_top = a.pad_bottom = a.pad_left = a.pad_right = 1;
+  rw::simt::emu::drop_barrier_for_test(dropped);
+  be.conv2d(a, be.default_stream());
+  be.synchronize();
+  rw::simt::emu::drop_barrier_for_test(0);
+  std::vector<float> y(dy.size());
+  dy.download(y.data());
+  double worst = 0, scale = 0;
+  for (int64_t co = 0; co < cout; ++co)
+    for (int64_t i = 0; i < h; ++i)
+      for (int64_t j = 0; j < w; ++j) {
+        double gold = 0;
+        for (int64_t ci = 0; ci < cin; ++ci)
+          for (int64_t p = 0; p < 3; ++p)
+            for (int64_t q = 0; q < 3; ++q) {
+              const int64_t r = i + p - 1, c = j + q - 1;
+              if (r >= 0 && r < h && c >= 0 && c < w)
+                gold += double(wt[((co * cin + ci) * 3 + p) * 3 + q]) * double(x[(ci * h + r) * w + c]);
+            }
+        const double e = std::fabs(y[(co * h + i) * w + j] - gold);
+        worst = std::isnan(e) ? INFINITY : std::max(worst, e);
+        scale = std::max(scale, std::fabs(gold));
+      }
+  return worst / scale;
+}
+
+// vq_nearest (f32, 300 vectors of 70 dimensions, 37 codes) with barrier `dropped` removed: how
+// many codes differ from the cpu backend's.
+int vq_nearest_mismatches(Backend& be, int dropped) {
+  const int64_t dim = 70, pixels = 300, codes = 37;
+  const std::vector<float> z = test::random_vector(static_cast<std::size_t>(dim * pixels), 6),
+                           cb = test::random_vector(static_cast<std::size_t>(codes * dim), 7);
+  auto run = [&](Backend& b, int drop) {
+    DeviceArray<float> dz(b, z.size()), dcb(b, cb.size());
+    DeviceArray<int32_t> di(b, static_cast<std::size_t>(pixels));
+    dz.upload(z.data());
+    dcb.upload(cb.data());
+    VqNearestArgs a;
+    a.z = dz.view({1, dim, 1, pixels});
+    a.codebook = dcb.view({codes, dim});
+    a.indices = di.view({1, 1, pixels});
+    rw::simt::emu::drop_barrier_for_test(drop);
+    b.vq_nearest(a, b.default_stream());
+    b.synchronize();
+    rw::simt::emu::drop_barrier_for_test(0);
+    std::vector<int32_t> idx(di.size());
+    di.download(idx.data());
+    return idx;
+  };
+  auto cpu = create_backend("cpu");
+  const std::vector<int32_t> got = run(be, dropped), gold = run(*cpu, 0);
+  int wrong = 0;
+  for (std::size_t t = 0; t < got.size(); ++t) wrong += got[t] != gold[t];
+  return wrong;
+}
+
 }  // namespace
+
+TEST_CASE("dropping one named barrier of the VQGAN kernels gives a wrong answer", "[simt][vision]") {
+  for (const char* name : {"cuda-emu", "hip-emu"}) {
+    INFO(name);
+    auto be = create_backend(name);
+    // fp32 accumulation of 81 products of magnitude <= 1: gamma_83 ~ 5e-6 relative to the largest
+    // |y| is a generous bound (style.md item 6).
+    CHECK(conv2d_relative_error(*be, 0) < 1e-5);
+    CHECK(conv2d_relative_error(*be, gpu::kBarrierConvTileLoaded) > 1e-3);
+    CHECK(conv2d_relative_error(*be, gpu::kBarrierConvTileConsumed) > 1e-3);
+    // Random data: no two codes within fp32 rounding of each other for any vector, so the fp32
+    // search agrees with the cpu's fp64 one everywhere.
+    CHECK(vq_nearest_mismatches(*be, 0) == 0);
+    CHECK(vq_nearest_mismatches(*be, gpu::kBarrierVqTileLoaded) > 10);
+  }
+}
 
 TEST_CASE("dropping one named barrier of the GEMM or reduction kernels gives a wrong answer", "[simt]") {
   for (const char* name : {"cuda-emu", "hip-emu"}) {

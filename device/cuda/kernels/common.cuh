@@ -12,6 +12,7 @@
 #include "device/cuda/simt.h"
 #include "device/kernel_args.h"
 #include "device/kernel_call.h"
+#include "device/vision_args.h"
 
 namespace rw::device::gpu::RW_GPU_NS {
 
@@ -128,5 +129,13 @@ void attn_fwd_fused(const AttnFwdStepArgs& a, const LaunchContext& ctx);
 // attention_fused_bwd.cu: bf16 q/k/v/dout, head_dim 64 or 128, when ctx.attn_bwd_fused.
 bool attn_bwd_fused_applies(const AttnBwdStepArgs& a, const LaunchContext& ctx);
 void attn_bwd_fused(const AttnBwdStepArgs& a, const LaunchContext& ctx);
+
+// vision.cu (the VQGAN kernels)
+void run(Conv2dArgs& a, const LaunchContext& ctx);
+void run(GroupNormArgs& a, const LaunchContext& ctx);
+void run(SiluArgs& a, const LaunchContext& ctx);
+void run(UpsampleNearest2xArgs& a, const LaunchContext& ctx);
+void run(VqNearestArgs& a, const LaunchContext& ctx);
+void run(VqLookupArgs& a, const LaunchContext& ctx);
 
 }  // namespace rw::device::gpu::RW_GPU_NS
