@@ -14,7 +14,7 @@ VqganModel::VqganModel(device::ExecContext ctx, const VqganConfig& config) : ctx
   config_.validate();
   if (!ctx_.backend->capabilities().vqgan_kernels)
     throw InputError("backend " + ctx_.backend->name() +
-                     " has no VQGAN kernels (convolution, GroupNorm, code search) yet; cpu and sim-gpu have them");
+                     " has no VQGAN kernels (convolution, GroupNorm, code search)");
   int64_t offset = 0;
   for (const VqganTensor& t : vqgan_tensors(config_)) {
     offsets_[t.name] = offset;

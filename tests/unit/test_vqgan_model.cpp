@@ -314,6 +314,8 @@ TEST_CASE("the VQGAN model: workspace size, weights count, backends without the 
   VqganModel tiny(device::ExecContext::on_default_stream(*cpu), VqganConfig::preset("tiny"));
   CHECK(tiny.parameter_count() == vqgan_parameter_counts(VqganConfig::preset("tiny")).total());
   CHECK_THROWS_WITH(tiny.load_weights(std::vector<float>(5)), Catch::Contains("5 values for a model of"));
+  // Every backend built today has the kernels (the GPU ones since device/cuda/kernels/vision.cu);
+  // the refusal guards a backend added without them.
   for (const std::string& name : device::available_backend_names()) {
     auto be = device::create_backend(name);
     if (be->capabilities().vqgan_kernels) continue;
