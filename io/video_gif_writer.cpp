@@ -1,11 +1,15 @@
 // video_gif_writer.cpp: see video_gif_writer.h.
 #include "io/video_gif_writer.h"
 
+#include <fcntl.h>
 #include <gif_lib.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <unordered_map>
 
 #include "io/h5_file.h"
@@ -68,8 +72,16 @@ void write_gif(const std::string& path, const std::vector<RgbImage>& frames, dou
                        std::to_string(frames[i].height) + ", the first " + std::to_string(w) + " x " + std::to_string(h));
   const std::string tmp = path + ".tmp";
   int error = 0;
-  GifFileType* gif = EGifOpenFileName(tmp.c_str(), false, &error);
-  if (!gif) throw InputError("cannot create '" + tmp + "' (" + GifErrorString(error) + ")");
+  // Opened here rather than by EGifOpenFileName, which creates files readable by their owner
+  // only (0600): 0666 less the umask, as every other output of ringworld.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0666);
+  if (fd < 0) throw InputError("cannot create '" + tmp + "' (" + std::strerror(errno) + ")");
+  GifFileType* gif = EGifOpenFileHandle(fd, &error);  // EGifCloseFile closes fd once this succeeded
+  if (!gif) {  // giflib fails only before it takes the handle over (allocation)
+    ::close(fd);
+    std::remove(tmp.c_str());
+    throw InputError("cannot create '" + tmp + "' (" + GifErrorString(error) + ")");
+  }
   add_cleanup_path(tmp);  // removed if the job dies before the rename
   bool ok = true;
   auto fail = [&](const std::string& what) {

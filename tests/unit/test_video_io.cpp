@@ -9,6 +9,8 @@
 // About 0.2 s.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -98,8 +100,12 @@ TEST_CASE("GIF: frames of few colours read back exactly, at every frame and at a
   std::vector<RgbImage> frames;
   for (int f = 0; f < 5; ++f) frames.push_back(block_frame(f, 40, 24));
   const fs::path gif = dir.path / "clip.gif";
+  const mode_t old_mask = ::umask(022);
   io::write_gif(gif.string(), frames, 10);  // 10 cs a frame
+  ::umask(old_mask);
   CHECK(!fs::exists(gif.string() + ".tmp"));
+  // Readable by others, as every output, under umask 022 (giflib's own open made files 0600).
+  CHECK((fs::status(gif).permissions() & fs::perms::others_read) != fs::perms::none);
   std::vector<double> times;
   const std::vector<RgbImage> back = read_all(gif, 0, &times);
   REQUIRE(back.size() == 5);
