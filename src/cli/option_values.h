@@ -72,7 +72,7 @@ class NumberValue : public boost::program_options::typed_value<T> {
     po::validators::check_first_occurrence(value_store);
     const std::string& text = po::validators::get_single_string(tokens);
     T value{};
-    if (!parse(text, &value) || !in_range(value)) {
+    if (!parse_text(text, &value) || !in_range(value)) {
       po::invalid_option_value error(text);
       error.m_error_template = "option '%canonical_option%' must be " + requirement() + " (got '%value%')";
       throw error;
@@ -93,7 +93,7 @@ class NumberValue : public boost::program_options::typed_value<T> {
     has_high_ = true, high_ = v, high_open_ = open;
     return this;
   }
-  bool parse(const std::string& text, T* out) const {
+  bool parse_text(const std::string& text, T* out) const {
     std::string s = text;
     if (!s.empty() && s[0] == '+') s.erase(0, 1);
     if (s.empty()) return false;

@@ -14,7 +14,7 @@
 namespace rw::plan {
 namespace {
 
-constexpr double kMiB = 1024.0 * 1024.0, kGiB = kMiB * 1024.0;
+constexpr double kMiB = 1024.0 * 1024.0;
 
 
 }  // namespace

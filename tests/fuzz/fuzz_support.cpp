@@ -37,6 +37,11 @@ void init_mpi_once(int* argc, char*** argv) {
   // Open MPI's own handlers for SIGSEGV/SIGABRT/... would print and exit before libFuzzer could
   // save the input: leave the signals to the sanitizers and libFuzzer.
   setenv("OMPI_MCA_opal_signal", "", 0);
+  // One process, no peers: no orted to fork, no transports to probe (Open MPI's default start-up
+  // spends most of a second on both; tests/CMakeLists.txt says the same of the tools' tests).
+  setenv("OMPI_MCA_ess_singleton_isolated", "1", 0);
+  setenv("OMPI_MCA_pml", "ob1", 0);
+  setenv("OMPI_MCA_btl", "self", 0);
   runtime = new rw::mpi::Runtime(*argc, *argv);
   rw::set_fatal_handler(&abort_with_message);
 }
