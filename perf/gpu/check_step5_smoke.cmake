@@ -1,10 +1,11 @@
 # check_step5_smoke.cmake: the smoke test of perf/gpu/check.sh step 5 (ctest gpu_step5_smoke):
 # gpu_train_bench and gpu_ring_bench at --quick sizes on sim-gpu (kernels on worker threads,
 # device memory the host cannot touch, random delays when RINGWORLD_SIM_GPU_DELAY_US is set),
-# the ring also on cpu over the direct path; each must exit 0 (their own checks: the tiny model
+# the ring also on cpu over the direct path and, with -DEMU=ON, on cuda-emu (the GPU kernels under
+# the SIMT emulation); each must exit 0 (their own checks: the tiny model
 # against fp64 and the loss at initialisation; the ring bit for bit against the compute-only
 # run) and write JSON that parses with the fields check.sh's summary reads.
-#   cmake -DTRAIN=<gpu_train_bench> -DRING=<gpu_ring_bench> -DWORK=<dir> -P check_step5_smoke.cmake
+#   cmake -DTRAIN=<gpu_train_bench> -DRING=<gpu_ring_bench> -DWORK=<dir> [-DEMU=ON] -P check_step5_smoke.cmake
 cmake_minimum_required(VERSION 3.19)  # string(JSON)
 file(MAKE_DIRECTORY ${WORK})
 
@@ -50,3 +51,8 @@ run_bench(gpu_ring_bench ${RING} --backend sim-gpu --quick --json ${WORK}/ring_s
 check_json(${WORK}/ring_sim.json 4 tokens ring_ms compute_ms exposed)
 run_bench(gpu_ring_bench ${RING} --backend cpu --quick --path direct,staged --json ${WORK}/ring_cpu.json)
 check_json(${WORK}/ring_cpu.json 8 tokens ring_ms compute_ms exposed)
+# The GPU kernels (the fused attention at d 64) under the SIMT emulation, where built (~1 s).
+if(EMU)
+  run_bench(gpu_ring_bench ${RING} --backend cuda-emu --quick --json ${WORK}/ring_emu.json)
+  check_json(${WORK}/ring_emu.json 4 tokens ring_ms compute_ms exposed)
+endif()

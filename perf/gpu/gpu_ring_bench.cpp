@@ -129,9 +129,9 @@ Options parse(int argc, char** argv) {
   }
   if (o.quick) {
     o.tokens = {48, 96};
-    o.heads = 4;
-    o.kv_heads = 2;
-    o.head_dim = 16;
+    o.heads = 2;  // GQA
+    o.kv_heads = 1;
+    o.head_dim = 64;  // the fused attention's smallest head size (the GPU backends use it)
     o.reps = 1;
   }
   if (o.dtype != "bf16" && o.dtype != "f32") throw InputError("--dtype takes bf16 or f32");
@@ -250,7 +250,8 @@ void run_rank(const Options& o, int rank, const std::vector<Config>& configs,
     barrier.wait();
     if (cfg.path == "direct" && !can_direct) {  // every rank sees the same capabilities
       mine.skipped = true;
-      mine.note = "backend " + be.name() + " cannot hand device memory to a transport (sim-gpu: no direct path)";
+      mine.note = "backend " + be.name() + "'s device memory is neither host-accessible nor allowed to go to a "
+                  "transport as device pointers";
       continue;
     }
     const int nl = static_cast<int>(local_token_count(cfg.tokens, n));
