@@ -30,11 +30,12 @@
 #   perf/gpu/check.sh --prepare    on a Debian machine with catch2 installed (the project's):
 #                                  copies Catch2's single header into .gpu-deps/ (git-ignored)
 #   OUT=dir perf/gpu/check.sh      on the GPU machine (OUT defaults to ./gpu-check-out)
-# With the device tool: run(command="perf/gpu/check.sh", carry=[".gpu-deps"], timeout_s=540).
+# With the device tool: run(command="perf/gpu/check.sh", carry=[".gpu-deps"], timeout_s=600).
 # Environment: OUT, BUILD (build-gpu-check), JOBS (nproc), CUDA_ARCHS (90), BENCH_ARGS (extra
 # gpu_bench options, e.g. "--tokens 8192" for a short run), TRAIN_ARGS / RING_ARGS (extra
 # gpu_train_bench / gpu_ring_bench options, e.g. TRAIN_ARGS="--tokens 16384,32768,65536"),
-# TRAIN_LIMIT_S (60), RING_LIMIT_S (40): those steps' time limits.
+# TRAIN_LIMIT_S (60), RING_LIMIT_S (40): those steps' time limits; TOTAL_LIMIT_S (570): the whole
+# script's (each step's limit is cut to what is left, so the results are written in time).
 # Exit status: 0 when everything built, every test passed, no benchmark value was wrong and the
 # training and ring benchmarks' checks passed (targets missed do not fail it: results.json says).
 set -uo pipefail
@@ -62,6 +63,7 @@ CUDA_ARCHS="${CUDA_ARCHS:-90}"
 BENCH_ARGS="${BENCH_ARGS:-}"
 TRAIN_ARGS="${TRAIN_ARGS:-}"
 RING_ARGS="${RING_ARGS:-}"
+TOTAL_LIMIT_S="${TOTAL_LIMIT_S:-570}"
 TRAIN_LIMIT_S="${TRAIN_LIMIT_S:-60}"
 RING_LIMIT_S="${RING_LIMIT_S:-40}"
 mkdir -p "$OUT"
@@ -75,7 +77,17 @@ declare -A STATUS SECONDS_OF
 run_step() {  # run_step NAME TIMEOUT_S LOG COMMAND...: runs with a time limit, records status and seconds
   local name=$1 limit=$2 log=$3
   shift 3
-  local t0 rc
+  local t0 rc left
+  # The whole script stays within TOTAL_LIMIT_S: a step gets at most what is left of it, less 10 s
+  # (timeout's --kill-after) and 15 s for the summary, so results.json is always written.
+  left=$((TOTAL_LIMIT_S - $(elapsed) - 25))
+  if ((left < 5)); then
+    STATUS[$name]="not run (the script's ${TOTAL_LIMIT_S} s were spent)"
+    SECONDS_OF[$name]=0
+    say "== $name: ${STATUS[$name]}"
+    return 125
+  fi
+  ((limit > left)) && limit=$left
   t0=$(date +%s)
   say "== $name (limit ${limit} s, at $(elapsed) s)"
   timeout --kill-after=10 "$limit" "$@" >"$log" 2>&1
@@ -84,7 +96,7 @@ run_step() {  # run_step NAME TIMEOUT_S LOG COMMAND...: runs with a time limit, 
   case $rc in
     0) STATUS[$name]=ok ;;
     124 | 137) STATUS[$name]="timed out after ${limit} s" ;;
-    77) STATUS[$name]="failed: no usable device (exit 77; see $(basename "$log"))" ;;
+    77) STATUS[$name]="failed: no usable device ($(grep -m1 -o 'not available here: .*' "$log" | cut -c21- | cut -c1-120))" ;;
     *) STATUS[$name]="failed (exit $rc)" ;;
   esac
   say "   ${STATUS[$name]} in ${SECONDS_OF[$name]} s; log: $(basename "$log")"
@@ -112,7 +124,7 @@ BUILD_OK=$?
 if [[ $BUILD_OK -eq 0 ]]; then
   run_step tests 150 "$OUT/tests.log" bash -c "cd '$BUILD' && ctest -L gpu -j 2 --output-on-failure"
   # A skipped gpu_cuda means no usable device: on the GPU machine that is a failure.
-  if grep -q "gpu_cuda .*Skipped\|Not Run" "$OUT/tests.log"; then
+  if [[ "${STATUS[tests]}" == ok ]] && grep -q "gpu_cuda .*Skipped\|Not Run" "$OUT/tests.log"; then
     STATUS[tests]="failed: gpu_cuda skipped (no usable CUDA device; see tests.log)"
     say "   ${STATUS[tests]}"
   fi
@@ -124,7 +136,7 @@ fi
 if [[ $BUILD_OK -eq 0 ]]; then
   # shellcheck disable=SC2086
   run_step bench 150 "$OUT/bench.txt" "$BUILD/gpu_bench" --backend cuda --json "$OUT/bench.json" $BENCH_ARGS
-  cat "$OUT/bench.txt" >>"$TXT"
+  [[ -f "$OUT/bench.txt" ]] && cat "$OUT/bench.txt" >>"$TXT"
 else
   STATUS[bench]="not run (build failed)"
 fi
@@ -135,12 +147,12 @@ if [[ $BUILD_OK -eq 0 ]]; then
   # shellcheck disable=SC2086
   run_step training "$TRAIN_LIMIT_S" "$OUT/training.txt" "$BUILD/gpu_train_bench" --backend cuda --precision bf16 \
     --tokens 16384,32768 --warmup 1 --steps 3 --budget-s 20 --json "$OUT/training.json" $TRAIN_ARGS
-  cat "$OUT/training.txt" >>"$TXT"
+  [[ -f "$OUT/training.txt" ]] && cat "$OUT/training.txt" >>"$TXT"
   # Ring: 2 in-process ranks on the GPU, 16K and 32K tokens in all, staged and direct paths.
   # shellcheck disable=SC2086
   run_step ring "$RING_LIMIT_S" "$OUT/ring.txt" "$BUILD/gpu_ring_bench" --backend cuda --ranks 2 \
     --tokens 16384,32768 --path staged,direct --reps 3 --json "$OUT/ring.json" $RING_ARGS
-  cat "$OUT/ring.txt" >>"$TXT"
+  [[ -f "$OUT/ring.txt" ]] && cat "$OUT/ring.txt" >>"$TXT"
 else
   STATUS[training]="not run (build failed)"
   STATUS[ring]="not run (build failed)"

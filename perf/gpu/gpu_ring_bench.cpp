@@ -24,6 +24,8 @@
 //            so the device is shared as in the ring
 // exposed communication = (ring - compute) / ring, medians over the repetitions, forward and
 // forward+backward (target < 5% at 2 ranks; negative values are noise and printed as measured).
+// The ring's own work that is not a kernel of the compute run counts as exposed too: the copy of
+// the local K/V into the travelling buffer, the final dK/dV copy home, the headers' checks.
 //
 // Checks (exit 1 if one fails): the ring's forward output and lse, and its backward's dQ, are
 // bit for bit the compute-only run's (the same kernels on the same bytes: a transfer that
