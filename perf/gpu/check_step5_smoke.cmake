@@ -45,6 +45,21 @@ string(JSON check GET "${text}" reference_check ok)
 if(NOT check STREQUAL "ON" AND NOT check STREQUAL "true")
   message(FATAL_ERROR "train.json: reference_check.ok is '${check}'")
 endif()
+# The FLOP count, recomputed here from the model's shape: 6 N_gemm T + 12 L T^2 d_model / 2, with
+# N_gemm = L (2 h^2 + 2 h kv + 3 h f) + h V (gemm_train_bench.cpp's header says why).
+foreach(field layers hidden intermediate heads kv_heads vocab)
+  string(JSON ${field} GET "${text}" model ${field})
+endforeach()
+math(EXPR kv "${hidden} / ${heads} * ${kv_heads}")
+math(EXPR n_gemm "${layers} * (2 * ${hidden} * ${hidden} + 2 * ${hidden} * ${kv} + 3 * ${hidden} * ${intermediate}) + ${hidden} * ${vocab}")
+foreach(i 0 1)
+  string(JSON tokens GET "${text}" rows ${i} tokens)
+  string(JSON got GET "${text}" rows ${i} model_flops)
+  math(EXPR want "6 * ${n_gemm} * ${tokens} + 6 * ${layers} * ${tokens} * ${tokens} * ${hidden}")
+  if(NOT got EQUAL want)
+    message(FATAL_ERROR "train.json: row ${i}: model_flops ${got}, expected ${want}")
+  endif()
+endforeach()
 
 run_bench(gpu_ring_bench ${RING} --backend sim-gpu --quick --json ${WORK}/ring_sim.json)
 # 2 token counts x fwd, fwd+bwd on the staged path; sim-gpu has no direct path (a note says so).

@@ -19,7 +19,7 @@
 // I/O, no validation.
 //
 // FLOPs (model FLOPs, for MFU; recomputation in the backward is not counted, as PaLM's MFU):
-//   6 N_gemm T  +  6 L T^2 d_model / 2  (causal) ... per step of T tokens, where
+//   6 N_gemm T  +  12 L T^2 d_model / 2  (causal attention)  per step of T tokens, where
 //   N_gemm = the weights every token meets in a GEMM: per layer q, k, v, o, gate, up, down, and
 //   the lm_head (not the embedding table: a lookup; not the norms: elementwise);
 //   attention: forward 4 T^2 d_head heads per layer (Q K^T and P V, 2 flops per multiply-add),
@@ -232,8 +232,8 @@ double gemm_parameters(const model::LlamaConfig& c) {
 }
 
 double model_flops(const model::LlamaConfig& c, double tokens) {
-  return 6.0 * gemm_parameters(c) * tokens + 6.0 * double(c.num_hidden_layers) * tokens * tokens *
-                                                 double(c.hidden_size) * 0.5;
+  const double attention = 12.0 * double(c.num_hidden_layers) * tokens * tokens * double(c.hidden_size) * 0.5;
+  return 6.0 * gemm_parameters(c) * tokens + attention;
 }
 
 // ---- the reference check (tiny model, fp64) ----
@@ -319,6 +319,7 @@ struct Row {
   long tokens = 0;
   int steps = 0;
   double median_ms = 0, min_ms = 0, tokens_per_s = 0, tflops = 0, mfu = 0;
+  double model_flops = 0;  // per step (the formula above)
   double first_loss = 0, expected_loss = 0, last_loss = 0;
   bool loss_ok = false;
 };
@@ -334,14 +335,15 @@ std::string json_text(const Options& o, const model::LlamaConfig& c, double para
      << ", \"kv_heads\": " << c.num_key_value_heads << ", \"vocab\": " << c.vocab_size
      << ", \"parameters\": " << static_cast<long long>(params)
      << ", \"gemm_parameters\": " << static_cast<long long>(gemm_parameters(c)) << "},\n"
-     << "  \"flop_formula\": \"6 N_gemm T + 6 L T^2 d_model / 2 (causal attention: fwd 4 T^2 d_model / 2, bwd 2x)\",\n"
+     << "  \"flop_formula\": \"6 N_gemm T + 12 L T^2 d_model / 2 (causal attention: fwd 4 T^2 d_model / 2, bwd 2x)\",\n"
      << "  \"peak_tflops\": " << o.peak_tflops << ",\n"
      << "  \"reference_check\": {\"run\": " << (o.check ? "true" : "false") << ", \"ok\": "
      << (check.ok || !o.check ? "true" : "false") << ", \"err_over_tol\": "
      << (std::isfinite(check.worst) ? check.worst : -1.0) << "},\n  \"rows\": [\n";
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const Row& r = rows[i];
-    js << "    {\"tokens\": " << r.tokens << ", \"steps\": " << r.steps << ", \"median_ms\": " << r.median_ms
+    js << "    {\"tokens\": " << r.tokens << ", \"steps\": " << r.steps
+       << ", \"model_flops\": " << static_cast<long long>(std::llround(r.model_flops)) << ", \"median_ms\": " << r.median_ms
        << ", \"min_ms\": " << r.min_ms << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"tflops\": " << r.tflops
        << ", \"mfu\": " << r.mfu << ", \"first_loss\": " << (std::isfinite(r.first_loss) ? r.first_loss : -1.0)
        << ", \"expected_loss\": " << r.expected_loss
@@ -400,7 +402,8 @@ Row bench_tokens(const Options& o, const model::LlamaConfig& c, perf::LocalDevic
   r.median_ms = median * 1e3;
   r.min_ms = times.front() * 1e3;
   r.tokens_per_s = tokens / median;
-  r.tflops = model_flops(c, tokens) / median / 1e12;
+  r.model_flops = model_flops(c, tokens);
+  r.tflops = r.model_flops / median / 1e12;
   r.mfu = r.tflops / o.peak_tflops;
   r.loss_ok = std::isfinite(r.first_loss) && std::isfinite(r.last_loss) &&
               (!at_init || std::fabs(r.first_loss - r.expected_loss) <= 0.08 * r.expected_loss);
@@ -434,7 +437,7 @@ int main(int argc, char** argv) {
                 o.attn.c_str(), o.quick ? " (--quick: smoke-test sizes)" : "");
     std::printf("# model: %s\n", c.describe().c_str());
     std::printf("# step: zero grads, forward+backward (one sequence, causal), grad norm, AdamW (+ bf16 copy)\n");
-    std::printf("# flops: 6 N_gemm T + 6 L T^2 d_model / 2 (N_gemm %.4g); MFU against %.0f TFLOP/s\n",
+    std::printf("# flops: 6 N_gemm T + 12 L T^2 d_model / 2 (N_gemm %.4g); MFU against %.0f TFLOP/s\n",
                 gemm_parameters(c), o.peak_tflops);
     std::fflush(stdout);
 
