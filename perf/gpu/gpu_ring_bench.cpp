@@ -491,7 +491,7 @@ int main(int argc, char** argv) {
         r.pass = pass == 0 ? "fwd" : "fwd+bwd";
         r.ring_ms = median(pass == 0 ? rf : rfb) * 1e3;
         r.compute_ms = median(pass == 0 ? cf : cfb) * 1e3;
-        r.exposed = (r.ring_ms - r.compute_ms) / r.ring_ms;
+        r.exposed = r.ring_ms > 0 ? (r.ring_ms - r.compute_ms) / r.ring_ms : 0.0;
         r.hop_mb = hop_mb;
         r.ok = checks;
         rows.push_back(r);
