@@ -338,6 +338,7 @@ struct Row {
   long tokens = 0;
   int steps = 0;
   double median_ms = 0, min_ms = 0, tokens_per_s = 0, tflops = 0, mfu = 0;
+  double model_ms = 0, optimizer_ms = 0;  // medians of the step's parts: forward+backward, the rest
   double model_flops = 0;  // per step (the formula above)
   double first_loss = 0, expected_loss = 0, last_loss = 0;
   bool loss_ok = false;
@@ -363,7 +364,8 @@ std::string json_text(const Options& o, const model::LlamaConfig& c, double para
     const Row& r = rows[i];
     js << "    {\"tokens\": " << r.tokens << ", \"steps\": " << r.steps
        << ", \"model_flops\": " << static_cast<long long>(std::llround(r.model_flops)) << ", \"median_ms\": " << r.median_ms
-       << ", \"min_ms\": " << r.min_ms << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"tflops\": " << r.tflops
+       << ", \"min_ms\": " << r.min_ms << ", \"model_ms\": " << r.model_ms
+       << ", \"optimizer_ms\": " << r.optimizer_ms << ", \"tokens_per_s\": " << r.tokens_per_s << ", \"tflops\": " << r.tflops
        << ", \"mfu\": " << r.mfu << ", \"first_loss\": " << (std::isfinite(r.first_loss) ? r.first_loss : -1.0)
        << ", \"expected_loss\": " << r.expected_loss
        << ", \"last_loss\": " << (std::isfinite(r.last_loss) ? r.last_loss : -1.0)
@@ -383,6 +385,11 @@ void write_json(const Options& o, const std::string& text) {
   if (std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0) throw InputError("cannot write " + o.json);
 }
 
+double median_of(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
+}
+
 Row bench_tokens(const Options& o, const model::LlamaConfig& c, perf::LocalDeviceParams& params,
                  perf::LocalAttention& attention, const device::ExecContext& exec, model::Precision precision,
                  int tokens, bool at_init) {
@@ -397,12 +404,13 @@ Row bench_tokens(const Options& o, const model::LlamaConfig& c, perf::LocalDevic
   r.tokens = tokens;
   const double s2 = 0.02 * 0.02 * double(c.hidden_size);
   r.expected_loss = at_init ? std::log(double(c.vocab_size)) + s2 / 2 : -1.0;
-  std::vector<double> times;
+  std::vector<double> times, model_times, optimizer_times;
   const double start = now_s();
   for (int step = 1; step <= o.warmup + o.steps; ++step) {
     const double t0 = now_s();
     params.zero_grads();
-    const double loss = m.forward_backward(batch, scale) * scale;
+    const double loss = m.forward_backward(batch, scale) * scale;  // reads the loss: a sync point
+    const double t_model = now_s();
     const double norm = std::sqrt(params.grad_sum_squares());
     const double multiplier = std::isfinite(norm) && norm > 1.0 ? 1.0 / norm : 1.0;
     params.adamw_step(1e-4, step, multiplier);
@@ -410,16 +418,20 @@ Row bench_tokens(const Options& o, const model::LlamaConfig& c, perf::LocalDevic
     const double seconds = now_s() - t0;
     if (step == 1) r.first_loss = loss;
     r.last_loss = loss;
-    if (step > o.warmup) times.push_back(seconds);
+    if (step > o.warmup) {
+      times.push_back(seconds);
+      model_times.push_back(t_model - t0);
+      optimizer_times.push_back(t0 + seconds - t_model);
+    }
     const double elapsed = now_s() - start, per_step = elapsed / step;
     if (o.budget_s > 0 && !times.empty() && elapsed + per_step > o.budget_s) break;
   }
   r.steps = static_cast<int>(times.size());
-  std::sort(times.begin(), times.end());
-  const double median = times.size() % 2 ? times[times.size() / 2]
-                                          : 0.5 * (times[times.size() / 2 - 1] + times[times.size() / 2]);
+  const double median = median_of(times);
+  r.model_ms = median_of(model_times) * 1e3;
+  r.optimizer_ms = median_of(optimizer_times) * 1e3;
   r.median_ms = median * 1e3;
-  r.min_ms = times.front() * 1e3;
+  r.min_ms = *std::min_element(times.begin(), times.end()) * 1e3;
   r.tokens_per_s = tokens / median;
   r.model_flops = model_flops(c, tokens);
   r.tflops = r.model_flops / median / 1e12;
@@ -455,7 +467,8 @@ int main(int argc, char** argv) {
     std::printf("# gpu_train_bench on %s, %s, attention %s%s\n", o.backend.c_str(), o.precision.c_str(),
                 o.attn.c_str(), o.quick ? " (--quick: smoke-test sizes)" : "");
     std::printf("# model: %s\n", c.describe().c_str());
-    std::printf("# step: zero grads, forward+backward (one sequence, causal), grad norm, AdamW (+ bf16 copy)\n");
+    std::printf("# step: zero grads, forward+backward (one sequence, causal), grad norm, AdamW (+ bf16 copy);\n"
+                "# fwd+bwd = zero grads + forward+backward, optimizer = the rest (medians of the parts)\n");
     std::printf("# flops: 6 N_gemm T + 12 L T^2 d_model / 2 (N_gemm %.4g); MFU against %.0f TFLOP/s\n",
                 gemm_parameters(c), o.peak_tflops);
     std::fflush(stdout);
@@ -477,10 +490,10 @@ int main(int argc, char** argv) {
                 static_cast<long long>(params.parameter_count()), params.device_bytes() / 1e9, now_s() - t_init);
     perf::LocalAttention attention(exec, true);
 
-    std::printf("%7s %5s %10s %10s %10s %8s %6s %10s %10s %10s %5s\n", "tokens", "steps", "median", "min", "rate",
-                "model", "mfu", "loss_1", "expected", "loss_last", "ok");
-    std::printf("%7s %5s %10s %10s %10s %8s %6s %10s %10s %10s %5s\n", "count", "count", "ms", "ms", "tokens/s",
-                "TFLOP/s", "ratio", "nats", "nats", "nats", "-");
+    std::printf("%7s %5s %10s %10s %10s %10s %10s %8s %6s %10s %10s %10s %5s\n", "tokens", "steps", "median", "min",
+                "fwd+bwd", "optimizer", "rate", "model", "mfu", "loss_1", "expected", "loss_last", "ok");
+    std::printf("%7s %5s %10s %10s %10s %10s %10s %8s %6s %10s %10s %10s %5s\n", "count", "count", "ms", "ms", "ms",
+                "ms", "tokens/s", "TFLOP/s", "ratio", "nats", "nats", "nats", "-");
     std::fflush(stdout);
     std::vector<Row> rows;
     bool ok = check.ok || !o.check;
@@ -489,8 +502,8 @@ int main(int argc, char** argv) {
       const Row r = bench_tokens(o, c, params, attention, exec, precision, tokens, rows.empty());
       rows.push_back(r);
       ok = ok && r.loss_ok;
-      std::printf("%7ld %5d %10.2f %10.2f %10.0f %8.2f %6.3f %10.4f %10.4f %10.4f %5s\n", r.tokens, r.steps,
-                  r.median_ms, r.min_ms, r.tokens_per_s, r.tflops, r.mfu, r.first_loss, r.expected_loss, r.last_loss,
+      std::printf("%7ld %5d %10.2f %10.2f %10.2f %10.2f %10.0f %8.2f %6.3f %10.4f %10.4f %10.4f %5s\n", r.tokens,
+                  r.steps, r.median_ms, r.min_ms, r.model_ms, r.optimizer_ms, r.tokens_per_s, r.tflops, r.mfu, r.first_loss, r.expected_loss, r.last_loss,
                   r.loss_ok ? "yes" : "NO");
       std::fflush(stdout);
       write_json(o, json_text(o, c, double(params.parameter_count()), check, rows));
