@@ -63,11 +63,11 @@ endforeach()
 
 run_bench(gpu_ring_bench ${RING} --backend sim-gpu --quick --json ${WORK}/ring_sim.json)
 # 2 token counts x fwd, fwd+bwd on the staged path; sim-gpu has no direct path (a note says so).
-check_json(${WORK}/ring_sim.json 4 tokens ring_ms compute_ms exposed)
+check_json(${WORK}/ring_sim.json 4 tokens ring_ms compute_ms exposed comm_ms hidden)
 run_bench(gpu_ring_bench ${RING} --backend cpu --quick --path direct,staged --json ${WORK}/ring_cpu.json)
-check_json(${WORK}/ring_cpu.json 8 tokens ring_ms compute_ms exposed)
+check_json(${WORK}/ring_cpu.json 8 tokens ring_ms compute_ms exposed comm_ms hidden)
 # The GPU kernels (the fused attention at d 64) under the SIMT emulation, where built (~1 s).
 if(EMU)
   run_bench(gpu_ring_bench ${RING} --backend cuda-emu --quick --json ${WORK}/ring_emu.json)
-  check_json(${WORK}/ring_emu.json 4 tokens ring_ms compute_ms exposed)
+  check_json(${WORK}/ring_emu.json 4 tokens ring_ms compute_ms exposed comm_ms hidden)
 endif()

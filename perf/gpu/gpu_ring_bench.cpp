@@ -24,6 +24,11 @@
 //            so the device is shared as in the ring
 // exposed communication = (ring - compute) / ring, medians over the repetitions, forward and
 // forward+backward (target < 5% at 2 ranks; negative values are noise and printed as measured).
+//   comm     the pass's transfers alone, every rank at once with nothing computing, through the
+//            ring's own channel and path: (ranks - 1) K/V hops forward; backward as many again
+//            and a dK/dV hop (fp32) per rank
+//   hidden   1 - (ring - compute) / comm, in [0, 1]: the share of the transfer time hidden
+//            behind compute (1: all of it; 0: none)
 // The ring's own work that is not a kernel of the compute run counts as exposed too: the copy of
 // the local K/V into the travelling buffer, the final dK/dV copy home, the headers' checks.
 //
@@ -53,6 +58,7 @@
 #include "device/attention_builder.h"
 #include "device/backend.h"
 #include "device/exec_context.h"
+#include "mpi/device_ring.h"
 #include "mpi/transfer_path.h"
 #include "perf/gpu/in_process_ring.h"
 #include "src/attention/ring_attention.h"
@@ -199,6 +205,7 @@ struct Config {
 // Per config and rank: seconds per repetition of each measurement, and the checks.
 struct RankTimes {
   std::vector<double> ring_fwd, ring_bwd, comp_fwd, comp_bwd;
+  std::vector<double> bare_kv, bare_dkv;  // one hop of K/V, of dK/dV, with no compute
   bool same_out = false, same_lse = false, same_dq = false, finite_dkv = false;
   bool skipped = false;
   std::string note;
@@ -208,6 +215,7 @@ struct Row {
   int tokens = 0, ranks = 0;
   std::string path, pass;
   double ring_ms = 0, compute_ms = 0, exposed = 0;
+  double comm_ms = 0, hidden = 0;  // the pass's transfers alone; share of them hidden behind compute
   double hop_mb = 0;
   bool ok = false;
 };
@@ -367,11 +375,34 @@ void run_rank(const Options& o, int rank, const std::vector<Config>& configs,
     mine.same_lse = same_bytes(be, lse.data(), lse2.data(), rows);
     mine.same_dq = same_bytes(be, dq.data(), dq2.data(), q_elems);
     mine.finite_dkv = all_finite(be, dk.data(), kv_elems) && all_finite(be, dv.data(), kv_elems);
-    for (int rep = 0; rep < o.reps; ++rep) {  // interleaved: drift hits both alike
+    // The transfers alone: one hop of K/V (values and pos/seg as one message) and one of dK/dV
+    // (fp32), through the ring's own K/V channel and path, every rank at once, nothing computing.
+    const std::size_t kv_hop = 2 * kv_elems * device::dtype_size(dt) + 2 * std::size_t(nl) * sizeof(int32_t),
+                      dkv_hop = 2 * kv_elems * sizeof(float);
+    device::DeviceArray<unsigned char> bare_out(be, std::max(kv_hop, dkv_hop)), bare_in(be, std::max(kv_hop, dkv_hop));
+    auto ready = be.create_event(), writable = be.create_event();
+    auto bare = [&](std::size_t n_bytes) {
+      return [&, n_bytes] {
+        constexpr int kTagBare = 901;  // none of the ring's tags
+        be.record(*ready, s);
+        be.record(*writable, s);
+        mpi::DeviceRing& dr = ring.device_ring();
+        mpi::DeviceRing::Request send = dr.post_send_next(bare_out.data(), n_bytes, kTagBare, *ready, "bare send");
+        mpi::DeviceRing::Request recv = dr.post_recv_prev(bare_in.data(), n_bytes, kTagBare, *writable, "bare receive");
+        dr.wait(send);
+        dr.wait(recv, &s);
+        be.synchronize(s);
+      };
+    };
+    timed(bare(kv_hop), scratch);  // the staging buffers of these sizes
+    timed(bare(dkv_hop), scratch);
+    for (int rep = 0; rep < o.reps; ++rep) {  // interleaved: drift hits all alike
       timed(ring_fwd, mine.ring_fwd);
       timed(ring_bwd, mine.ring_bwd);
       timed(compute_fwd, mine.comp_fwd);
       timed(compute_bwd, mine.comp_bwd);
+      timed(bare(kv_hop), mine.bare_kv);
+      timed(bare(dkv_hop), mine.bare_dkv);
     }
     barrier.wait();  // no rank tears down its ring while a neighbour still uses the wire
   }
@@ -391,7 +422,7 @@ std::string json_text(const Options& o, const std::vector<Row>& rows, const std:
     const Row& r = rows[i];
     js << "    {\"tokens\": " << r.tokens << ", \"ranks\": " << r.ranks << ", \"path\": \"" << r.path
        << "\", \"pass\": \"" << r.pass << "\", \"ring_ms\": " << r.ring_ms << ", \"compute_ms\": " << r.compute_ms
-       << ", \"exposed\": " << r.exposed << ", \"hop_mb\": " << r.hop_mb << ", \"ok\": " << (r.ok ? "true" : "false")
+       << ", \"exposed\": " << r.exposed << ", \"comm_ms\": " << r.comm_ms << ", \"hidden\": " << r.hidden << ", \"hop_mb\": " << r.hop_mb << ", \"ok\": " << (r.ok ? "true" : "false")
        << "}" << (i + 1 < rows.size() ? "," : "") << "\n";
   }
   js << "  ]\n}\n";
@@ -448,10 +479,10 @@ int main(int argc, char** argv) {
       });
     for (auto& t : threads) t.join();
 
-    std::printf("%7s %5s %-7s %-8s %10s %10s %8s %8s %4s\n", "tokens", "ranks", "path", "pass", "ring", "compute",
-                "exposed", "hop", "ok");
-    std::printf("%7s %5s %-7s %-8s %10s %10s %8s %8s %4s\n", "count", "count", "-", "-", "ms", "ms", "ratio", "MB",
-                "-");
+    std::printf("%7s %5s %-7s %-8s %10s %10s %8s %10s %8s %8s %4s\n", "tokens", "ranks", "path", "pass", "ring",
+                "compute", "exposed", "comm", "hidden", "hop", "ok");
+    std::printf("%7s %5s %-7s %-8s %10s %10s %8s %10s %8s %8s %4s\n", "count", "count", "-", "-", "ms", "ms", "ratio",
+                "ms", "ratio", "MB", "-");
     std::vector<Row> rows;
     std::vector<std::string> notes;
     bool ok = true;
@@ -472,12 +503,14 @@ int main(int argc, char** argv) {
         for (const RankTimes& rt : t) m = std::max(m, (rt.*field)[rep]);
         return m;
       };
-      std::vector<double> rf, rb, cf, cb, rfb, cfb;
+      std::vector<double> rf, rb, cf, cb, rfb, cfb, kv, dkv;
       for (int rep = 0; rep < o.reps; ++rep) {
         rf.push_back(slowest(&RankTimes::ring_fwd, rep));
         rb.push_back(slowest(&RankTimes::ring_bwd, rep));
         cf.push_back(slowest(&RankTimes::comp_fwd, rep));
         cb.push_back(slowest(&RankTimes::comp_bwd, rep));
+        kv.push_back(slowest(&RankTimes::bare_kv, rep));
+        dkv.push_back(slowest(&RankTimes::bare_dkv, rep));
         rfb.push_back(rf.back() + rb.back());
         cfb.push_back(cf.back() + cb.back());
       }
@@ -492,11 +525,16 @@ int main(int argc, char** argv) {
         r.ring_ms = median(pass == 0 ? rf : rfb) * 1e3;
         r.compute_ms = median(pass == 0 ? cf : cfb) * 1e3;
         r.exposed = r.ring_ms > 0 ? (r.ring_ms - r.compute_ms) / r.ring_ms : 0.0;
+        // Forward: ranks - 1 K/V hops; backward: as many again, and a dK/dV hop per rank.
+        const double hops_kv = (pass == 0 ? 1.0 : 2.0) * (o.ranks - 1), hops_dkv = pass == 0 ? 0.0 : o.ranks;
+        r.comm_ms = (hops_kv * median(kv) + hops_dkv * median(dkv)) * 1e3;
+        r.hidden = r.comm_ms > 0 ? std::min(1.0, std::max(0.0, 1.0 - (r.ring_ms - r.compute_ms) / r.comm_ms)) : 0.0;
         r.hop_mb = hop_mb;
         r.ok = checks;
         rows.push_back(r);
-        std::printf("%7d %5d %-7s %-8s %10.3f %10.3f %8.4f %8.2f %4s\n", r.tokens, r.ranks, r.path.c_str(),
-                    r.pass.c_str(), r.ring_ms, r.compute_ms, r.exposed, r.hop_mb, r.ok ? "yes" : "NO");
+        std::printf("%7d %5d %-7s %-8s %10.3f %10.3f %8.4f %10.3f %8.4f %8.2f %4s\n", r.tokens, r.ranks,
+                    r.path.c_str(), r.pass.c_str(), r.ring_ms, r.compute_ms, r.exposed, r.comm_ms, r.hidden, r.hop_mb,
+                    r.ok ? "yes" : "NO");
       }
       ok = ok && checks;
       write_json(o, json_text(o, rows, notes));
