@@ -104,3 +104,15 @@ if(RINGWORLD_HAVE_GPU_EMU AND TARGET gpu_bench)
   add_test(NAME gpu_bench_smoke COMMAND gpu_bench --backend cuda-emu --quick)
   set_tests_properties(gpu_bench_smoke PROPERTIES TIMEOUT 300 ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1")
 endif()
+
+# perf/gpu/check.sh step 5's benchmarks (training step, ring of in-process ranks) at tiny sizes
+# on sim-gpu (with random delays), the ring on cpu's direct path and on cuda-emu: their own checks
+# and their JSON (perf/gpu/check_step5_smoke.cmake). ~2 s.
+if(TARGET gpu_train_bench AND TARGET gpu_ring_bench)
+  add_test(NAME gpu_step5_smoke
+           COMMAND ${CMAKE_COMMAND} -DTRAIN=$<TARGET_FILE:gpu_train_bench> -DRING=$<TARGET_FILE:gpu_ring_bench>
+                   -DWORK=${CMAKE_CURRENT_BINARY_DIR}/gpu_step5_smoke -DEMU=${RINGWORLD_HAVE_GPU_EMU}
+                   -P ${CMAKE_CURRENT_LIST_DIR}/../../perf/gpu/check_step5_smoke.cmake)
+  set_tests_properties(gpu_step5_smoke PROPERTIES TIMEOUT 300
+                       ENVIRONMENT "OMP_NUM_THREADS=1;OPENBLAS_NUM_THREADS=1;RINGWORLD_SIM_GPU_DELAY_US=50")
+endif()
