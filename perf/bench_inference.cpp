@@ -244,7 +244,8 @@ int main(int argc, char** argv) {
 
   auto backend = device::create_backend("cpu");
   if (precision == model::Precision::bf16 && !backend->capabilities().bf16_storage) {  // as generate refuses it
-    if (is_root) std::fprintf(stderr, "bench_inference: error: --precision bf16: the cpu backend has no bf16 storage; use --precision fp32\n");
+    if (is_root)
+      std::fprintf(stderr, "bench_inference: error: --precision bf16: the cpu backend has no bf16 storage; use --precision fp32\n");
     return 2;
   }
   const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
@@ -269,7 +270,8 @@ int main(int argc, char** argv) {
     report.comment(format("plan: device cpu, %s weights and KV cache, peak %.1f GFLOP/s (sgemm n=1024, 1 thread, "
                           "rank 0 alone, measured now), efficiency 1, memory bandwidth %.0f GB/s, link %.1f GB/s, "
                           "latency %.2f us (the device table's)",
-                          precision_text, plan_flops * 1e-9, cpu_spec.memory_gb_per_s, cpu_spec.link_gb_per_s, cpu_spec.link_latency_us));
+                          precision_text, plan_flops * 1e-9, cpu_spec.memory_gb_per_s, cpu_spec.link_gb_per_s,
+                          cpu_spec.link_latency_us));
   }
   auto plan_shape = [&](int64_t context, int ranks) {
     plan::InferenceShape s;
@@ -285,7 +287,8 @@ int main(int argc, char** argv) {
   };
 
   // ---- prefill vs the training forward ----
-  Table prefill("prefill", {{"seq", "tokens"}, {"ranks", "-"}, {"layout", "-"}, {"precision", "-"}, {"reps", "-"}, {"prefill_ms", "ms"},
+  Table prefill("prefill", {{"seq", "tokens"}, {"ranks", "-"}, {"layout", "-"}, {"precision", "-"}, {"reps", "-"},
+                            {"prefill_ms", "ms"},
                             {"train_fwd_ms", "ms"}, {"prefill_tok_s", "tokens/s"}, {"train_tok_s", "tokens/s"},
                             {"ratio", "prefill/train"}, {"ratio_best", "prefill/train"}, {"plan_ms", "ms"}, {"vs_plan", "measured/plan"}});
   prefill.comment("prefill: Generator::start's prefill of seq tokens (GenerationStats::prefill_s; K/V copied into the "
@@ -458,7 +461,8 @@ int main(int argc, char** argv) {
                     Cell::integer(static_cast<long long>(ring_s.size())), Cell::integer(o.decode_tokens),
                     Cell::number(token_s * 1e3, 3), Cell::number(bound_s_per_token * 1e3, 3), Cell::number(ratio, 3),
                     Cell::number(ratio_best, 3), Cell::number(attn_s * 1e3, 3), Cell::number(merge_s * 1e3, 3), Cell::number(bound_attn_s * 1e3, 3),
-                    Cell::number(per_token, 0), Cell::number(per_layer, 0), Cell::number(bytes_ratio, 3), Cell::number(cache_bytes, 0),
+                    Cell::number(per_token, 0), Cell::number(per_layer, 0), Cell::number(bytes_ratio, 3),
+                    Cell::number(cache_bytes, 0),
                     Cell::number(fill_s, 2), Cell::number(plan_s * 1e3, 3), Cell::number(token_s / plan_s, 2)});
   }
   report.table(decode);

@@ -293,8 +293,7 @@ int run_eval(int argc, char** argv) {
               wall_seconds() - t0, infer::needle_table(cells).c_str());
   if (generate)
     std::printf("  KV cache: %s per rank at most (%.0f bytes: the longest prompt's, %s)\n",
-                plan::format_bytes(kv_cache_bytes).c_str(), kv_cache_bytes,
-                model::precision_name(precision));
+                plan::format_bytes(kv_cache_bytes).c_str(), kv_cache_bytes, model::precision_name(precision));
   if (show > 0) std::printf("%s", needle_show_text(answers, show).c_str());
   try {
     if (!csv.empty()) {
@@ -304,7 +303,8 @@ int run_eval(int argc, char** argv) {
     if (!png.empty())
       std::printf("  %s\n", write_needle_png(png, cells, options.lengths, options.depths, title).c_str());
     if (!answers_path.empty()) {
-      io::write_text_file_atomically(answers_path, needle_answers_jsonl(answers, mode_text, text_task, model::precision_name(precision)));
+      io::write_text_file_atomically(answers_path,
+                                     needle_answers_jsonl(answers, mode_text, text_task, model::precision_name(precision)));
       std::printf("  wrote %s (%zu answers)\n", answers_path.c_str(), answers.size());
     }
   } catch (const InputError& e) {

@@ -225,7 +225,8 @@ int run_generate(int argc, char** argv) {
     }
     if (!codes_path.empty()) io::check_input_file(codes_path, "codes file");
     // Vision in from images and videos: every rank encodes every frame (a prompt holds a few).
-    if (!images.empty() || !video.empty()) prompt_vision = encode_prompt_frames(loaded.backend(), vqgan, images, video, fps, max_frames);
+    if (!images.empty() || !video.empty())
+      prompt_vision = encode_prompt_frames(loaded.backend(), vqgan, images, video, fps, max_frames);
   } catch (const InputError& e) {
     error = e.what();
   }

@@ -154,7 +154,8 @@ int run_eval_visual_needle(int argc, char** argv) {
                 "(%lldx%lld frames, %lld codes a frame: %lld tokens a frame); %zu lengths x %zu depths x %d trials; "
                 "chance %.3f\n",
                 checkpoint.c_str(), static_cast<long long>(config.vocab_size), static_cast<long long>(config.vision_vocab_size),
-                config.rope_theta, grid.size(), model::precision_name(generator_options.precision), vqgan_path.c_str(), static_cast<long long>(vqgan.config.image_size),
+                config.rope_theta, grid.size(), model::precision_name(generator_options.precision), vqgan_path.c_str(),
+                static_cast<long long>(vqgan.config.image_size),
                 static_cast<long long>(vqgan.config.image_size), static_cast<long long>(vqgan.config.codes_per_frame()),
                 static_cast<long long>(vqgan.config.codes_per_frame() + 1), options.frames.size(), options.depths.size(),
                 options.trials, 1.0 / vision::kNeedleColours);
