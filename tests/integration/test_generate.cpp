@@ -504,7 +504,7 @@ TEST_CASE("generate: vision in the prompt and vision out on a tiny vision model"
                              " --frames 2 --depths 0,100 --trials 1 --max-new-tokens 3 --answers ";
     std::vector<nlohmann::json> fp32, bf16;
     double kv_fp32 = 0, kv_bf16 = 0;
-    for (const std::string precision : {"fp32", "bf16"}) {
+    for (const std::string& precision : std::vector<std::string>{"fp32", "bf16"}) {
       const fs::path answers = dir / ("vn-" + precision + ".jsonl");
       const RunResult r = run_tool(dir, 2, eval + quoted(answers) + " --precision " + precision);
       INFO(show(r));
