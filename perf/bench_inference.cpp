@@ -28,6 +28,9 @@
 //             layer, and their ratio to the first row (target: 1 at every context: the merge
 //             moves heads x (head_dim + 1) floats per layer whatever the context). plan_ms:
 //             the plan's decode time per token at that cache length, and measured/plan.
+// --precision fp32|bf16 (as `ringworld generate`): bf16 weights copy, activations and KV cache
+// for the generation and the training forward alike; the plan then counts 2-byte weights and
+// cache. Both tables carry the precision; the decode table the ring run's KV cache per rank.
 // Warm-ups: a short prefill and training forward; two decode steps before each timed series.
 // Timed reps stop at --reps or when one more would exceed --budget-s (at least one).
 #include <cblas.h>
@@ -78,6 +81,7 @@ struct Options {
   std::string decode_context_text = "4096,8192,16384,32768,65536,131072";
   int hidden = 256, heads = 4, kv_heads = 4, layers = 2, intermediate = 688, vocab = 256;
   std::string layout_text = "zigzag";
+  std::string precision_text = "fp32";
   int block = 256;
   int reps = 5;
   int decode_tokens = 8;
@@ -152,6 +156,7 @@ int main(int argc, char** argv) {
   Options o;
   std::vector<int> prefill_seqs, decode_contexts;
   Layout layout = Layout::zigzag;
+  model::Precision precision = model::Precision::fp32;
   model::LlamaConfig config;
   std::string error;
   po::options_description desc("bench_inference options (run under mpirun -np N)");
@@ -169,6 +174,9 @@ int main(int argc, char** argv) {
       ("vocab", po::value(&o.vocab)->default_value(o.vocab), "vocabulary size")
       ("layout", po::value(&o.layout_text)->default_value(o.layout_text), "prefill layout: contiguous | striped | zigzag")
       ("block", po::value(&o.block)->default_value(o.block), "attention tile (query and key rows)")
+      ("precision", po::value(&o.precision_text)->default_value(o.precision_text),
+       "fp32 | bf16: bf16 weights copy, activations and KV cache (half its bytes); fp32 residual, softmax statistics, "
+       "partial-output merge and logits")
       ("reps", po::value(&o.reps)->default_value(o.reps), "timed reps per case (after a warm-up)")
       ("decode-tokens", po::value(&o.decode_tokens)->default_value(o.decode_tokens), "decode steps per timed rep")
       ("budget-s", po::value(&o.budget_s)->default_value(o.budget_s),
@@ -192,6 +200,7 @@ int main(int argc, char** argv) {
     prefill_seqs = parse_int_list(o.prefill_seq_text, "prefill-seq");
     decode_contexts = parse_int_list(o.decode_context_text, "decode-context");
     layout = parse_layout(o.layout_text);
+    precision = model::parse_precision(o.precision_text);
     config.hidden_size = o.hidden;
     config.num_attention_heads = o.heads;
     config.num_key_value_heads = o.kv_heads;
@@ -229,20 +238,28 @@ int main(int argc, char** argv) {
     report.comment(format("OVERSUBSCRIBED: %d ranks on %d cores: the ratios here say nothing", n_ranks, cores));
   report.comment(format("openblas: %s kernels (%s)", openblas_core_name().c_str(), openblas_config().c_str()));
   if (!openblas_fallback_warning().empty()) report.comment(openblas_fallback_warning());
-  report.comment("model: " + config.describe() + format("; %s prefill layout, tiles %dx%d, fp32, weights resident",
-                                                        layout_name(layout).c_str(), o.block, o.block));
+  const char* precision_text = model::precision_name(precision);
+  report.comment("model: " + config.describe() + format("; %s prefill layout, tiles %dx%d, %s, weights resident",
+                                                        layout_name(layout).c_str(), o.block, o.block, precision_text));
 
   auto backend = device::create_backend("cpu");
+  if (precision == model::Precision::bf16 && !backend->capabilities().bf16_storage) {  // as generate refuses it
+    if (is_root)
+      std::fprintf(stderr, "bench_inference: error: --precision bf16: the cpu backend has no bf16 storage; use --precision fp32\n");
+    return 2;
+  }
   const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
   mpi::ProcessGrid grid(1, n_ranks, o.timeout_s);
   auto self = mpi::ProcessGrid::self();
-  train::FsdpOptions fo;
+  train::FsdpOptions fo = train::fsdp_options_for(precision);  // bf16: the bf16 working copy, gathered
   fo.gather_buffers = static_cast<int>(model::parameter_units(config).size());  // resident, as generate keeps them
   train::FsdpParams params(config, grid, exec, fo);
   params.initialize(1);
   infer::GeneratorOptions go;
   go.layout = layout;
   go.tiling = {o.block, o.block};
+  go.precision = precision;
+  const int64_t bytes_per_element = precision == model::Precision::bf16 ? 2 : 4;
 
   // ---- the plan's figures for device "cpu" (as `ringworld plan --inference --device cpu`) ----
   const plan::DeviceSpec cpu_spec = plan::find_device("cpu");
@@ -250,10 +267,11 @@ int main(int argc, char** argv) {
   if (!o.no_plan) {
     // The plan measures one process's sgemm rate when it runs (plan_command.cpp): rank 0 alone here.
     plan_flops = from_root(is_root ? backend->measure_gemm_gflops(1024, 5, 1) * 1e9 : 0.0);
-    report.comment(format("plan: device cpu, fp32 weights and KV cache, peak %.1f GFLOP/s (sgemm n=1024, 1 thread, "
+    report.comment(format("plan: device cpu, %s weights and KV cache, peak %.1f GFLOP/s (sgemm n=1024, 1 thread, "
                           "rank 0 alone, measured now), efficiency 1, memory bandwidth %.0f GB/s, link %.1f GB/s, "
                           "latency %.2f us (the device table's)",
-                          plan_flops * 1e-9, cpu_spec.memory_gb_per_s, cpu_spec.link_gb_per_s, cpu_spec.link_latency_us));
+                          precision_text, plan_flops * 1e-9, cpu_spec.memory_gb_per_s, cpu_spec.link_gb_per_s,
+                          cpu_spec.link_latency_us));
   }
   auto plan_shape = [&](int64_t context, int ranks) {
     plan::InferenceShape s;
@@ -262,14 +280,15 @@ int main(int argc, char** argv) {
     s.new_tokens = 0;
     s.ranks = ranks;
     s.layout = layout;
-    s.weight_bytes_per_element = 4;
-    s.kv_bytes_per_element = 4;
+    s.weight_bytes_per_element = bytes_per_element;
+    s.kv_bytes_per_element = bytes_per_element;
     s.validate();
     return s;
   };
 
   // ---- prefill vs the training forward ----
-  Table prefill("prefill", {{"seq", "tokens"}, {"ranks", "-"}, {"layout", "-"}, {"reps", "-"}, {"prefill_ms", "ms"},
+  Table prefill("prefill", {{"seq", "tokens"}, {"ranks", "-"}, {"layout", "-"}, {"precision", "-"}, {"reps", "-"},
+                            {"prefill_ms", "ms"},
                             {"train_fwd_ms", "ms"}, {"prefill_tok_s", "tokens/s"}, {"train_tok_s", "tokens/s"},
                             {"ratio", "prefill/train"}, {"ratio_best", "prefill/train"}, {"plan_ms", "ms"}, {"vs_plan", "measured/plan"}});
   prefill.comment("prefill: Generator::start's prefill of seq tokens (GenerationStats::prefill_s; K/V copied into the "
@@ -287,7 +306,9 @@ int main(int argc, char** argv) {
     ro.causal = true;
     ro.tiling = go.tiling;
     RingAttentionOp ring_op(exec, grid.ring(), ro);
-    model::Transformer training(config, params, ring_op, exec);
+    model::TransformerOptions training_options;
+    training_options.precision = precision;
+    model::Transformer training(config, params, ring_op, exec, training_options);
     // Warm-up: a short prefill and a training forward (thread pools, MPI connections, workspaces).
     {
       const int64_t warm = std::min<int64_t>(kWarmupPrefillTokens, *std::max_element(prefill_seqs.begin(), prefill_seqs.end()));
@@ -326,7 +347,7 @@ int main(int argc, char** argv) {
       worst_prefill_dev = std::max(worst_prefill_dev, std::fabs(ratio - 1));
       double plan_s = std::numeric_limits<double>::quiet_NaN();
       if (!o.no_plan) plan_s = plan::predict_prefill(plan_shape(seq, n_ranks), plan_flops, cpu_spec.link_gb_per_s * 1e9).seconds();
-      prefill.add_row({Cell::integer(seq), Cell::integer(n_ranks), Cell::text(layout_name(layout)),
+      prefill.add_row({Cell::integer(seq), Cell::integer(n_ranks), Cell::text(layout_name(layout)), Cell::text(precision_text),
                        Cell::integer(static_cast<long long>(pre_s.size())), Cell::number(p_s * 1e3, 1),
                        Cell::number(t_s * 1e3, 1), Cell::number(seq / p_s, 0), Cell::number(seq / t_s, 0),
                        Cell::number(ratio, 3), Cell::number(ratio_best, 3), Cell::number(plan_s * 1e3, 1), Cell::number(p_s / plan_s, 2)});
@@ -335,10 +356,11 @@ int main(int argc, char** argv) {
   report.table(prefill);
 
   // ---- decode vs the local bound ----
-  Table decode("decode", {{"context", "tokens"}, {"ranks", "-"}, {"local", "tokens"}, {"reps", "-"},
+  Table decode("decode", {{"context", "tokens"}, {"ranks", "-"}, {"precision", "-"}, {"local", "tokens"}, {"reps", "-"},
                           {"steps", "tokens"}, {"ms_per_token", "ms"}, {"bound_ms", "ms"}, {"ratio", "x_bound"},
                           {"ratio_best", "x_bound"}, {"attn_ms", "ms"}, {"merge_ms", "ms"}, {"bound_attn_ms", "ms"},
                           {"sent_per_token", "bytes"}, {"sent_per_layer", "bytes"}, {"bytes_ratio", "x_first"},
+                          {"cache_bytes", "bytes"},
                           {"fill_s", "s"}, {"plan_ms", "ms"}, {"vs_plan", "measured/plan"}});
   decode.comment("ms_per_token: Generator::append + rank 0's greedy token agreed (agree_token), on the ring of every "
                  "rank, from a cache of `context` synthetic tokens (Generator::start_synthetic)");
@@ -355,6 +377,8 @@ int main(int argc, char** argv) {
                  "layer, and the token's agreement on rank 0), max over ranks; sent_per_layer = that / layers");
   decode.comment("bytes_ratio: sent_per_layer / the first row's (target 1: independent of the context); fill_s: "
                  "start_synthetic's fill of the ring's cache (max over ranks)");
+  decode.comment("cache_bytes: the ring run's KV cache per rank (keys and values in the precision's type, int32 positions "
+                 "and segment ids), max over ranks");
   decode.comment("plan_ms: plan --inference's decode time per token with `context` tokens cached, device cpu");
   {
     // The merge's communication alone: the all-gather of one partial (heads x (head_dim + 1)
@@ -379,13 +403,14 @@ int main(int argc, char** argv) {
   double worst_decode_ratio = 0, first_per_layer = 0, worst_bytes_dev = 0;
   for (int context : decode_contexts) {
     std::vector<double> ring_s, bound_s;
-    double fill_s = 0, per_layer = 0, per_token = 0, attn_s = 0, merge_s = 0, bound_attn_s = 0;
+    double fill_s = 0, per_layer = 0, per_token = 0, attn_s = 0, merge_s = 0, bound_attn_s = 0, cache_bytes = 0;
     int64_t local = 0;
     {
       const int64_t new_tokens = kWarmupDecodeSteps + static_cast<int64_t>(o.reps) * o.decode_tokens;
       infer::Generator ring_gen(config, params, grid, exec, go);
       ring_gen.start_synthetic(context, new_tokens, 7);
       fill_s = mpi::allreduce_max(ring_gen.stats().prefill_s);
+      cache_bytes = mpi::allreduce_max(static_cast<double>(ring_gen.stats().kv_cache_bytes));
       local = ring_gen.tokens_per_rank()[static_cast<std::size_t>(grid.rank())];
       infer::Generator bound_gen(config, params, *self, exec, go);
       bound_gen.start_synthetic(local, new_tokens, 7);
@@ -432,11 +457,12 @@ int main(int argc, char** argv) {
                                     {cpu_spec.link_gb_per_s * 1e9, cpu_spec.link_latency_us * 1e-6})
                    .seconds();
     const auto local_max = static_cast<long long>(mpi::allreduce_max(static_cast<double>(local)));
-    decode.add_row({Cell::integer(context), Cell::integer(n_ranks), Cell::integer(local_max),
+    decode.add_row({Cell::integer(context), Cell::integer(n_ranks), Cell::text(precision_text), Cell::integer(local_max),
                     Cell::integer(static_cast<long long>(ring_s.size())), Cell::integer(o.decode_tokens),
                     Cell::number(token_s * 1e3, 3), Cell::number(bound_s_per_token * 1e3, 3), Cell::number(ratio, 3),
                     Cell::number(ratio_best, 3), Cell::number(attn_s * 1e3, 3), Cell::number(merge_s * 1e3, 3), Cell::number(bound_attn_s * 1e3, 3),
                     Cell::number(per_token, 0), Cell::number(per_layer, 0), Cell::number(bytes_ratio, 3),
+                    Cell::number(cache_bytes, 0),
                     Cell::number(fill_s, 2), Cell::number(plan_s * 1e3, 3), Cell::number(token_s / plan_s, 2)});
   }
   report.table(decode);

@@ -41,11 +41,13 @@ awk -F, -v work="$work" '
     split($col["label"], words, " "); mode = (words[1] == "weak") ? "weak" : "strong"
     size = (mode == "weak") ? $col["tokens_per_rank"] " tokens/rank" : "seq " $col["seq_len"]
     blocks = $col["block_q"] "x" $col["block_k"]
-    key = mode ", " size ", " $col["layout"] " " blocks ", dp " $col["dp"] ", " $col["model"]
+    # bf16 rows are series of their own (CSVs from before the precision column: all fp32)
+    prec = ("precision" in col && $col["precision"] != "fp32") ? ", " $col["precision"] : ""
+    key = mode ", " size ", " $col["layout"] " " blocks ", dp " $col["dp"] ", " $col["model"] prec
     r = $col["ranks"] + 0
     if (!(key in series_id)) {
       series_id[key] = ++n_series; series_key[n_series] = key
-      group[n_series] = mode SUBSEP size SUBSEP $col["dp"] SUBSEP $col["model"]
+      group[n_series] = mode SUBSEP size SUBSEP $col["dp"] SUBSEP $col["model"] prec
       layout_of[n_series] = $col["layout"]; blocks_of[n_series] = blocks
     }
     s = series_id[key]

@@ -36,6 +36,7 @@
 #include "src/bench/ring_probe.h"
 #include "src/bench/stats.h"
 #include "src/cli/commands.h"
+#include "src/cli/precision_option.h"
 #include "src/cli/model_options.h"
 #include "src/cli/option_parsing.h"
 #include "src/cli/option_values.h"
@@ -63,7 +64,8 @@ const char* kBenchHelp =
 constexpr int kProbeRepeats = 10;
 
 struct BenchPlan {
-  std::string model_preset = "small", model_name, layout = "zigzag", device = "cpu", csv, label;
+  std::string model_preset = "small", model_name, layout = "zigzag", device = "cpu", csv, label, precision_text = "fp32";
+  model::Precision precision = model::Precision::fp32;
   model::LlamaConfig model;
   int seq_len = 4096, dp = 0, sp = 0, block_q = 256, block_k = 256, steps = 3, warmup = 1;
   int64_t ffn_chunk = 1024;
@@ -75,7 +77,7 @@ const char* kCsvHeader =
     "label,ranks,dp,sp,seq_len,tokens_per_rank,layout,block_q,block_k,model,parameters,threads_per_rank,"
     "ranks_on_node,cores_on_node,oversubscribed,warmup_steps,steps,tokens_per_step,tokens_per_s,step_s_median,"
     "step_s_min,step_s_max,gflops,peak_gflops,mfu,hops_per_step,hop_compute_ms,hop_wait_ms,hop_bare_comm_ms,"
-    "exposed_comm_frac,bytes_per_step_per_rank,messages_per_step_per_rank,peak_rss_mib,load_1m,unix_time";
+    "exposed_comm_frac,bytes_per_step_per_rank,messages_per_step_per_rank,peak_rss_mib,load_1m,unix_time,precision";
 
 std::string fmt(const char* format, double value) {
   char buf[64];
@@ -111,6 +113,7 @@ bool parse(int argc, char** argv, BenchPlan& plan) {
       ("label", po::value(&plan.label), "free text for the CSV's label column (sweep, machine)")
       ("seed", number(&plan.seed)->default_value(plan.seed), "seed of initialisation and data")
       ("device", po::value(&plan.device)->default_value(plan.device), device_option_help().c_str())
+      ("precision", precision_value(&plan.precision_text), kTrainingPrecisionHelp)
       ("timeout", number(&plan.timeout_s)->min(0)->default_value(plan.timeout_s), "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: off)");
   add_model_options(model_opts);
   po::options_description all;
@@ -128,6 +131,7 @@ bool parse(int argc, char** argv, BenchPlan& plan) {
   if (!overrides.empty()) plan.model_name += "+" + overrides;
   plan.model.validate();
   const Layout layout = parse_layout(plan.layout);
+  plan.precision = model::parse_precision(plan.precision_text);
   const int world = mpi::world_size();
   train::resolve_grid(world, plan.dp, plan.sp);
   check_ring_split(layout, plan.seq_len, plan.sp);
@@ -182,6 +186,7 @@ int run_bench(int argc, char** argv) {
   try {
     grid = std::make_unique<mpi::ProcessGrid>(plan.dp, plan.sp, plan.timeout_s > 0 ? 2 * plan.timeout_s + 30 : 0);
     backend = device::make_backend(plan.device);
+    check_backend_precision(*backend, plan.device, plan.precision);
   } catch (const InputError& e) {
     error = e.what();
   }
@@ -197,9 +202,10 @@ int run_bench(int argc, char** argv) {
   const int tokens_per_rank = static_cast<int>(local_token_count(plan.seq_len, plan.sp));
   const int hops_per_step = 2 * plan.sp * static_cast<int>(plan.model.num_hidden_layers);
   if (is_root) {
-    std::printf("# ringworld bench: %d rank(s) = dp %d x sp %d, %s layout, blocks %d x %d, seq_len %d (%d tokens per rank)\n",
+    std::printf("# ringworld bench: %d rank(s) = dp %d x sp %d, %s layout, blocks %d x %d, seq_len %d (%d tokens per rank), "
+                "%s\n",
                 grid->size(), plan.dp, plan.sp, plan.layout.c_str(), plan.block_q, plan.block_k, plan.seq_len,
-                tokens_per_rank);
+                tokens_per_rank, model::precision_name(plan.precision));
     std::printf("# model %s: %s\n", plan.model_name.c_str(), plan.model.describe().c_str());
     std::printf("# node: %d rank(s) x %d thread(s) on %d core(s)%s; %d node(s); load average %.2f at start\n",
                 placement.ranks_on_node, threads, placement.cores_on_node,
@@ -216,6 +222,7 @@ int run_bench(int argc, char** argv) {
   options.schedule.total_steps = plan.warmup + plan.steps;
   options.tiling = {plan.block_q, plan.block_k};
   options.transformer.ffn_chunk_tokens = plan.ffn_chunk;
+  options.transformer.precision = plan.precision;
   data::SourceGeometry geometry;
   geometry.seed = plan.seed;
   geometry.seq_len = plan.seq_len;
@@ -312,7 +319,7 @@ int run_bench(int argc, char** argv) {
         << fmt("%.6g", 1e3 * hop_compute) << ',' << fmt("%.6g", 1e3 * hop_wait) << ',' << fmt("%.6g", 1e3 * bare_hop_s)
         << ',' << fmt("%.5f", exposed) << ',' << fmt("%.0f", m.bytes_per_step) << ','
         << fmt("%.1f", m.messages_per_step) << ',' << fmt("%.1f", peak_rss_mib) << ',' << fmt("%.2f", load_at_start)
-        << ',' << static_cast<long long>(std::time(nullptr));
+        << ',' << static_cast<long long>(std::time(nullptr)) << ',' << model::precision_name(plan.precision);
     try {
       bench::append_csv_row(plan.csv, kCsvHeader, row.str());
       std::printf("# appended one row to %s\n", plan.csv.c_str());

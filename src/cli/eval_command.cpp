@@ -24,6 +24,7 @@
 #include "mpi/runtime.h"
 #include "src/attention/attention_ops.h"
 #include "src/cli/commands.h"
+#include "src/cli/inference_model_loader.h"
 #include "src/cli/needle_report.h"
 #include "src/cli/option_parsing.h"
 #include "src/cli/option_values.h"
@@ -37,6 +38,7 @@
 #include "src/infer/needle_haystack.h"
 #include "src/infer/needle_prompt.h"
 #include "src/model/transformer.h"
+#include "src/plan/plan_report.h"
 #include "src/train/fsdp_params.h"
 
 namespace po = boost::program_options;
@@ -115,7 +117,7 @@ int run_eval(int argc, char** argv) {
     return 2;
   }
   std::string checkpoint, lengths_text = "512,1K,2K,4K,8K", depths_text = "0,25,50,75,100", csv, png, layout_text = "zigzag",
-                          title, device_name = "cpu", mode_text, tokenizer_text, answers_path;
+                          title, device_name = "cpu", mode_text, tokenizer_text, answers_path, precision_text = "fp32";
   std::vector<std::string> haystack_paths;
   infer::NeedleEvalOptions options;
   int64_t max_new_tokens = 32;
@@ -143,6 +145,7 @@ int run_eval(int argc, char** argv) {
       ("layout", po::value(&layout_text)->default_value(layout_text), "contiguous | striped | zigzag")
       ("block", count(&block)->min(1)->default_value(block), "attention tile rows")
       ("device", po::value(&device_name)->default_value(device_name), device_option_help().c_str())
+      ("precision", precision_value(&precision_text), kInferencePrecisionHelp)
       ("csv", po::value(&csv), "write the accuracies here (CSV)")
       ("png", po::value(&png), "write a heatmap here (PNG, needs gnuplot)")
       ("answers", po::value(&answers_path), "write every prompt's answer here (JSON lines)")
@@ -150,6 +153,7 @@ int run_eval(int argc, char** argv) {
       ("title", po::value(&title), "title of the heatmap");
   po::variables_map vm;
   bool generate = false, text_task = false;
+  model::Precision precision = model::Precision::fp32;
   try {
     store_command_line(parse_command_line(argc - 1, argv + 1, desc), vm);
     po::notify(vm);
@@ -177,6 +181,7 @@ int run_eval(int argc, char** argv) {
     options.lengths = infer::parse_lengths(lengths_text);
     options.depths = infer::parse_depths(depths_text);
     options.layout = parse_layout(layout_text);
+    precision = model::parse_precision(precision_text);
     if (options.passkey.asked > options.passkey.needles)
       throw InputError("--ask (" + std::to_string(options.passkey.asked) + ") must be at most --needles (" +
                        std::to_string(options.passkey.needles) + ")");
@@ -196,15 +201,13 @@ int run_eval(int argc, char** argv) {
 
   // Everything a rank can get wrong on its own is checked before the first collective.
   std::string error;
-  model::LlamaConfig config;
-  std::unique_ptr<device::Backend> backend;
+  InferenceModel loaded;
+  const model::LlamaConfig& config = loaded.config();
   std::unique_ptr<data::Tokenizer> tokenizer;
   std::vector<int32_t> haystack;
   infer::NeedleTextOptions text;
   try {
-    backend = device::make_backend(device_name);
-    io::check_input_file(checkpoint, "checkpoint");
-    config = io::read_model_config(checkpoint);
+    loaded.open(checkpoint, device_name, precision);
     if (text_task) {
       const io::ImportedAttributes attributes = io::read_imported_attributes(checkpoint);
       tokenizer = open_model_tokenizer(tokenizer_text, attributes.tokenizer, checkpoint, config.vocab_size);
@@ -238,20 +241,16 @@ int run_eval(int argc, char** argv) {
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
   mpi::ProcessGrid grid(1, mpi::world_size());
-  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
-  train::FsdpOptions fsdp;
-  if (generate) fsdp.gather_buffers = static_cast<int>(model::parameter_units(config).size());  // weights stay gathered
-  train::FsdpParams params(config, grid, exec, fsdp);
-  try {
-    io::read_param_shards(checkpoint, params);
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  // Generation keeps the weights gathered; the forced mode gathers each unit as training does.
+  if (!(error = loaded.load_params(grid, /*resident=*/generate)).empty()) return fail(error);
+  const device::ExecContext& exec = loaded.exec();
+  train::FsdpParams& params = loaded.params();
   if (is_root) {
-    std::printf("ringworld eval needle: %s (rope_theta %g) on %d rank(s); %s task, %s mode; %zu lengths x %zu depths x %d trials\n",
-                checkpoint.c_str(), config.rope_theta, grid.size(), text_task ? "text" : "passkey", mode_text.c_str(),
-                options.lengths.size(), options.depths.size(), options.trials);
+    std::printf("ringworld eval needle: %s (rope_theta %g) on %d rank(s), %s; %s task, %s mode; %zu lengths x %zu depths x "
+                "%d trials\n",
+                checkpoint.c_str(), config.rope_theta, grid.size(), model::precision_name(precision),
+                text_task ? "text" : "passkey", mode_text.c_str(), options.lengths.size(), options.depths.size(),
+                options.trials);
     if (text_task)
       std::printf("  haystack: %zu tokens of %s (from %zu path(s)); needles %d, asked %d; answers of at most %lld tokens%s\n",
                   haystack.size(), tokenizer->description().c_str(), haystack_paths.size(), text.needles, text.asked,
@@ -262,18 +261,22 @@ int run_eval(int argc, char** argv) {
   std::vector<infer::NeedleCell> cells;
   std::vector<infer::NeedleAnswer> answers;
   std::vector<infer::NeedleAnswer>* keep = (!answers_path.empty() || show > 0) ? &answers : nullptr;
+  double kv_cache_bytes = 0;  // generation: the largest KV cache of any prompt, max over ranks
   if (!generate) {
     RingOptions ring_options;
     ring_options.causal = true;
     ring_options.tiling = {block, block};
     RingAttentionOp attention(exec, grid.ring(), ring_options);
-    model::Transformer model(config, params, attention, exec);
+    model::TransformerOptions transformer_options;
+    transformer_options.precision = precision;
+    model::Transformer model(config, params, attention, exec, transformer_options);
     cells = infer::evaluate_needles(model, options, grid.sp(), grid.sp_rank(), &reduce_over_grid, &grid,
                                     &print_progress, keep);
   } else {
     infer::GeneratorOptions generator_options;
     generator_options.layout = options.layout;
     generator_options.tiling = {block, block};
+    generator_options.precision = precision;
     infer::Generator generator(config, params, grid, exec, generator_options);
     // Failures inside (a prompt that cannot be built, non-finite logits) happen on every rank alike.
     try {
@@ -282,11 +285,15 @@ int run_eval(int argc, char** argv) {
     } catch (const std::exception& e) {
       return fail(e.what());
     }
+    kv_cache_bytes = mpi::allreduce_max(static_cast<double>(generator.peak_kv_cache_bytes()));
   }
   if (!is_root) return 0;
   std::printf("needle accuracy (%s, %s mode, %d trial(s) per cell, %.1f s):\n%s",
               title.empty() ? checkpoint.c_str() : title.c_str(), mode_text.c_str(), options.trials,
               wall_seconds() - t0, infer::needle_table(cells).c_str());
+  if (generate)
+    std::printf("  KV cache: %s per rank at most (%.0f bytes: the longest prompt's, %s)\n",
+                plan::format_bytes(kv_cache_bytes).c_str(), kv_cache_bytes, model::precision_name(precision));
   if (show > 0) std::printf("%s", needle_show_text(answers, show).c_str());
   try {
     if (!csv.empty()) {
@@ -296,7 +303,8 @@ int run_eval(int argc, char** argv) {
     if (!png.empty())
       std::printf("  %s\n", write_needle_png(png, cells, options.lengths, options.depths, title).c_str());
     if (!answers_path.empty()) {
-      io::write_text_file_atomically(answers_path, needle_answers_jsonl(answers, mode_text, text_task));
+      io::write_text_file_atomically(answers_path,
+                                     needle_answers_jsonl(answers, mode_text, text_task, model::precision_name(precision)));
       std::printf("  wrote %s (%zu answers)\n", answers_path.c_str(), answers.size());
     }
   } catch (const InputError& e) {

@@ -32,6 +32,7 @@
 #include "mpi/watchdog.h"
 #include "src/cli/commands.h"
 #include "src/cli/generate_vision.h"
+#include "src/cli/inference_model_loader.h"
 #include "src/cli/option_parsing.h"
 #include "src/cli/option_values.h"
 #include "src/cli/tokenizer_choice.h"
@@ -119,9 +120,7 @@ int run_generate(int argc, char** argv) {
       ("layout", po::value(&layout_text)->default_value(layout_text), "the prefill's ring layout: contiguous | striped | zigzag")
       ("block", count(&block)->min(1)->default_value(block), "the prefill's attention tile rows")
       ("device", po::value(&device_name)->default_value(device_name), device_option_help().c_str())
-      ("precision", po::value(&precision_text)->default_value(precision_text)->notifier([](const std::string& v) { model::parse_precision(v); }),
-       "fp32 | bf16: bf16 weights copy, activations and KV cache (half its bytes); fp32 residual, softmax statistics, "
-       "partial-output merge and logits")
+      ("precision", precision_value(&precision_text), kInferencePrecisionHelp)
       ("output", po::value(&output), "also write the result as JSON (tokens, text, timings)")
       ("timeout", number(&timeout)->min(0)->default_value(timeout),
        "seconds a rank may go without progress before the watchdog reports where every rank is and ends the job (0: never)")
@@ -205,19 +204,15 @@ int run_generate(int argc, char** argv) {
 
   // Everything a rank can get wrong on its own is checked before the first collective.
   std::string error;
-  std::unique_ptr<device::Backend> backend;
+  InferenceModel loaded;
+  const model::LlamaConfig& config = loaded.config();
   std::unique_ptr<data::Tokenizer> tokenizer;
-  model::LlamaConfig config;
   infer::ChatPrompt chat_prompt;
   io::ImportedAttributes attributes;
   vision::VqganWeights vqgan;
   PromptVision prompt_vision;
   try {
-    backend = device::make_backend(device_name);
-    if (precision == model::Precision::bf16 && !backend->capabilities().bf16_storage)
-      throw InputError("--precision bf16: the " + device_name + " backend has no bf16 storage; use --precision fp32");
-    io::check_input_file(checkpoint, "checkpoint");
-    config = io::read_model_config(checkpoint);
+    loaded.open(checkpoint, device_name, precision);
     attributes = io::read_imported_attributes(checkpoint);
     tokenizer = open_model_tokenizer(tokenizer_text, attributes.tokenizer, checkpoint, config.vocab_size);
     if (!prompt_file.empty()) prompt = read_prompt_file(prompt_file);
@@ -230,7 +225,8 @@ int run_generate(int argc, char** argv) {
     }
     if (!codes_path.empty()) io::check_input_file(codes_path, "codes file");
     // Vision in from images and videos: every rank encodes every frame (a prompt holds a few).
-    if (!images.empty() || !video.empty()) prompt_vision = encode_prompt_frames(*backend, vqgan, images, video, fps, max_frames);
+    if (!images.empty() || !video.empty())
+      prompt_vision = encode_prompt_frames(loaded.backend(), vqgan, images, video, fps, max_frames);
   } catch (const InputError& e) {
     error = e.what();
   }
@@ -291,16 +287,9 @@ int run_generate(int argc, char** argv) {
 
   mpi::ProcessGrid grid(1, mpi::world_size(), timeout > 0 ? 2 * timeout + 30 : 0);
   mpi::Watchdog watchdog(timeout);
-  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
-  train::FsdpOptions fsdp = train::fsdp_options_for(precision);  // bf16: the bf16 working copy, gathered
-  fsdp.gather_buffers = static_cast<int>(model::parameter_units(config).size());  // every unit stays gathered
-  train::FsdpParams params(config, grid, exec, fsdp);
-  try {
-    io::read_param_shards(checkpoint, params);
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  if (!(error = loaded.load_params(grid, /*resident=*/true)).empty()) return fail(error);
+  const device::ExecContext& exec = loaded.exec();
+  train::FsdpParams& params = loaded.params();
 
   infer::GeneratorOptions options;
   options.layout = layout;
@@ -328,7 +317,7 @@ int run_generate(int argc, char** argv) {
     } catch (const std::runtime_error& e) {
       return fail(e.what());
     }
-    error = write_generated_frames(*backend, vqgan, result.codes, vision_options.frames, vision_output, format, fps);
+    error = write_generated_frames(loaded.backend(), vqgan, result.codes, vision_options.frames, vision_output, format, fps);
     if (!error.empty()) return fail(error);
     const double prefill_s = mpi::allreduce_max(generator.stats().prefill_s + unconditional.stats().prefill_s);
     const double decode_s = mpi::allreduce_max(generator.stats().decode_s + unconditional.stats().decode_s);

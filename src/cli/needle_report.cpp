@@ -67,7 +67,7 @@ std::string write_needle_png(const std::string& path, const std::vector<infer::N
 }
 
 std::string needle_answers_jsonl(const std::vector<infer::NeedleAnswer>& answers, const std::string& mode,
-                                 bool text_task) {
+                                 bool text_task, const std::string& precision) {
   const char* key = text_task ? "city" : "name";
   const char* value = text_task ? "number" : "digits";
   std::string out;
@@ -75,6 +75,7 @@ std::string needle_answers_jsonl(const std::vector<infer::NeedleAnswer>& answers
     nlohmann::json j;
     j["mode"] = mode;
     j["task"] = text_task ? "text" : "passkey";
+    j["precision"] = precision;
     j["length"] = a.length;
     j["depth"] = a.depth;
     j["trial"] = a.trial;

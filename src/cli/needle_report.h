@@ -18,11 +18,12 @@ std::string write_needle_png(const std::string& path, const std::vector<infer::N
                              const std::vector<int>& lengths, const std::vector<double>& depths,
                              const std::string& title);
 
-// One JSON object per line per answer: length, depth, trial, prompt_tokens, needles (key and
-// value named per task: name/digits for passkey, city/number for text), expected and answer
-// tokens, the answer text, hits, hit (every asked needle found).
+// One JSON object per line per answer: mode, task, precision (the model's: --precision), length,
+// depth, trial, prompt_tokens, needles (key and value named per task: name/digits for passkey,
+// city/number for text), expected and answer tokens, the answer text, hits, hit (every asked
+// needle found).
 std::string needle_answers_jsonl(const std::vector<infer::NeedleAnswer>& answers, const std::string& mode,
-                                 bool text_task);
+                                 bool text_task, const std::string& precision = "fp32");
 
 // The first `count` answers: the prompt's tail and the answer, a few lines each.
 std::string needle_show_text(const std::vector<infer::NeedleAnswer>& answers, int count);

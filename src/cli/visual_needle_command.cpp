@@ -20,6 +20,7 @@
 #include "io/run_directory.h"
 #include "mpi/process_grid.h"
 #include "mpi/runtime.h"
+#include "src/cli/inference_model_loader.h"
 #include "src/cli/option_parsing.h"
 #include "src/cli/option_values.h"
 #include "src/cli/tokenizer_choice.h"
@@ -29,6 +30,7 @@
 #include "src/infer/needle_eval.h"
 #include "src/infer/visual_needle.h"
 #include "src/model/transformer.h"
+#include "src/plan/plan_report.h"
 #include "src/train/fsdp_params.h"
 #include "src/vision/frame_encoder.h"
 #include "src/vision/vqgan_weights.h"
@@ -65,7 +67,8 @@ void print_line(const std::string& line) {
 int run_eval_visual_needle(int argc, char** argv) {
   const bool is_root = mpi::world_rank() == 0;
   std::string checkpoint, vqgan_path, frames_text = "16,64,128", depths_text = "0,25,50,75,100", csv, answers_path,
-                                      layout_text = "zigzag", device_name = "cpu", tokenizer_text = "byte", title;
+                                      layout_text = "zigzag", device_name = "cpu", tokenizer_text = "byte", title,
+                                      precision_text = "fp32";
   infer::VisualNeedleOptions options;
   int block = 256;
   po::options_description desc("eval visual-needle options");
@@ -81,6 +84,7 @@ int run_eval_visual_needle(int argc, char** argv) {
       ("layout", po::value(&layout_text)->default_value(layout_text), "contiguous | striped | zigzag")
       ("block", count(&block)->min(1)->default_value(block), "attention tile rows")
       ("device", po::value(&device_name)->default_value(device_name), device_option_help().c_str())
+      ("precision", precision_value(&precision_text), kInferencePrecisionHelp)
       ("csv", po::value(&csv), "write the accuracies here (CSV)")
       ("answers", po::value(&answers_path), "write every prompt's answer here (JSON lines)")
       ("title", po::value(&title), "the table's title");
@@ -98,6 +102,7 @@ int run_eval_visual_needle(int argc, char** argv) {
     options.depths = infer::parse_depths(depths_text);
     generator_options.layout = parse_layout(layout_text);
     generator_options.tiling = {block, block};
+    generator_options.precision = model::parse_precision(precision_text);
     if (!csv.empty()) io::check_output_path(csv);
     if (!answers_path.empty()) io::check_output_path(answers_path);
   } catch (const std::exception& e) {
@@ -111,16 +116,14 @@ int run_eval_visual_needle(int argc, char** argv) {
 
   // Everything a rank can get wrong on its own is checked before the first collective.
   std::string error;
-  model::LlamaConfig config;
-  std::unique_ptr<device::Backend> backend;
+  InferenceModel loaded;
+  const model::LlamaConfig& config = loaded.config();
   std::unique_ptr<data::Tokenizer> tokenizer;
   vision::VqganWeights vqgan;
   vision::VisionVocab vocab;
   vision::VisionMarkers markers;
   try {
-    backend = device::make_backend(device_name);
-    io::check_input_file(checkpoint, "checkpoint");
-    config = io::read_model_config(checkpoint);
+    loaded.open(checkpoint, device_name, generator_options.precision);
     if (config.vision_vocab_size <= 0)
       throw InputError("'" + checkpoint + "' is a text model (vision_vocab_size 0): visual-needle needs a vision-language model");
     tokenizer = open_model_tokenizer(tokenizer_text, "", checkpoint, config.vocab_size);
@@ -145,22 +148,14 @@ int run_eval_visual_needle(int argc, char** argv) {
   }
   if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
   mpi::ProcessGrid grid(1, mpi::world_size());
-  const device::ExecContext exec = device::ExecContext::on_default_stream(*backend);
-  train::FsdpOptions fsdp;
-  fsdp.gather_buffers = static_cast<int>(model::parameter_units(config).size());  // weights stay gathered
-  train::FsdpParams params(config, grid, exec, fsdp);
-  try {
-    io::read_param_shards(checkpoint, params);
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  if (!(error = mpi::agree_on_error(error)).empty()) return fail(error);
+  if (!(error = loaded.load_params(grid, /*resident=*/true)).empty()) return fail(error);  // weights stay gathered
   if (is_root) {
-    std::printf("ringworld eval visual-needle: %s (vocab %lld text + %lld vision, rope_theta %g) on %d rank(s); VQGAN %s "
+    std::printf("ringworld eval visual-needle: %s (vocab %lld text + %lld vision, rope_theta %g) on %d rank(s), %s; VQGAN %s "
                 "(%lldx%lld frames, %lld codes a frame: %lld tokens a frame); %zu lengths x %zu depths x %d trials; "
                 "chance %.3f\n",
                 checkpoint.c_str(), static_cast<long long>(config.vocab_size), static_cast<long long>(config.vision_vocab_size),
-                config.rope_theta, grid.size(), vqgan_path.c_str(), static_cast<long long>(vqgan.config.image_size),
+                config.rope_theta, grid.size(), model::precision_name(generator_options.precision), vqgan_path.c_str(),
+                static_cast<long long>(vqgan.config.image_size),
                 static_cast<long long>(vqgan.config.image_size), static_cast<long long>(vqgan.config.codes_per_frame()),
                 static_cast<long long>(vqgan.config.codes_per_frame() + 1), options.frames.size(), options.depths.size(),
                 options.trials, 1.0 / vision::kNeedleColours);
@@ -169,11 +164,13 @@ int run_eval_visual_needle(int argc, char** argv) {
   const double t0 = wall_seconds();
   std::vector<infer::VisualNeedleCell> cells;
   std::vector<infer::VisualNeedleAnswer> answers;
+  double kv_cache_bytes = 0;  // the largest KV cache of any prompt, max over ranks
   try {
-    vision::FrameEncoder encoder(*backend, vqgan.config, vqgan.values, 16);
-    infer::Generator generator(config, params, grid, exec, generator_options);
+    vision::FrameEncoder encoder(loaded.backend(), vqgan.config, vqgan.values, 16);
+    infer::Generator generator(config, loaded.params(), grid, loaded.exec(), generator_options);
     // Failures inside (non-finite logits) happen on every rank alike.
     cells = infer::evaluate_visual_needles(generator, encoder, vocab, markers, *tokenizer, options, &answers, &print_line);
+    kv_cache_bytes = mpi::allreduce_max(static_cast<double>(generator.peak_kv_cache_bytes()));
   } catch (const InputError& e) {
     return fail(e.what());
   }
@@ -181,6 +178,8 @@ int run_eval_visual_needle(int argc, char** argv) {
   std::printf("visual needle accuracy (%s, %d video(s) per cell, chance %.2f, %.1f s):\n%s",
               title.empty() ? checkpoint.c_str() : title.c_str(), options.trials, 1.0 / vision::kNeedleColours,
               wall_seconds() - t0, infer::visual_needle_table(cells).c_str());
+  std::printf("  KV cache: %s per rank at most (%.0f bytes: the longest prompt's, %s)\n",
+              plan::format_bytes(kv_cache_bytes).c_str(), kv_cache_bytes, model::precision_name(generator_options.precision));
   if (!answers.empty()) {
     std::string shown = answers[0].answer;  // printable ASCII; other bytes as '?'
     for (char& ch : shown)
@@ -195,7 +194,7 @@ int run_eval_visual_needle(int argc, char** argv) {
       std::printf("  wrote %s\n", csv.c_str());
     }
     if (!answers_path.empty()) {
-      io::write_text_file_atomically(answers_path, infer::visual_needle_answers_jsonl(answers));
+      io::write_text_file_atomically(answers_path, infer::visual_needle_answers_jsonl(answers, model::precision_name(generator_options.precision)));
       std::printf("  wrote %s (%zu answers)\n", answers_path.c_str(), answers.size());
     }
   } catch (const InputError& e) {

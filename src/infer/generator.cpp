@@ -117,6 +117,7 @@ void Generator::allocate_cache(int64_t local_rows, int64_t max_new_tokens) {
                                      model::working_dtype(options_.precision));
   cached_->set_cache(cache_.get());
   stats_.kv_cache_bytes = cache_->bytes();
+  peak_kv_cache_bytes_ = std::max(peak_kv_cache_bytes_, stats_.kv_cache_bytes);
 }
 
 void Generator::start_synthetic(int64_t context_tokens, int64_t max_new_tokens, uint64_t seed) {

@@ -103,6 +103,9 @@ class Generator {
   int64_t length() const { return length_; }  // tokens in the sequence so far
   const model::LlamaConfig& config() const { return config_; }
   const GenerationStats& stats() const { return stats_; }
+  // The largest KV cache this rank allocated for any sequence since construction, bytes (stats()
+  // says the current sequence's; the evaluations run many).
+  std::size_t peak_kv_cache_bytes() const { return peak_kv_cache_bytes_; }
   // The decode attention's time split (local shard, merge) since construction (benchmarks).
   const CachedAttentionStats& attention_stats() const { return cached_->stats(); }
   // Real (non-padding) tokens each grid rank holds.
@@ -127,6 +130,7 @@ class Generator {
   std::vector<int64_t> held_;
   int64_t length_ = 0, steps_left_ = 0;
   GenerationStats stats_;
+  std::size_t peak_kv_cache_bytes_ = 0;
 };
 
 }  // namespace rw::infer

@@ -160,10 +160,11 @@ std::string visual_needle_csv(const std::vector<VisualNeedleCell>& cells) {
   return out.str();
 }
 
-std::string visual_needle_answers_jsonl(const std::vector<VisualNeedleAnswer>& answers) {
+std::string visual_needle_answers_jsonl(const std::vector<VisualNeedleAnswer>& answers, const std::string& precision) {
   std::string out;
   for (const VisualNeedleAnswer& a : answers) {
-    nlohmann::json j = {{"frames", a.frames},
+    nlohmann::json j = {{"precision", precision},
+                        {"frames", a.frames},
                         {"depth", a.depth},
                         {"trial", a.trial},
                         {"needle_frame", a.needle_frame},

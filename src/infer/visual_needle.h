@@ -76,7 +76,8 @@ std::vector<VisualNeedleCell> evaluate_visual_needles(Generator& generator, visi
 // CSV: frames,prompt_tokens,depth,trials,correct,accuracy (one line per cell, a header first).
 std::string visual_needle_table(const std::vector<VisualNeedleCell>& cells);
 std::string visual_needle_csv(const std::vector<VisualNeedleCell>& cells);
-// One JSON object per line per answer.
-std::string visual_needle_answers_jsonl(const std::vector<VisualNeedleAnswer>& answers);
+// One JSON object per line per answer; `precision` is the model's (--precision), recorded on each.
+std::string visual_needle_answers_jsonl(const std::vector<VisualNeedleAnswer>& answers,
+                                        const std::string& precision = "fp32");
 
 }  // namespace rw::infer

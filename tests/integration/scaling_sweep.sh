@@ -31,7 +31,7 @@ if [ "$cores" -ge 2 ] && grep -q "ranks 2 .*OVERSUBSCRIBED" "$tmp/strong.log"; t
 fi
 
 # 3. The CSV: exactly the documented columns, 4 rows, every row consistent.
-expected_header="label,ranks,dp,sp,seq_len,tokens_per_rank,layout,block_q,block_k,model,parameters,threads_per_rank,ranks_on_node,cores_on_node,oversubscribed,warmup_steps,steps,tokens_per_step,tokens_per_s,step_s_median,step_s_min,step_s_max,gflops,peak_gflops,mfu,hops_per_step,hop_compute_ms,hop_wait_ms,hop_bare_comm_ms,exposed_comm_frac,bytes_per_step_per_rank,messages_per_step_per_rank,peak_rss_mib,load_1m,unix_time"
+expected_header="label,ranks,dp,sp,seq_len,tokens_per_rank,layout,block_q,block_k,model,parameters,threads_per_rank,ranks_on_node,cores_on_node,oversubscribed,warmup_steps,steps,tokens_per_step,tokens_per_s,step_s_median,step_s_min,step_s_max,gflops,peak_gflops,mfu,hops_per_step,hop_compute_ms,hop_wait_ms,hop_bare_comm_ms,exposed_comm_frac,bytes_per_step_per_rank,messages_per_step_per_rank,peak_rss_mib,load_1m,unix_time,precision"
 [ "$(head -1 "$csv")" = "$expected_header" ] || { head -1 "$csv"; fail "CSV header differs from the documented one"; }
 [ "$(wc -l < "$csv")" -eq 5 ] || { cat "$csv"; fail "expected 4 rows"; }
 # The tiny preset: hidden 128, 2 layers, 4 kv heads of 32 (kv width 128) -- used for the FLOP
@@ -51,7 +51,8 @@ awk -F, -v cores="$cores" '
     if (v["tokens_per_step"] != s * dp) bad("tokens_per_step != seq_len x dp")
     if (v["tokens_per_rank"] != s / sp) bad("tokens_per_rank != seq_len / sp")
     if (v["model"] != "tiny" || v["threads_per_rank"] != 1 || v["steps"] != 2 || v["warmup_steps"] != 1) bad("configuration columns")
-    for (k in v) if (k != "label" && k != "layout" && k != "model" && k != "oversubscribed" && v[k] !~ /^[0-9.e+-]+$/) bad(k " not a number: " v[k])
+    if (v["precision"] != "fp32") bad("precision " v["precision"] " (the default is fp32)")
+    for (k in v) if (k != "label" && k != "layout" && k != "model" && k != "oversubscribed" && k != "precision" && v[k] !~ /^[0-9.e+-]+$/) bad(k " not a number: " v[k])
     split("tokens_per_s step_s_median step_s_min step_s_max gflops peak_gflops mfu hop_compute_ms peak_rss_mib parameters", pos, " ")
     for (i in pos) if (!(v[pos[i]] > 0)) bad(pos[i] " not positive: " v[pos[i]])
     # Values are printed with 6 significant digits (relative rounding <= 5e-6 each): 1e-4 covers a product of two.
@@ -114,4 +115,27 @@ expect_error "$tmp/e7" "other columns" "${mpi[@]}" -np 1 "$bin" bench --model ti
 [ "$(cat "$tmp/other.csv")" = "a,b" ] || fail "a CSV with other columns was changed"
 expect_error "$tmp/e8" "no CSV file" bash "$root/perf/scaling/plot.sh" "$tmp/none.csv"
 [ "$(wc -l < "$csv")" -eq "$rows_before" ] || fail "a failed run appended a row"
+
+# 6. --precision bf16 against fp32 at one point (2 ranks, 128 tokens, one step, the same weights
+# and data): the row records the precision; the ring moved K/V in bf16 (section 3's byte count
+# with 2-byte K/V in both passes; dK/dV stay fp32); the first step's loss within bf16's forward
+# bound of fp32's: 21 roundings of u = 2^-8 of the loss (the basis of tests/integration/
+# test_forward_tool.cpp's bf16 case) plus the printed 4 decimals. Two runs, ~3 s.
+for p in fp32 bf16; do
+  "${mpi[@]}" -np 2 "$bin" bench --model tiny --seq-len 128 --steps 1 --warmup 0 --precision "$p" --csv "$tmp/$p.csv" \
+    > "$tmp/$p.log" 2>&1 || { cat "$tmp/$p.log"; fail "bench --precision $p failed"; }
+  [ "$(head -1 "$tmp/$p.csv")" = "$expected_header" ] || fail "$p.csv: header differs"
+  [ "$(tail -1 "$tmp/$p.csv" | awk -F, '{ print $NF }')" = "$p" ] || { cat "$tmp/$p.csv"; fail "$p.csv: precision column is not $p"; }
+  grep -q "seq_len 128 (64 tokens per rank), $p\$" "$tmp/$p.log" || { cat "$tmp/$p.log"; fail "bench --precision $p: the header does not say $p"; }
+done
+loss() { sed -n 's/^# step 1\/1: .*, loss \([0-9.]*\),.*/\1/p' "$1"; }
+awk -v a="$(loss "$tmp/fp32.log")" -v b="$(loss "$tmp/bf16.log")" 'BEGIN {
+  d = a - b; if (d < 0) d = -d
+  if (!(a > 0 && b > 0 && d <= 21 / 256 * a + 1e-4)) { printf "loss fp32 %s, bf16 %s: outside the bound\n", a, b; exit 1 } }' ||
+  fail "bench --precision bf16: the first loss is not within bf16's bound of fp32's"
+awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) c[$i] = i; next }
+  { sp = $c["sp"]; nl = $c["seq_len"] / sp; meta = 2 * nl * 4; kv16 = 2 * nl * 128 * 2; kv32 = 2 * nl * 128 * 4
+    payload = 2 * (2 * (sp - 1) * (kv16 + meta) + sp * kv32); b = $c["bytes_per_step_per_rank"]; m = $c["messages_per_step_per_rank"]
+    if (!(b >= payload && b <= payload + 4096 * m)) { printf "bf16: bytes_per_step %s not within [%d, +4 KiB per message]\n", b, payload; exit 1 } }' \
+  "$tmp/bf16.csv" || { cat "$tmp/bf16.csv"; fail "bench --precision bf16: the ring did not move bf16 K/V"; }
 echo "scaling_sweep: OK"

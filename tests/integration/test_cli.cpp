@@ -286,6 +286,9 @@ TEST_CASE("out-of-range numbers are refused by every command with the option and
       {"plan --seq-len 4K --ranks 1 --threads 0", "option '--threads' must be an integer >= 1"},
       {"bench --steps 0", "option '--steps' must be an integer >= 1"},
       {"bench --warmup -1", "option '--warmup' must be an integer >= 0"},
+      {"bench --model tiny --precision fp16", "unknown precision 'fp16' (fp32 or bf16)"},
+      {"eval needle --checkpoint a --precision bf8", "unknown precision 'bf8' (fp32 or bf16)"},
+      {"eval visual-needle --checkpoint a --vqgan b --precision half", "unknown precision 'half' (fp32 or bf16)"},
   };
   for (const Case& c : cases) expect_refusal(rw_run(dir, 0, c.args), c.needle);
 

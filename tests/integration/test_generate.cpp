@@ -11,13 +11,17 @@
 //  - Vision (one case, a tiny random vision model and the tiny VQGAN fixture): --image encoded in
 //    the run and --codes from `vqgan encode` give the same prompt, the caption order `prepare
 //    --vision` trains; text out from the text columns; images and videos out (guidance) the
-//    same on 1 and 2 ranks, decoded to PNG and GIF; bad vision options one clear error.
-// About 35 short mpirun runs: ~40 s on 2 cores (the vision case ~25 s of it).
+//    same on 1 and 2 ranks, decoded to PNG and GIF; bad vision options one clear error;
+//    `eval visual-needle` on it in fp32 and bf16.
+//  - eval needle and eval visual-needle --precision bf16: the answers and the report record it,
+//    the KV cache's bytes fall towards half of fp32's.
+// About 40 short mpirun runs: ~45 s on 2 cores (the vision case ~28 s of it).
 #include <catch2/catch.hpp>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -190,6 +194,14 @@ std::vector<nlohmann::json> read_jsonl(const fs::path& path) {
   return out;
 }
 
+// The "KV cache: ... (N bytes: ...)" line of eval needle / visual-needle's report: N, or -1.
+double reported_kv_cache_bytes(const std::string& stdout_text) {
+  const std::size_t line = stdout_text.find("  KV cache: ");
+  if (line == std::string::npos) return -1;
+  const std::size_t open = stdout_text.find('(', line);
+  return open == std::string::npos ? -1 : std::atof(stdout_text.c_str() + open + 1);
+}
+
 RunResult eval_needle(const ScratchDir& dir, int np, const std::string& args) {
   const RunResult r = run_tool(dir, np, "eval needle " + args);
   INFO(show(r));
@@ -264,6 +276,34 @@ TEST_CASE("eval needle: generation on the passkey task agrees with the teacher-f
   // --show: the prompt ends with the question, then the answer.
   CHECK(g.stdout_text.find("<ask> n") != std::string::npos);
   CHECK(g.stdout_text.find("    answer: ") != std::string::npos);
+
+  // --precision bf16 (the model of generate --precision bf16: transformer.h) in both modes on the
+  // same documents: every answer and the report say bf16 (fp32 before); generation's KV cache
+  // takes fewer bytes than fp32's but more than half (keys and values halve, the int32 positions
+  // and segment ids do not). No accuracy is compared: this model's answers may or may not move
+  // under bf16's rounding. Two runs, ~2 s.
+  const RunResult fb = eval_needle(dir, 2, grid + "--mode forced --precision bf16 --answers " + quoted(dir / "fb.jsonl"));
+  const RunResult gb = eval_needle(dir, 2, grid + "--mode generate --precision bf16 --answers " + quoted(dir / "gb.jsonl"));
+  CHECK(fb.stdout_text.find("on 2 rank(s), bf16; passkey task, forced mode") != std::string::npos);
+  CHECK(gb.stdout_text.find("on 2 rank(s), bf16; passkey task, generate mode") != std::string::npos);
+  CHECK(g.stdout_text.find("on 2 rank(s), fp32; passkey task, generate mode") != std::string::npos);
+  const auto forced_bf16 = read_jsonl(dir / "fb.jsonl"), generated_bf16 = read_jsonl(dir / "gb.jsonl");
+  REQUIRE(forced_bf16.size() == 24);
+  REQUIRE(generated_bf16.size() == 24);
+  for (std::size_t i = 0; i < 24; ++i) {
+    CHECK(forced[i]["precision"] == "fp32");
+    CHECK(generated[i]["precision"] == "fp32");
+    CHECK(forced_bf16[i]["precision"] == "bf16");
+    CHECK(generated_bf16[i]["precision"] == "bf16");
+    CHECK(generated_bf16[i]["expected_tokens"] == generated[i]["expected_tokens"]);
+    CHECK(forced_bf16[i]["expected_tokens"] == forced[i]["expected_tokens"]);
+  }
+  const double kv_fp32 = reported_kv_cache_bytes(g.stdout_text), kv_bf16 = reported_kv_cache_bytes(gb.stdout_text);
+  INFO("KV cache bytes per rank: fp32 " << kv_fp32 << ", bf16 " << kv_bf16);
+  CHECK(kv_fp32 > 0);
+  CHECK(kv_bf16 < kv_fp32);
+  CHECK(2 * kv_bf16 > kv_fp32);
+  CHECK(reported_kv_cache_bytes(fb.stdout_text) == -1);  // the forced mode keeps no cache
 }
 
 // LWM's protocol on text with a byte-tokenizer model (one training step: its answers are noise,
@@ -455,6 +495,36 @@ TEST_CASE("generate: vision in the prompt and vision out on a tiny vision model"
   CHECK(video_tokens[33] == 289);
   CHECK(video["codes"].size() == 32);
   CHECK(slurp(dir / "v.gif").substr(0, 6) == "GIF89a");
+
+  // eval visual-needle on this model (random answers: the protocol and the precision, not
+  // accuracy): fp32 and --precision bf16 on 2 ranks, the same videos and prompts; the answers and
+  // the report say which; bf16's KV cache between half and all of fp32's bytes. ~3 s.
+  {
+    const std::string eval = "eval visual-needle --checkpoint " + quoted(model) + " --vqgan " + quoted(vq) +
+                             " --frames 2 --depths 0,100 --trials 1 --max-new-tokens 3 --answers ";
+    std::vector<nlohmann::json> fp32, bf16;
+    double kv_fp32 = 0, kv_bf16 = 0;
+    for (const std::string& precision : std::vector<std::string>{"fp32", "bf16"}) {
+      const fs::path answers = dir / ("vn-" + precision + ".jsonl");
+      const RunResult r = run_tool(dir, 2, eval + quoted(answers) + " --precision " + precision);
+      INFO(show(r));
+      REQUIRE(r.exit_code == 0);
+      CHECK(r.stdout_text.find("on 2 rank(s), " + precision + "; VQGAN") != std::string::npos);
+      (precision == "fp32" ? kv_fp32 : kv_bf16) = reported_kv_cache_bytes(r.stdout_text);
+      (precision == "fp32" ? fp32 : bf16) = read_jsonl(answers);
+    }
+    REQUIRE(fp32.size() == 2);
+    REQUIRE(bf16.size() == 2);
+    for (std::size_t i = 0; i < 2; ++i) {
+      CHECK(fp32[i]["precision"] == "fp32");
+      CHECK(bf16[i]["precision"] == "bf16");
+      for (const char* key : {"frames", "depth", "needle_frame", "prompt_tokens", "colour"}) CHECK(bf16[i][key] == fp32[i][key]);
+    }
+    INFO("KV cache bytes per rank: fp32 " << kv_fp32 << ", bf16 " << kv_bf16);
+    CHECK(kv_fp32 > 0);
+    CHECK(kv_bf16 < kv_fp32);
+    CHECK(2 * kv_bf16 > kv_fp32);
+  }
 
   // Bad vision options: one clear error on every rank, nothing written.
   {

@@ -306,6 +306,8 @@ TEST_CASE("needle reports: answers as JSON lines, the CSV, the shown answers", "
   CHECK(j["hit"] == false);
   CHECK_FALSE(j.contains("expected_tokens"));
   CHECK(nlohmann::json::parse(text.substr(text.find('\n') + 1))["hit"] == true);
+  CHECK(j["precision"] == "fp32");  // the model's --precision, fp32 unless given
+  CHECK(nlohmann::json::parse(cli::needle_answers_jsonl({a}, "generate", true, "bf16"))["precision"] == "bf16");
   const nlohmann::json p = nlohmann::json::parse(cli::needle_answers_jsonl({a}, "forced", false));
   CHECK(p["task"] == "passkey");
   CHECK(p["needles"][0]["name"] == "Oslo");
