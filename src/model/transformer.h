@@ -46,8 +46,8 @@
 //           break that), and the attention output is the fp32 accumulator the delta kernel reads.
 //     GEMM outputs that are accumulated (beta = 1: the residual, dn2, dn1, weight gradients) are
 //     fp32; outputs only read by the next kernel (q, k, v, g, u, da, dout) are stored bf16.
-//   The attention op must take bf16 (AttentionOp::takes): the ring does; one that does not (the
-//   KV-cache attention of generation, today) makes the constructor refuse bf16 with a message.
+//   The attention op must take bf16 (AttentionOp::takes): the ring and generation's KV-cache
+//   attention do; one that does not makes the constructor refuse bf16 with a message.
 //
 // The fp64 reference of the tests is ReferenceTransformer (reference_transformer.h): the same
 // algorithm on host arrays, not in the training path.
