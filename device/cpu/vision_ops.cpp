@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "device/cpu/openblas_single_thread.h"
+#include "device/vision_args.h"
 #include "src/common/fatal.h"
 
 namespace rw::device::cpu {
@@ -167,9 +168,7 @@ void vq_nearest(const float* z, const float* codebook, int32_t* indices, float* 
 void vq_lookup(const int32_t* indices, const float* codebook, float* out, int64_t batch, int64_t dim,
                int64_t pixels, int64_t codes) {
   for (int64_t t = 0; t < batch * pixels; ++t)
-    RW_CHECK(indices[t] >= 0 && indices[t] < codes,
-             "vq_lookup: code " + std::to_string(indices[t]) + " at position " + std::to_string(t) +
-                 " is outside the codebook [0, " + std::to_string(codes) + ")");
+    RW_CHECK(indices[t] >= 0 && indices[t] < codes, vq_lookup_bad_code_message(indices[t], t, codes));
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < batch * pixels; ++t) {
     const int64_t n = t / pixels, p = t % pixels;
