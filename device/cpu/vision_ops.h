@@ -34,11 +34,14 @@ struct Conv2dShape {
 
 // The im2col buffer's size limit per thread (floats): 8 Mi floats = 32 MiB.
 constexpr int64_t kConvColumnFloats = int64_t(8) << 20;
-// The output tile of one task (output channels x output pixels): a 768-channel 16x16 layer
-// still has 6 tasks, a 256x256 image's row block dozens; each tile's GEMM is large enough
-// (K = Cin x KH x KW of 27 and up) to amortise a call.
+// The output tile of one task (output channels x output pixels), fixed so that the bits do not
+// depend on the thread count: a 768-channel 16x16 layer has 6 tasks, a 128-channel 256x256
+// layer 4 per row block of 28 rows. Measured (perf/bench_vqgan, 2 cores): as fast as one
+// OpenBLAS call per row block at 1 and 2 threads; 512 columns cost 5-15% at 1 thread (more
+// calls, the weights packed again per tile). With many threads per rank, the small layers
+// leave some idle.
 constexpr int64_t kConvTileChannels = 128;
-constexpr int64_t kConvTileColumns = 512;
+constexpr int64_t kConvTileColumns = 2048;
 
 // bias may be null.
 void conv2d_forward(const float* x, const float* weight, const float* bias, float* y, const Conv2dShape& s);
