@@ -7,7 +7,7 @@
 // kernels yet. The cpu backends and sim-gpu run them as device/cpu/vision_ops.h; the GPU
 // backends (cuda, hip) and their emulations (cuda-emu, hip-emu) as device/cuda/kernels/vision.cu
 // (fp32 arithmetic, GroupNorm statistics in fp32 by two passes, the same tie rule; a code out of
-// range in vq_lookup gives NaN there instead of the CPU's fatal error);
+// range in vq_lookup is the same fatal error on every backend: vq_lookup_bad_code_message);
 // Capabilities::vqgan_kernels says which backend has them (all of them today).
 //
 // Layout: NCHW ([batch, channels, height, width], row-major, contiguous) for every image
@@ -17,6 +17,8 @@
 // its output rows straight into NCHW. Latent vectors (the quantizer's) lie along the channel
 // axis (stride H*W); codes are [batch, height, width] in raster order (LWM's token order).
 #pragma once
+#include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "device/kernel_args.h"
@@ -106,8 +108,11 @@ struct VqNearestArgs {
 };
 
 // out[n, :, i, j] = codebook[indices[n, i, j], :] (decoding from codes); indices i32 [N, H, W]
-// in [0, K) (the caller validates codes from files; the CPU kernel also refuses others, fatal),
-// codebook [K, D] fp, out [N, D, H, W] fp.
+// in [0, K) (the caller validates codes from files), codebook [K, D] fp, out [N, D, H, W] fp.
+// A code outside [0, K) is fatal on every backend, naming the first such position (t = n * H * W
+// + i * W + j) in vq_lookup_bad_code_message's words: the CPU kernels check before they copy;
+// the GPU kernel writes NaN there (never reads out of bounds) and records the first such
+// position in a device flag, which its launcher reads back (one stream synchronisation).
 struct VqLookupArgs {
   static constexpr const char* kName = "vq_lookup";
   ConstTensorView indices, codebook;
@@ -119,6 +124,12 @@ struct VqLookupArgs {
     f("out", out, Access::write);
   }
 };
+
+// vq_lookup's fatal error for a code outside the codebook (the same words on every backend).
+inline std::string vq_lookup_bad_code_message(int64_t code, int64_t position, int64_t codes) {
+  return "vq_lookup: code " + std::to_string(code) + " at position " + std::to_string(position) +
+         " is outside the codebook [0, " + std::to_string(codes) + ")";
+}
 
 // Whether an argument struct is one of the VQGAN kernels'.
 template <class A>

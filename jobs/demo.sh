@@ -21,8 +21,10 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-arg=${1:-build}
-if [ -f "$arg" ]; then bin=$(realpath "$arg"); else bin=$(realpath -m "$arg/ringworld"); fi
+DEMO_NAME=demo
+# shellcheck source=jobs/lib/demo_common.sh
+source "$here/lib/demo_common.sh"
+demo_binary "${1:-build}"
 config=$(realpath -m "${DEMO_CONFIG:-$here/demo.ini}")
 run=$(realpath -m "${DEMO_RUN_DIR:-$root/runs/demo}")
 trials=${DEMO_TRIALS:-10}
@@ -33,7 +35,7 @@ ranks=${DEMO_RANKS:-2}
 if [ -n "${DEMO_SEEDS:-}" ]; then
   summary=()
   for seed in $DEMO_SEEDS; do
-    [[ $seed =~ ^[0-9]+$ ]] || { echo "demo: DEMO_SEEDS must list whole numbers (got '$seed')" >&2; exit 2; }
+    [[ $seed =~ ^[0-9]+$ ]] || demo_fail 2 "DEMO_SEEDS must list whole numbers (got '$seed')"
     DEMO_SEEDS="" DEMO_SEED=$seed DEMO_RUN_DIR="$run-seed-$seed" bash "${BASH_SOURCE[0]}" "$bin" | tee "$run-seed-$seed.log"
     last=$(sed -n 's/^[ \t]*\[stage\.\(.*\)\][ \t]*$/\1/p' "$config" | tail -1)
     # Seconds of training and evaluation as measured when they ran (a reused stage keeps its own).
@@ -52,33 +54,13 @@ if [ -n "${DEMO_SEEDS:-}" ]; then
   exit 0
 fi
 depths=0,25,50,75,100
-[ -x "$bin" ] || { echo "demo: no ringworld binary at $bin (build first: make build)" >&2; exit 2; }
-[ -f "$config" ] || { echo "demo: no config $config" >&2; exit 2; }
-if [ -n "${DEMO_SEED:-}" ]; then  # the config with its seed replaced, kept beside the run
-  [[ $DEMO_SEED =~ ^[0-9]+$ ]] || { echo "demo: DEMO_SEED must be a whole number (got '$DEMO_SEED')" >&2; exit 2; }
-  grep -q '^seed *=' "$config" || { echo "demo: $config has no 'seed =' line for DEMO_SEED" >&2; exit 2; }
-  mkdir -p "$(dirname "$run")"
-  seeded="$run.seed-$DEMO_SEED.ini"
-  sed "s/^seed *=.*/seed = $DEMO_SEED/" "$config" > "$seeded"
-  config=$seeded
-fi
-mpirun_cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1
-            -np "$ranks")
-start=$SECONDS
+demo_check_inputs
+demo_seed_config "${DEMO_SEED:-}" DEMO_SEED
+demo_mpirun_setup "$ranks"
+demo_clock_start
 
 # Stages of the config, in order: name seq-len rope_theta steps global-batch-tokens.
-mapfile -t stages < <(awk -F'=' '
-  function trim(s) { gsub(/^[ \t]+|[ \t\r]+$/, "", s); return s }
-  /^[ \t]*[#;]/ { next }
-  /^[ \t]*\[/ { if (name != "") print name, seq, theta, steps, tokens
-                name = ""; line = trim($0)
-                if (line ~ /^\[stage\./) { name = substr(line, 8, length(line) - 8); seq = theta = steps = tokens = "?" }
-                next }
-  name != "" && NF >= 2 { k = trim($1); v = trim($2)
-                if (k == "seq-len") seq = v; else if (k == "rope_theta") theta = v
-                else if (k == "steps") steps = v; else if (k == "global-batch-tokens") tokens = v }
-  END { if (name != "") print name, seq, theta, steps, tokens }' "$config")
-[ "${#stages[@]}" -gt 0 ] || { echo "demo: $config has no [stage.NAME] sections" >&2; exit 2; }
+demo_read_stages seq-len rope_theta steps global-batch-tokens
 read -r _ first_seq _ <<< "${stages[0]}"
 read -r _ last_seq _ <<< "${stages[-1]}"
 lengths=""
@@ -93,19 +75,7 @@ echo "   needle evaluation after each stage: lengths $lengths x depths $depths %
 echo "   after the earlier stages, $trials after the last (the demo's claim: every cell >= 0.9)"
 
 # A run directory made with another config is moved aside, never mixed with this one.
-if [ -d "$run" ] && [ -n "$(ls -A "$run")" ] && ! cmp -s "$config" "$run/demo.ini"; then
-  old="$run.old-$(date +%Y%m%d-%H%M%S)"
-  if [ -f "$run/demo.ini" ]; then
-    echo "== $config changed since $run was trained (its copy: $run/demo.ini):"
-    diff -u "$run/demo.ini" "$config" | sed -n '3,$p' | grep '^[-+]' | sed 's/^/     /' || true
-  else
-    echo "== $run holds something else than this demo's run (no demo.ini)."
-  fi
-  echo "== STARTING OVER: the old run moves to $old"
-  mv "$run" "$old"
-fi
-mkdir -p "$run"
-cp "$config" "$run/demo.ini"
+demo_prepare_run demo.ini
 echo "   run directory: $run"
 
 index=0
@@ -113,36 +83,26 @@ for s in "${stages[@]}"; do
   read -r name seq theta steps tokens <<< "$s"
   index=$((index + 1))
   ckpt="$run/ckpt-$name-final.h5"
-  if [ -f "$ckpt" ]; then
-    echo "== stage $index/${#stages[@]} ($name): already trained, reusing $ckpt"
-  else
-    echo "== stage $index/${#stages[@]} ($name): training, seq_len $seq, rope_theta $theta, $steps steps  [$((SECONDS - start)) s]"
-    t0=$SECONDS
-    "${mpirun_cmd[@]}" "$bin" train --config "$config" --run-dir "$run" --stage "$name" 2>&1 | tee "$run/train-$name.log"
-    [ -f "$ckpt" ] || { echo "demo: stage $name ended without $ckpt" >&2; exit 1; }
-    echo "   stage $name trained in $((SECONDS - t0)) s"
-    echo "$((SECONDS - t0))" > "$run/train-$name.seconds"
-  fi
+  demo_train_stage "$index" "$name" "$seq" "$theta" "$steps" "$config"
 
   csv="$run/needle-$name.csv"
   table="$run/needle-$name.txt"
   stage_trials=$trials_between
   [ "$index" -eq "${#stages[@]}" ] && stage_trials=$trials
   eval_args="--lengths $lengths --depths $depths --trials $stage_trials"
-  if [ "$csv" -nt "$ckpt" ] && [ -f "$table" ] && [ "$(cat "$run/needle-$name.args" 2>/dev/null)" = "$eval_args" ]; then
+  if [ -f "$table" ] && demo_up_to_date "$csv" "$ckpt" "$run/needle-$name.args" "$eval_args"; then
     echo "-- needle evaluation after stage $name: up to date, reusing $csv"
   else
-    echo "-- needle evaluation after stage $name (rope_theta $theta)  [$((SECONDS - start)) s]"
-    t0=$SECONDS
+    echo "-- needle evaluation after stage $name (rope_theta $theta)  $(demo_elapsed)"
+    demo_step_start
     rm -f "$csv" "$table"
     # shellcheck disable=SC2086
     "${mpirun_cmd[@]}" "$bin" eval needle --checkpoint "$ckpt" $eval_args --csv "$csv" --png "$run/needle-$name.png" \
       --title "after stage $name (trained at $seq tokens, RoPE theta $theta)" 2>&1 | tee "$run/needle-$name.log"
-    [ -f "$csv" ] || { echo "demo: the evaluation of stage $name wrote no $csv" >&2; exit 1; }
+    [ -f "$csv" ] || demo_fail 1 "the evaluation of stage $name wrote no $csv"
     awk '/^needle accuracy/ { p = 1 } p && /^  [a-z]/ { p = 0 } p' "$run/needle-$name.log" > "$table"
     echo "$eval_args" > "$run/needle-$name.args"
-    echo "   evaluated in $((SECONDS - t0)) s"
-    echo "$((SECONDS - t0))" > "$run/needle-$name.seconds"
+    demo_step_done evaluated "$run/needle-$name.seconds"
   fi
 done
 
@@ -176,7 +136,7 @@ else
   "${mpirun_cmd[@]}" "$bin" eval needle --mode generate --checkpoint "$run/ckpt-$last_name-final.h5" \
     --lengths "$last_seq" --depths 0,50,100 --trials 4 --show 1 --answers "$run/needle-generate.jsonl" \
     --csv "$gen_csv" 2>&1 | tee "$run/needle-generate.log"
-  [ -f "$gen_csv" ] || { echo "demo: the generation evaluation wrote no CSV" >&2; exit 1; }
+  [ -f "$gen_csv" ] || demo_fail 1 "the generation evaluation wrote no CSV"
   awk '/^needle accuracy/ { p = 1 } p && /^  [a-z]/ { p = 0 } p' "$run/needle-generate.log" > "$run/needle-generate.txt"
 fi
 echo "== files in $run:"
@@ -191,4 +151,4 @@ else
   echo "   heatmaps:        none (the PNGs need gnuplot: apt-get install gnuplot-nox)"
 fi
 echo "   logs:            train-<stage>.log, needle-<stage>.log, metrics.jsonl; the run's plan: run.ini"
-echo "== done in $((SECONDS - start)) s"
+echo "== done in $(demo_seconds) s"

@@ -19,28 +19,22 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-arg=${1:-build}
-if [ -f "$arg" ]; then bin=$(realpath "$arg"); else bin=$(realpath -m "$arg/ringworld"); fi
+DEMO_NAME=demo-vision
+# shellcheck source=jobs/lib/demo_common.sh
+source "$here/lib/demo_common.sh"
+demo_binary "${1:-build}"
 config=$(realpath -m "${DEMO_VISION_CONFIG:-$here/demo-vision.ini}")
 run=$(realpath -m "${DEMO_VISION_RUN_DIR:-$root/runs/demo-vision}")
 ranks=${DEMO_RANKS:-2}
-[ -x "$bin" ] || { echo "demo-vision: no ringworld binary at $bin (build first: make build)" >&2; exit 2; }
-[ -f "$config" ] || { echo "demo-vision: no config $config" >&2; exit 2; }
+demo_check_inputs
 config_dir=$(dirname "$config")
-if [ -n "${DEMO_VISION_SEED:-}" ]; then  # the config with its seed replaced, kept beside the run
-  [[ $DEMO_VISION_SEED =~ ^[0-9]+$ ]] || { echo "demo-vision: DEMO_VISION_SEED must be a whole number (got '$DEMO_VISION_SEED')" >&2; exit 2; }
-  grep -q '^seed *=' "$config" || { echo "demo-vision: $config has no 'seed =' line for DEMO_VISION_SEED" >&2; exit 2; }
-  mkdir -p "$(dirname "$run")"
-  seeded="$run.seed-$DEMO_VISION_SEED.ini"
-  sed "s/^seed *=.*/seed = $DEMO_VISION_SEED/" "$config" > "$seeded"
-  config=$seeded
-fi
+demo_seed_config "${DEMO_VISION_SEED:-}" DEMO_VISION_SEED
 
 # The demo's own settings: "#> key = value" lines of the config.
 setting() {
   local v
   v=$(sed -n "s/^#>[ \t]*$1[ \t]*=[ \t]*\(.*[^ \t]\)[ \t]*$/\1/p" "$config" | tail -1)
-  [ -n "$v" ] || { echo "demo-vision: $config has no '#> $1 = ...' line" >&2; exit 2; }
+  [ -n "$v" ] || demo_fail 2 "$config has no '#> $1 = ...' line"
   echo "$v"
 }
 size=$(setting frame-size)
@@ -54,26 +48,17 @@ eval_depths=$(setting eval-depths)
 trials=${DEMO_VISION_TRIALS:-$(setting eval-trials)}
 trials_between=${DEMO_VISION_TRIALS_BETWEEN:-4}
 mapfile -t datasets < <(sed -n 's/^#>[ \t]*data\.\([A-Za-z0-9_-]*\)[ \t]*=[ \t]*\([0-9]*\)[ \t]\+\([0-9]*:[0-9]*\)[ \t]\+\([0-9]*\)[ \t]*$/\1 \2 \3 \4/p' "$config")
-[ "${#datasets[@]}" -gt 0 ] || { echo "demo-vision: $config has no '#> data.NAME = VIDEOS MIN:MAX SEED' lines" >&2; exit 2; }
+[ "${#datasets[@]}" -gt 0 ] || demo_fail 2 "$config has no '#> data.NAME = VIDEOS MIN:MAX SEED' lines"
 
 # Stages of the config, in order: name seq-len rope_theta steps.
-mapfile -t stages < <(awk -F'=' '
-  function trim(s) { gsub(/^[ \t]+|[ \t\r]+$/, "", s); return s }
-  /^[ \t]*[#;]/ { next }
-  /^[ \t]*\[/ { if (name != "") print name, seq, theta, steps
-                name = ""; line = trim($0)
-                if (line ~ /^\[stage\./) { name = substr(line, 8, length(line) - 8); seq = theta = steps = "?" }
-                next }
-  name != "" && NF >= 2 { k = trim($1); v = trim($2)
-                if (k == "seq-len") seq = v; else if (k == "rope_theta") theta = v; else if (k == "steps") steps = v }
-  END { if (name != "") print name, seq, theta, steps }' "$config")
-[ "${#stages[@]}" -gt 0 ] || { echo "demo-vision: $config has no [stage.NAME] sections" >&2; exit 2; }
+demo_read_stages seq-len rope_theta steps
 
-# One thread a process: OpenMP's idle threads spin, and on a busy machine they cost the VQGAN's
-# small convolutions ~40x (measured: prepare --vision, 8 against 380 frames a second).
+# One thread a process, for speed only (the results are the same at any thread count): OpenMP's
+# idle threads spin, and on a busy machine they cost the VQGAN's small convolutions ~40x
+# (measured: prepare --vision, 8 against 380 frames a second).
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
-mpirun_cmd=(mpirun --allow-run-as-root --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x OPENBLAS_NUM_THREADS=1 -np "$ranks")
-start=$SECONDS
+demo_mpirun_setup "$ranks"
+demo_clock_start
 echo "== ringworld vision demo ($config): a visual needle in long videos, $ranks ranks (sp = $ranks, zigzag)"
 for d in "${datasets[@]}"; do
   read -r name videos range seed <<< "$d"
@@ -87,13 +72,7 @@ echo "   evaluation after each stage: frames $eval_frames x depths $eval_depths 
 echo "   after the earlier stages, $trials after the last; chance: 1/6 = 0.17"
 
 # A run directory made with another config is moved aside, never mixed with this one.
-if [ -d "$run" ] && [ -n "$(ls -A "$run")" ] && ! cmp -s "$config" "$run/config.ini"; then
-  old="$run.old-$(date +%Y%m%d-%H%M%S)"
-  echo "== $config differs from the one $run was made with: STARTING OVER, the old run moves to $old"
-  mv "$run" "$old"
-fi
-mkdir -p "$run"
-cp "$config" "$run/config.ini"
+demo_prepare_run config.ini
 sed "s|@RUN@|$run|g" "$config" > "$run/train.ini"
 echo "   run directory: $run"
 
@@ -105,7 +84,7 @@ for d in "${datasets[@]}"; do
   if [ -f "$run/data-$name/records.jsonl" ]; then
     echo "== data $name: reusing $run/data-$name"
   else
-    echo "== data $name: $videos videos  [$((SECONDS - start)) s]"
+    echo "== data $name: $videos videos  $(demo_elapsed)"
     rm -rf "$run/data-$name"
     fit=()
     [ "$name" = "$first" ] && fit=(--fit-frames "$fit_frames")
@@ -117,7 +96,7 @@ done
 if [ -f "$run/vqgan.h5" ]; then
   echo "== VQGAN: reusing $run/vqgan.h5"
 else
-  echo "== VQGAN: $vqgan_encoder encoder, seed $vqgan_seed, codebook fitted to $run/data-$first/fit  [$((SECONDS - start)) s]"
+  echo "== VQGAN: $vqgan_encoder encoder, seed $vqgan_seed, codebook fitted to $run/data-$first/fit  $(demo_elapsed)"
   "$bin" vqgan init --config "$vqgan_config" --image-size "$size" --seed "$vqgan_seed" --encoder "$vqgan_encoder" \
     --fit-codebook "$run/data-$first/fit" --output "$run/vqgan.h5"
 fi
@@ -128,7 +107,7 @@ for d in "${datasets[@]}"; do
   if [ -f "$run/data-$name.h5" ] && [ "$run/data-$name.h5" -nt "$run/vqgan.h5" ]; then
     echo "== tokens $name: reusing $run/data-$name.h5"
   else
-    echo "== tokens $name: encoding and laying out  [$((SECONDS - start)) s]"
+    echo "== tokens $name: encoding and laying out  $(demo_elapsed)"
     "$bin" prepare --vision --vqgan "$run/vqgan.h5" --tokenizer byte --vision-task caption \
       --input "$run/data-$name/records.jsonl" --output "$run/data-$name.h5"
   fi
@@ -140,34 +119,24 @@ for s in "${stages[@]}"; do
   read -r name seq theta steps <<< "$s"
   index=$((index + 1))
   ckpt="$run/ckpt-$name-final.h5"
-  if [ -f "$ckpt" ]; then
-    echo "== stage $index/${#stages[@]} ($name): already trained, reusing $ckpt"
-  else
-    echo "== stage $index/${#stages[@]} ($name): training, seq_len $seq, rope_theta $theta, $steps steps  [$((SECONDS - start)) s]"
-    t0=$SECONDS
-    "${mpirun_cmd[@]}" "$bin" train --config "$run/train.ini" --run-dir "$run" --stage "$name" 2>&1 | tee "$run/train-$name.log"
-    [ -f "$ckpt" ] || { echo "demo-vision: stage $name ended without $ckpt" >&2; exit 1; }
-    echo "   stage $name trained in $((SECONDS - t0)) s"
-    echo "$((SECONDS - t0))" > "$run/train-$name.seconds"
-  fi
+  demo_train_stage "$index" "$name" "$seq" "$theta" "$steps" "$run/train.ini"
   stage_trials=$trials_between
   [ "$index" -eq "${#stages[@]}" ] && stage_trials=$trials
   csv="$run/visual-needle-$name.csv"
   args="--frames $eval_frames --depths $eval_depths --trials $stage_trials"
-  if [ "$csv" -nt "$ckpt" ] && [ "$(cat "$run/visual-needle-$name.args" 2>/dev/null)" = "$args" ]; then
+  if demo_up_to_date "$csv" "$ckpt" "$run/visual-needle-$name.args" "$args"; then
     echo "-- evaluation after stage $name: up to date, reusing $csv"
   else
-    echo "-- evaluation after stage $name (trained at $seq tokens)  [$((SECONDS - start)) s]"
-    t0=$SECONDS
+    echo "-- evaluation after stage $name (trained at $seq tokens)  $(demo_elapsed)"
+    demo_step_start
     rm -f "$csv"
     # shellcheck disable=SC2086
     "${mpirun_cmd[@]}" "$bin" eval visual-needle --checkpoint "$ckpt" --vqgan "$run/vqgan.h5" $args --csv "$csv" \
       --answers "$run/visual-needle-$name.jsonl" --title "after stage $name (trained at $seq tokens)" 2>&1 |
       tee "$run/visual-needle-$name.log"
-    [ -f "$csv" ] || { echo "demo-vision: the evaluation of stage $name wrote no $csv" >&2; exit 1; }
+    [ -f "$csv" ] || demo_fail 1 "the evaluation of stage $name wrote no $csv"
     echo "$args" > "$run/visual-needle-$name.args"
-    echo "   evaluated in $((SECONDS - t0)) s"
-    echo "$((SECONDS - t0))" > "$run/visual-needle-$name.seconds"
+    demo_step_done evaluated "$run/visual-needle-$name.seconds"
   fi
 done
 
@@ -181,4 +150,4 @@ done
 last=$(read -r n _ <<< "${stages[-1]}"; echo "$n")
 awk -F, 'NR > 1 { n++; sum += $6; if (min == "" || $6 < min) min = $6 }
   END { printf "== last stage: %d cells, lowest %.2f, mean %.3f (chance 0.17)\n", n, min, sum / n }' "$run/visual-needle-$last.csv"
-echo "== done in $((SECONDS - start)) s; files in $run (CSV per stage: visual-needle-<stage>.csv, answers: .jsonl)"
+echo "== done in $(demo_seconds) s; files in $run (CSV per stage: visual-needle-<stage>.csv, answers: .jsonl)"

@@ -28,27 +28,11 @@
 #include "device/cpu/cpu_backend.h"
 #include "device/cpu/fast_exp.h"
 #include "device/cpu/fused_tiles.h"
+#include "device/cpu/openblas_single_thread.h"
 #include "src/common/fatal.h"
 #include "src/common/host_buffer.h"
 
 namespace rw::device::cpu {
-namespace {
-
-// Keeps OpenBLAS single-threaded while our OpenMP threads call it; restores on exit.
-class OpenblasSingleThread {
- public:
-  OpenblasSingleThread() : saved_(openblas_get_num_threads()) {
-    if (saved_ != 1) openblas_set_num_threads(1);
-  }
-  ~OpenblasSingleThread() {
-    if (saved_ != 1) openblas_set_num_threads(saved_);
-  }
-
- private:
-  int saved_;
-};
-
-}  // namespace
 
 void check_attn_shape(const AttnShape& s, const AttnTiling& t) {
   RW_CHECK(s.batch >= 0 && s.n_q >= 0 && s.n_k >= 0 && s.head_dim > 0, "bad attention shape");

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "device/cpu/openblas_single_thread.h"
+#include "device/vision_args.h"
 #include "src/common/fatal.h"
 
 namespace rw::device::cpu {
@@ -58,25 +60,35 @@ void conv2d_forward(const float* x, const float* weight, const float* bias, floa
   const int64_t block_rows = std::clamp<int64_t>(kConvColumnFloats / std::max<int64_t>(k * wout, 1), 1, hout);
   thread_local std::vector<float> col;
   if (!direct && k > 0) col.resize(static_cast<std::size_t>(k * block_rows * wout));
+  const int64_t m_tiles = (s.out_channels + kConvTileChannels - 1) / kConvTileChannels;
+  OpenblasSingleThread single;  // every GEMM below on the OpenMP thread that calls it
   for (int64_t n = 0; n < s.batch; ++n) {
     const float* xn = x + n * s.in_channels * s.height * s.width;
     float* yn = y + n * s.out_channels * out_pixels;
     for (int64_t row0 = 0; row0 < hout; row0 += block_rows) {
       const int64_t rows = std::min(block_rows, hout - row0), cols = rows * wout;
       float* yb = yn + row0 * wout;  // Cout rows of `cols` values, row stride out_pixels
-      for (int64_t co = 0; co < s.out_channels; ++co)
-        std::fill(yb + co * out_pixels, yb + co * out_pixels + cols, bias ? bias[co] : 0.f);
-      if (k == 0) continue;
       const float* b = xn + row0 * wout;  // direct: x's rows are the columns (ld = H*W = out_pixels)
       int64_t ldb = out_pixels;
-      if (!direct) {
+      if (!direct && k > 0) {
         im2col_rows(xn, col.data(), s, row0, rows);
         b = col.data();
         ldb = cols;
       }
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(s.out_channels), static_cast<int>(cols),
-                  static_cast<int>(k), 1.f, weight, static_cast<int>(k), b, static_cast<int>(ldb), 1.f, yb,
-                  static_cast<int>(out_pixels));
+      // Tiles of the block's output (kConvTileChannels x kConvTileColumns, fixed sizes): one
+      // task each, bias preloaded, then C += W_tile * col_tile by a single-threaded sgemm.
+      const int64_t n_tiles = (cols + kConvTileColumns - 1) / kConvTileColumns;
+#pragma omp parallel for schedule(static)
+      for (int64_t tile = 0; tile < m_tiles * n_tiles; ++tile) {
+        const int64_t m0 = tile / n_tiles * kConvTileChannels, c0 = tile % n_tiles * kConvTileColumns;
+        const int64_t m = std::min(kConvTileChannels, s.out_channels - m0), nc = std::min(kConvTileColumns, cols - c0);
+        for (int64_t co = m0; co < m0 + m; ++co)
+          std::fill(yb + co * out_pixels + c0, yb + co * out_pixels + c0 + nc, bias ? bias[co] : 0.f);
+        if (k == 0) continue;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<int>(m), static_cast<int>(nc),
+                    static_cast<int>(k), 1.f, weight + m0 * k, static_cast<int>(k), b + c0, static_cast<int>(ldb), 1.f,
+                    yb + m0 * out_pixels + c0, static_cast<int>(out_pixels));
+      }
     }
   }
 }
@@ -156,9 +168,7 @@ void vq_nearest(const float* z, const float* codebook, int32_t* indices, float* 
 void vq_lookup(const int32_t* indices, const float* codebook, float* out, int64_t batch, int64_t dim,
                int64_t pixels, int64_t codes) {
   for (int64_t t = 0; t < batch * pixels; ++t)
-    RW_CHECK(indices[t] >= 0 && indices[t] < codes,
-             "vq_lookup: code " + std::to_string(indices[t]) + " at position " + std::to_string(t) +
-                 " is outside the codebook [0, " + std::to_string(codes) + ")");
+    RW_CHECK(indices[t] >= 0 && indices[t] < codes, vq_lookup_bad_code_message(indices[t], t, codes));
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < batch * pixels; ++t) {
     const int64_t n = t / pixels, p = t % pixels;

@@ -285,6 +285,21 @@ RW_HD __forceinline__ bf16_t from_float<bf16_t>(float x) {
 
 RW_HD __forceinline__ float neg_infinity() { return bits_float(0xff800000u); }
 
+// ---- integer atomics ----
+
+// *address = min(*address, value) on device memory, atomically. Integers only: the kernels use
+// no floating-point atomics (their order would change results); an integer minimum is the same
+// whatever order the threads come in. The emulation runs a block's threads on one OS thread,
+// switching only at barriers and warp operations, and one block at a time: a plain
+// read-modify-write is atomic there.
+__device__ __forceinline__ void atomic_min_u64(unsigned long long* address, unsigned long long value) {
+#if defined(RW_SIMT_EMU)
+  if (value < *address) *address = value;
+#else
+  atomicMin(address, value);
+#endif
+}
+
 // ---- launching ----
 
 // Grid size for n items at `per_block` items per block, capped (kernels loop grid-stride).
@@ -312,6 +327,22 @@ void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t
                                       cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem_bytes)));
   kernel<<<grid, block, smem_bytes, static_cast<cudaStream_t>(ctx.stream)>>>(static_cast<Params>(args)...);
   RW_GPU_CHECK(cudaGetLastError());
+#endif
+}
+
+// Copies n_bytes of device memory to the host once the work enqueued on ctx.stream so far has
+// finished: a stream synchronisation, for the few launchers that must check a device result
+// before they return (vq_lookup's bad-code flag), never on a hot path. Under the emulation the
+// kernels have already run: a plain copy.
+inline void copy_to_host_after_stream(void* host, const void* device_memory, std::size_t n_bytes,
+                                      const LaunchContext& ctx) {
+#if defined(RW_SIMT_EMU)
+  (void)ctx;
+  std::memcpy(host, device_memory, n_bytes);
+#else
+  const auto stream = static_cast<cudaStream_t>(ctx.stream);
+  RW_GPU_CHECK(cudaMemcpyAsync(host, device_memory, n_bytes, cudaMemcpyDefault, stream));
+  RW_GPU_CHECK(cudaStreamSynchronize(stream));
 #endif
 }
 

@@ -11,7 +11,9 @@
 //   seeding from a seeded stream (the first centre uniform, each next drawn with probability
 //   proportional to the squared distance to the nearest chosen centre), then `iterations`
 //   rounds of assign (ties to the lowest index) and mean; a centre left without vectors keeps
-//   its place. Deterministic for a seed. Sums in double.
+//   its place. Deterministic for a seed. Sums in double. The whole `vqgan init --fit-codebook`
+//   (the encoder's latents on the cpu backend, then the fit) gives the same bits at any thread
+//   count: the convolutions tile their GEMMs themselves (device/cpu/vision_ops.h).
 #pragma once
 #include <cstdint>
 #include <vector>

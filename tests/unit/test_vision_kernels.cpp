@@ -17,10 +17,14 @@
 // "device_gpu_emu": about 2 s for both, the same shapes), and on a real GPU (test_gpu_cuda /
 // test_gpu_hip).
 #include <catch2/catch.hpp>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <stdexcept>
@@ -478,7 +482,75 @@ struct ThrowingFatal {
   ~ThrowingFatal() { set_fatal_handler(nullptr); }
 };
 
+// The message fatal() reports while fn runs ("" if none): in a forked child whose fatal handler
+// sends it back through a pipe (sim-gpu and the emulations run kernels on stream workers, where
+// a throwing handler could not be caught), or, for the real GPU backends (CUDA cannot be used
+// in a child forked after it started), here with ThrowingFatal (their launchers run on this thread).
+int g_fatal_pipe = -1;
+void child_fatal_handler(const std::string& message) {
+  if (write(g_fatal_pipe, message.data(), message.size()) < 0) {
+  }
+  _exit(97);
+}
+std::string fatal_message_of(const std::string& backend, const std::function<void()>& fn) {
+  if (backend == "cuda" || backend == "hip") {
+    ThrowingFatal throwing;
+    try {
+      fn();
+    } catch (const std::runtime_error& e) {
+      return e.what();
+    }
+    return "";
+  }
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    close(fds[0]);
+    signal(SIGABRT, SIG_DFL);
+    g_fatal_pipe = fds[1];
+    set_fatal_handler(&child_fatal_handler);
+    fn();
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string message;
+  char buffer[512];
+  ssize_t n;
+  while ((n = read(fds[0], buffer, sizeof buffer)) > 0) message.append(buffer, static_cast<std::size_t>(n));
+  close(fds[0]);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  CHECK(WIFEXITED(status));
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0) CHECK(WEXITSTATUS(status) == 97);
+  return message;
+}
+
 }  // namespace
+
+TEST_CASE("vq_lookup stops at a code outside the codebook on every backend, naming the first", "[vision][kernels]") {
+  // 2 x 2 x 3 codes of a codebook of 5; the bad ones at positions 3 (5: one past the end) and 7
+  // (-1), or only at 7: the error names the first, in the CPU kernel's words, on every backend.
+  for (const std::string& name : vqgan_backends()) {
+    for (int first_bad : {3, 7}) {
+      INFO("backend " << name << ", first bad code at position " << first_bad);
+      const std::string message = fatal_message_of(name, [&] {
+        auto be = create_backend(name);
+        auto stream = be->create_stream();
+        std::vector<double> iv = {0, 4, 2, 1, 3, 0, 4, 2, 1, 1, 0, 3};
+        if (first_bad == 3) iv[3] = 5;
+        iv[7] = -1;
+        Tensor idx(*be, DType::i32, iv), cb(*be, DType::f32, random_values(5 * 4, 600));
+        Tensor out(*be, DType::f32, std::vector<double>(2 * 4 * 2 * 3, 0));
+        be->vq_lookup(VqLookupArgs{idx.view({2, 2, 3}), cb.view({5, 4}), out.view({2, 4, 2, 3})}, *stream);
+        be->synchronize(*stream);
+      });
+      const std::string code_at = first_bad == 3 ? "code 5 at position 3" : "code -1 at position 7";
+      CHECK_THAT(message, Catch::Contains("vq_lookup: " + code_at + " is outside the codebook [0, 5)"));
+    }
+  }
+}
 
 TEST_CASE("the VQGAN kernels match their fp64 references, fp32 and bf16 storage", "[vision][kernels]") {
   const std::vector<std::string> names = vqgan_backends();

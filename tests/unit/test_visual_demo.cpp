@@ -2,10 +2,14 @@
 // (src/vision/synthetic_video.h), the VQGAN made here (src/vision/vqgan_init.h: the init and the
 // k-means codebook fit) and the visual-needle evaluation's prompt, greedy text choice, scoring
 // and report (src/infer/visual_needle.h). The model-driven loop itself runs in the demo's
-// end-to-end test (tests/integration/demo_vision_mini.sh). Well under a second.
+// end-to-end test (tests/integration/demo_vision_mini.sh). About a second (the thread-count
+// case runs the demo's encoder on 8 frames at 1, 2 and 4 threads).
 #include <catch2/catch.hpp>
+#include <cblas.h>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <set>
@@ -394,4 +398,45 @@ TEST_CASE("vqgan init: the codebook fitted to the demo's frames beats the random
     }
     CHECK(own);
   }
+}
+
+TEST_CASE("vqgan init: the same latents and codebook, bit for bit, with 1, 2 and 4 threads", "[vision_demo]") {
+  // `vqgan init --fit-codebook` with the random encoder (every convolution's weights drawn): the
+  // encoder's latents of the fit frames (on the cpu backend), then the k-means fit. The thread
+  // count is set as OMP_NUM_THREADS sets it (for OpenMP and, when OPENBLAS_NUM_THREADS is unset,
+  // for OpenBLAS): before the convolutions tiled their GEMMs themselves, OpenBLAS's thread
+  // partition changed the latents' last bits and so the fitted codebook.
+  const VqganConfig c = demo_vqgan();
+  std::vector<float> frames;
+  for (int i = 0; i < 4; ++i) {
+    const SyntheticVideo v = make_synthetic_video(draw_video_spec(3, i, 2, 2, 32));
+    for (int64_t f = 0; f < 2; ++f) {
+      const std::vector<float> x = lwm_frame(v.frame(f), 32, 32, 32);
+      frames.insert(frames.end(), x.begin(), x.end());
+    }
+  }
+  const int saved_omp = omp_get_max_threads(), saved_blas = openblas_get_num_threads();
+  auto init = [&](int threads, std::vector<float>* latents, std::vector<float>* codebook) {
+    omp_set_num_threads(threads);
+    openblas_set_num_threads(threads);
+    std::unique_ptr<device::Backend> backend = device::make_backend("cpu");
+    const std::vector<float> weights = make_vqgan_weights(c, 1, VqganEncoderInit::random);
+    *latents = encoder_latent_vectors(*backend, c, weights, frames.data(), 8, 4);
+    *codebook = fit_codebook_kmeans(*latents, 8, 64, 10, 1);
+  };
+  auto same_bits = [](const std::vector<float>& a, const std::vector<float>& b) {
+    return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+  };
+  std::vector<float> latents1, codebook1;
+  init(1, &latents1, &codebook1);
+  REQUIRE(latents1.size() == static_cast<std::size_t>(8 * 16 * 8));
+  for (int threads : {2, 4}) {
+    INFO(threads << " threads");
+    std::vector<float> latents, codebook;
+    init(threads, &latents, &codebook);
+    CHECK(same_bits(latents, latents1));
+    CHECK(same_bits(codebook, codebook1));
+  }
+  omp_set_num_threads(saved_omp);
+  openblas_set_num_threads(saved_blas);
 }

@@ -24,8 +24,12 @@
 //                grid is one block, so a single image leaves most of a GPU idle; a faster version
 //                would split the codebook over blocks and merge (distance, index) pairs, lowest
 //                index first on ties.
-//   vq_lookup    a thread per output element; a code outside [0, K) (the caller validates codes;
-//                the CPU kernel refuses them, fatal) gives NaN here, never a read out of bounds.
+//   vq_lookup    a thread per output element; a code outside [0, K) gives NaN (never a read out
+//                of bounds), and a grid-stride pass over the codes puts each bad one's position
+//                into a 64-bit flag in the workspace by an integer atomic minimum of
+//                (position << 32 | code): the first bad position wins whatever the thread order. The launcher resets the flag (a one-thread kernel),
+//                reads it back after the lookup (one stream synchronisation: decoding reads its
+//                frames back next anyway) and stops with the CPU's fatal error.
 //   silu, upsample_nearest2x   grid-stride elementwise.
 // Every reduction runs in an order fixed by the shapes: the same bits every run.
 #include <cmath>
@@ -205,9 +209,23 @@ __global__ void vq_nearest_kernel(FpIn z, FpIn codebook, int32_t* indices, FpOut
   }
 }
 
-// out [N, dim, pixels] element i = codebook[indices[n, p], d].
+// vq_lookup's flag: no bad code seen.
+constexpr unsigned long long kNoBadCode = ~0ull;
+
+__global__ void vq_flag_reset_kernel(unsigned long long* first_bad) {
+  if (global_thread_x() == 0) *first_bad = kNoBadCode;
+}
+
+// out [N, dim, pixels] element i = codebook[indices[n, p], d], NaN for a bad code; and for each
+// bad code at position t = n * pixels + p, first_bad = min(first_bad, t << 32 | code bits)
+// (positions < 2^32: the launcher checks).
 __global__ void vq_lookup_kernel(const int32_t* indices, FpIn codebook, FpOut out, int64_t n_out, int64_t dim,
-                                 int64_t pixels, int64_t codes) {
+                                 int64_t pixels, int64_t codes, int64_t positions, unsigned long long* first_bad) {
+  for (int64_t t = global_thread_x(); t < positions; t += grid_threads_x()) {
+    const int32_t code = indices[t];
+    if (code < 0 || code >= codes)
+      atomic_min_u64(first_bad, static_cast<unsigned long long>(t) << 32 | static_cast<uint32_t>(code));
+  }
   for (int64_t i = global_thread_x(); i < n_out; i += grid_threads_x()) {
     const int64_t n = i / (dim * pixels), d = i / pixels % dim, p = i % pixels;
     const int32_t code = indices[n * pixels + p];
@@ -283,9 +301,19 @@ void run(VqNearestArgs& a, const LaunchContext& ctx) {
 
 void run(VqLookupArgs& a, const LaunchContext& ctx) {
   const int64_t n_out = a.out.n_elements(), dim = a.codebook.shape[1], codes = a.codebook.shape[0];
-  const int64_t pixels = a.out.shape[2] * a.out.shape[3];
-  launch_kernel(&vq_lookup_kernel, elementwise_grid(n_out), dim3(kThreads), 0, ctx, a.indices.as<int32_t>(),
-                fp_in(a.codebook), fp_out(a.out), n_out, dim, pixels, codes);
+  const int64_t pixels = a.out.shape[2] * a.out.shape[3], positions = a.indices.n_elements();
+  RW_CHECK(positions < (int64_t{1} << 32), "vq_lookup (GPU): more than 2^32 codes in one call");
+  if (positions == 0) return;
+  auto* first_bad = static_cast<unsigned long long*>(ctx.workspace->get(sizeof(unsigned long long)));
+  launch_kernel(&vq_flag_reset_kernel, dim3(1), dim3(1), 0, ctx, first_bad);
+  launch_kernel(&vq_lookup_kernel, elementwise_grid(n_out > positions ? n_out : positions), dim3(kThreads), 0, ctx,
+                a.indices.as<int32_t>(), fp_in(a.codebook), fp_out(a.out), n_out, dim, pixels, codes, positions,
+                first_bad);
+  unsigned long long flag = kNoBadCode;
+  copy_to_host_after_stream(&flag, first_bad, sizeof flag, ctx);
+  if (flag != kNoBadCode)
+    RW_FAIL(vq_lookup_bad_code_message(static_cast<int32_t>(static_cast<uint32_t>(flag & 0xffffffffu)),
+                                       static_cast<int64_t>(flag >> 32), codes));
 }
 
 }  // namespace rw::device::gpu::RW_GPU_NS
