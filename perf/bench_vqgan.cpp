@@ -5,8 +5,10 @@
 //   conv2d   one conv2d call (batch 1, NCHW) per row: the VQGAN's typical layers; GFLOP/s =
 //            2 * MACs / median time; ratio = GFLOP/s / sgemm GFLOP/s (im2col + one GEMM per
 //            row block: the ratio is what the copy and the GEMM's shape cost against a square GEMM);
-//            gemm_ms = the same sgemm calls alone (the kernel's row blocks, on a ready column
-//            matrix), so time / gemm_ms is the im2col and bias overhead, whatever the load
+//            gemm_ms = the kernel's GEMM work alone as one sgemm per row block on a ready column
+//            matrix (the kernel splits each block into fixed tiles over OpenMP threads with a
+//            single-threaded OpenBLAS, for bits independent of the thread count), so time /
+//            gemm_ms is the im2col, bias and tiling overhead, whatever the load
 //   model    encode (encoder + quant_conv), quantize (8192-code search), decode_codes
 //            (post_quant_conv + decoder) of `--frames` frames on seeded random weights;
 //            GMAC from the convolutions' weights and output sizes (the layout of vqgan_config.h)
@@ -143,7 +145,8 @@ int main(int argc, char** argv) {
       be.synchronize(st);
     });
     const double gflops = 2.0 * c.cout * c.cin * c.k * c.k * hout * hout / t * 1e-9;
-    // The kernel's GEMMs alone: its row blocks (vision_ops.cpp) on a ready column matrix.
+    // The kernel's GEMM work alone: its row blocks (vision_ops.cpp) as whole sgemm calls on a
+    // ready column matrix (the kernel tiles them: see the header).
     const int64_t kk = c.cin * c.k * c.k;
     const int64_t rows = std::clamp<int64_t>(device::cpu::kConvColumnFloats / (kk * hout), 1, hout);
     const int64_t blocks = (hout + rows - 1) / rows, cols = rows * hout;
