@@ -43,6 +43,7 @@
 
 #include "device/attention_builder.h"
 #include "device/backend.h"
+#include "perf/gpu/bench_cli.h"
 #include "src/common/input_error.h"
 
 using namespace rw;
@@ -66,20 +67,6 @@ struct Options {
   bool gemm = true, attention = true;
 };
 
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0)
-      throw InputError("expected a list of positive integers: '" + text + "'");
-    out.push_back(static_cast<int>(v));
-  }
-  return out;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -95,15 +82,15 @@ Options parse(int argc, char** argv) {
     else if (a == "--json")
       o.json = value();
     else if (a == "--gemm-size")
-      o.gemm_n = parse_list(value()).at(0);
+      o.gemm_n = perf::parse_int_list(value()).at(0);
     else if (a == "--tokens")
-      o.tokens = parse_list(value());
+      o.tokens = perf::parse_int_list(value());
     else if (a == "--head-dims")
-      o.head_dims = parse_list(value());
+      o.head_dims = perf::parse_int_list(value());
     else if (a == "--hidden")
-      o.hidden = parse_list(value()).at(0);
+      o.hidden = perf::parse_int_list(value()).at(0);
     else if (a == "--iters")
-      o.gemm_iters = o.attn_iters = parse_list(value()).at(0);
+      o.gemm_iters = o.attn_iters = perf::parse_int_list(value()).at(0);
     else if (a == "--only") {
       const std::string what = value();
       o.gemm = what == "gemm";
@@ -455,17 +442,9 @@ std::vector<Row> bench_attention(Backend& be, const AttnInputs& in, int n, bool 
 
 std::string json_rows(const Options& o, const std::vector<Row>& rows);
 
-// Writes the rows so far to o.json (atomically: a temporary, then a rename), so a run cut short
-// by a time limit still leaves what it measured.
-void write_json(const Options& o, const std::vector<Row>& rows) {
-  if (o.json.empty()) return;
-  {
-    std::ofstream f(o.json + ".tmp");
-    f << json_rows(o, rows);
-    if (!f) throw InputError("cannot write " + o.json + ".tmp");
-  }
-  if (std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0) throw InputError("cannot write " + o.json);
-}
+// Writes the rows so far to o.json (atomically), so a run cut short by a time limit still leaves
+// what it measured.
+void write_json(const Options& o, const std::vector<Row>& rows) { perf::write_text_atomically(o.json, json_rows(o, rows)); }
 
 std::string json_rows(const Options& o, const std::vector<Row>& rows) {
   std::ostringstream js;

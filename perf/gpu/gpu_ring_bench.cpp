@@ -63,6 +63,7 @@
 #include "perf/gpu/in_process_ring.h"
 #include "src/attention/ring_attention.h"
 #include "src/common/fatal.h"
+#include "perf/gpu/bench_cli.h"
 #include "src/common/input_error.h"
 #include "src/common/ring_layout.h"
 
@@ -90,19 +91,6 @@ std::vector<std::string> split(const std::string& text) {
   return out;
 }
 
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> out;
-  for (const std::string& item : split(text)) {
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0 || v > (1L << 30))
-      throw InputError("expected a list of positive integers: '" + text + "'");
-    out.push_back(static_cast<int>(v));
-  }
-  if (out.empty()) throw InputError("expected a list of positive integers: '" + text + "'");
-  return out;
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   for (int i = 1; i < argc; ++i) {
@@ -117,12 +105,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--layout") o.layout = value();
     else if (a == "--json") o.json = value();
     else if (a == "--path") o.paths = split(value());
-    else if (a == "--tokens") o.tokens = parse_list(value());
-    else if (a == "--ranks") o.ranks = parse_list(value()).at(0);
-    else if (a == "--heads") o.heads = parse_list(value()).at(0);
-    else if (a == "--kv-heads") o.kv_heads = parse_list(value()).at(0);
-    else if (a == "--head-dim") o.head_dim = parse_list(value()).at(0);
-    else if (a == "--reps") o.reps = parse_list(value()).at(0);
+    else if (a == "--tokens") o.tokens = perf::parse_int_list(value());
+    else if (a == "--ranks") o.ranks = perf::parse_int_list(value()).at(0);
+    else if (a == "--heads") o.heads = perf::parse_int_list(value()).at(0);
+    else if (a == "--kv-heads") o.kv_heads = perf::parse_int_list(value()).at(0);
+    else if (a == "--head-dim") o.head_dim = perf::parse_int_list(value()).at(0);
+    else if (a == "--reps") o.reps = perf::parse_int_list(value()).at(0);
     else if (a == "--quick") o.quick = true;
     else if (a == "--help") {
       std::printf(
@@ -219,11 +207,6 @@ struct Row {
   double hop_mb = 0;
   bool ok = false;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
 
 template <class T>
 bool same_bytes(device::Backend& be, const T* a, const T* b, std::size_t n) {
@@ -429,16 +412,6 @@ std::string json_text(const Options& o, const std::vector<Row>& rows, const std:
   return js.str();
 }
 
-void write_json(const Options& o, const std::string& text) {
-  if (o.json.empty()) return;
-  {
-    std::ofstream f(o.json + ".tmp");
-    f << text;
-    if (!f) throw InputError("cannot write " + o.json + ".tmp");
-  }
-  if (std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0) throw InputError("cannot write " + o.json);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -522,12 +495,12 @@ int main(int argc, char** argv) {
         r.ranks = o.ranks;
         r.path = configs[ci].path;
         r.pass = pass == 0 ? "fwd" : "fwd+bwd";
-        r.ring_ms = median(pass == 0 ? rf : rfb) * 1e3;
-        r.compute_ms = median(pass == 0 ? cf : cfb) * 1e3;
+        r.ring_ms = perf::median(pass == 0 ? rf : rfb) * 1e3;
+        r.compute_ms = perf::median(pass == 0 ? cf : cfb) * 1e3;
         r.exposed = r.ring_ms > 0 ? (r.ring_ms - r.compute_ms) / r.ring_ms : 0.0;
         // Forward: ranks - 1 K/V hops; backward: as many again, and a dK/dV hop per rank.
         const double hops_kv = (pass == 0 ? 1.0 : 2.0) * (o.ranks - 1), hops_dkv = pass == 0 ? 0.0 : o.ranks;
-        r.comm_ms = (hops_kv * median(kv) + hops_dkv * median(dkv)) * 1e3;
+        r.comm_ms = (hops_kv * perf::median(kv) + hops_dkv * perf::median(dkv)) * 1e3;
         r.hidden = r.comm_ms > 0 ? std::min(1.0, std::max(0.0, 1.0 - (r.ring_ms - r.compute_ms) / r.comm_ms)) : 0.0;
         r.hop_mb = hop_mb;
         r.ok = checks;
@@ -537,9 +510,9 @@ int main(int argc, char** argv) {
                     r.ok ? "yes" : "NO");
       }
       ok = ok && checks;
-      write_json(o, json_text(o, rows, notes));
+      perf::write_text_atomically(o.json, json_text(o, rows, notes));
     }
-    write_json(o, json_text(o, rows, notes));
+    perf::write_text_atomically(o.json, json_text(o, rows, notes));
     std::printf("# %s\n", ok ? "all checks passed" : "A CHECK FAILED: the ring's results differ from compute-only");
     return ok ? 0 : 1;
   } catch (const InputError& e) {

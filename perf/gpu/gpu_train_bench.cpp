@@ -63,6 +63,7 @@
 #include "device/exec_context.h"
 #include "perf/gpu/local_model.h"
 #include "src/attention/attention_ops.h"
+#include "perf/gpu/bench_cli.h"
 #include "src/common/input_error.h"
 #include "src/model/local_params.h"
 #include "src/model/matmul.h"
@@ -90,21 +91,6 @@ struct Options {
   bool check = true;
 };
 
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> out;
-  std::stringstream ss(text);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end != '\0' || v <= 0 || v > (1L << 30))
-      throw InputError("expected a list of positive integers: '" + text + "'");
-    out.push_back(static_cast<int>(v));
-  }
-  if (out.empty()) throw InputError("expected a list of positive integers: '" + text + "'");
-  return out;
-}
-
 double parse_number(const std::string& name, const std::string& text) {
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
@@ -121,13 +107,13 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw InputError("option " + a + " needs a value");
       return argv[++i];
     };
-    auto one = [&]() { return parse_list(value()).at(0); };
+    auto one = [&]() { return perf::parse_int_list(value()).at(0); };
     if (a == "--backend") o.backend = value();
     else if (a == "--precision") o.precision = value();
     else if (a == "--attn") o.attn = value();
     else if (a == "--json") o.json = value();
     else if (a == "--quick") o.quick = true;
-    else if (a == "--tokens") o.tokens = parse_list(value());
+    else if (a == "--tokens") o.tokens = perf::parse_int_list(value());
     else if (a == "--layers") o.layers = one();
     else if (a == "--hidden") o.hidden = one();
     else if (a == "--intermediate") o.intermediate = one();
@@ -375,21 +361,6 @@ std::string json_text(const Options& o, const model::LlamaConfig& c, double para
   return js.str();
 }
 
-void write_json(const Options& o, const std::string& text) {
-  if (o.json.empty()) return;
-  {
-    std::ofstream f(o.json + ".tmp");
-    f << text;
-    if (!f) throw InputError("cannot write " + o.json + ".tmp");
-  }
-  if (std::rename((o.json + ".tmp").c_str(), o.json.c_str()) != 0) throw InputError("cannot write " + o.json);
-}
-
-double median_of(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : 0.5 * (v[v.size() / 2 - 1] + v[v.size() / 2]);
-}
-
 Row bench_tokens(const Options& o, const model::LlamaConfig& c, perf::LocalDeviceParams& params,
                  perf::LocalAttention& attention, const device::ExecContext& exec, model::Precision precision,
                  int tokens, bool at_init) {
@@ -427,9 +398,9 @@ Row bench_tokens(const Options& o, const model::LlamaConfig& c, perf::LocalDevic
     if (o.budget_s > 0 && !times.empty() && elapsed + per_step > o.budget_s) break;
   }
   r.steps = static_cast<int>(times.size());
-  const double median = median_of(times);
-  r.model_ms = median_of(model_times) * 1e3;
-  r.optimizer_ms = median_of(optimizer_times) * 1e3;
+  const double median = perf::median(times);
+  r.model_ms = perf::median(model_times) * 1e3;
+  r.optimizer_ms = perf::median(optimizer_times) * 1e3;
   r.median_ms = median * 1e3;
   r.min_ms = *std::min_element(times.begin(), times.end()) * 1e3;
   r.tokens_per_s = tokens / median;
@@ -497,7 +468,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
     std::vector<Row> rows;
     bool ok = check.ok || !o.check;
-    write_json(o, json_text(o, c, double(params.parameter_count()), check, rows));
+    perf::write_text_atomically(o.json, json_text(o, c, double(params.parameter_count()), check, rows));
     for (int tokens : o.tokens) {
       const Row r = bench_tokens(o, c, params, attention, exec, precision, tokens, rows.empty());
       rows.push_back(r);
@@ -506,7 +477,7 @@ int main(int argc, char** argv) {
                   r.steps, r.median_ms, r.min_ms, r.model_ms, r.optimizer_ms, r.tokens_per_s, r.tflops, r.mfu, r.first_loss, r.expected_loss, r.last_loss,
                   r.loss_ok ? "yes" : "NO");
       std::fflush(stdout);
-      write_json(o, json_text(o, c, double(params.parameter_count()), check, rows));
+      perf::write_text_atomically(o.json, json_text(o, c, double(params.parameter_count()), check, rows));
     }
     std::printf("# %s\n", ok ? "all checks passed" : "A CHECK FAILED (see above)");
     return ok ? 0 : 1;
