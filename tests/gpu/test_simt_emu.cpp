@@ -23,6 +23,7 @@
 #include "device/cuda/barrier_tags.h"
 #include "device/cuda/emu/simt_emu.h"
 #include "src/common/fatal.h"
+#include "tests/fatal_in_child.h"
 #include "tests/gpu/emu_test_kernels.h"
 #include "tests/gpu/mma_check.h"
 #include "tests/gpu/mma_test.h"
@@ -54,35 +55,10 @@ const EmuKernels kEmulations[] = {
 };
 
 // Runs fn in a forked child whose fatal handler sends the message back; returns it ("" if none).
-int g_fatal_pipe = -1;
-void child_fatal_handler(const std::string& message) {
-  if (write(g_fatal_pipe, message.data(), message.size()) < 0) {
-  }
-  _exit(97);
-}
 std::string fatal_message_of(const std::function<void()>& fn) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    std::signal(SIGABRT, SIG_DFL);
-    g_fatal_pipe = fds[1];
-    set_fatal_handler(&child_fatal_handler);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string message;
-  char buffer[512];
-  ssize_t n;
-  while ((n = read(fds[0], buffer, sizeof buffer)) > 0) message.append(buffer, static_cast<std::size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  CHECK(WIFEXITED(status));
-  return message;
+  const test::ChildResult r = test::fork_and_run(fn);
+  CHECK((!r.signaled && r.exit_code >= 0));
+  return r.fatal_message;
 }
 
 }  // namespace

@@ -24,62 +24,16 @@
 #include "device/backend.h"
 #include "device/sim/sim_gpu_backend.h"
 #include "src/common/fatal.h"
+#include "tests/fatal_in_child.h"
 #include "tests/test_support.h"
 #include "tests/unit/backends_under_test.h"
 
 using namespace rw;
 using namespace rw::device;
+using rw::test::ChildResult;
+using rw::test::fork_and_run;
 
 namespace {
-
-// ---- running a piece of code in a child process ----
-
-int g_fatal_pipe = -1;
-void child_fatal_handler(const std::string& message) {
-  if (write(g_fatal_pipe, message.data(), message.size()) < 0) {
-  }
-  _exit(97);
-}
-
-struct ChildResult {
-  bool signaled = false;
-  int signal = 0;
-  int exit_code = -1;
-  std::string fatal_message;  // what fatal() reported (exit code 97)
-};
-
-// Runs fn in a forked child with default SIGSEGV/SIGABRT handling (Catch2's handlers removed)
-// and a fatal handler that reports the message through a pipe.
-ChildResult fork_and_run(const std::function<void()>& fn) {
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    signal(SIGSEGV, SIG_DFL);
-    signal(SIGBUS, SIG_DFL);
-    signal(SIGABRT, SIG_DFL);
-    g_fatal_pipe = fds[1];
-    set_fatal_handler(&child_fatal_handler);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string message;
-  char buffer[512];
-  ssize_t n;
-  while ((n = read(fds[0], buffer, sizeof buffer)) > 0) message.append(buffer, static_cast<std::size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  ChildResult r;
-  r.signaled = WIFSIGNALED(status);
-  if (r.signaled) r.signal = WTERMSIG(status);
-  if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
-  r.fatal_message = message;
-  return r;
-}
 
 std::vector<float> download(Backend& be, const DeviceArray<float>& a) {
   std::vector<float> host(a.size());

@@ -34,6 +34,7 @@
 #include "device/backend.h"
 #include "device/cpu/vision_ops.h"
 #include "src/common/fatal.h"
+#include "tests/fatal_in_child.h"
 #include "tests/test_support.h"
 #include "tests/unit/backends_under_test.h"
 
@@ -486,12 +487,6 @@ struct ThrowingFatal {
 // sends it back through a pipe (sim-gpu and the emulations run kernels on stream workers, where
 // a throwing handler could not be caught), or, for the real GPU backends (CUDA cannot be used
 // in a child forked after it started), here with ThrowingFatal (their launchers run on this thread).
-int g_fatal_pipe = -1;
-void child_fatal_handler(const std::string& message) {
-  if (write(g_fatal_pipe, message.data(), message.size()) < 0) {
-  }
-  _exit(97);
-}
 std::string fatal_message_of(const std::string& backend, const std::function<void()>& fn) {
   if (backend == "cuda" || backend == "hip") {
     ThrowingFatal throwing;
@@ -502,29 +497,10 @@ std::string fatal_message_of(const std::string& backend, const std::function<voi
     }
     return "";
   }
-  int fds[2];
-  REQUIRE(pipe(fds) == 0);
-  const pid_t pid = fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    close(fds[0]);
-    signal(SIGABRT, SIG_DFL);
-    g_fatal_pipe = fds[1];
-    set_fatal_handler(&child_fatal_handler);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string message;
-  char buffer[512];
-  ssize_t n;
-  while ((n = read(fds[0], buffer, sizeof buffer)) > 0) message.append(buffer, static_cast<std::size_t>(n));
-  close(fds[0]);
-  int status = 0;
-  REQUIRE(waitpid(pid, &status, 0) == pid);
-  CHECK(WIFEXITED(status));
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0) CHECK(WEXITSTATUS(status) == 97);
-  return message;
+  const test::ChildResult r = test::fork_and_run(fn);
+  CHECK(!r.signaled);
+  if (r.exit_code != 0) CHECK(r.exit_code == 97);
+  return r.fatal_message;
 }
 
 }  // namespace
